@@ -1,0 +1,102 @@
+"""CLI: `python -m collector ingest|watch`; every flag sets one CollectorConfig field."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import threading
+
+from generator.config_docs import field_docs, flag
+
+from .ingest import CollectorConfig, ingest_pending
+
+log = logging.getLogger("collector")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m collector",
+                                     description="Ingest spool files into the DuckDB warehouse, exactly once.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    docs = field_docs(CollectorConfig)
+    defaults = CollectorConfig()
+    for name, help_text in [("ingest", "ingest every complete spool file once, then exit (for cron)"),
+                            ("watch", "ingest continuously: file events plus a periodic rescan")]:
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        for f in dataclasses.fields(CollectorConfig):
+            cmd.add_argument(flag(f.name), dest=f.name, default=None,
+                             type=float if f.type in ("float", float) else str,
+                             help=f"{docs[f.name]} (default: {getattr(defaults, f.name)})")
+        if name == "ingest":
+            cmd.add_argument("--once", action="store_true", help="accepted for cron lines; ingest always runs once")
+    return parser
+
+
+def watch(cfg: CollectorConfig, stop: threading.Event | None = None) -> None:
+    """Ingest on every new spool file (watchdog) and at least every `interval` seconds."""
+    from pathlib import Path
+
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    stop = stop or threading.Event()
+    wake = threading.Event()
+
+    class OnSpoolFile(FileSystemEventHandler):
+        # Spool files appear by an atomic rename (on_moved); a plain copy shows as on_created.
+        def on_created(self, event):
+            if not event.is_directory and event.src_path.endswith(".jsonl"):
+                wake.set()
+
+        def on_moved(self, event):
+            if not event.is_directory and str(event.dest_path).endswith(".jsonl"):
+                wake.set()
+
+    spool = Path(cfg.spool)
+    spool.mkdir(parents=True, exist_ok=True)
+    observer = Observer()
+    observer.schedule(OnSpoolFile(), str(spool), recursive=True)
+    observer.start()
+    log.info("watching %s -> %s (rescan every %.1f s)", spool, cfg.db, cfg.interval)
+    try:
+        while not stop.is_set():
+            wake.clear()
+            try:
+                report = ingest_pending(cfg)
+                if report.files or report.quarantined:
+                    log.info("%s", report)
+            except Exception as exc:  # the spool keeps everything: log, wait, try again
+                log.error("ingest failed, will retry: %s", exc)
+            wake.wait(cfg.interval)
+            stop.wait(0.2)  # let a burst of files land before the next pass
+    finally:
+        observer.stop()
+        observer.join()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s collector %(levelname)s %(message)s")
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(CollectorConfig)
+              if getattr(args, f.name) is not None}
+    try:
+        cfg = CollectorConfig(**values)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.command == "ingest":
+        report = ingest_pending(cfg)
+        print(f"{report} into {cfg.db}")
+        for file_id, reason in report.quarantined:
+            print(f"  quarantined {file_id}: {reason}")
+        return 0
+    try:
+        watch(cfg)
+    except KeyboardInterrupt:
+        log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

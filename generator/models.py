@@ -1,0 +1,168 @@
+"""Pipelines: the embedded default model (offline, built from config) or real weights.
+
+The embedded model is a tiny latent-diffusion pipeline with the shape of Stable
+Diffusion (LDM, arXiv 2112.10752): a CLIP text encoder, a UNet that denoises a
+4-channel latent, and a VAE whose encoder/decoder downsample by 8 per side. Its
+weights are random but seeded, so it draws noise, quickly and reproducibly: the
+point is to measure where the time goes, not to make pictures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import torch
+
+TASKS = ("txt2img", "inpaint")
+EMBEDDED_MODEL_ID = "embedded-tiny-ldm"
+
+
+def _quiet_imports():
+    """Import diffusers/transformers with their import-time chatter silenced."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    with contextlib.redirect_stderr(io.StringIO()):
+        import diffusers  # noqa: F401
+        import transformers  # noqa: F401
+
+
+class ModelLoadError(ValueError):
+    """A model folder that is missing or is not a diffusers pipeline."""
+
+
+# 1. The tokenizer the project ships: a byte-level CLIP vocabulary, no merges.
+def build_tokenizer():
+    from tokenizers import pre_tokenizers
+    from transformers import CLIPTokenizer
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        for token in (ch, ch + "</w>"):
+            vocab.setdefault(token, len(vocab))
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+# 2. The embedded components, each built from a config with seeded weights.
+def build_embedded_components(task: str = "txt2img", seed: int = 0) -> dict:
+    """Tiny SD-shaped components: UNet widths 32/64, VAE widths 8/16/16/16 (factor 8)."""
+    _quiet_imports()
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=77,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        )
+    )
+    torch.manual_seed(seed + 1)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        # txt2img: 4 latent channels; inpaint: 4 latent + 4 masked-image latent + 1 mask.
+        in_channels=4 if task == "txt2img" else 9,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    torch.manual_seed(seed + 2)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        # Four blocks, three of them downsampling: 2**3 = 8 pixels per latent per side.
+        block_out_channels=(8, 16, 16, 16),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        sample_size=64,
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    return dict(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def _pipeline_class(task: str):
+    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+
+    return StableDiffusionPipeline if task == "txt2img" else StableDiffusionInpaintPipeline
+
+
+# 3. Load: the embedded model, or a local diffusers folder (never a hub download).
+def load_pipeline(task: str = "txt2img", model: str | None = None, seed: int = 0,
+                  device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """Return (pipeline, model_id). `model` is None for the embedded model or a local folder."""
+    _quiet_imports()
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    cls = _pipeline_class(task)
+    if model is None:
+        pipe = cls(**build_embedded_components(task, seed))
+        model_id = f"{EMBEDDED_MODEL_ID}-{task}"
+    else:
+        folder = Path(model)
+        if not (folder / "model_index.json").is_file():
+            raise ModelLoadError(
+                f"model folder {str(model)!r} is not a local diffusers pipeline "
+                "(expected a folder holding model_index.json, as written by save_pretrained)"
+            )
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                pipe = cls.from_pretrained(
+                    str(folder), local_files_only=True, safety_checker=None,
+                    requires_safety_checker=False, torch_dtype=dtype,
+                )
+        except Exception as exc:  # any loader failure becomes one clear line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"could not load model folder {str(model)!r} for {task}: {first}") from None
+        expected = 4 if task == "txt2img" else 9
+        if pipe.unet.config.in_channels != expected:
+            raise ModelLoadError(
+                f"model folder {str(model)!r} has a UNet with {pipe.unet.config.in_channels} input "
+                f"channels; task {task!r} needs {expected}"
+            )
+        model_id = str(folder.resolve())
+    pipe = pipe.to(device=device, dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, model_id
+
+
+def count_params(pipe) -> int:
+    """Parameters of the UNet, text encoder and VAE together."""
+    return sum(p.numel() for name in ("unet", "text_encoder", "vae")
+               for p in getattr(pipe, name).parameters())

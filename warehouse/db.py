@@ -1,0 +1,91 @@
+"""Connections to the DuckDB warehouse.
+
+DuckDB allows one read-write process or many read-only ones, never both. So the
+collector opens the file read-write only for an ingest batch, and readers open it
+read-only per query; either side retries a lock conflict with a bounded back-off.
+Nothing here holds a connection open between calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from pathlib import Path
+
+import duckdb
+
+SCHEMA_PATH = Path(__file__).with_name("schema.sql")
+DEFAULT_DB = "data/warehouse.duckdb"
+log = logging.getLogger("warehouse")
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process holds the warehouse file in a conflicting mode."""
+
+
+class NoWarehouse(FileNotFoundError):
+    """The warehouse file does not exist yet (nothing was ingested)."""
+
+
+def default_db_path() -> str:
+    """The warehouse file: env WAREHOUSE_DB, else data/warehouse.duckdb."""
+    return os.environ.get("WAREHOUSE_DB") or DEFAULT_DB
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "different configuration" in text
+
+
+def _connect_retrying(path: str, read_only: bool, wait_s: float, first_backoff_s: float = 0.05):
+    deadline = time.monotonic() + wait_s
+    backoff = first_backoff_s
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            if not _is_lock_error(exc):
+                raise
+            if time.monotonic() + backoff > deadline:
+                raise WarehouseBusy(f"warehouse {path!r} is busy (held by another process): {exc}") from None
+            log.warning("warehouse busy, retrying in %.2f s", backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+
+def apply_schema(con) -> None:
+    con.execute(SCHEMA_PATH.read_text())
+
+
+@contextlib.contextmanager
+def writer(path: str | os.PathLike, wait_s: float = 30.0):
+    """A read-write connection with the schema applied; closed on exit."""
+    path = str(path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = _connect_retrying(path, read_only=False, wait_s=wait_s)
+    try:
+        apply_schema(con)
+        yield con
+    finally:
+        con.close()
+
+
+@contextlib.contextmanager
+def reader(path: str | os.PathLike, wait_s: float = 2.0):
+    """A short-lived read-only connection; WarehouseBusy after `wait_s` of lock conflicts."""
+    path = str(path)
+    if not Path(path).is_file():
+        raise NoWarehouse(f"no warehouse at {path!r} yet: run `python -m collector ingest` after a sweep")
+    con = _connect_retrying(path, read_only=True, wait_s=wait_s)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def query_df(path: str | os.PathLike, sql: str, params: list | dict | None = None):
+    """Run one read-only query and return a pandas DataFrame."""
+    with reader(path) as con:
+        return con.execute(sql, params or []).df()
