@@ -1,0 +1,37 @@
+# make demo: venv, default sweep, ingest, dashboard + collector watching. Ctrl-C stops both.
+# make test: venv (if missing) and the test suite.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+export WAREHOUSE_DB ?= data/warehouse.duckdb
+export SPOOL_DIR    ?= data/spool
+export OUTPUT_DIR   ?= data/images
+
+.PHONY: demo test venv dashboard clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip
+	$(PY) -m pip install --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)
+	$(PY) -m generator sweep
+	$(PY) -m collector ingest
+	@$(MAKE) --no-print-directory dashboard
+
+# The dashboard on http://localhost:8501 with the collector watching the spool beside it.
+dashboard: $(STAMP)
+	@echo "Dashboard: http://localhost:8501   (Ctrl-C stops the dashboard and the collector)"
+	@$(PY) -m collector watch & watcher=$$!; \
+	trap 'kill $$watcher 2>/dev/null; wait $$watcher 2>/dev/null' EXIT INT TERM; \
+	$(PY) -m streamlit run dashboard.py --server.address 127.0.0.1 --server.port 8501
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf data test-output

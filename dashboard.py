@@ -1,0 +1,34 @@
+"""Router: the shared sidebar (warehouse path, sweep) and st.navigation over pages/."""
+
+import streamlit as st
+
+from pages._shared import EMPTY_STATE, query
+from warehouse.db import NoWarehouse, WarehouseBusy, default_db_path
+
+st.set_page_config(page_title="Why a batch barely slows down", layout="wide")
+
+# 1. Warehouse path: env WAREHOUSE_DB, changeable here.
+# Widget keys are dropped on some reruns, so pages read plain copies ("db_path", "sweep_id").
+st.session_state["db_path"] = st.sidebar.text_input("Warehouse (DuckDB file)", value=default_db_path(),
+                                                    key="db_path_input")
+
+# 2. Sweep picker: the latest sweep unless another is chosen.
+try:
+    sweeps = query("sweeps", st.session_state["db_path"])
+except (NoWarehouse, WarehouseBusy):
+    sweeps = None
+if sweeps is not None and not sweeps.empty:
+    labels = {row.sweep_id: f"{row.started_at:%Y-%m-%d %H:%M} · {row.tasks} · {row.sizes}"
+              for row in sweeps.itertuples()}
+    st.session_state["sweep_id"] = st.sidebar.selectbox("Sweep", list(labels), format_func=labels.get,
+                                                        key="sweep_input")
+else:
+    st.session_state["sweep_id"] = None
+    st.sidebar.caption(EMPTY_STATE)
+
+# 3. Pages.
+page = st.navigation([
+    st.Page("pages/overview.py", title="Overview", icon=":material/insights:", default=True),
+    st.Page("pages/sql.py", title="SQL", icon=":material/terminal:"),
+])
+page.run()

@@ -1,0 +1,49 @@
+"""Fixtures build real artifacts: a real sweep on the embedded model, real spool files,
+real DuckDB warehouses in tmp_path."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from collector.ingest import CollectorConfig, ingest_pending  # noqa: E402
+from generator.sweep import SweepConfig, run_sweep  # noqa: E402
+
+# The small sweep every end-to-end test shares: 2 batch sizes, 2 steps, one size.
+SMALL = dict(batch_sizes=(1, 2), resolutions=(64,), steps=2, repeats=2, warmup=1)
+
+
+@pytest.fixture(scope="session")
+def small_sweep(tmp_path_factory):
+    """A finished sweep: (config, spool files written)."""
+    base = tmp_path_factory.mktemp("sweep")
+    cfg = SweepConfig(**SMALL, spool=str(base / "spool"), out=str(base / "images"))
+    return cfg, run_sweep(cfg, progress=False)
+
+
+@pytest.fixture
+def spool(tmp_path, small_sweep) -> Path:
+    """A private copy of the small sweep's spool folder."""
+    cfg, _ = small_sweep
+    target = tmp_path / "spool"
+    shutil.copytree(cfg.spool, target)
+    return target
+
+
+@pytest.fixture
+def collector_cfg(tmp_path, spool) -> CollectorConfig:
+    return CollectorConfig(spool=str(spool), db=str(tmp_path / "warehouse.duckdb"), busy_wait=5.0)
+
+
+@pytest.fixture
+def warehouse(collector_cfg) -> str:
+    """A warehouse holding the small sweep."""
+    ingest_pending(collector_cfg)
+    return collector_cfg.db
