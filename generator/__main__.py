@@ -17,8 +17,13 @@ def _int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
+def _str_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 _TYPES = {"batch_sizes": _int_list, "resolutions": _int_list, "height": int, "width": int,
-          "steps": int, "repeats": int, "warmup": int, "guidance": float, "seed": int}
+          "steps": int, "repeats": int, "warmup": int, "guidance": float, "seed": int,
+          "mode": _str_list, "cfg": _str_list, "sample_hz": float, "max_batch": int}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
         if isinstance(default, tuple):
             default = ",".join(map(str, default))
         # argparse formats help with %, so a literal percent sign must be doubled.
-        sweep.add_argument(flag(f.name), dest=f.name, type=_TYPES.get(f.name, str), default=None,
-                           help=docs[f.name].replace("%", "%%") + f" (default: {default})")
+        help_text = docs[f.name].replace("%", "%%") + f" (default: {default})"
+        if f.type in ("bool", bool):
+            sweep.add_argument(flag(f.name), dest=f.name, action="store_const", const=True, default=None,
+                               help=help_text)
+        else:
+            sweep.add_argument(flag(f.name), dest=f.name, type=_TYPES.get(f.name, str), default=None,
+                               help=help_text)
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 

@@ -41,19 +41,19 @@ def hostname() -> str:
 
 
 class SpoolWriter:
-    """The one writer of spool files. Each `write_job` call is one atomic file."""
+    """The one writer of spool files. Each `write` call is one atomic file."""
 
     def __init__(self, spool_dir: str | os.PathLike):
         self.spool_dir = Path(spool_dir)
 
-    def write_job(self, run_id: str, job_id: str, records: list[dict]) -> Path:
-        """Write `records` as spool/<run_id>/<job_id>.jsonl atomically; return the path."""
+    def write(self, run_id: str, name: str, records: list[dict]) -> Path:
+        """Write `records` as spool/<run_id>/<name>.jsonl atomically; return the path."""
         # 1. Serialise everything first: a record that cannot be encoded fails before any I/O.
         payload = "".join(json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n" for r in records)
         folder = self.spool_dir / run_id
         folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"{job_id}.jsonl"
-        tmp = folder / f".{job_id}.jsonl.tmp"
+        final = folder / f"{name}.jsonl"
+        tmp = folder / f".{name}.jsonl.tmp"
         # 2. Write and fsync the temporary file.
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(payload)

@@ -38,3 +38,35 @@ def test_mask(height: int, width: int) -> Image.Image:
     mask = Image.new("L", (width, height), 0)
     ImageDraw.Draw(mask).rectangle((width // 4, height // 4, 3 * width // 4 - 1, 3 * height // 4 - 1), fill=255)
     return mask
+
+
+def load_masks(source: str, sizes: list[tuple[int, int]]) -> dict[tuple[int, int], list[Image.Image]]:
+    """Masks from a file or a folder, checked against every run size before any work.
+
+    Returns {(height, width): [masks]}; a folder's files are used in name order,
+    one per image, cycling when a batch has more images than the folder has masks.
+    """
+    from pathlib import Path
+
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise ValueError(f"mask folder {source!r} holds no files; expected one image per mask")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise ValueError(f"mask {source!r} does not exist; expected an image file or a folder of them")
+    masks = []
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                masks.append(img.convert("L"))
+        except Exception as exc:  # PIL raises several kinds for unreadable files
+            raise ValueError(f"mask {str(f)!r} cannot be read as an image: {exc}") from None
+    for f, mask in zip(files, masks):
+        for height, width in sizes:
+            if mask.size != (width, height):
+                raise ValueError(f"mask {str(f)!r} is {mask.size[0]}x{mask.size[1]} (width x height), "
+                                 f"the images are {width}x{height}; a mask must match the image size")
+    return {size: masks for size in sizes}

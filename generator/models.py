@@ -157,6 +157,10 @@ def load_pipeline(task: str = "txt2img", model: str | None = None, seed: int = 0
                 f"channels; task {task!r} needs {expected}"
             )
         model_id = str(folder.resolve())
+        # Every mode denoises with the same DDIM schedule (stream mode's update is DDIM's).
+        from diffusers import DDIMScheduler
+
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe = pipe.to(device=device, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe, model_id

@@ -1,21 +1,25 @@
-"""A sweep: for each resolution a run, for each batch size warm-up and measured jobs.
+"""A sweep: for each size, mode and CFG setting a run; for each batch size its jobs.
 
 Every job ends as one spool file (see events.py), whether it succeeded or failed,
 so a crash loses at most the job in flight and a failed job is on record.
+Telemetry samples of a run go to their own spool files, flushed after each job.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .batching import MODES, JobInputs
 from .events import SpoolWriter, hostname, new_id, record, utc_now_iso
 
 SAVE_IMAGES = ("first", "all", "none")
 DEVICES = ("cpu", "cuda", "mps")
+DTYPES = ("float32", "float16", "bfloat16")
+CFG_SETTINGS = ("off", "full")
 
 
 def _env(name: str, default: str) -> str:
@@ -26,7 +30,7 @@ def _env(name: str, default: str) -> str:
 class SweepConfig:
     """Settings of one sweep; each CLI flag of `python -m generator sweep` sets one field."""
 
-    # Images per pipeline call; one job (one spool file) per batch execution.
+    # Images per job; one job (one spool file) per batch execution.
     batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16)
     # Square image sizes in pixels, one run each; the latent is 8x smaller per side.
     resolutions: tuple[int, ...] = (64, 256)
@@ -34,22 +38,28 @@ class SweepConfig:
     height: int | None = None
     # Image width in pixels; defaults to height when only height is given.
     width: int | None = None
-    # Denoising steps per image.
+    # Execution modes, one run each: sequential (batch-1 calls), static (one call), stream (Stream Batch).
+    mode: tuple[str, ...] = ("static",)
+    # Denoising steps per image (the same in every mode).
     steps: int = 10
     # Measured jobs per batch size; the dashboard quotes their median.
     repeats: int = 3
     # Warm-up jobs per batch size before the measured ones: recorded, flagged, excluded.
     warmup: int = 1
-    # txt2img or inpaint (inpaint uses a generated picture and a centre mask).
+    # txt2img or inpaint (inpaint uses a generated picture and a centre mask unless --mask is given).
     task: str = "txt2img"
-    # Classifier-free guidance scale; above 1 the UNet runs on twice the batch.
+    # Classifier-free guidance scale for runs with CFG on; above 1 the UNet runs on twice the batch.
     guidance: float = 1.0
+    # CFG settings, one run each: off (guidance 1) or full (--guidance); default: full if guidance > 1.
+    cfg: tuple[str, ...] | None = None
     # Image i of every job is drawn with seed + i.
     seed: int = 0
     # A local diffusers pipeline folder; None runs the embedded tiny model (offline).
     model: str | None = None
     # Where PyTorch runs: cpu, cuda or mps.
     device: str = "cpu"
+    # Weights and activations: float32, float16 or bfloat16.
+    dtype: str = "float32"
     # Spool folder the collector ingests from (env SPOOL_DIR).
     spool: str = field(default_factory=lambda: _env("SPOOL_DIR", "data/spool"))
     # Folder for generated PNG files (env OUTPUT_DIR).
@@ -58,6 +68,16 @@ class SweepConfig:
     save_images: str = "first"
     # One prompt for every image; None cycles through a few built-in prompts.
     prompt: str | None = None
+    # Inpainting masks: one image file, or a folder of them used one per image in turn.
+    mask: str | None = None
+    # One extra profiled job per batch size (torch.profiler): UNet time by operator category.
+    profile_ops: bool = False
+    # Telemetry samples per second during each run (0 turns the sampler off).
+    sample_hz: float = 10.0
+    # After the listed batch sizes, keep doubling until a job runs out of memory.
+    until_oom: bool = False
+    # The largest batch size --until-oom tries.
+    max_batch: int = 4096
 
     def __post_init__(self):
         # 1. Batch sizes and counts.
@@ -66,10 +86,9 @@ class SweepConfig:
         for b in self.batch_sizes:
             if b < 1:
                 raise ValueError(f"batch size must be >= 1, got {b}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.repeats < 1:
-            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        for name in ("steps", "repeats", "max_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
         if self.warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {self.warmup}")
         # 2. Sizes: multiples of 8, the VAE's downsampling factor.
@@ -81,18 +100,33 @@ class SweepConfig:
         if not self.resolutions and self.height is None and self.width is None:
             raise ValueError("resolutions must list at least one size, got none")
         # 3. Choices and ranges.
-        if self.guidance < 0:
-            raise ValueError(f"guidance must be >= 0, got {self.guidance}")
         from .models import TASKS
 
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if self.save_images not in SAVE_IMAGES:
-            raise ValueError(f"save images must be one of {', '.join(SAVE_IMAGES)}, got {self.save_images!r}")
+        for name, value, allowed in [("task", self.task, TASKS), ("device", self.device, DEVICES),
+                                     ("dtype", self.dtype, DTYPES),
+                                     ("save images", self.save_images, SAVE_IMAGES)]:
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if not self.mode:
+            raise ValueError(f"mode must list at least one of {', '.join(MODES)}, got none")
+        for m in self.mode:
+            if m not in MODES:
+                raise ValueError(f"mode must be one of {', '.join(MODES)}, got {m!r}")
+        if "stream" in self.mode and self.task != "txt2img":
+            raise ValueError(f"stream mode runs txt2img only, got task {self.task!r}")
+        if self.guidance < 0:
+            raise ValueError(f"guidance must be >= 0, got {self.guidance}")
+        for c in self.cfg or ():
+            if c not in CFG_SETTINGS:
+                raise ValueError(f"cfg must be one of {', '.join(CFG_SETTINGS)}, got {c!r}")
+        if "full" in (self.cfg or ()) and self.guidance <= 1.0:
+            raise ValueError(f"cfg full needs guidance > 1, got {self.guidance}")
+        if self.sample_hz < 0:
+            raise ValueError(f"sample hz must be >= 0, got {self.sample_hz}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.mask is not None and self.task != "inpaint":
+            raise ValueError(f"mask is for task inpaint, got task {self.task!r}")
 
     def sizes(self) -> list[tuple[int, int]]:
         """(height, width) of each run."""
@@ -102,8 +136,15 @@ class SweepConfig:
             return [(h, w)]
         return [(r, r) for r in self.resolutions]
 
+    def guidances(self) -> list[float]:
+        """The guidance scale of each CFG setting: off runs at 1 (one UNet pass per row)."""
+        settings = self.cfg or (("full",) if self.guidance > 1.0 else ("off",))
+        return [self.guidance if c == "full" else 1.0 for c in settings]
+
     def jobs_total(self) -> int:
-        return len(self.sizes()) * len(self.batch_sizes) * (self.warmup + self.repeats)
+        per_batch = self.warmup + self.repeats + (1 if self.profile_ops else 0)
+        runs = len(self.sizes()) * len(self.mode) * len(self.guidances())
+        return runs * len(self.batch_sizes) * per_batch
 
 
 def _error_line(exc: BaseException) -> str:
@@ -114,7 +155,21 @@ def _error_line(exc: BaseException) -> str:
 def _is_oom(exc: BaseException) -> bool:
     import torch
 
-    return isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)) or "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return (isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError))
+            or "out of memory" in text or "not enough memory" in text or "can't allocate memory" in text)
+
+
+def _batch_sizes(cfg: SweepConfig, hit_oom):
+    """The listed batch sizes, then (with until_oom) doubling until a job hits memory."""
+    for b in cfg.batch_sizes:
+        if hit_oom():
+            return
+        yield b
+    b = max(cfg.batch_sizes) * 2
+    while cfg.until_oom and not hit_oom() and b <= cfg.max_batch:
+        yield b
+        b *= 2
 
 
 def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[Path]:
@@ -122,88 +177,156 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[Path]:
     import torch
     from tqdm import tqdm
 
-    from . import batching, inputs, models
-    from .timing import Clock, PipelineTimer
+    from . import inputs, models, peaks
+    from .telemetry import PeakRss, Sampler
+    from .timing import PipelineTimer, clock_for
 
-    # 1. Load the pipeline once and hook the timer into it.
+    # 1. Validate what needs the machine or the files, before any work.
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device must be one that this machine has, got 'cuda' (no CUDA device found)")
-    pipe, model_id = models.load_pipeline(cfg.task, cfg.model, seed=cfg.seed, device=cfg.device)
-    timer = PipelineTimer(pipe, Clock(cfg.device))
+    masks = inputs.load_masks(cfg.mask, cfg.sizes()) if cfg.mask else None
+    # 2. Load the pipeline once and hook the timer into it.
+    dtype = getattr(torch, cfg.dtype)
+    pipe, model_id = models.load_pipeline(cfg.task, cfg.model, seed=cfg.seed, device=cfg.device, dtype=dtype)
+    timer = PipelineTimer(pipe, clock_for(cfg.device))
     writer = SpoolWriter(cfg.spool)
+    peak_rss = PeakRss()
     sweep_id = new_id("sweep")
-    unet_factor = 2 if cfg.guidance > 1.0 else 1
+    threads = torch.get_num_threads()
+    device_name = torch.cuda.get_device_name() if cfg.device == "cuda" else "cpu"
+    peak, peak_source = (peaks.gpu_peak(device_name, cfg.dtype) if cfg.device == "cuda"
+                         else peaks.cpu_peak(threads))
     written: list[Path] = []
     bar = tqdm(total=cfg.jobs_total(), unit="job", disable=not progress, file=sys.stderr)
     try:
         for height, width in cfg.sizes():
-            # 2. One run per size: the record every job file of the run carries.
-            run_id = new_id("run")
-            run = record(
-                "run", run_id=run_id, sweep_id=sweep_id, started_at=utc_now_iso(), host=hostname(),
-                device=cfg.device,
-                device_name=torch.cuda.get_device_name() if cfg.device == "cuda" else "cpu",
-                torch_version=torch.__version__, diffusers_version=_version("diffusers"),
-                model_id=model_id, model_params=models.count_params(pipe), task=cfg.task,
-                mode="static", height=height, width=width, steps=cfg.steps,
-                guidance_scale=cfg.guidance, dtype="float32", scheduler=type(pipe.scheduler).__name__,
-                seed=cfg.seed, tags={"threads": torch.get_num_threads()},
-            )
             picture = inputs.test_image(height, width, cfg.seed) if cfg.task == "inpaint" else None
-            mask = inputs.test_mask(height, width) if cfg.task == "inpaint" else None
-            for batch_size in cfg.batch_sizes:
-                prompts = [cfg.prompt] * batch_size if cfg.prompt else inputs.prompts_for(batch_size)
-                seeds = [cfg.seed + i for i in range(batch_size)]
-                for repeat in range(cfg.warmup + cfg.repeats):
-                    warm = repeat < cfg.warmup
-                    bar.set_description(f"{height}x{width} batch {batch_size}" + (" warm-up" if warm else ""))
-                    # 3. One job: a timed pipeline call; a failure is recorded, not raised.
-                    job_id = new_id("job")
-                    started_at = utc_now_iso()
-                    if cfg.device == "cuda":
-                        torch.cuda.reset_peak_memory_stats()
-                    status, error, images, phases, steps = "ok", None, [], [], []
-                    timer.begin()
-                    try:
-                        images = batching.run_static(
-                            pipe, task=cfg.task, prompts=prompts, seeds=seeds, height=height,
-                            width=width, steps=cfg.steps, guidance=cfg.guidance,
-                            callback=timer.on_step_end, image=picture, mask=mask,
-                        )
-                    except Exception as exc:  # recorded with its message; the sweep goes on
-                        status, error = ("oom" if _is_oom(exc) else "error"), _error_line(exc)
-                    wall_s, phases, steps = timer.end()
-                    # 4. Keep the images of the first measured job per batch size (by default).
-                    keep = cfg.save_images == "all" or (cfg.save_images == "first" and repeat == cfg.warmup)
-                    image_rows = _save_images(cfg, run_id, job_id, images, prompts, seeds) if keep else []
-                    job = record(
-                        "job", job_id=job_id, run_id=run_id, batch_size=batch_size,
-                        unet_batch=batch_size * unet_factor, repeat=repeat, warmup=warm,
-                        started_at=started_at, wall_s=wall_s, images=len(images), status=status,
-                        error=error,
-                        peak_mem_bytes=torch.cuda.max_memory_allocated() if cfg.device == "cuda" else None,
-                        unet_flops_per_call=None,
+            run_masks = (masks or {}).get((height, width)) or [inputs.test_mask(height, width)]
+            for guidance in cfg.guidances():
+                cfg_on = guidance > 1.0
+                flops_per_row = _flops(pipe, height, width)
+                for mode in cfg.mode:
+                    # 3. One run per size, CFG setting and mode: the record every file of the run carries.
+                    run_id = new_id("run")
+                    run = record(
+                        "run", run_id=run_id, sweep_id=sweep_id, started_at=utc_now_iso(), host=hostname(),
+                        device=cfg.device, device_name=device_name, torch_version=torch.__version__,
+                        diffusers_version=_version("diffusers"), model_id=model_id,
+                        model_params=models.count_params(pipe), task=cfg.task, mode=mode, height=height,
+                        width=width, steps=cfg.steps, guidance_scale=guidance, cfg=cfg_on, dtype=cfg.dtype,
+                        scheduler=type(pipe.scheduler).__name__, seed=cfg.seed, threads=threads,
+                        peak_flops=peak, peak_flops_source=peak_source, telemetry_gpu=False,
+                        tags={"threads": threads},
                     )
-                    rows = [run, job]
-                    rows += [record("phase", job_id=job_id, **p) for p in phases]
-                    rows += [record("step", job_id=job_id, **s) for s in steps]
-                    rows += [record("image", job_id=job_id, **i) for i in image_rows]
-                    # 5. One atomic spool file per job.
-                    written.append(writer.write_job(run_id, job_id, rows))
-                    bar.update()
+                    sampler = Sampler(run_id, cfg.sample_hz, cfg.device).start()
+                    run["telemetry_gpu"] = sampler.gpu
+                    oom = []
+                    try:
+                        for batch_size in _batch_sizes(cfg, lambda: bool(oom)):
+                            prompts = [cfg.prompt] * batch_size if cfg.prompt else inputs.prompts_for(batch_size)
+                            job_inputs = JobInputs(
+                                task=cfg.task, prompts=prompts, seeds=[cfg.seed + i for i in range(batch_size)],
+                                height=height, width=width, steps=cfg.steps, guidance=guidance, image=picture,
+                                masks=tuple(run_masks[i % len(run_masks)] for i in range(batch_size)),
+                            )
+                            plan = ([("warmup", r) for r in range(cfg.warmup)]
+                                    + [("measured", r) for r in range(cfg.warmup, cfg.warmup + cfg.repeats)]
+                                    + ([("profiled", cfg.warmup + cfg.repeats)] if cfg.profile_ops else []))
+                            for kind, repeat in plan:
+                                bar.set_description(f"{mode} {height}x{width} cfg {'on' if cfg_on else 'off'} "
+                                                    f"batch {batch_size}" + ("" if kind == "measured" else f" {kind}"))
+                                rows, status = _run_job(
+                                    cfg, pipe, timer, peak_rss, run, mode, job_inputs, repeat, kind,
+                                    flops_per_row, cfg_on,
+                                )
+                                # 4. One atomic spool file per job, with the run's samples taken meanwhile.
+                                rows += [record("sample", **s) for s in sampler.drain()]
+                                written.append(writer.write(run_id, rows[1]["job_id"], rows))
+                                bar.update()
+                                if status == "oom":
+                                    oom.append(batch_size)
+                                    break
+                    finally:
+                        sampler.stop()
+                        samples = sampler.drain()
+                        if samples:
+                            written.append(writer.write(run_id, f"samples-{new_id('end')}",
+                                                        [run] + [record("sample", **s) for s in samples]))
     finally:
         bar.close()
     return written
 
 
-def _save_images(cfg: SweepConfig, run_id, job_id, images, prompts, seeds) -> list[dict]:
+def _run_job(cfg, pipe, timer, peak_rss, run, mode, job_inputs, repeat, kind, flops_per_row, cfg_on):
+    """One job: a timed execution; a failure is recorded, not raised. Returns (records, status)."""
+    import torch
+
+    from . import batching
+    from .profiling import profile_unet
+
+    job_id = new_id("job")
+    batch_size = len(job_inputs.prompts)
+    started_at = utc_now_iso()
+    if cfg.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    peak_rss.reset()
+    status, error, images, timing, ops = "ok", None, [], None, None
+    t0 = time.perf_counter()
+    try:
+        if kind == "profiled":
+            with profile_unet(pipe, cfg.device) as profile:
+                images, timing = batching.execute(mode, pipe, timer, job_inputs)
+            ops = profile
+        else:
+            images, timing = batching.execute(mode, pipe, timer, job_inputs)
+    except Exception as exc:  # recorded with its message; the sweep goes on
+        status, error = ("oom" if _is_oom(exc) else "error"), _error_line(exc)
+        timer.abandon()
+    wall_s = time.perf_counter() - t0
+    # Keep the images of the first measured job per batch size (by default).
+    keep = cfg.save_images == "all" or (cfg.save_images == "first" and kind == "measured"
+                                        and repeat == cfg.warmup)
+    image_rows = _save_images(cfg, run["run_id"], job_id, images, job_inputs) if keep else []
+    rows_total = timing.unet_rows if timing else None
+    job = record(
+        "job", job_id=job_id, run_id=run["run_id"], batch_size=batch_size,
+        unet_batch=batching.unet_rows_per_call(mode, batch_size, cfg.steps, cfg_on), repeat=repeat,
+        warmup=kind == "warmup", profiled=kind == "profiled", started_at=started_at, wall_s=wall_s,
+        images=len(images), status=status, error=error,
+        peak_mem_bytes=(torch.cuda.max_memory_allocated() if cfg.device == "cuda" else peak_rss.peak()),
+        unet_calls=timing.unet_calls if timing else None, unet_rows=rows_total,
+        unet_flops_per_call=(flops_per_row * batching.unet_rows_per_call(mode, batch_size, cfg.steps, cfg_on)
+                             if flops_per_row else None),
+        unet_flops_total=flops_per_row * rows_total if flops_per_row and rows_total else None,
+        unet_profiled_s=ops["unet_s"] if ops else None,
+    )
+    rows = [run, job]
+    if timing is not None:
+        rows += [record("phase", job_id=job_id, **p) for p in timing.phases]
+        rows += [record("step", job_id=job_id, **{"call_index": 0, **s}) for s in timing.steps]
+    rows += [record("op", job_id=job_id, **o, flops=None) for o in (ops or {}).get("ops", [])]
+    rows += [record("image", job_id=job_id, **i) for i in image_rows]
+    return rows, status
+
+
+def _flops(pipe, height, width) -> float | None:
+    from .profiling import unet_flops_per_row
+
+    try:
+        return unet_flops_per_row(pipe, height, width, False)
+    except Exception:  # FLOP counting is a nicety: never fail a sweep over it
+        return None
+
+
+def _save_images(cfg: SweepConfig, run_id, job_id, images, job_inputs) -> list[dict]:
     folder = Path(cfg.out) / run_id
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for index, img in enumerate(images):
         path = folder / f"{job_id}_{index:03d}.png"
         img.save(path)
-        rows.append({"index": index, "seed": seeds[index], "prompt": prompts[index], "path": str(path.resolve())})
+        rows.append({"index": index, "seed": job_inputs.seeds[index], "prompt": job_inputs.prompts[index],
+                     "path": str(path.resolve())})
     return rows
 
 
@@ -214,7 +337,3 @@ def _version(package: str) -> str | None:
         return version(package)
     except PackageNotFoundError:
         return None
-
-
-def settings_fields() -> list[dataclasses.Field]:
-    return list(dataclasses.fields(SweepConfig))

@@ -2,9 +2,12 @@
 
 Hooks are plain: the text encoder phase by wrapping `encode_prompt`, the start of
 denoising by a forward pre-hook on the UNet, the end of each step through
-diffusers' `callback_on_step_end`, and decoding by wrapping `vae.decode`. On CUDA
-the clock synchronises the device before reading the time, so a mark means the
-GPU work before it has finished; on CPU it is plain perf_counter.
+diffusers' `callback_on_step_end`, and decoding by wrapping `vae.decode`.
+
+Clocks: on CUDA each mark records a CUDA event on the current stream and the
+times are read after one synchronize at the end of the call, so marks cost no
+synchronisation; on MPS the device is synchronised at each mark; on CPU a mark
+is plain perf_counter.
 """
 
 from __future__ import annotations
@@ -16,24 +19,54 @@ import torch
 PHASES = ("encode_prompt", "prepare", "denoise", "decode", "postprocess")
 
 
-class Clock:
-    """perf_counter, synchronised with the device first when it is a GPU."""
+class CpuClock:
+    """perf_counter marks; `sync` (MPS) is called first when given."""
 
-    def __init__(self, device: str | torch.device = "cpu"):
-        kind = torch.device(device).type
-        self._sync = {"cuda": torch.cuda.synchronize,
-                      "mps": getattr(torch, "mps", None) and torch.mps.synchronize}.get(kind)
+    def __init__(self, sync=None):
+        self._sync = sync
 
-    def now(self) -> float:
+    def now(self):
         if self._sync is not None:
             self._sync()
         return time.perf_counter()
+
+    def finish(self) -> None:
+        pass
+
+    @staticmethod
+    def seconds(start, stop) -> float:
+        return stop - start
+
+
+class CudaClock:
+    """CUDA event marks, read after one synchronize."""
+
+    def now(self):
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def finish(self) -> None:
+        torch.cuda.synchronize()
+
+    @staticmethod
+    def seconds(start, stop) -> float:
+        return start.elapsed_time(stop) / 1000.0  # elapsed_time is in milliseconds
+
+
+def clock_for(device: str | torch.device):
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return CudaClock()
+    if kind == "mps":
+        return CpuClock(sync=torch.mps.synchronize)
+    return CpuClock()
 
 
 class PipelineTimer:
     """Installed once on a pipeline; `begin()` ... `end()` brackets one call."""
 
-    def __init__(self, pipe, clock: Clock):
+    def __init__(self, pipe, clock):
         self.clock = clock
         self._marks: dict | None = None
         # 1. encode_prompt: wrap the bound method on this instance.
@@ -46,8 +79,8 @@ class PipelineTimer:
             return out
 
         pipe.encode_prompt = timed_encode
-        # 2. Denoising starts with the first UNet call of the job.
-        pipe.unet.register_forward_pre_hook(lambda module, args: self._mark_first("denoise_start"))
+        # 2. Denoising starts with the first UNet call; every UNet call is counted.
+        pipe.unet.register_forward_pre_hook(self._on_unet_call)
         # 3. Decoding: wrap the VAE's decode.
         decode = pipe.vae.decode
 
@@ -68,41 +101,80 @@ class PipelineTimer:
         if self._marks is not None:
             self._marks[name] = self.clock.now()
 
+    def _on_unet_call(self, module, args) -> None:
+        if self._marks is not None:
+            self._mark_first("denoise_start")
+            sample = args[0] if args else None
+            self._marks["unet_rows"].append(int(sample.shape[0]) if torch.is_tensor(sample) else 0)
+
     def on_step_end(self, pipe, step_index: int, timestep, callback_kwargs: dict) -> dict:
         """diffusers `callback_on_step_end`: marks the end of a denoising step."""
         if self._marks is not None:
-            t = float(timestep.item()) if torch.is_tensor(timestep) else float(timestep)
-            self._marks["steps"].append((step_index, t, self.clock.now()))
+            if torch.is_tensor(timestep):
+                timestep = float(timestep.item()) if timestep.numel() == 1 else None
+            self._marks["steps"].append((step_index, timestep, self.clock.now()))
         return {}
 
     # -- one call ------------------------------------------------------------
+    def abandon(self) -> None:
+        """Forget a call that failed half-way."""
+        self._marks = None
+
     def begin(self) -> None:
-        self._marks = {"steps": []}
+        self._marks = {"steps": [], "unet_rows": []}
         self._marks["call_start"] = self.clock.now()
 
-    def end(self) -> tuple[float, list[dict], list[dict]]:
-        """Close the call: (wall seconds, phase rows, step rows), times relative to the call start."""
+    def end(self) -> "CallTiming":
+        """Close the call; times are seconds from the call's start."""
         marks = self._marks
         marks["call_end"] = self.clock.now()
         self._marks = None
+        self.clock.finish()
         t0 = marks["call_start"]
+
+        def since(mark):
+            return None if mark is None else self.clock.seconds(t0, mark)
+
         steps = marks["steps"]
-        last_step_end = steps[-1][2] if steps else marks.get("denoise_start")
+        denoise_start = since(marks.get("denoise_start"))
+        step_ends = [since(stop) for _, _, stop in steps]
         spans = {
-            "encode_prompt": (marks.get("encode_start"), marks.get("encode_end")),
-            "prepare": (marks.get("encode_end"), marks.get("denoise_start")),
-            "denoise": (marks.get("denoise_start"), last_step_end),
-            "decode": (marks.get("decode_start"), marks.get("decode_end")),
-            "postprocess": (marks.get("decode_end"), marks["call_end"]),
+            "encode_prompt": (since(marks.get("encode_start")), since(marks.get("encode_end"))),
+            "prepare": (since(marks.get("encode_end")), denoise_start),
+            "denoise": (denoise_start, step_ends[-1] if step_ends else None),
+            "decode": (since(marks.get("decode_start")), since(marks.get("decode_end"))),
+            "postprocess": (since(marks.get("decode_end")), since(marks["call_end"])),
         }
-        phases = [
-            {"phase": name, "start_s": start - t0, "duration_s": stop - start}
-            for name, (start, stop) in spans.items()
-            if start is not None and stop is not None
-        ]
-        step_rows, previous = [], marks.get("denoise_start", t0)
-        for index, timestep, stop in steps:
-            step_rows.append({"step_index": index, "timestep": timestep,
-                              "start_s": previous - t0, "duration_s": stop - previous})
+        phases = [{"phase": name, "start_s": start, "duration_s": stop - start}
+                  for name, (start, stop) in spans.items() if start is not None and stop is not None]
+        step_rows, previous = [], denoise_start if denoise_start is not None else 0.0
+        rows = marks["unet_rows"]
+        for (index, timestep, _), stop in zip(steps, step_ends):
+            step_rows.append({"step_index": index, "timestep": timestep, "start_s": previous,
+                              "duration_s": stop - previous,
+                              "unet_rows": rows[index] if index < len(rows) else None})
             previous = stop
-        return marks["call_end"] - t0, phases, step_rows
+        return CallTiming(since(marks["call_end"]), phases, step_rows, len(rows), sum(rows))
+
+
+class CallTiming:
+    """The timing of one pipeline call (or, merged, of a job made of several calls)."""
+
+    def __init__(self, wall_s: float, phases: list[dict], steps: list[dict], unet_calls: int, unet_rows: int):
+        self.wall_s, self.phases, self.steps = wall_s, phases, steps
+        self.unet_calls, self.unet_rows = unet_calls, unet_rows
+
+    @staticmethod
+    def merge(calls: list["CallTiming"]) -> "CallTiming":
+        """Consecutive calls as one job: phase durations add up, steps keep their call index."""
+        offset, phases, steps = 0.0, {}, []
+        for call_index, call in enumerate(calls):
+            for p in call.phases:
+                if p["phase"] in phases:
+                    phases[p["phase"]]["duration_s"] += p["duration_s"]
+                else:
+                    phases[p["phase"]] = dict(p, start_s=p["start_s"] + offset)
+            steps += [dict(s, call_index=call_index, start_s=s["start_s"] + offset) for s in call.steps]
+            offset += call.wall_s
+        return CallTiming(offset, list(phases.values()), steps,
+                          sum(c.unet_calls for c in calls), sum(c.unet_rows for c in calls))

@@ -23,6 +23,11 @@ CREATE TABLE IF NOT EXISTS runs (
     dtype             VARCHAR,
     scheduler         VARCHAR,
     seed              BIGINT,
+    cfg               BOOLEAN,            -- classifier-free guidance on (UNet rows doubled)
+    threads           INTEGER,            -- torch intra-op threads
+    peak_flops        DOUBLE,             -- the device's peak FLOP/s for dtype (GPU datasheet or CPU estimate)
+    peak_flops_source VARCHAR,            -- where peak_flops comes from
+    telemetry_gpu     BOOLEAN,            -- samples carry GPU fields (NVML present)
     tags              JSON,
     schema_version    INTEGER NOT NULL
 );
@@ -34,13 +39,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     unet_batch          INTEGER,           -- rows per UNet call (2x batch with CFG)
     "repeat"            INTEGER NOT NULL,  -- 0-based, warm-up jobs first
     warmup              BOOLEAN NOT NULL,
+    profiled            BOOLEAN,           -- run under torch.profiler (slower): excluded from throughput
     started_at          TIMESTAMPTZ NOT NULL,
-    wall_s              DOUBLE NOT NULL,   -- the whole pipeline call
+    wall_s              DOUBLE NOT NULL,   -- the whole job (all of its pipeline calls)
     images              INTEGER NOT NULL,  -- images produced
     status              VARCHAR NOT NULL,  -- ok | oom | error
     error               VARCHAR,
-    peak_mem_bytes      BIGINT,
-    unet_flops_per_call DOUBLE,
+    peak_mem_bytes      BIGINT,            -- CUDA max allocated, or peak RSS on CPU
+    unet_calls          INTEGER,           -- UNet forward calls in the job
+    unet_rows           INTEGER,           -- latent rows summed over those calls
+    unet_flops_per_call DOUBLE,            -- FLOPs of the job's fullest UNet call
+    unet_flops_total    DOUBLE,            -- FLOPs of all UNet calls of the job
+    unet_profiled_s     DOUBLE,            -- UNet time seen by the profiler (profiled jobs)
     schema_version      INTEGER NOT NULL
 );
 
@@ -55,17 +65,19 @@ CREATE TABLE IF NOT EXISTS phases (
 
 CREATE TABLE IF NOT EXISTS steps (
     job_id         VARCHAR NOT NULL,
-    step_index     INTEGER NOT NULL,
-    timestep       DOUBLE,
-    start_s        DOUBLE NOT NULL,
+    call_index     INTEGER NOT NULL,  -- pipeline call within the job (sequential: one per image)
+    step_index     INTEGER NOT NULL,  -- denoising step (stream: UNet call) within that call
+    timestep       DOUBLE,            -- NULL in stream mode, where rows sit at different timesteps
+    unet_rows      INTEGER,           -- latents in this step's UNet call
+    start_s        DOUBLE NOT NULL,   -- from the start of the job
     duration_s     DOUBLE NOT NULL,
     schema_version INTEGER NOT NULL,
-    PRIMARY KEY (job_id, step_index)
+    PRIMARY KEY (job_id, call_index, step_index)
 );
 
 CREATE TABLE IF NOT EXISTS ops (
     job_id         VARCHAR NOT NULL,
-    category       VARCHAR NOT NULL,  -- conv | attention | linear | norm | elementwise | other
+    category       VARCHAR NOT NULL,  -- conv | attention | linear | norm | elementwise | other | overhead
     self_time_s    DOUBLE,
     calls          BIGINT,
     flops          DOUBLE,
@@ -112,7 +124,7 @@ CREATE TABLE IF NOT EXISTS quarantined_files (
     quarantined_at TIMESTAMPTZ NOT NULL
 );
 
--- Throughput per run and batch size, over measured (non-warm-up) jobs that succeeded.
+-- Throughput per run and batch size, over measured jobs that succeeded (no warm-up, no profiled job).
 -- images_per_s uses the median job time; speedup is images_per_s over batch 1's;
 -- efficiency = speedup / batch_size (1.0: every image as fast as a lone one).
 CREATE OR REPLACE VIEW throughput_by_batch AS
@@ -124,7 +136,7 @@ WITH per_batch AS (
            min(j.wall_s)             AS min_wall_s,
            max(j.wall_s)             AS max_wall_s
     FROM jobs j
-    WHERE NOT j.warmup AND j.status = 'ok'
+    WHERE NOT j.warmup AND NOT coalesce(j.profiled, false) AND j.status = 'ok'
     GROUP BY j.run_id, j.batch_size
 )
 SELECT p.run_id,
