@@ -8,7 +8,7 @@ export WAREHOUSE_DB ?= data/warehouse.duckdb
 export SPOOL_DIR    ?= data/spool
 export OUTPUT_DIR   ?= data/images
 
-.PHONY: demo test venv dashboard clean
+.PHONY: demo test venv dashboard clean bench
 
 venv: $(STAMP)
 
@@ -35,3 +35,7 @@ test: $(STAMP)
 
 clean:
 	rm -rf data test-output
+
+# Benchmarks: ratios measured side by side in one run (no assertions on time in tests).
+bench: $(STAMP)
+	$(PY) -m benchmarks.bench_generator

@@ -80,7 +80,8 @@ class PipelineTimer:
 
         pipe.encode_prompt = timed_encode
         # 2. Denoising starts with the first UNet call; every UNet call is counted.
-        pipe.unet.register_forward_pre_hook(self._on_unet_call)
+        self._pipe = pipe
+        self._hook = pipe.unet.register_forward_pre_hook(self._on_unet_call)
         # 3. Decoding: wrap the VAE's decode.
         decode = pipe.vae.decode
 
@@ -91,6 +92,12 @@ class PipelineTimer:
             return out
 
         pipe.vae.decode = timed_decode
+
+    def remove(self) -> None:
+        """Take the hooks out again: the pipeline is as it was before."""
+        del self._pipe.encode_prompt  # the instance attribute; the class method shows again
+        del self._pipe.vae.decode
+        self._hook.remove()
 
     # -- marks ---------------------------------------------------------------
     def _mark_first(self, name: str) -> None:
