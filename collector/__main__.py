@@ -10,7 +10,10 @@ import threading
 
 from generator.config_docs import field_docs, flag
 
+from warehouse.db import WarehouseBusy
+
 from .ingest import CollectorConfig, ingest_pending
+from .status import format_status, record_error, status
 
 log = logging.getLogger("collector")
 
@@ -22,11 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     docs = field_docs(CollectorConfig)
     defaults = CollectorConfig()
     for name, help_text in [("ingest", "ingest every complete spool file once, then exit (for cron)"),
-                            ("watch", "ingest continuously: file events plus a periodic rescan")]:
+                            ("watch", "ingest continuously: file events plus a periodic rescan"),
+                            ("status", "pending, ingested and quarantined files, lag, last error")]:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         for f in dataclasses.fields(CollectorConfig):
             cmd.add_argument(flag(f.name), dest=f.name, default=None,
-                             type=float if f.type in ("float", float) else str,
+                             type={"float": float, "int": int}.get(str(f.type), str),
                              help=f"{docs[f.name]} (default: {getattr(defaults, f.name)})")
         if name == "ingest":
             cmd.add_argument("--once", action="store_true", help="accepted for cron lines; ingest always runs once")
@@ -68,6 +72,7 @@ def watch(cfg: CollectorConfig, stop: threading.Event | None = None) -> None:
                     log.info("%s", report)
             except Exception as exc:  # the spool keeps everything: log, wait, try again
                 log.error("ingest failed, will retry: %s", exc)
+                record_error(cfg.spool, str(exc).splitlines()[0])
             wake.wait(cfg.interval)
             stop.wait(0.2)  # let a burst of files land before the next pass
     finally:
@@ -85,8 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         cfg = CollectorConfig(**values)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.command == "status":
+        print(format_status(status(cfg)))
+        return 0
     if args.command == "ingest":
-        report = ingest_pending(cfg)
+        try:
+            report = ingest_pending(cfg)
+        except WarehouseBusy as exc:  # the spool keeps everything; the next run picks it up
+            record_error(cfg.spool, str(exc))
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         print(f"{report} into {cfg.db}")
         for file_id, reason in report.quarantined:
             print(f"  quarantined {file_id}: {reason}")

@@ -1,39 +1,38 @@
-"""Spool file -> warehouse, exactly once; a bad file goes to quarantine with its reason.
+"""Spool files -> warehouse, exactly once; a bad file goes to quarantine with its reason.
 
 A spool file is complete once it has its final name (the generator renames it into
-place). Each file is ingested in one transaction together with its row in
-`ingested_files` (file id + sha256), so a crash either keeps all of a file or none
-of it, and a file already remembered, by id or by content, is never read twice.
+place). Files are ingested in batches: DuckDB reads a batch of files itself
+(read_json), and one transaction inserts all their records together with their rows
+in `ingested_files` (file id + sha256). A crash therefore keeps all of a batch or
+none of it. After the commit the files move to done/; a file found in the spool
+whose id is already recorded (a crash between commit and move) is only moved.
+If DuckDB refuses a batch, its files are read one by one (parse.py), each in its
+own transaction, so only the bad file is quarantined, with the line and reason.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from generator.events import SCHEMA_VERSION
 from warehouse import db
 
+from .parse import TABLES, BadSpoolFile, parse_spool_file, table_schemas
+
 log = logging.getLogger("collector")
 
-# Record kind -> warehouse table.
-TABLES = {"run": "runs", "job": "jobs", "phase": "phases", "step": "steps",
-          "op": "ops", "sample": "samples", "image": "images"}
-# Tables whose rows repeat across files (every job file carries its run): kept once.
+# Tables whose rows repeat across files (every job file carries its run): kept once, by run_id.
 SHARED_TABLES = {"runs"}
-QUARANTINE = "quarantine"
-_ARROW_TYPES = {"VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(),
-                "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
-                "TIMESTAMP WITH TIME ZONE": pa.string()}
+QUARANTINE, DONE = "quarantine", "done"
 
 
 @dataclass(frozen=True)
@@ -48,12 +47,20 @@ class CollectorConfig:
     interval: float = 5.0
     # Seconds to keep retrying while another process holds the warehouse.
     busy_wait: float = 30.0
+    # Spool files per transaction.
+    batch_files: int = 500
+    # Days to keep ingested files under done/ before deleting them; 0 keeps them.
+    retention_days: float = 0.0
 
     def __post_init__(self):
         if self.interval <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {self.interval}")
         if self.busy_wait < 0:
             raise ValueError(f"busy wait must be >= 0 seconds, got {self.busy_wait}")
+        if self.batch_files < 1:
+            raise ValueError(f"batch files must be >= 1, got {self.batch_files}")
+        if self.retention_days < 0:
+            raise ValueError(f"retention days must be >= 0, got {self.retention_days}")
 
 
 @dataclass
@@ -68,122 +75,31 @@ class IngestReport:
     def __str__(self) -> str:
         text = f"ingested {self.files} files ({self.records} records)"
         if self.skipped:
-            text += f", skipped {self.skipped} already ingested"
+            text += f", moved {self.skipped} already ingested to {DONE}/"
         if self.quarantined:
             text += f", quarantined {len(self.quarantined)}"
         return text
 
 
-class BadSpoolFile(ValueError):
-    """A spool file that cannot be ingested; the message is the quarantine reason."""
+@dataclass
+class _Entry:
+    path: Path
+    file_id: str
+    digest: str
+    data: bytes
 
 
 def pending_files(spool: Path) -> list[Path]:
-    """Complete spool files (final names only), oldest name first; quarantine excluded."""
+    """Complete spool files (final names only), by name; quarantine/ and done/ excluded."""
     if not spool.is_dir():
         return []
     files = []
     for path in spool.rglob("*.jsonl"):
         rel = path.relative_to(spool)
-        if rel.parts[0] == QUARANTINE or path.name.startswith("."):
+        if rel.parts[0] in (QUARANTINE, DONE) or path.name.startswith("."):
             continue
         files.append(path)
     return sorted(files)
-
-
-def table_schemas(con) -> dict[str, dict]:
-    """For each record table: its Arrow schema and required (NOT NULL) columns."""
-    rows = con.execute(
-        "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns "
-        "WHERE table_name IN ({}) ORDER BY table_name, ordinal_position".format(
-            ", ".join("?" for _ in TABLES)),
-        list(TABLES.values()),
-    ).fetchall()
-    schemas: dict[str, dict] = {}
-    for table, column, dtype, nullable in rows:
-        entry = schemas.setdefault(table, {"fields": [], "required": [], "json": []})
-        entry["fields"].append(pa.field(column, _ARROW_TYPES.get(dtype, pa.string())))
-        if nullable == "NO":
-            entry["required"].append(column)
-        if dtype == "JSON":
-            entry["json"].append(column)
-    for entry in schemas.values():
-        entry["schema"] = pa.schema(entry["fields"])
-    return schemas
-
-
-def parse_spool_file(data: bytes, schemas: dict[str, dict]) -> dict[str, pa.Table]:
-    """Records of one file grouped into Arrow tables; BadSpoolFile names the first problem."""
-    # 1. Whole lines of UTF-8 text: the writer ends every record with a newline.
-    if not data:
-        raise BadSpoolFile("empty file: no records")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadSpoolFile(f"not UTF-8 text (byte {exc.start})") from None
-    if not text.endswith("\n"):
-        raise BadSpoolFile(f"truncated: line {text.count(chr(10)) + 1} has no end (the file was cut short)")
-    # 2. Each line a JSON object of a known kind and schema version, with its required fields.
-    rows: dict[str, list[dict]] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadSpoolFile(f"line {lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(obj, dict):
-            raise BadSpoolFile(f"line {lineno}: expected a JSON object, got {type(obj).__name__}")
-        kind = obj.get("kind")
-        if kind not in TABLES:
-            raise BadSpoolFile(f"line {lineno}: unknown record kind {kind!r} "
-                               f"(allowed: {', '.join(TABLES)})")
-        if obj.get("schema_version") != SCHEMA_VERSION:
-            raise BadSpoolFile(f"line {lineno}: unsupported schema_version {obj.get('schema_version')!r} "
-                               f"(this collector reads {SCHEMA_VERSION})")
-        table = TABLES[kind]
-        missing = [c for c in schemas[table]["required"] if obj.get(c) is None]
-        if missing:
-            raise BadSpoolFile(f"line {lineno}: {kind} record lacks {', '.join(missing)}")
-        for column in schemas[table]["json"]:
-            if column in obj and not isinstance(obj[column], str):
-                obj[column] = json.dumps(obj[column])
-        rows.setdefault(table, []).append(obj)
-    # 3. Typed Arrow tables: a value of the wrong type is refused here.
-    tables = {}
-    for table, records in rows.items():
-        try:
-            tables[table] = pa.Table.from_pylist(records, schema=schemas[table]["schema"])
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
-            raise BadSpoolFile(f"{table}: a value does not fit the schema ({exc})") from None
-    return tables
-
-
-def _insert(con, tables: dict[str, pa.Table]) -> int:
-    count = 0
-    for table, arrow in tables.items():
-        con.register("incoming", arrow)
-        try:
-            if table in SHARED_TABLES:
-                con.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT DISTINCT * FROM incoming")
-            else:
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-        finally:
-            con.unregister("incoming")
-        count += arrow.num_rows
-    return count
-
-
-def _quarantine(con, spool: Path, path: Path, file_id: str, digest: str, reason: str) -> None:
-    """Move the file under quarantine/ with a .reason beside it, and record why."""
-    target = spool / QUARANTINE / file_id
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(path), target)
-    target.with_name(target.name + ".reason").write_text(reason + "\n", encoding="utf-8")
-    con.execute("INSERT INTO quarantined_files VALUES (?, ?, ?, ?)", [file_id, digest, reason, _now()])
-    log.warning("quarantined %s: %s", file_id, reason)
-
-
-def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
 
 
 def ingest_pending(cfg: CollectorConfig) -> IngestReport:
@@ -191,48 +107,175 @@ def ingest_pending(cfg: CollectorConfig) -> IngestReport:
     spool = Path(cfg.spool)
     report = IngestReport()
     files = pending_files(spool)
-    if not files:
-        return report
-    with db.writer(cfg.db, wait_s=cfg.busy_wait) as con:
-        # 1. What the warehouse already holds, by file id and by content.
-        known = dict(con.execute("SELECT file_id, content_hash FROM ingested_files").fetchall())
-        known_hashes = set(known.values())
-        schemas = table_schemas(con)
-        for path in files:
-            file_id = path.relative_to(spool).as_posix()
-            if file_id in known:
-                report.skipped += 1
-                continue
-            # 2. Read and hash once; the same bytes under another name are a duplicate.
-            data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            if digest in known_hashes:
-                reason = "duplicate: the same content was already ingested under another name"
-                _quarantine(con, spool, path, file_id, digest, reason)
-                report.quarantined.append((file_id, reason))
-                continue
-            # 3. Parse; a bad file is quarantined and the pass goes on.
-            try:
-                tables = parse_spool_file(data, schemas)
-            except BadSpoolFile as exc:
-                _quarantine(con, spool, path, file_id, digest, str(exc))
-                report.quarantined.append((file_id, str(exc)))
-                continue
-            # 4. One transaction: the records and the file's ingested_files row together.
-            con.execute("BEGIN TRANSACTION")
-            try:
-                records = _insert(con, tables)
-                con.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?)", [file_id, digest, records, _now()])
-                con.execute("COMMIT")
-            except duckdb.Error as exc:
-                con.execute("ROLLBACK")
-                reason = f"refused by the warehouse: {str(exc).splitlines()[0]}"
-                _quarantine(con, spool, path, file_id, digest, reason)
-                report.quarantined.append((file_id, reason))
-                continue
-            known[file_id] = digest
-            known_hashes.add(digest)
-            report.files += 1
-            report.records += records
+    if files:
+        with db.writer(cfg.db, wait_s=cfg.busy_wait) as con:
+            schemas = table_schemas(con)
+            for start in range(0, len(files), cfg.batch_files):
+                _ingest_batch(con, spool, files[start:start + cfg.batch_files], schemas, report)
+    if cfg.retention_days:
+        prune_done(spool, cfg.retention_days)
     return report
 
+
+def _ingest_batch(con, spool: Path, files: list[Path], schemas: dict, report: IngestReport) -> None:
+    # 1. What the warehouse already holds, by file id and by content.
+    ids = [p.relative_to(spool).as_posix() for p in files]
+    known = {r[0] for r in con.execute(
+        "SELECT file_id FROM ingested_files WHERE list_contains($ids, file_id)", {"ids": ids}).fetchall()}
+    entries: list[_Entry] = []
+    for path, file_id in zip(files, ids):
+        if file_id in known:  # committed before, not yet moved (a crash in between)
+            _archive(spool, path, file_id)
+            report.skipped += 1
+            continue
+        data = path.read_bytes()
+        entries.append(_Entry(path, file_id, hashlib.sha256(data).hexdigest(), data))
+    seen = {r[0] for r in con.execute(
+        "SELECT content_hash FROM ingested_files WHERE list_contains($h, content_hash)",
+        {"h": [e.digest for e in entries]}).fetchall()}
+    batch = []
+    for e in entries:
+        # The same bytes under another name would count every record twice.
+        if e.digest in seen:
+            _quarantine(con, spool, e, "duplicate: the same content was already ingested under another name",
+                        report)
+        elif not e.data.endswith(b"\n"):  # DuckDB would accept a file cut at a line end
+            _quarantine(con, spool, e, _reason(e.data, schemas), report)
+        else:
+            seen.add(e.digest)
+            batch.append(e)
+    if not batch:
+        return
+    # 2. Fast path: DuckDB reads the batch; one transaction for all of it.
+    try:
+        con.execute("BEGIN TRANSACTION")
+        counts = _bulk_insert(con, batch, schemas)
+        _record_ingested(con, [(e.file_id, e.digest, counts.get(str(e.path), 0)) for e in batch])
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        log.info("batch of %d files refused (%s); reading them one by one", len(batch),
+                 str(exc).splitlines()[0])
+        for e in batch:
+            _ingest_one(con, spool, e, schemas, report)
+        return
+    for e in batch:
+        _archive(spool, e.path, e.file_id)
+    report.files += len(batch)
+    report.records += sum(counts.values())
+
+
+def _read_columns(schemas: dict) -> dict[str, str]:
+    """One column list for read_json: every table's columns (a name shared with two types: VARCHAR)."""
+    columns = {"kind": "VARCHAR"}
+    for entry in schemas.values():
+        for name, dtype in entry["columns"].items():
+            columns[name] = dtype if columns.get(name, dtype) == dtype else "VARCHAR"
+    return columns
+
+
+def _bulk_insert(con, batch: list[_Entry], schemas: dict) -> dict[str, int]:
+    """Insert every record of the batch; return records per file path. Raises on any bad record."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM read_json($files, "
+        "format='newline_delimited', columns=$columns, filename=true)",
+        {"files": [str(e.path) for e in batch], "columns": _read_columns(schemas)},
+    )
+    try:
+        bad = con.execute(
+            "SELECT filename FROM incoming WHERE kind IS NULL OR NOT list_contains($kinds, kind) "
+            "OR schema_version IS DISTINCT FROM $version LIMIT 1",
+            {"kinds": list(TABLES), "version": SCHEMA_VERSION}).fetchall()
+        if bad:
+            raise duckdb.InvalidInputException(f"unknown kind or schema_version in {bad[0][0]}")
+        for kind, table in TABLES.items():
+            cols = ", ".join(f'"{c}"' for c in schemas[table]["columns"])
+            if table in SHARED_TABLES:  # the run record repeats in every file of the run
+                con.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT DISTINCT ON (run_id) {cols} "
+                            f"FROM incoming WHERE kind = '{kind}'")
+            else:
+                con.execute(f"INSERT INTO {table} BY NAME SELECT {cols} FROM incoming WHERE kind = '{kind}'")
+        return dict(con.execute("SELECT filename, count(*) FROM incoming GROUP BY filename").fetchall())
+    finally:
+        con.execute("DROP TABLE IF EXISTS incoming")
+
+
+def _record_ingested(con, rows: list[tuple[str, str, int]]) -> None:
+    import pyarrow as pa
+
+    now = _dt.datetime.now(_dt.timezone.utc)
+    table = pa.table({"file_id": [r[0] for r in rows], "content_hash": [r[1] for r in rows],
+                      "records": pa.array([r[2] for r in rows], pa.int32()),
+                      "ingested_at": pa.array([now] * len(rows), pa.timestamp("us", tz="UTC"))})
+    con.register("done_files", table)
+    try:
+        con.execute("INSERT INTO ingested_files BY NAME SELECT * FROM done_files")
+    finally:
+        con.unregister("done_files")
+
+
+def _ingest_one(con, spool: Path, e: _Entry, schemas: dict, report: IngestReport) -> None:
+    """The exact path: one file, one transaction, the bad file quarantined with its reason."""
+    try:
+        tables = parse_spool_file(e.data, schemas)
+    except BadSpoolFile as exc:
+        _quarantine(con, spool, e, str(exc), report)
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        records = 0
+        for table, arrow in tables.items():
+            con.register("one_file", arrow)
+            try:
+                verb = "INSERT OR IGNORE" if table in SHARED_TABLES else "INSERT"
+                distinct = "DISTINCT " if table in SHARED_TABLES else ""
+                con.execute(f"{verb} INTO {table} BY NAME SELECT {distinct}* FROM one_file")
+            finally:
+                con.unregister("one_file")
+            records += arrow.num_rows
+        _record_ingested(con, [(e.file_id, e.digest, records)])
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        _quarantine(con, spool, e, f"refused by the warehouse: {str(exc).splitlines()[0]}", report)
+        return
+    _archive(spool, e.path, e.file_id)
+    report.files += 1
+    report.records += records
+
+
+def _reason(data: bytes, schemas: dict) -> str:
+    try:
+        parse_spool_file(data, schemas)
+    except BadSpoolFile as exc:
+        return str(exc)
+    return "refused by the warehouse"
+
+
+def _archive(spool: Path, path: Path, file_id: str) -> None:
+    target = spool / DONE / file_id
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
+
+
+def _quarantine(con, spool: Path, e: _Entry, reason: str, report: IngestReport) -> None:
+    """Move the file under quarantine/ with a .reason beside it, and record why."""
+    target = spool / QUARANTINE / e.file_id
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(e.path), target)
+    target.with_name(target.name + ".reason").write_text(reason + "\n", encoding="utf-8")
+    con.execute("INSERT INTO quarantined_files VALUES (?, ?, ?, ?)",
+                [e.file_id, e.digest, reason, _dt.datetime.now(_dt.timezone.utc)])
+    report.quarantined.append((e.file_id, reason))
+    log.warning("quarantined %s: %s", e.file_id, reason)
+
+
+def prune_done(spool: Path, retention_days: float) -> int:
+    """Delete ingested files under done/ older than `retention_days`; return how many."""
+    cutoff = time.time() - retention_days * 86400
+    removed = 0
+    for path in (spool / DONE).rglob("*.jsonl"):
+        if path.stat().st_mtime < cutoff:
+            path.unlink()
+            removed += 1
+    return removed

@@ -1,43 +1,64 @@
-"""Exactly once, and quarantine with a reason, on real spool files and a real DuckDB file."""
+"""Exactly once under faults, quarantine with reasons, migrations, status: real files, real DuckDB."""
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 
 import duckdb
+import pytest
 
+from benchmarks.synthetic import write_spool
 from collector.__main__ import watch
-from collector.ingest import ingest_pending
+from collector.ingest import CollectorConfig, ingest_pending, prune_done
+from collector.status import format_status, status
+from warehouse import db
+
+from .conftest import ROOT
 
 
-def _count(db: str, table: str) -> int:
-    con = duckdb.connect(db, read_only=True)
+def _count(path: str, table: str) -> int:
+    con = duckdb.connect(path, read_only=True)
     try:
         return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     finally:
         con.close()
 
 
-def test_ingesting_twice_adds_nothing(collector_cfg, spool):
-    files = len(list(spool.rglob("*.jsonl")))
+def _counts(path: str) -> dict:
+    return {t: _count(path, t) for t in ("runs", "jobs", "phases", "steps", "samples", "images", "ingested_files")}
+
+
+def test_ingesting_twice_adds_nothing_and_files_move_to_done(collector_cfg, spool):
+    files = sorted(p.relative_to(spool) for p in spool.rglob("*.jsonl"))
     first = ingest_pending(collector_cfg)
-    counts = {t: _count(collector_cfg.db, t) for t in ("runs", "jobs", "phases", "steps", "images")}
-    second = ingest_pending(collector_cfg)
-    assert first.files == files and second.files == 0 and second.skipped == files
-    assert {t: _count(collector_cfg.db, t) for t in counts} == counts
-    assert _count(collector_cfg.db, "ingested_files") == files
+    counts = _counts(collector_cfg.db)
+    assert first.files == len(files) == counts["ingested_files"]
+    assert sorted(p.relative_to(spool / "done") for p in (spool / "done").rglob("*.jsonl")) == files
+    assert ingest_pending(collector_cfg).files == 0
+    # A crash between commit and move leaves an ingested file in the spool: it is only moved.
+    again = spool / files[0]
+    again.parent.mkdir(exist_ok=True)
+    again.write_bytes((spool / "done" / files[0]).read_bytes())
+    report = ingest_pending(collector_cfg)
+    assert report.files == 0 and report.skipped == 1 and not again.exists()
+    assert _counts(collector_cfg.db) == counts
 
 
 def test_the_same_content_under_another_name_is_not_ingested_twice(collector_cfg, spool):
-    ingest_pending(collector_cfg)
     original = sorted(spool.rglob("*.jsonl"))[0]
-    copy = original.with_name("copy-of-" + original.name)
-    copy.write_bytes(original.read_bytes())
+    data = original.read_bytes()
+    ingest_pending(collector_cfg)
+    copy = spool / original.parent.name / ("copy-of-" + original.name)
+    copy.write_bytes(data)
     report = ingest_pending(collector_cfg)
     assert report.files == 0 and len(report.quarantined) == 1
-    assert "duplicate" in report.quarantined[0][1]
-    assert not copy.exists()
+    assert report.quarantined[0][1].startswith("duplicate")
 
 
 def test_a_truncated_file_is_quarantined_with_a_reason_and_the_rest_ingested(collector_cfg, spool):
@@ -50,16 +71,26 @@ def test_a_truncated_file_is_quarantined_with_a_reason_and_the_rest_ingested(col
     rel = victim.relative_to(spool).as_posix()
     moved = spool / "quarantine" / rel
     assert moved.is_file() and not victim.exists()
-    reason = moved.with_name(moved.name + ".reason").read_text()
-    assert "truncated" in reason
+    reason = moved.with_name(moved.name + ".reason").read_text().strip()
+    assert reason.startswith("truncated")
     con = duckdb.connect(collector_cfg.db, read_only=True)
     rows = con.execute("SELECT file_id, reason FROM quarantined_files").fetchall()
     jobs = con.execute("SELECT count(*) FROM jobs").fetchone()[0]
     con.close()
-    assert rows == [(rel, reason.strip())]
+    assert rows == [(rel, reason)]
     assert jobs == len(files) - 1
-    # The quarantined file stays out of later passes.
-    assert ingest_pending(collector_cfg).quarantined == []
+    assert ingest_pending(collector_cfg).quarantined == []  # it stays out of later passes
+
+
+def test_one_bad_line_quarantines_only_its_file_and_says_which_line(collector_cfg, spool):
+    files = sorted(spool.rglob("*.jsonl"))
+    lines = files[2].read_text().splitlines(keepends=True)
+    lines[3] = '{"kind":"step", oops\n'
+    files[2].write_text("".join(lines))
+    report = ingest_pending(collector_cfg)
+    assert report.files == len(files) - 1
+    assert [r for _, r in report.quarantined] == [
+        "line 4: invalid JSON (Expecting property name enclosed in double quotes at column 17)"]
 
 
 def test_garbage_and_wrong_versions_are_refused_line_by_line(collector_cfg, spool):
@@ -73,29 +104,37 @@ def test_garbage_and_wrong_versions_are_refused_line_by_line(collector_cfg, spoo
         "missing.jsonl": (good[0] + "\n" + '{"kind":"job","schema_version":1,"job_id":"j"}\n',
                           "line 2: job record lacks run_id"),
         "type.jsonl": (good[0] + "\n" + good[1].replace('"wall_s":', '"wall_s":"slow","x":') + "\n",
-                       "jobs: a value does not fit the schema"),
+                       "line 2: a job value does not fit the schema"),
     }
     for name, (text, _) in cases.items():
         (run_dir / name).write_text(text)
+    total = len(list(spool.rglob("*.jsonl")))
     report = ingest_pending(collector_cfg)
     reasons = dict(report.quarantined)
     for name, (_, expected) in cases.items():
-        reason = reasons[f"{run_dir.name}/{name}"]
-        assert reason.startswith(expected), (name, reason)
-    assert report.files == len(list(run_dir.glob("*.jsonl"))) + len(
-        [p for p in spool.rglob("*.jsonl") if p.parent != run_dir and "quarantine" not in p.parts])
+        assert reasons[f"{run_dir.name}/{name}"].startswith(expected), (name, reasons[f"{run_dir.name}/{name}"])
+    assert report.files == total - len(cases)
 
 
 def test_half_written_temporary_files_are_left_alone(collector_cfg, spool):
     run_dir = next(p for p in spool.iterdir() if p.is_dir())
     (run_dir / ".job-x.jsonl.tmp").write_text('{"kind":"run"')
     report = ingest_pending(collector_cfg)
-    assert report.quarantined == []
-    assert (run_dir / ".job-x.jsonl.tmp").exists()
+    assert report.quarantined == [] and (run_dir / ".job-x.jsonl.tmp").exists()
+
+
+def test_batches_of_files_give_the_same_warehouse_as_one_by_one(tmp_path):
+    counts = write_spool(tmp_path / "a", runs=3, jobs_per_run=7, steps_per_job=4)
+    write_spool(tmp_path / "b", runs=3, jobs_per_run=7, steps_per_job=4)
+    big = CollectorConfig(spool=str(tmp_path / "a"), db=str(tmp_path / "a.duckdb"), batch_files=500)
+    one = CollectorConfig(spool=str(tmp_path / "b"), db=str(tmp_path / "b.duckdb"), batch_files=1)
+    every_line = sum(counts.values()) - counts["run"] + counts["job"]  # each job file carries its run record
+    assert ingest_pending(big).records == ingest_pending(one).records == every_line
+    assert _counts(big.db) == _counts(one.db)
+    assert _count(big.db, "steps") == counts["step"] and _count(big.db, "runs") == counts["run"]
 
 
 def test_watch_ingests_files_that_arrive_later(collector_cfg, spool, tmp_path):
-    # Start with an empty spool; files arrive by rename, as the generator writes them.
     staged = tmp_path / "staged"
     spool.rename(staged)
     spool.mkdir()
@@ -104,7 +143,7 @@ def test_watch_ingests_files_that_arrive_later(collector_cfg, spool, tmp_path):
     thread.start()
     try:
         files = sorted(staged.rglob("*.jsonl"))
-        for f in files:
+        for f in files:  # arrive by rename, as the generator writes them
             target = spool / f.relative_to(staged)
             target.parent.mkdir(exist_ok=True)
             f.rename(target)
@@ -121,3 +160,110 @@ def test_watch_ingests_files_that_arrive_later(collector_cfg, spool, tmp_path):
         thread.join(timeout=30)
     assert _count(collector_cfg.db, "ingested_files") == len(files)
     assert not thread.is_alive()
+
+
+def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path):
+    spool, db_path = tmp_path / "spool", tmp_path / "w.duckdb"
+    counts = write_spool(spool, runs=4, jobs_per_run=150, steps_per_job=20)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "collector", "watch", "--spool", str(spool), "--db", str(db_path),
+           "--interval", "0.2", "--batch-files", "25"]
+    rng = random.Random(7)
+    progress = []
+    for _ in range(6):
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 2.5))  # import, open, then some batches in flight
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        progress.append(_count(str(db_path), "ingested_files") if db_path.exists() else 0)
+    # The kills really landed in the middle of the work.
+    assert any(0 < n < counts["job"] for n in progress), progress
+    # A last run to the end; then the warehouse must equal the spool exactly.
+    done = subprocess.run([sys.executable, "-m", "collector", "ingest", "--spool", str(spool), "--db",
+                           str(db_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    got = _counts(str(db_path))
+    assert got["runs"] == counts["run"] and got["jobs"] == counts["job"]
+    assert got["phases"] == counts["phase"] and got["steps"] == counts["step"]
+    assert got["ingested_files"] == counts["job"]
+    assert not (spool / "quarantine").exists()
+
+
+def test_two_generators_writing_at_once(tmp_path):
+    spool = tmp_path / "spool"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "generator", "sweep", "--batch-sizes", "1,2", "--resolutions", "64", "--steps",
+           "1", "--repeats", "2", "--warmup", "0", "--save-images", "none", "--spool", str(spool), "--quiet"]
+    procs = [subprocess.Popen(cmd + ["--seed", str(s)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+             for s in (1, 2)]
+    cfg = CollectorConfig(spool=str(spool), db=str(tmp_path / "w.duckdb"))
+    while any(p.poll() is None for p in procs):  # ingest while they write
+        ingest_pending(cfg)
+        time.sleep(0.3)
+    assert all(p.returncode == 0 for p in procs), [p.stderr.read() for p in procs]
+    ingest_pending(cfg)
+    assert _count(cfg.db, "runs") == 2 and _count(cfg.db, "jobs") == 8 and _count(cfg.db, "steps") == 8
+    assert not list(spool.glob("*/*.jsonl")), "everything pending was ingested"
+
+
+def test_a_reader_holding_the_file_makes_the_collector_wait_not_fail(collector_cfg, caplog):
+    with db.writer(collector_cfg.db):
+        pass  # create the warehouse
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print('holding', flush=True); time.sleep(2.0)", collector_cfg.db],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    with caplog.at_level("WARNING", logger="warehouse"):
+        report = ingest_pending(collector_cfg)
+    holder.wait()
+    assert "warehouse busy" in caplog.text
+    assert report.files > 0 and _count(collector_cfg.db, "ingested_files") == report.files
+
+
+def test_a_reader_gives_up_with_warehouse_busy(collector_cfg):
+    with db.writer(collector_cfg.db) as con:  # this process writes; a reader elsewhere must wait
+        out = subprocess.run(
+            [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[2]); from warehouse import db\n"
+             "try:\n    db.query_df(sys.argv[1], 'SELECT 1')\nexcept db.WarehouseBusy as e:\n    print('busy:', e)",
+             collector_cfg.db, str(ROOT)], capture_output=True, text=True, timeout=60)
+        con.execute("SELECT 1")
+    assert out.stdout.startswith("busy: warehouse"), out.stdout + out.stderr
+
+
+def test_migrations_apply_once_in_order(tmp_path):
+    path = str(tmp_path / "m.duckdb")
+    with db.writer(path) as con:
+        first = con.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
+    with db.writer(path) as con:
+        assert db.apply_schema(con) == []  # nothing left to apply
+        assert con.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall() == first
+    assert [v for v, _ in first] == list(range(1, len(first) + 1))
+    with pytest.raises(ValueError, match=r"numbered 1, 2, 3, ... in order, got \[1, 3\]"):
+        db.schema_parts("-- migration 1: a\nSELECT 1;\n-- migration 3: c\nSELECT 1;\n")
+
+
+def test_status_reports_pending_ingested_quarantined_and_lag(collector_cfg, spool):
+    files = sorted(spool.rglob("*.jsonl"))
+    files[0].write_text("garbage\n")
+    before = status(collector_cfg)
+    assert before["pending_files"] == len(files) and before["lag_s"] >= 0
+    assert before["warehouse"] == "not created yet"
+    ingest_pending(collector_cfg)
+    after = status(collector_cfg)
+    assert after["pending_files"] == 0 and after["ingested_files"] == len(files) - 1
+    assert after["records"]["jobs"] == len(files) - 1
+    assert after["quarantined"][0][1].startswith("line 1: invalid JSON")
+    out = subprocess.run([sys.executable, "-m", "collector", "status", "--spool", collector_cfg.spool, "--db",
+                          collector_cfg.db], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == format_status(status(collector_cfg))
+    assert "quarantine 1 files" in out.stdout and "last error none" in out.stdout
+
+
+def test_retention_deletes_old_done_files_only(collector_cfg, spool):
+    ingest_pending(collector_cfg)
+    done = sorted((spool / "done").rglob("*.jsonl"))
+    old = time.time() - 3 * 86400
+    os.utime(done[0], (old, old))
+    assert prune_done(spool, retention_days=2) == 1
+    assert not done[0].exists() and all(p.exists() for p in done[1:])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -55,8 +56,47 @@ def _connect_retrying(path: str, read_only: bool, wait_s: float, first_backoff_s
             backoff = min(backoff * 2, 1.0)
 
 
-def apply_schema(con) -> None:
-    con.execute(SCHEMA_PATH.read_text())
+_MIGRATION = re.compile(r"^-- migration (\d+): (.+)$", re.M)
+_VIEWS = re.compile(r"^-- views$", re.M)
+
+
+def schema_parts(text: str | None = None) -> tuple[list[tuple[int, str, str]], str]:
+    """schema.sql split into [(number, name, sql)] migrations and the views block."""
+    text = SCHEMA_PATH.read_text() if text is None else text
+    views_at = _VIEWS.search(text)
+    body, views = (text[:views_at.start()], text[views_at.end():]) if views_at else (text, "")
+    marks = list(_MIGRATION.finditer(body))
+    migrations = [(int(m.group(1)), m.group(2).strip(), body[m.end(): nxt.start() if nxt else len(body)])
+                  for m, nxt in zip(marks, marks[1:] + [None])]
+    numbers = [n for n, _, _ in migrations]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise ValueError(f"schema.sql migrations must be numbered 1, 2, 3, ... in order, got {numbers}")
+    return migrations, views
+
+
+def apply_schema(con) -> list[int]:
+    """Apply the migrations not yet applied, in order, each in one transaction; re-create the views."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
+    done = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    migrations, views = schema_parts()
+    applied = []
+    for number, name, sql in migrations:
+        if number in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [number, name])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        log.info("warehouse: applied migration %d (%s)", number, name)
+        applied.append(number)
+    if views.strip():
+        con.execute(views)
+    return applied
 
 
 @contextlib.contextmanager

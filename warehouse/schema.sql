@@ -1,8 +1,13 @@
--- The warehouse schema: the public contract for ad-hoc SQL.
+-- The warehouse schema: the public contract for ad-hoc SQL (documented in warehouse/README.md).
 -- Tables mirror the spool records of DESIGN.md (one table per record kind);
--- times are seconds, memory bytes, power watts, clocks MHz.
--- Applying this file twice changes nothing.
+-- times are seconds, memory bytes, power watts, clocks MHz, FLOPs counts.
+--
+-- Layout: numbered migrations, applied once each and in order (recorded in
+-- schema_migrations), then the views, re-created every time the collector opens
+-- the file. A change to a table is a new migration at the end; never edit an
+-- applied one.
 
+-- migration 1: the record tables and the collector's bookkeeping
 CREATE TABLE IF NOT EXISTS runs (
     run_id            VARCHAR PRIMARY KEY,
     sweep_id          VARCHAR NOT NULL,
@@ -124,23 +129,30 @@ CREATE TABLE IF NOT EXISTS quarantined_files (
     quarantined_at TIMESTAMPTZ NOT NULL
 );
 
+-- views
+
 -- Throughput per run and batch size, over measured jobs that succeeded (no warm-up, no profiled job).
 -- images_per_s uses the median job time; speedup is images_per_s over batch 1's;
--- efficiency = speedup / batch_size (1.0: every image as fast as a lone one).
+-- efficiency = speedup / batch_size (1.0: every image as fast as a lone one);
+-- achieved_flops_per_s = UNet FLOPs of a job / its denoise time (median), share_of_peak of the device's peak.
 CREATE OR REPLACE VIEW throughput_by_batch AS
 WITH per_batch AS (
     SELECT j.run_id,
            j.batch_size,
+           any_value(j.unet_batch)   AS unet_batch,
            count(*)                  AS jobs,
            median(j.wall_s)          AS median_wall_s,
            min(j.wall_s)             AS min_wall_s,
-           max(j.wall_s)             AS max_wall_s
+           max(j.wall_s)             AS max_wall_s,
+           median(j.unet_flops_total / d.duration_s) AS achieved_flops_per_s
     FROM jobs j
+    LEFT JOIN phases d ON d.job_id = j.job_id AND d.phase = 'denoise'
     WHERE NOT j.warmup AND NOT coalesce(j.profiled, false) AND j.status = 'ok'
     GROUP BY j.run_id, j.batch_size
 )
 SELECT p.run_id,
        p.batch_size,
+       p.unet_batch,
        p.jobs,
        p.median_wall_s,
        p.min_wall_s,
@@ -154,5 +166,57 @@ SELECT p.run_id,
            OVER (PARTITION BY p.run_id)                      AS speedup,
        (p.batch_size / p.median_wall_s)
            / max(CASE WHEN p.batch_size = 1 THEN 1 / p.median_wall_s END)
-           OVER (PARTITION BY p.run_id) / p.batch_size       AS efficiency
-FROM per_batch p;
+           OVER (PARTITION BY p.run_id) / p.batch_size       AS efficiency,
+       p.achieved_flops_per_s,
+       p.achieved_flops_per_s / r.peak_flops                 AS share_of_peak
+FROM per_batch p JOIN runs r USING (run_id);
+
+-- Per-step times, with the job and run they belong to.
+CREATE OR REPLACE VIEW step_times AS
+SELECT s.job_id, j.run_id, r.mode, j.batch_size, j.warmup, j.profiled, j.status,
+       s.call_index, s.step_index, s.timestep, s.unet_rows, s.start_s, s.duration_s,
+       s.duration_s / j.batch_size AS duration_per_image_s
+FROM steps s JOIN jobs j USING (job_id) JOIN runs r USING (run_id);
+
+-- Where the time of a job goes, per run, batch size and phase (measured jobs; medians).
+CREATE OR REPLACE VIEW phase_breakdown AS
+SELECT j.run_id, j.batch_size, p.phase,
+       count(*)                          AS jobs,
+       median(p.duration_s)              AS median_s,
+       median(p.duration_s / j.wall_s)   AS median_share
+FROM phases p JOIN jobs j USING (job_id)
+WHERE NOT j.warmup AND NOT coalesce(j.profiled, false) AND j.status = 'ok'
+GROUP BY ALL;
+
+-- UNet time by operator category, per run and batch size (profiled jobs).
+CREATE OR REPLACE VIEW op_mix AS
+SELECT j.run_id, j.batch_size, o.category,
+       sum(o.self_time_s)                                      AS time_s,
+       sum(o.calls)                                            AS calls,
+       sum(o.self_time_s) / sum(sum(o.self_time_s)) OVER (PARTITION BY j.run_id, j.batch_size) AS share
+FROM ops o JOIN jobs j USING (job_id)
+GROUP BY j.run_id, j.batch_size, o.category;
+
+-- Telemetry per run, resampled per second: means, and maxima for memory and temperature.
+CREATE OR REPLACE VIEW telemetry AS
+SELECT run_id,
+       to_timestamp(floor(t))      AS second,
+       count(*)                    AS samples,
+       avg(cpu_util)               AS cpu_util,
+       max(rss_bytes)              AS rss_bytes,
+       avg(gpu_util)               AS gpu_util,
+       avg(sm_active)              AS sm_active,
+       max(mem_used_bytes)         AS mem_used_bytes,
+       max(mem_total_bytes)        AS mem_total_bytes,
+       avg(power_w)                AS power_w,
+       avg(sm_clock_mhz)           AS sm_clock_mhz,
+       max(temp_c)                 AS temp_c
+FROM samples
+GROUP BY run_id, floor(t);
+
+-- Jobs that did not finish: out of memory or an error, with what the run was doing.
+CREATE OR REPLACE VIEW jobs_failed AS
+SELECT j.job_id, j.run_id, r.task, r.mode, r.height, r.width, j.batch_size, j.unet_batch,
+       j.warmup, j.started_at, j.status, j.error, j.peak_mem_bytes
+FROM jobs j JOIN runs r USING (run_id)
+WHERE j.status <> 'ok';
