@@ -39,3 +39,4 @@ clean:
 # Benchmarks: ratios measured side by side in one run (no assertions on time in tests).
 bench: $(STAMP)
 	$(PY) -m benchmarks.bench_generator
+	$(PY) -m benchmarks.bench_warehouse

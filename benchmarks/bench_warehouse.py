@@ -1,0 +1,64 @@
+"""Warehouse benchmarks (make bench): ingest rate and the dashboard's query times.
+
+1. Ingest: a synthetic spool of >= 1M step records (real spool files, written by the
+   generator's writer), ingested by the collector into a new DuckDB file.
+   Target: >= 200k step records per second on a 2-core machine.
+2. The Overview's and Throughput's queries on that warehouse, each opening its own
+   read-only connection as the dashboard does. Target: median <= 200 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.synthetic import write_spool
+from collector.ingest import CollectorConfig, ingest_pending
+from warehouse import queries
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10, help="runs in the synthetic spool (default 10)")
+    parser.add_argument("--jobs", type=int, default=500, help="job files per run (default 500)")
+    parser.add_argument("--steps", type=int, default=200, help="step records per job (default 200)")
+    parser.add_argument("--repeats", type=int, default=20, help="runs of each query (default 20)")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="bench-warehouse-") as tmp:
+        spool, db_path = Path(tmp) / "spool", str(Path(tmp) / "warehouse.duckdb")
+        t0 = time.perf_counter()
+        counts = write_spool(spool, args.runs, args.jobs, args.steps, prefix="bench")
+        written = time.perf_counter() - t0
+        files = sum(1 for _ in spool.rglob("*.jsonl"))
+        print(f"\n1. Ingest: {files} spool files, {counts['step']:,} step records, "
+              f"{sum(counts.values()) - counts['run'] + files:,} records in all (written in {written:.1f} s)")
+        t0 = time.perf_counter()
+        report = ingest_pending(CollectorConfig(spool=str(spool), db=db_path))
+        took = time.perf_counter() - t0
+        print(f"   ingested {report.files} files in {took:.2f} s: {counts['step'] / took:,.0f} step records/s, "
+              f"{report.records / took:,.0f} records/s   target >= 200,000 step records/s")
+
+        sweep = queries.sweeps(db_path).sweep_id.iloc[0]
+        run_ids = list(queries.runs(db_path, sweep).run_id)
+        cases = {
+            "Overview: sweeps": lambda: queries.sweeps(db_path),
+            "Overview: runs of a sweep": lambda: queries.runs(db_path, sweep),
+            "Throughput: throughput_by_batch": lambda: queries.throughput(db_path, run_ids),
+        }
+        print(f"\n2. Query times on that warehouse ({args.repeats} runs each, read-only connection per query)")
+        print(f"{'query':<34} {'median ms':>10} {'max ms':>8}   target median <= 200 ms")
+        for name, fn in cases.items():
+            times = []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t0) * 1000)
+            print(f"{name:<34} {statistics.median(times):>10.1f} {max(times):>8.1f}")
+
+
+if __name__ == "__main__":
+    main()
