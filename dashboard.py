@@ -1,5 +1,7 @@
 """Router: the shared sidebar (warehouse path, sweep) and st.navigation over pages/."""
 
+import time
+
 import streamlit as st
 
 from pages._shared import EMPTY_STATE, query
@@ -15,8 +17,12 @@ st.session_state["db_path"] = st.sidebar.text_input("Warehouse (DuckDB file)", v
 # 2. Sweep picker: the latest sweep unless another is chosen.
 try:
     sweeps = query("sweeps", st.session_state["db_path"])
-except (NoWarehouse, WarehouseBusy):
+except NoWarehouse:
     sweeps = None
+except WarehouseBusy:
+    st.warning("Warehouse busy, retrying: the collector is writing. This page reloads by itself.")
+    time.sleep(2)
+    st.rerun()
 if sweeps is not None and not sweeps.empty:
     labels = {row.sweep_id: f"{row.started_at:%Y-%m-%d %H:%M} · {row.tasks} · {row.sizes}"
               for row in sweeps.itertuples()}

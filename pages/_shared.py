@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from warehouse import queries
@@ -32,4 +34,6 @@ def guarded(fn):
     except NoWarehouse:
         st.info(EMPTY_STATE)
     except WarehouseBusy:
-        st.warning("Warehouse busy (the collector is writing): retrying shortly. Reload in a moment.")
+        st.warning("Warehouse busy, retrying: the collector is writing. This page reloads by itself.")
+        time.sleep(2)
+        st.rerun()

@@ -139,3 +139,21 @@ def test_collector_cli_ingests_into_the_env_warehouse(spool, tmp_path):
     assert out.returncode == 0, out.stderr
     assert f"ingested {len(list(spool.rglob('*.jsonl')))} files" in out.stdout
     assert db.is_file()
+
+
+def test_the_dashboard_waits_out_a_busy_warehouse(warehouse, monkeypatch, caplog):
+    import subprocess
+    import sys
+
+    # Another process writes for a few seconds; the page retries, then shows the numbers.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('holding', flush=True); time.sleep(3)", warehouse], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    monkeypatch.setenv("WAREHOUSE_DB", warehouse)
+    with caplog.at_level("WARNING", logger="warehouse"):
+        at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=90).run()
+    holder.wait()
+    assert "warehouse busy" in caplog.text
+    assert not at.exception, at.exception
+    assert any("took" in m.value for m in at.markdown)

@@ -1,0 +1,36 @@
+"""Every table and view of schema.sql is documented in warehouse/README.md, with its columns."""
+
+import re
+
+import duckdb
+
+from warehouse import db
+
+from .conftest import ROOT
+
+
+def test_every_table_view_and_column_is_documented(tmp_path):
+    doc = (ROOT / "warehouse" / "README.md").read_text()
+    with db.writer(tmp_path / "w.duckdb") as con:
+        objects = con.execute(
+            "SELECT table_name, list(column_name) FROM information_schema.columns "
+            "WHERE table_schema = 'main' GROUP BY table_name").fetchall()
+        views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    headings = set(re.findall(r"^### (\w+)$", doc, re.M))
+    assert {"throughput_by_batch", "step_times", "phase_breakdown", "op_mix", "telemetry",
+            "jobs_failed"} <= views
+    for name, columns in objects:
+        assert name in headings, f"{name} has no section in warehouse/README.md"
+        section = doc.split(f"### {name}\n", 1)[1].split("\n### ", 1)[0]
+        for column in columns:
+            assert re.search(rf"\b{re.escape(column)}\b", section), f"{name}.{column} is not documented"
+
+
+def test_the_readme_example_runs_read_only(tmp_path, warehouse):
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        assert con.sql("SELECT * FROM throughput_by_batch").fetchall()
+        for view in ("step_times", "phase_breakdown", "telemetry", "jobs_failed", "op_mix"):
+            con.execute(f"SELECT * FROM {view} LIMIT 1")
+    finally:
+        con.close()
