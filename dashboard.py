@@ -32,9 +32,33 @@ else:
     st.session_state["sweep_id"] = None
     st.sidebar.caption(EMPTY_STATE)
 
-# 3. Pages.
+# 3. While a sweep runs: rerun when the collector has ingested more.
+@st.fragment(run_every=5)
+def _auto_refresh():
+    if not st.toggle("Auto-refresh while a sweep runs", key="auto_refresh"):
+        return
+    try:
+        marker = tuple(query("ingest_marker", st.session_state["db_path"]).iloc[0])
+    except (NoWarehouse, WarehouseBusy):
+        return
+    if st.session_state.get("ingest_marker", marker) != marker:
+        st.session_state["ingest_marker"] = marker
+        st.rerun(scope="app")
+    st.session_state["ingest_marker"] = marker
+
+
+with st.sidebar:
+    _auto_refresh()
+
+# 4. Pages.
 page = st.navigation([
     st.Page("pages/overview.py", title="Overview", icon=":material/insights:", default=True),
+    st.Page("pages/throughput.py", title="Throughput", icon=":material/speed:"),
+    st.Page("pages/steps.py", title="Steps", icon=":material/stairs:"),
+    st.Page("pages/operators.py", title="Operators", icon=":material/memory:"),
+    st.Page("pages/telemetry.py", title="Telemetry", icon=":material/monitor_heart:"),
+    st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
+    st.Page("pages/papers.py", title="Papers", icon=":material/menu_book:"),
     st.Page("pages/sql.py", title="SQL", icon=":material/terminal:"),
 ])
 page.run()

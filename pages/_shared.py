@@ -1,4 +1,4 @@
-"""What every page needs: the chosen warehouse and sweep, cached queries, busy/empty states."""
+"""What every page needs: the chosen warehouse and sweep, cached queries, busy/empty states, paper links."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from warehouse.db import NoWarehouse, WarehouseBusy
 
 EMPTY_STATE = ("No runs yet: run `python -m generator sweep`, then `python -m collector ingest` "
                "(or keep `python -m collector watch` running).")
+PAPERS_PAGE = "/papers"
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -25,6 +26,26 @@ def db_path() -> str:
 
 def sweep_id() -> str | None:
     return st.session_state.get("sweep_id")
+
+
+def sweep_runs():
+    """Runs of the chosen sweep, or None (with the empty state shown) when there is none."""
+    if sweep_id() is None:
+        st.info(EMPTY_STATE)
+        return None
+    return query("runs", db_path(), sweep_id())
+
+
+def paper(key: str) -> str:
+    """Markdown link to a paper's row on the Papers page, plus its arXiv id."""
+    papers = query("papers", db_path()).set_index("key")
+    row = papers.loc[key]
+    arxiv = f", arXiv {row.arxiv}" if row.arxiv else ""
+    return f"[{row.short}]({PAPERS_PAGE}#{key}){arxiv}"
+
+
+def paper_href(key: str) -> str:
+    return f"{PAPERS_PAGE}#{key}"
 
 
 def guarded(fn):

@@ -1,30 +1,46 @@
-"""SQL: a person's own read-only query against the warehouse."""
+"""SQL: a person's own read-only query against the warehouse, with a time limit and a row cap."""
 
 import streamlit as st
 
 from pages._shared import db_path, guarded, query
 from warehouse import queries
 
-EXAMPLE = "SELECT * FROM throughput_by_batch ORDER BY run_id, batch_size"
+EXAMPLES = {
+    "Throughput per batch": "SELECT * FROM throughput_by_batch ORDER BY run_id, batch_size",
+    "Where the time goes": "SELECT run_id, batch_size, phase, round(median_share, 3) AS share\n"
+                           "FROM phase_breakdown ORDER BY run_id, batch_size, phase",
+    "Operator mix": "SELECT * FROM op_mix ORDER BY run_id, batch_size, share DESC",
+    "Failed jobs": "SELECT * FROM jobs_failed",
+    "Effects and papers": "SELECT key, short, effect, figure FROM papers",
+}
 MAX_ROWS = 1000
+TIME_LIMIT_S = 10.0
 
 
 def render():
     st.title("SQL")
-    st.caption(f"Read-only: the connection cannot change the warehouse. At most {MAX_ROWS} rows are shown.")
-    sql = st.text_area("Query", value=EXAMPLE, height=120)
+    st.caption(f"Read-only: no statement can change the warehouse. At most {MAX_ROWS} rows are shown; "
+               f"a query is stopped after {TIME_LIMIT_S:g} s.")
+    example = st.selectbox("Example", list(EXAMPLES))
+    sql = st.text_area("Query", value=EXAMPLES[example], height=140)
     if sql.strip():
         try:
-            result = queries.run_sql(db_path(), sql, MAX_ROWS)
+            result = queries.run_sql(db_path(), sql, MAX_ROWS, TIME_LIMIT_S)
+        except queries.QueryTimeout as exc:
+            st.error(f"Stopped: {exc}. Narrow it down (a WHERE clause, a LIMIT) and try again.")
         except Exception as exc:  # a person's SQL: show the error, never raise it
             if type(exc).__name__ in ("NoWarehouse", "WarehouseBusy"):
                 raise
-            st.error(f"{type(exc).__name__}: {exc}")
+            text = str(exc)
+            if "read-only" in text:
+                st.error(f"This connection is read-only: the warehouse cannot be changed from here. ({text})")
+            else:
+                st.error(f"{type(exc).__name__}: {text}")
         else:
             st.dataframe(result, hide_index=True, width="stretch")
-            st.caption(f"{len(result)} rows")
-    with st.expander("Tables and views"):
-        st.dataframe(query("schema_objects", db_path()), hide_index=True, width="stretch")
+            st.caption(f"{len(result)} rows" + (" (the cap)" if len(result) == MAX_ROWS else ""))
+    st.subheader("Tables and views")
+    st.dataframe(query("schema_objects", db_path()), hide_index=True, width="stretch")
 
 
 guarded(render)

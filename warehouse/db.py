@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 SCHEMA_PATH = Path(__file__).with_name("schema.sql")
+PAPERS_PATH = Path(__file__).with_name("papers.toml")
 DEFAULT_DB = "data/warehouse.duckdb"
 log = logging.getLogger("warehouse")
 
@@ -96,7 +97,25 @@ def apply_schema(con) -> list[int]:
         applied.append(number)
     if views.strip():
         con.execute(views)
+    load_papers(con)
     return applied
+
+
+def load_papers(con) -> None:
+    """Replace the rows of `papers` with papers.toml's."""
+    import tomllib
+
+    import pyarrow as pa
+
+    rows = tomllib.loads(PAPERS_PATH.read_text())["paper"]
+    con.register("paper_rows", pa.Table.from_pylist(rows))
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM papers")
+        con.execute("INSERT INTO papers BY NAME SELECT * FROM paper_rows")
+        con.execute("COMMIT")
+    finally:
+        con.unregister("paper_rows")
 
 
 @contextlib.contextmanager

@@ -53,13 +53,139 @@ def throughput(db_path: str, run_ids: list[str]) -> pd.DataFrame:
     """, {"run_ids": list(run_ids)})
 
 
-def run_sql(db_path: str, sql: str, max_rows: int = 1000) -> pd.DataFrame:
-    """A person's own SQL on a read-only connection, at most `max_rows` rows."""
+class QueryTimeout(RuntimeError):
+    """A person's query ran past the time limit and was interrupted."""
+
+
+def run_sql(db_path: str, sql: str, max_rows: int = 1000, time_limit_s: float = 10.0) -> pd.DataFrame:
+    """A person's own SQL on a read-only connection: at most `max_rows` rows, `time_limit_s` seconds."""
+    import threading
+
     with db.reader(db_path) as con:
-        relation = con.sql(sql)
-        if relation is None:  # a statement that returns no rows
-            return pd.DataFrame()
-        return relation.limit(max_rows).df()
+        timer = threading.Timer(time_limit_s, con.interrupt)  # DuckDB's documented way to stop a query
+        timer.start()
+        try:
+            relation = con.sql(sql)
+            if relation is None:  # a statement that returns no rows
+                return pd.DataFrame()
+            return relation.limit(max_rows).df()
+        except Exception as exc:
+            if not timer.is_alive() and "interrupt" in str(exc).lower():
+                raise QueryTimeout(f"the query ran past the {time_limit_s:g} s limit and was stopped") from None
+            raise
+        finally:
+            timer.cancel()
+
+
+def ingest_marker(db_path: str) -> pd.DataFrame:
+    """How much has been ingested: changes whenever the collector adds files."""
+    return db.query_df(db_path, "SELECT count(*) AS files, max(ingested_at) AS last FROM ingested_files")
+
+
+def phase_breakdown(db_path: str, run_ids: list[str]) -> pd.DataFrame:
+    """Median time per phase, per run and batch size (measured jobs)."""
+    return db.query_df(db_path, f"""
+        SELECT p.*, {RUN_LABEL} AS label
+        FROM phase_breakdown p JOIN runs r USING (run_id)
+        WHERE list_contains($run_ids, p.run_id)
+        ORDER BY p.run_id, p.batch_size, p.phase
+    """, {"run_ids": list(run_ids)})
+
+
+def step_profile(db_path: str, run_ids: list[str]) -> pd.DataFrame:
+    """Median step time per run, batch size and step index (measured jobs), aggregated in DuckDB."""
+    return db.query_df(db_path, f"""
+        SELECT s.run_id, {RUN_LABEL} AS label, s.batch_size, s.step_index,
+               median(s.duration_s) AS median_s, median(s.unet_rows) AS unet_rows, count(*) AS samples
+        FROM step_times s JOIN runs r USING (run_id)
+        WHERE list_contains($run_ids, s.run_id) AND NOT s.warmup AND NOT coalesce(s.profiled, false)
+              AND s.status = 'ok'
+        GROUP BY ALL
+        ORDER BY s.run_id, s.batch_size, s.step_index
+    """, {"run_ids": list(run_ids)})
+
+
+def stream_latency(db_path: str, run_ids: list[str]) -> pd.DataFrame:
+    """Stream mode: each request's latency, from the UNet call it entered to the one it left on."""
+    return db.query_df(db_path, f"""
+        WITH jobs_ok AS (
+            SELECT j.job_id, j.run_id, j.batch_size, r.steps
+            FROM jobs j JOIN runs r USING (run_id)
+            WHERE r.mode = 'stream' AND list_contains($run_ids, j.run_id)
+                  AND NOT j.warmup AND NOT coalesce(j.profiled, false) AND j.status = 'ok'
+        ), per_request AS (
+            SELECT j.run_id, j.batch_size, first.step_index AS request,
+                   last.start_s + last.duration_s - first.start_s AS latency_s
+            FROM jobs_ok j
+            JOIN steps first ON first.job_id = j.job_id AND first.step_index < j.batch_size
+            JOIN steps last ON last.job_id = j.job_id AND last.step_index = first.step_index + j.steps - 1
+        )
+        SELECT p.run_id, {RUN_LABEL} AS label, p.batch_size, p.request, median(p.latency_s) AS latency_s
+        FROM per_request p JOIN runs r USING (run_id)
+        GROUP BY ALL
+        ORDER BY p.run_id, p.batch_size, p.request
+    """, {"run_ids": list(run_ids)})
+
+
+def op_mix(db_path: str, run_ids: list[str]) -> pd.DataFrame:
+    """UNet time by operator category per run and batch size (profiled jobs)."""
+    return db.query_df(db_path, f"""
+        SELECT o.*, {RUN_LABEL} AS label
+        FROM op_mix o JOIN runs r USING (run_id)
+        WHERE list_contains($run_ids, o.run_id)
+        ORDER BY o.run_id, o.batch_size, o.category
+    """, {"run_ids": list(run_ids)})
+
+
+def telemetry(db_path: str, run_id: str) -> pd.DataFrame:
+    """The run's telemetry, one row per second."""
+    return db.query_df(db_path, "SELECT * FROM telemetry WHERE run_id = $run_id ORDER BY second",
+                       {"run_id": run_id})
+
+
+def job_marks(db_path: str, run_id: str) -> pd.DataFrame:
+    """When each job of a run started and ended, for marking job boundaries on a time axis."""
+    return db.query_df(db_path, """
+        SELECT job_id, batch_size, warmup, status, started_at,
+               started_at + to_microseconds(CAST(wall_s * 1e6 AS BIGINT)) AS ended_at
+        FROM jobs WHERE run_id = $run_id ORDER BY started_at
+    """, {"run_id": run_id})
+
+
+def memory_by_batch(db_path: str, run_ids: list[str]) -> pd.DataFrame:
+    """Peak memory per run and batch size, and whether every job of that size fitted."""
+    return db.query_df(db_path, f"""
+        SELECT j.run_id, {RUN_LABEL} AS label, r.device, j.batch_size,
+               max(j.peak_mem_bytes) AS peak_mem_bytes,
+               bool_and(j.status = 'ok') AS fitted,
+               string_agg(DISTINCT j.status, ', ') AS statuses
+        FROM jobs j JOIN runs r USING (run_id)
+        WHERE list_contains($run_ids, j.run_id)
+        GROUP BY ALL
+        ORDER BY j.run_id, j.batch_size
+    """, {"run_ids": list(run_ids)})
+
+
+def jobs_with_images(db_path: str, run_ids: list[str]) -> pd.DataFrame:
+    """Jobs that kept images, newest run first."""
+    return db.query_df(db_path, f"""
+        SELECT j.job_id, j.run_id, {RUN_LABEL} AS label, r.task, r.height, j.batch_size, count(i.path) AS images
+        FROM jobs j JOIN runs r USING (run_id) JOIN images i USING (job_id)
+        WHERE list_contains($run_ids, j.run_id)
+        GROUP BY ALL
+        ORDER BY r.height, label, j.batch_size
+    """, {"run_ids": list(run_ids)})
+
+
+def images(db_path: str, job_id: str) -> pd.DataFrame:
+    """The images of one job with their seed, prompt and path."""
+    return db.query_df(db_path, 'SELECT "index", seed, prompt, path FROM images WHERE job_id = $job_id '
+                                'ORDER BY "index"', {"job_id": job_id})
+
+
+def papers(db_path: str) -> pd.DataFrame:
+    """The paper library (papers.toml, loaded into the warehouse)."""
+    return db.query_df(db_path, "SELECT * FROM papers ORDER BY key")
 
 
 def schema_objects(db_path: str) -> pd.DataFrame:

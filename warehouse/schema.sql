@@ -130,6 +130,19 @@ CREATE TABLE IF NOT EXISTS quarantined_files (
     quarantined_at TIMESTAMPTZ NOT NULL
 );
 
+-- migration 2: the paper library (rows loaded from papers.toml on every open)
+CREATE TABLE IF NOT EXISTS papers (
+    key      VARCHAR PRIMARY KEY,  -- stable id the dashboard links to
+    title    VARCHAR NOT NULL,
+    short    VARCHAR NOT NULL,     -- short name for chart notes
+    arxiv    VARCHAR,              -- arXiv identifier, '' if none given
+    url      VARCHAR,              -- the paper's page
+    github   VARCHAR,              -- code, '' if none given
+    effect   VARCHAR NOT NULL,     -- the effect in the measurements it explains
+    explains VARCHAR NOT NULL,     -- how
+    figure   VARCHAR               -- the figure it reports, to compare with
+);
+
 -- views
 
 -- Throughput per run and batch size, over measured jobs that succeeded (no warm-up, no profiled job).

@@ -1,0 +1,50 @@
+"""Gallery: the images a job kept, with prompt and seed. Only files under the output folder are shown."""
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from pages._shared import db_path, guarded, query, sweep_runs
+
+
+def output_dir() -> Path:
+    return Path(os.environ.get("OUTPUT_DIR") or "data/images").resolve()
+
+
+def render():
+    st.title("Gallery")
+    runs = sweep_runs()
+    if runs is None:
+        return
+    jobs = query("jobs_with_images", db_path(), list(runs.run_id))
+    if jobs.empty:
+        st.info("No images kept in this sweep (`--save-images none`).")
+        return
+    if runs.model_id.str.startswith("embedded-").any():
+        st.caption("The embedded tiny model has random weights: its images are noise, by design.")
+    options = {f"{j.label} · batch {j.batch_size}": j.job_id for j in jobs.itertuples()}
+    job_id = options[st.selectbox("Job", list(options))]
+    task = jobs.set_index("job_id").task[job_id]
+    if task == "inpaint":
+        st.caption("Inpainting: the generated picture with a centre mask, or the masks given with `--mask`.")
+    root = output_dir()
+    refused = []
+    cols = st.columns(6)
+    for n, img in enumerate(query("images", db_path(), job_id).itertuples()):
+        path = Path(img.path).resolve()
+        if not path.is_relative_to(root):  # a warehouse row must not make the dashboard read other files
+            refused.append(img.path)
+            continue
+        with cols[n % 6]:
+            if path.is_file():
+                st.image(str(path), caption=f"#{img.index} · seed {img.seed}", width="stretch")
+            else:
+                st.caption(f"#{img.index}: file missing")
+            st.caption(img.prompt)
+    if refused:
+        st.warning(f"{len(refused)} image path(s) lie outside the output folder {root} and were not shown: "
+                   + ", ".join(refused[:3]))
+
+
+guarded(render)

@@ -1,0 +1,55 @@
+"""Steps: per-step time against step index and batch size; phase breakdown; stream requests' latency."""
+
+import altair as alt
+import streamlit as st
+
+from pages._shared import db_path, guarded, paper, query, sweep_runs
+
+
+def render():
+    st.title("Steps and phases")
+    runs = sweep_runs()
+    if runs is None:
+        return
+    run_ids = list(runs.run_id)
+
+    # 1. Per-step time: flat across steps (every step is one UNet call), rising with batch.
+    steps = query("step_profile", db_path(), run_ids)
+    st.subheader("Median time per denoising step")
+    if steps.empty:
+        st.info("No measured steps in this sweep.")
+    else:
+        st.altair_chart(alt.Chart(steps).mark_line(point=True).encode(
+            x=alt.X("step_index:O", title="step (stream mode: UNet call)"),
+            y=alt.Y("median_s:Q", title="median step time (s)"),
+            color=alt.Color("batch_size:O", title="batch"),
+            column=alt.Column("label:N", title=None),
+            tooltip=["label", "batch_size", "step_index", "median_s", "unet_rows"]), width="content")
+
+    # 2. Phases: where the job's time goes, stacked, per batch size.
+    phases = query("phase_breakdown", db_path(), run_ids)
+    st.subheader("Where the time goes")
+    if not phases.empty:
+        st.altair_chart(alt.Chart(phases).mark_bar().encode(
+            x=alt.X("batch_size:O", title="batch size"), y=alt.Y("median_s:Q", title="median s"),
+            color=alt.Color("phase:N", sort=["encode_prompt", "prepare", "denoise", "decode", "postprocess"]),
+            column=alt.Column("label:N", title=None),
+            tooltip=["label", "batch_size", "phase", "median_s", alt.Tooltip("median_share:Q", format=".0%")]),
+            width="content")
+
+    # 3. Stream mode: a request's latency from entering the stream to leaving it.
+    st.subheader("Stream Batch: each request's latency")
+    latency = query("stream_latency", db_path(), run_ids)
+    if latency.empty:
+        st.caption("No stream-mode run in this sweep: run a sweep with `--mode stream`.")
+    else:
+        st.caption(f"In Stream Batch ({paper('streamdiffusion')}) a request enters one UNet call after the "
+                   "previous one and leaves after its last step: latency stays near one image's while "
+                   "throughput grows.")
+        st.altair_chart(alt.Chart(latency).mark_line(point=True).encode(
+            x=alt.X("request:O", title="request (order of entry)"), y=alt.Y("latency_s:Q", title="latency (s)"),
+            color=alt.Color("batch_size:O", title="batch"), tooltip=["batch_size", "request", "latency_s"]),
+            width="stretch")
+
+
+guarded(render)

@@ -1,0 +1,56 @@
+"""Telemetry: utilisation, memory, power and clock over a run, with job boundaries; peak memory per batch."""
+
+import altair as alt
+import streamlit as st
+
+from pages._shared import db_path, guarded, query, sweep_runs
+
+
+def render():
+    st.title("Telemetry")
+    runs = sweep_runs()
+    if runs is None:
+        return
+    labels = dict(zip(runs.label, runs.run_id))
+    run_id = labels[st.selectbox("Run", list(labels))]
+    samples = query("telemetry", db_path(), run_id)
+    marks = query("job_marks", db_path(), run_id)
+
+    # 1. Over time, one panel per measure, job starts as rules.
+    if samples.empty:
+        st.info("No telemetry samples for this run (the sampler was off: `--sample-hz 0`).")
+    else:
+        gpu = samples.gpu_util.notna().any()
+        if not gpu:
+            st.caption("No NVIDIA GPU telemetry for this run (NVML absent or a CPU run): CPU and RSS only.")
+        measures = [("cpu_util", "process CPU % (of one core)"), ("rss_bytes", "RSS (bytes)")]
+        if gpu:
+            measures += [("gpu_util", "GPU utilisation %"), ("mem_used_bytes", "GPU memory (bytes)"),
+                         ("power_w", "power (W)"), ("sm_clock_mhz", "SM clock (MHz)")]
+        rules = alt.Chart(marks).mark_rule(opacity=0.25).encode(
+            x="started_at:T", color=alt.Color("batch_size:O", title="job batch"),
+            tooltip=["batch_size", "warmup", "status", "started_at"])
+        for column, title in measures:
+            line = alt.Chart(samples).mark_line().encode(
+                x=alt.X("second:T", title="time"), y=alt.Y(f"{column}:Q", title=title))
+            st.altair_chart((rules + line).properties(height=180), width="stretch")
+
+    # 2. Peak memory per batch size, and the largest batch that fitted.
+    mem = query("memory_by_batch", db_path(), list(runs.run_id))
+    st.subheader("Peak memory per batch size")
+    st.altair_chart(alt.Chart(mem).mark_line(point=True).encode(
+        x=alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size"),
+        y=alt.Y("peak_mem_bytes:Q", title="peak memory (bytes)"),
+        color=alt.Color("label:N", title="run"), shape=alt.Shape("fitted:N"),
+        tooltip=["label", "batch_size", "peak_mem_bytes", "statuses"]), width="stretch")
+    for label, g in mem.groupby("label"):
+        fitted = g[g.fitted]
+        failed = g[~g.fitted]
+        text = f"**{label}**: largest batch that fitted: {int(fitted.batch_size.max()) if len(fitted) else 'none'}"
+        if len(failed):
+            text += f"; batch {int(failed.batch_size.min())} failed ({failed.statuses.iloc[0]})"
+        st.markdown(text)
+    st.caption("Peak memory is CUDA's max allocated on a GPU, the process's peak RSS on a CPU.")
+
+
+guarded(render)
