@@ -1,5 +1,7 @@
 """SQL: a person's own read-only query against the warehouse, with a time limit and a row cap."""
 
+import os
+
 import streamlit as st
 
 from pages._shared import db_path, guarded, query
@@ -14,7 +16,7 @@ EXAMPLES = {
     "Effects and papers": "SELECT key, short, effect, figure FROM papers",
 }
 MAX_ROWS = 1000
-TIME_LIMIT_S = 10.0
+TIME_LIMIT_S = float(os.environ.get("SQL_TIME_LIMIT_S") or 10.0)  # seconds before a query is stopped
 
 
 def render():

@@ -1,0 +1,148 @@
+"""Every page, through Streamlit's AppTest, on a warehouse built by a real sweep (and on an empty one)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import duckdb
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from collector.ingest import CollectorConfig, ingest_pending
+from generator.sweep import SweepConfig, run_sweep
+from warehouse import db, queries
+
+from .conftest import ROOT
+
+PAGES = ["overview", "throughput", "steps", "operators", "telemetry", "gallery", "papers", "sql"]
+
+
+@pytest.fixture(scope="module")
+def rich(tmp_path_factory):
+    """A sweep with two modes, three batch sizes and profiled jobs, ingested: (db path, image folder)."""
+    base = tmp_path_factory.mktemp("rich")
+    cfg = SweepConfig(batch_sizes=(1, 2, 4), resolutions=(64,), mode=("static", "stream"), steps=3, repeats=2,
+                      warmup=0, profile_ops=True, spool=str(base / "spool"), out=str(base / "images"))
+    run_sweep(cfg, progress=False)
+    ingest_pending(CollectorConfig(spool=cfg.spool, db=str(base / "w.duckdb")))
+    return str(base / "w.duckdb"), cfg.out
+
+
+def _app(monkeypatch, db_path, out, page=None):
+    monkeypatch.setenv("WAREHOUSE_DB", db_path)
+    monkeypatch.setenv("OUTPUT_DIR", out)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120).run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _sql(db_path, sql, params=None):
+    con = duckdb.connect(db_path, read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def _text(at) -> str:
+    return " ".join(m.value for m in at.markdown) + " " + " ".join(c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_an_empty_warehouse(page, tmp_path, monkeypatch):
+    with db.writer(tmp_path / "empty.duckdb"):
+        pass  # schema, papers, no runs
+    at = _app(monkeypatch, str(tmp_path / "empty.duckdb"), str(tmp_path), page)
+    if page != "papers" and page != "sql":
+        assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_overview_states_the_fit_of_the_warehouse_numbers(rich, monkeypatch):
+    db_path, out = rich
+    at = _app(monkeypatch, db_path, out)
+    text = _text(at)
+    for run_id, mode in _sql(db_path, "SELECT run_id, mode FROM runs"):
+        rows = _sql(db_path, "SELECT batch_size, median_wall_s FROM throughput_by_batch WHERE run_id = ? "
+                             "ORDER BY batch_size", [run_id])
+        b = np.array([r[0] for r in rows], float)
+        t = np.array([r[1] for r in rows], float)
+        assert f"Batch 4 took {t[-1] / t[0]:.1f}x as long as batch 1: {4 * t[0] / t[-1]:.1f}x the images" in text
+        # The fixed/marginal sentence is a least-squares line through the points before the knee.
+        eff = (b / t) / (1 / t[0]) / b
+        used = b < b[eff < 0.5][0] if (eff < 0.5).any() else np.ones_like(b, bool)
+        if used.sum() < 2:
+            used[:2] = True
+        marginal, fixed = np.polyfit(b[used], t[used], 1)
+        assert f"each extra image adds {marginal:.3g} s" in text, (mode, marginal)
+    assert "2. Input → model → output" in [h.value for h in at.header]
+    assert "LDM" in text and "/papers#ldm" in text
+
+
+def test_throughput_table_is_the_view(rich, monkeypatch):
+    db_path, out = rich
+    at = _app(monkeypatch, db_path, out, "throughput")
+    shown = at.dataframe[1].value.sort_values(["label", "batch_size"])
+    view = _sql(db_path, "SELECT count(*), sum(images_per_s) FROM throughput_by_batch")[0]
+    assert len(shown) == view[0] and shown.images_per_s.sum() == pytest.approx(view[1])
+
+
+def test_operators_page_quotes_the_conv_share_of_the_warehouse(rich, monkeypatch):
+    db_path, out = rich
+    at = _app(monkeypatch, db_path, out, "operators")
+    lo, hi = _sql(db_path, "SELECT min(share), max(share) FROM op_mix WHERE category = 'conv'")[0]
+    assert f"Convolution took {lo:.0%}–{hi:.0%} of UNet time here" in _text(at)
+
+
+def test_steps_page_shows_stream_latency(rich, monkeypatch):
+    db_path, out = rich
+    at = _app(monkeypatch, db_path, out, "steps")
+    latency = queries.stream_latency(db_path, [r[0] for r in _sql(db_path, "SELECT run_id FROM runs")])
+    # 4 requests at batch 4, each through 3 steps: entered one call apart.
+    assert sorted(latency[latency.batch_size == 4].request) == [0, 1, 2, 3]
+    assert (latency.latency_s > 0).all()
+    assert "Stream Batch: each request's latency" in [s.value for s in at.subheader]
+
+
+def test_telemetry_page_names_the_largest_batch_that_fitted(rich, monkeypatch):
+    db_path, out = rich
+    at = _app(monkeypatch, db_path, out, "telemetry")
+    assert "largest batch that fitted: 4" in _text(at)
+
+
+def test_gallery_shows_the_job_images_and_refuses_paths_outside_the_output_folder(rich, monkeypatch, tmp_path):
+    db_path, out = rich
+    at = _app(monkeypatch, db_path, out, "gallery")
+    job = at.selectbox[-1].value
+    assert len(at.get("image")) == int(re.search(r"batch (\d+)", job).group(1))
+    # A warehouse row pointing elsewhere is refused, not read.
+    copy = str(tmp_path / "copy.duckdb")
+    shutil.copy(db_path, copy)
+    with db.writer(copy) as con:
+        con.execute("UPDATE images SET path = '/etc/passwd' WHERE \"index\" = 0")
+    at = _app(monkeypatch, copy, out, "gallery")
+    assert any("outside the output folder" in w.value and "/etc/passwd" in w.value for w in at.warning)
+
+
+def test_papers_page_lists_the_library(rich, monkeypatch):
+    db_path, out = rich
+    at = _app(monkeypatch, db_path, out, "papers")
+    titles = {s.value for s in at.subheader}
+    assert {t for (t,) in _sql(db_path, "SELECT title FROM papers")} == titles
+    assert "Latent Diffusion" in " ".join(titles)
+
+
+def test_sql_page_caps_rows_stops_runaway_queries_and_refuses_writes(rich, monkeypatch):
+    db_path, out = rich
+    monkeypatch.setenv("SQL_TIME_LIMIT_S", "1")
+    at = _app(monkeypatch, db_path, out, "sql")
+    at.text_area[0].set_value("SELECT * FROM range(5000)").run()
+    assert len(at.dataframe[0].value) == 1000 and any("(the cap)" in c.value for c in at.caption)
+    at.text_area[0].set_value("SELECT count(*) FROM range(100000) a, range(100000) b WHERE a.range * b.range = 7").run()
+    assert not at.exception and "Stopped: the query ran past the 1 s limit" in at.error[0].value
+    at.text_area[0].set_value("DROP TABLE jobs").run()
+    assert not at.exception and "read-only" in at.error[0].value
+    assert _sql(db_path, "SELECT count(*) FROM jobs")[0][0] > 0
