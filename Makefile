@@ -31,6 +31,10 @@ dashboard: $(STAMP)
 	$(PY) -m streamlit run dashboard.py --server.address 127.0.0.1 --server.port 8501
 
 test: $(STAMP)
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
 	$(PY) -m pytest
 
 clean:

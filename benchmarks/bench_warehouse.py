@@ -5,6 +5,8 @@
    Target: >= 200k step records per second on a 2-core machine.
 2. The Overview's and Throughput's queries on that warehouse, each opening its own
    read-only connection as the dashboard does. Target: median <= 200 ms.
+3. Every dashboard page rendered on that warehouse (Streamlit's AppTest runs the page
+   script as the server does; the query cache is cleared first). Target: median <= 1 s.
 """
 
 from __future__ import annotations
@@ -20,12 +22,44 @@ from collector.ingest import CollectorConfig, ingest_pending
 from warehouse import queries
 
 
+PAGES = ("overview", "throughput", "steps", "operators", "telemetry", "gallery", "papers", "sql")
+
+
+def page_times(db_path: str, runs: int) -> dict[str, list[float]]:
+    """Seconds for each page's script run, as a server runs it, with no cached query results."""
+    import os
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    import logging
+
+    logging.getLogger("streamlit").setLevel(logging.ERROR)  # bare-mode notices, one per run
+    os.environ["WAREHOUSE_DB"] = db_path
+    app = str(Path(__file__).resolve().parents[1] / "dashboard.py")
+    out = {}
+    for page in PAGES:
+        out[page] = []
+        for _ in range(runs):
+            st.cache_data.clear()
+            at = AppTest.from_file(app, default_timeout=120)
+            at.run()
+            st.cache_data.clear()
+            t0 = time.perf_counter()
+            at.switch_page(f"pages/{page}.py").run()
+            out[page].append(time.perf_counter() - t0)
+            if at.exception:
+                raise RuntimeError(f"page {page} failed: {at.exception[0].value}")
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="runs in the synthetic spool (default 10)")
     parser.add_argument("--jobs", type=int, default=500, help="job files per run (default 500)")
     parser.add_argument("--steps", type=int, default=200, help="step records per job (default 200)")
     parser.add_argument("--repeats", type=int, default=20, help="runs of each query (default 20)")
+    parser.add_argument("--page-runs", type=int, default=5, help="runs of each page (default 5)")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-warehouse-") as tmp:
@@ -58,6 +92,11 @@ def main(argv=None) -> None:
                 fn()
                 times.append((time.perf_counter() - t0) * 1000)
             print(f"{name:<34} {statistics.median(times):>10.1f} {max(times):>8.1f}")
+
+        print(f"\n3. Page render (Streamlit AppTest, query cache cleared each time, {args.page_runs} runs each)")
+        print(f"{'page':<12} {'median s':>9} {'max s':>7}   target median <= 1 s")
+        for page, times in page_times(db_path, args.page_runs).items():
+            print(f"{page:<12} {statistics.median(times):>9.2f} {max(times):>7.2f}")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ def render():
         rule = alt.Chart().mark_rule(color="black", strokeDash=[5, 3]).encode(
             y=alt.datum(CONV_SHARE_REPORTED), href=alt.value(paper_href("beyond-llms")),
             tooltip=alt.value("convolution up to 44% of diffusion TTI time (arXiv 2312.14385)"))
-        st.altair_chart(alt.layer(bars, rule, data=mix).facet(column=alt.Column("label:N", title=None)),
-                        width="content")
+        st.altair_chart(alt.layer(bars, rule, data=mix).properties(width=220).facet(
+            column=alt.Column("label:N", title=None)), width="content")
         conv = mix[mix.category == "conv"]
         if not conv.empty:
             st.markdown(f"Convolution took {conv.share.min():.0%}–{conv.share.max():.0%} of UNet time here; "

@@ -24,7 +24,8 @@ def render():
             y=alt.Y("median_s:Q", title="median step time (s)"),
             color=alt.Color("batch_size:O", title="batch"),
             column=alt.Column("label:N", title=None),
-            tooltip=["label", "batch_size", "step_index", "median_s", "unet_rows"]), width="content")
+            tooltip=["label", "batch_size", "step_index", "median_s", "unet_rows"]).properties(width=260),
+            width="content")
 
     # 2. Phases: where the job's time goes, stacked, per batch size.
     phases = query("phase_breakdown", db_path(), run_ids)
@@ -34,8 +35,8 @@ def render():
             x=alt.X("batch_size:O", title="batch size"), y=alt.Y("median_s:Q", title="median s"),
             color=alt.Color("phase:N", sort=["encode_prompt", "prepare", "denoise", "decode", "postprocess"]),
             column=alt.Column("label:N", title=None),
-            tooltip=["label", "batch_size", "phase", "median_s", alt.Tooltip("median_share:Q", format=".0%")]),
-            width="content")
+            tooltip=["label", "batch_size", "phase", "median_s", alt.Tooltip("median_share:Q", format=".0%")]
+        ).properties(width=220), width="content")
 
     # 3. Stream mode: a request's latency from entering the stream to leaving it.
     st.subheader("Stream Batch: each request's latency")

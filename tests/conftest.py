@@ -47,3 +47,14 @@ def warehouse(collector_cfg) -> str:
     """A warehouse holding the small sweep."""
     ingest_pending(collector_cfg)
     return collector_cfg.db
+
+
+@pytest.fixture(scope="session")
+def rich(tmp_path_factory):
+    """A sweep with two modes, three batch sizes and profiled jobs, ingested: (db path, image folder)."""
+    base = tmp_path_factory.mktemp("rich")
+    cfg = SweepConfig(batch_sizes=(1, 2, 4), resolutions=(64,), mode=("static", "stream"), steps=3, repeats=2,
+                      warmup=0, profile_ops=True, spool=str(base / "spool"), out=str(base / "images"))
+    run_sweep(cfg, progress=False)
+    ingest_pending(CollectorConfig(spool=cfg.spool, db=str(base / "w.duckdb")))
+    return str(base / "w.duckdb"), cfg.out

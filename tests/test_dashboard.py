@@ -10,24 +10,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from collector.ingest import CollectorConfig, ingest_pending
-from generator.sweep import SweepConfig, run_sweep
 from warehouse import db, queries
 
 from .conftest import ROOT
 
 PAGES = ["overview", "throughput", "steps", "operators", "telemetry", "gallery", "papers", "sql"]
-
-
-@pytest.fixture(scope="module")
-def rich(tmp_path_factory):
-    """A sweep with two modes, three batch sizes and profiled jobs, ingested: (db path, image folder)."""
-    base = tmp_path_factory.mktemp("rich")
-    cfg = SweepConfig(batch_sizes=(1, 2, 4), resolutions=(64,), mode=("static", "stream"), steps=3, repeats=2,
-                      warmup=0, profile_ops=True, spool=str(base / "spool"), out=str(base / "images"))
-    run_sweep(cfg, progress=False)
-    ingest_pending(CollectorConfig(spool=cfg.spool, db=str(base / "w.duckdb")))
-    return str(base / "w.duckdb"), cfg.out
 
 
 def _app(monkeypatch, db_path, out, page=None):

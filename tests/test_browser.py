@@ -1,0 +1,93 @@
+"""The dashboard in a real browser: `streamlit run` on a free port, every page opened in Chromium.
+
+Needs Debian's chromium at /usr/bin/chromium (`make test` installs it when run as root).
+Screenshots of every page go to test-output/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+PAGES = {"overview": "", "throughput": "throughput", "steps": "steps", "operators": "operators",
+         "telemetry": "telemetry", "gallery": "gallery", "papers": "papers", "sql": "sql"}
+SHOTS = ROOT / "test-output" / "screenshots"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("browser tests need Debian's chromium: `apt-get install chromium` as root "
+                "(make test does it when run as root)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(rich):
+    db_path, out = rich
+    port = _free_port()
+    env = dict(os.environ, WAREHOUSE_DB=db_path, OUTPUT_DIR=out)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("streamlit did not answer /_stcore/health within 60 s")
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_page_renders_in_a_real_browser(name, server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{server}/{PAGES[name]}")
+        page.wait_for_selector('[data-testid="stApp"]', timeout=30000)
+        page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=60000)
+        # The app has finished its run when the "running" status widget is gone.
+        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                               timeout=60000)
+        page.wait_for_timeout(500)  # charts draw after the run
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.locator('[data-testid="stMainBlockContainer"] h1').first.inner_text().strip()
+        if name in ("overview", "throughput", "operators"):
+            assert page.locator('[data-testid="stVegaLiteChart"]').count() > 0
+    finally:
+        page.close()
