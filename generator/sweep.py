@@ -325,8 +325,13 @@ def _save_images(cfg: SweepConfig, run_id, job_id, images, job_inputs) -> list[d
     for index, img in enumerate(images):
         path = folder / f"{job_id}_{index:03d}.png"
         img.save(path)
-        rows.append({"index": index, "seed": job_inputs.seeds[index], "prompt": job_inputs.prompts[index],
-                     "path": str(path.resolve())})
+        row = {"index": index, "seed": job_inputs.seeds[index], "prompt": job_inputs.prompts[index],
+               "path": str(path.resolve())}
+        if job_inputs.task == "inpaint":  # the mask this image was inpainted with, beside it
+            mask_path = folder / f"{job_id}_{index:03d}_mask.png"
+            job_inputs.masks[index].save(mask_path)
+            row["mask_path"] = str(mask_path.resolve())
+        rows.append(row)
     return rows
 
 

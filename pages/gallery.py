@@ -12,6 +12,18 @@ def output_dir() -> Path:
     return Path(os.environ.get("OUTPUT_DIR") or "data/images").resolve()
 
 
+def _show(path: str, caption: str) -> bool:
+    """Show a PNG if it lies under the output folder; False (not read) if it lies elsewhere."""
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(output_dir()):  # a warehouse row must not make the dashboard read other files
+        return False
+    if resolved.is_file():
+        st.image(str(resolved), caption=caption, width="stretch")
+    else:
+        st.caption(f"{caption}: file missing")
+    return True
+
+
 def render():
     st.title("Gallery")
     runs = sweep_runs()
@@ -27,23 +39,18 @@ def render():
     job_id = options[st.selectbox("Job", list(options))]
     task = jobs.set_index("job_id").task[job_id]
     if task == "inpaint":
-        st.caption("Inpainting: the generated picture with a centre mask, or the masks given with `--mask`.")
-    root = output_dir()
+        st.caption("Inpainting: each image with the mask it was inpainted with (white = repainted).")
     refused = []
     cols = st.columns(6)
     for n, img in enumerate(query("images", db_path(), job_id).itertuples()):
-        path = Path(img.path).resolve()
-        if not path.is_relative_to(root):  # a warehouse row must not make the dashboard read other files
-            refused.append(img.path)
-            continue
         with cols[n % 6]:
-            if path.is_file():
-                st.image(str(path), caption=f"#{img.index} · seed {img.seed}", width="stretch")
-            else:
-                st.caption(f"#{img.index}: file missing")
+            for path, caption in [(img.path, f"#{img.index} · seed {img.seed}"), (img.mask_path, "mask")]:
+                if isinstance(path, str) and path:
+                    if not _show(path, caption):
+                        refused.append(path)
             st.caption(img.prompt)
     if refused:
-        st.warning(f"{len(refused)} image path(s) lie outside the output folder {root} and were not shown: "
+        st.warning(f"{len(refused)} image path(s) lie outside the output folder {output_dir()} and were not shown: "
                    + ", ".join(refused[:3]))
 
 

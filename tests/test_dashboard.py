@@ -133,3 +133,17 @@ def test_sql_page_caps_rows_stops_runaway_queries_and_refuses_writes(rich, monke
     at.text_area[0].set_value("DROP TABLE jobs").run()
     assert not at.exception and "read-only" in at.error[0].value
     assert _sql(db_path, "SELECT count(*) FROM jobs")[0][0] > 0
+
+
+def test_gallery_shows_each_inpainted_image_with_its_mask(tmp_path, monkeypatch):
+    from collector.ingest import CollectorConfig, ingest_pending
+    from generator.sweep import SweepConfig, run_sweep
+
+    cfg = SweepConfig(task="inpaint", batch_sizes=(2,), resolutions=(64,), steps=1, repeats=1, warmup=0,
+                      spool=str(tmp_path / "spool"), out=str(tmp_path / "images"))
+    run_sweep(cfg, progress=False)
+    ingest_pending(CollectorConfig(spool=cfg.spool, db=str(tmp_path / "w.duckdb")))
+    at = _app(monkeypatch, str(tmp_path / "w.duckdb"), cfg.out, "gallery")
+    shown = at.get("image")
+    assert len(shown) == 4  # two images, two masks
+    assert not at.warning

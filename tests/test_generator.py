@@ -187,6 +187,10 @@ def test_masks_are_used_one_per_image(tmp_path):
                       repeats=1, warmup=0, spool=str(tmp_path / "s"), out=str(tmp_path / "o"))
     (job,) = _jobs(run_sweep(cfg, progress=False))
     assert job["status"] == "ok" and job["images"] == 2
+    # Each kept image has the mask it was inpainted with beside it: mask i for image i.
+    masks = [Image.open(r["mask_path"]) for r in job["image_records"]]
+    assert [np.asarray(m).tolist() for m in masks] == [
+        np.asarray(Image.open(folder / f"m{i}.png")).tolist() for i in range(2)]
 
 
 @pytest.mark.parametrize("make, message", [

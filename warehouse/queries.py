@@ -179,8 +179,8 @@ def jobs_with_images(db_path: str, run_ids: list[str]) -> pd.DataFrame:
 
 def images(db_path: str, job_id: str) -> pd.DataFrame:
     """The images of one job with their seed, prompt and path."""
-    return db.query_df(db_path, 'SELECT "index", seed, prompt, path FROM images WHERE job_id = $job_id '
-                                'ORDER BY "index"', {"job_id": job_id})
+    return db.query_df(db_path, 'SELECT "index", seed, prompt, path, mask_path FROM images '
+                                'WHERE job_id = $job_id ORDER BY "index"', {"job_id": job_id})
 
 
 def papers(db_path: str) -> pd.DataFrame:

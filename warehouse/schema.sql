@@ -143,6 +143,9 @@ CREATE TABLE IF NOT EXISTS papers (
     figure   VARCHAR               -- the figure it reports, to compare with
 );
 
+-- migration 3: the mask of an inpainted image
+ALTER TABLE images ADD COLUMN IF NOT EXISTS mask_path VARCHAR;  -- PNG of the mask (inpaint only)
+
 -- views
 
 -- Throughput per run and batch size, over measured jobs that succeeded (no warm-up, no profiled job).
