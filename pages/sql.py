@@ -7,14 +7,6 @@ import streamlit as st
 from pages._shared import db_path, guarded, query
 from warehouse import queries
 
-EXAMPLES = {
-    "Throughput per batch": "SELECT * FROM throughput_by_batch ORDER BY run_id, batch_size",
-    "Where the time goes": "SELECT run_id, batch_size, phase, round(median_share, 3) AS share\n"
-                           "FROM phase_breakdown ORDER BY run_id, batch_size, phase",
-    "Operator mix": "SELECT * FROM op_mix ORDER BY run_id, batch_size, share DESC",
-    "Failed jobs": "SELECT * FROM jobs_failed",
-    "Effects and papers": "SELECT key, short, effect, figure FROM papers",
-}
 MAX_ROWS = 1000
 TIME_LIMIT_S = float(os.environ.get("SQL_TIME_LIMIT_S") or 10.0)  # seconds before a query is stopped
 
@@ -23,8 +15,8 @@ def render():
     st.title("SQL")
     st.caption(f"Read-only: no statement can change the warehouse. At most {MAX_ROWS} rows are shown; "
                f"a query is stopped after {TIME_LIMIT_S:g} s.")
-    example = st.selectbox("Example", list(EXAMPLES))
-    sql = st.text_area("Query", value=EXAMPLES[example], height=140)
+    example = st.selectbox("Example", list(queries.EXAMPLE_QUERIES))
+    sql = st.text_area("Query", value=queries.EXAMPLE_QUERIES[example], height=140)
     if sql.strip():
         try:
             result = queries.run_sql(db_path(), sql, MAX_ROWS, TIME_LIMIT_S)

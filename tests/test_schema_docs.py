@@ -34,3 +34,12 @@ def test_the_readme_example_runs_read_only(tmp_path, warehouse):
             con.execute(f"SELECT * FROM {view} LIMIT 1")
     finally:
         con.close()
+
+
+def test_every_example_query_of_the_sql_page_runs(warehouse):
+    from warehouse import queries
+
+    for name, sql in queries.EXAMPLE_QUERIES.items():
+        result = queries.run_sql(warehouse, sql, max_rows=50)
+        assert len(result.columns) > 0, name
+    assert len(queries.run_sql(warehouse, queries.EXAMPLE_QUERIES["Effects and papers"])) >= 8

@@ -53,6 +53,17 @@ def throughput(db_path: str, run_ids: list[str]) -> pd.DataFrame:
     """, {"run_ids": list(run_ids)})
 
 
+# Starting points for a person's own SQL (the SQL page offers them).
+EXAMPLE_QUERIES = {
+    "Throughput per batch": "SELECT * FROM throughput_by_batch ORDER BY run_id, batch_size",
+    "Where the time goes": "SELECT run_id, batch_size, phase, round(median_share, 3) AS share\n"
+                           "FROM phase_breakdown ORDER BY run_id, batch_size, phase",
+    "Operator mix": "SELECT * FROM op_mix ORDER BY run_id, batch_size, share DESC",
+    "Failed jobs": "SELECT * FROM jobs_failed",
+    "Effects and papers": "SELECT key, short, effect, figure FROM papers",
+}
+
+
 class QueryTimeout(RuntimeError):
     """A person's query ran past the time limit and was interrupted."""
 
