@@ -22,6 +22,7 @@ CHROMIUM = "/usr/bin/chromium"
 PAGES = {"overview": "", "throughput": "throughput", "steps": "steps", "operators": "operators",
          "telemetry": "telemetry", "gallery": "gallery", "papers": "papers", "sql": "sql"}
 SHOTS = ROOT / "test-output" / "screenshots"
+CHART_PAGES = ("overview", "throughput", "steps", "operators", "telemetry")
 
 if not Path(CHROMIUM).exists():
     pytest.skip("browser tests need Debian's chromium: `apt-get install chromium` as root "
@@ -79,7 +80,10 @@ def test_page_renders_in_a_real_browser(name, server, browser):
         page.goto(f"{server}/{PAGES[name]}")
         page.wait_for_selector('[data-testid="stApp"]', timeout=30000)
         page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=60000)
-        # The app has finished its run when the "running" status widget is gone.
+        if name in CHART_PAGES:  # the title comes first; wait for what the page is for
+            page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=60000)
+        # The app has finished its run when the "running" status widget has gone (it may come late).
+        page.wait_for_timeout(1000)
         page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                                timeout=60000)
         page.wait_for_timeout(500)  # charts draw after the run
@@ -87,7 +91,7 @@ def test_page_renders_in_a_real_browser(name, server, browser):
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
         assert page.locator('[data-testid="stException"]').count() == 0
         assert page.locator('[data-testid="stMainBlockContainer"] h1').first.inner_text().strip()
-        if name in ("overview", "throughput", "operators"):
+        if name in CHART_PAGES:
             assert page.locator('[data-testid="stVegaLiteChart"]').count() > 0
     finally:
         page.close()
