@@ -34,7 +34,9 @@ def page_times(db_path: str, runs: int) -> dict[str, list[float]]:
 
     import logging
 
-    logging.getLogger("streamlit").setLevel(logging.ERROR)  # bare-mode notices, one per run
+    from streamlit.logger import set_log_level
+
+    set_log_level(logging.ERROR)  # bare-mode notices, one per run
     os.environ["WAREHOUSE_DB"] = db_path
     app = str(Path(__file__).resolve().parents[1] / "dashboard.py")
     out = {}

@@ -44,6 +44,7 @@ def render():
 
     # 3. Why it barely slowed down: fixed + marginal cost, per run.
     st.header("3. Why it barely slowed down")
+    fits = []
     for run in runs.itertuples():
         rows = tp[tp.run_id == run.run_id]
         st.subheader(run.label)
@@ -56,10 +57,13 @@ def render():
         explained = analysis.fit_sentence(fit)
         if explained:
             st.markdown(explained[0].upper() + explained[1:] + ".")
-            st.altair_chart(_fit_chart(fit), width="stretch")
+            fits.append(fit["residuals"].assign(label=run.label))
         why = analysis.verdict(rows, run.device, run.mode)
         if why:
             st.caption(why[0].upper() + why[1:] + ".")
+    if fits:
+        # One chart for every run: a chart per run would cost a second on a sweep of many runs.
+        st.altair_chart(_fit_chart(pd.concat(fits, ignore_index=True)), width="stretch")
     _effects(runs, tp)
 
 
@@ -86,16 +90,18 @@ def _workflow(run, shares: pd.DataFrame) -> str:
         "VAE decoder" -> "images {run.height}x{run.width}"; }}"""
 
 
-def _fit_chart(fit: dict) -> alt.Chart:
-    res = fit["residuals"]
+def _fit_chart(res: pd.DataFrame) -> alt.Chart:
+    """Measured points and fitted lines of every run, and the residuals beside them."""
     x = alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size")
-    measured = alt.Chart(res).mark_point(filled=True, size=60).encode(
-        x=x, y=alt.Y("measured_s:Q", title="median job time (s)"),
-        color=alt.Color("in_fit:N", title="in the fit"), tooltip=["batch_size", "measured_s", "fitted_s"])
-    line = alt.Chart(res).mark_line(strokeDash=[4, 3], color="gray").encode(x=x, y="fitted_s:Q")
+    color = alt.Color("label:N", title="run")
+    measured = alt.Chart(res).mark_point(size=60).encode(
+        x=x, y=alt.Y("measured_s:Q", title="median job time (s)"), color=color,
+        shape=alt.Shape("in_fit:N", title="in the fit"), tooltip=["label", "batch_size", "measured_s", "fitted_s"])
+    line = alt.Chart(res).mark_line(strokeDash=[4, 3]).encode(x=x, y="fitted_s:Q", color=color)
     resid = alt.Chart(res).mark_bar().encode(
-        x=alt.X("batch_size:O", title="batch size"), y=alt.Y("residual_s:Q", title="residual (s)"))
-    return alt.hconcat((line + measured).properties(title="t(B) = fixed + marginal x B"),
+        x=alt.X("batch_size:O", title="batch size"), xOffset="label:N",
+        y=alt.Y("residual_s:Q", title="residual (s)"), color=color)
+    return alt.hconcat((line + measured).properties(title="t(B) = fixed + marginal x B (dashed: the fit)"),
                        resid.properties(title="measured minus fitted"))
 
 
