@@ -1,8 +1,9 @@
 """Generator benchmarks, measured side by side in one process (make bench).
 
-1. Overhead: the instrumented static job (timer hooks, step callback, 10 Hz sampler)
-   against a plain diffusers pipeline call with the same settings, on the same pipeline,
-   interleaved A B B A; the median of the pairs' ratios. Target: <= 2% at batch >= 4.
+1. Overhead: the instrumented static job against a plain diffusers pipeline call with the
+   same settings, on the same pipeline, in rotating order: timer hooks and step callback alone,
+   and with the 10 Hz telemetry sampler thread too; the median of per-round ratios.
+   Target: <= 2% at batch >= 4.
 2. Stream Batch against sequential (and static) at equal steps, interleaved:
    images per second. StreamDiffusion reports ~1.5x on a GPU; target >= 1.3x here.
 3. The telemetry sampler's own CPU time at 10 Hz, as a share of one core. Target < 1%.
@@ -36,10 +37,10 @@ def _plain_call(pipe, job: JobInputs) -> float:
     return time.perf_counter() - t0
 
 
-def _instrumented_call(pipe, job: JobInputs) -> float:
-    """What a sweep job adds: the timer's hooks, the step callback and the 10 Hz sampler."""
+def _instrumented_call(pipe, job: JobInputs, sampler_hz: float = 10.0) -> float:
+    """What a sweep job adds: the timer's hooks and step callback, and (hz > 0) the sampler thread."""
     timer = PipelineTimer(pipe, clock_for("cpu"))
-    sampler = Sampler("bench", hz=10.0).start()
+    sampler = Sampler("bench", hz=sampler_hz).start()
     t0 = time.perf_counter()
     batching.execute("static", pipe, timer, job)
     wall = time.perf_counter() - t0
@@ -48,23 +49,31 @@ def _instrumented_call(pipe, job: JobInputs) -> float:
     return wall
 
 
-def overhead(batches, size, steps, pairs) -> list[tuple]:
-    # One pipeline for both sides: two instances with equal weights differ by ~5% on their own
-    # (memory layout), more than the effect measured. The hooks go in and out around each A call.
+def overhead(batches, size, steps, rounds) -> list[tuple]:
+    # One pipeline for every arm: two instances with equal weights differ by ~5% on their own
+    # (memory layout), more than the effect measured. The hooks go in and out around each call.
     pipe, _ = load_pipeline("txt2img", seed=0)
+    arms = {
+        "plain": lambda: _plain_call(pipe, job),
+        "hooks": lambda: _instrumented_call(pipe, job, sampler_hz=0),
+        "hooks+sampler": lambda: _instrumented_call(pipe, job, sampler_hz=10.0),
+    }
     rows = []
     for batch in batches:
         job = _job(batch, size, steps)
-        _plain_call(pipe, job), _instrumented_call(pipe, job)  # warm-up both
-        a, b = [], []
-        for i in range(pairs):  # A B B A ...: neither side always goes first
-            first, second = (_instrumented_call, _plain_call) if i % 2 == 0 else (_plain_call, _instrumented_call)
-            for fn in (first, second):
-                (a if fn is _instrumented_call else b).append(fn(pipe, job))
-        # Each A is compared with the B next to it in time, so slow spells of the machine cancel.
-        ratios = sorted(x / y for x, y in zip(a, b))
-        q1, q3 = ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]
-        rows.append((batch, statistics.median(b), statistics.median(a), statistics.median(ratios), q1, q3))
+        for fn in arms.values():
+            fn()  # warm-up
+        times = {name: [] for name in arms}
+        for i in range(rounds):  # rotate the order so no arm always goes first
+            names = list(arms)[i % 3:] + list(arms)[:i % 3]
+            for name in names:
+                times[name].append(arms[name]())
+        row = [batch, statistics.median(times["plain"])]
+        for name in ("hooks", "hooks+sampler"):
+            # Each call is compared with the plain call of its own round, so slow spells cancel.
+            ratios = sorted(x / y for x, y in zip(times[name], times["plain"]))
+            row += [statistics.median(ratios), ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]]
+        rows.append(tuple(row))
     return rows
 
 
@@ -99,16 +108,17 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=64, help="image size in pixels (default 64)")
     parser.add_argument("--steps", type=int, default=10, help="denoising steps (default 10)")
-    parser.add_argument("--pairs", type=int, default=30, help="A/B pairs per batch size (default 30)")
+    parser.add_argument("--pairs", type=int, default=30, help="measuring rounds per batch size (default 30)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
 
-    print(f"\n1. Instrumentation overhead: static job vs plain pipeline call "
-          f"({args.size}px, {args.steps} steps, {args.pairs} interleaved pairs, medians)")
-    print(f"{'batch':>6} {'plain s':>9} {'instrumented s':>15} {'ratio':>7} {'middle half of pair ratios':>27}"
+    print(f"\n1. Instrumentation overhead: static job vs plain pipeline call on the same pipeline "
+          f"({args.size}px, {args.steps} steps, {args.pairs} rounds, order rotated; median of per-round ratios "
+          "and its middle half)")
+    print(f"{'batch':>6} {'plain s':>9} {'hooks':>7} {'(middle half)':>15} {'hooks+sampler':>14} {'(middle half)':>15}"
           "  target <= 1.02 at batch >= 4")
-    for batch, plain, inst, ratio, q1, q3 in overhead((1, 4, 8), args.size, args.steps, args.pairs):
-        print(f"{batch:>6} {plain:>9.4f} {inst:>15.4f} {ratio:>7.3f} {q1:>18.3f} .. {q3:.3f}")
+    for batch, plain, h, h1, h3, hs, hs1, hs3 in overhead((1, 4, 8), args.size, args.steps, args.pairs):
+        print(f"{batch:>6} {plain:>9.4f} {h:>7.3f} {h1:>7.3f}..{h3:<6.3f} {hs:>14.3f} {hs1:>7.3f}..{hs3:<6.3f}")
 
     print(f"\n2. Stream Batch vs sequential at equal steps ({args.size}px, {args.steps} steps, "
           f"{args.pairs} interleaved rounds): images per second")
