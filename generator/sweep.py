@@ -202,9 +202,9 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[Path]:
         for height, width in cfg.sizes():
             picture = inputs.test_image(height, width, cfg.seed) if cfg.task == "inpaint" else None
             run_masks = (masks or {}).get((height, width)) or [inputs.test_mask(height, width)]
+            flops_per_row = _flops(pipe, height, width)  # depends on the size only, not on CFG or mode
             for guidance in cfg.guidances():
                 cfg_on = guidance > 1.0
-                flops_per_row = _flops(pipe, height, width)
                 for mode in cfg.mode:
                     # 3. One run per size, CFG setting and mode: the record every file of the run carries.
                     run_id = new_id("run")

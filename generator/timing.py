@@ -16,9 +16,6 @@ import time
 
 import torch
 
-PHASES = ("encode_prompt", "prepare", "denoise", "decode", "postprocess")
-
-
 class CpuClock:
     """perf_counter marks; `sync` (MPS) is called first when given."""
 

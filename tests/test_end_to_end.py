@@ -10,8 +10,6 @@ from pathlib import Path
 import duckdb
 from streamlit.testing.v1 import AppTest
 
-from collector.ingest import ingest_pending
-
 from .conftest import ROOT, SMALL
 
 
