@@ -67,9 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: every job finished so far is in the spool", file=sys.stderr)
+        print("interrupted: every job finished so far is in the spool, except any reported above as not written",
+              file=sys.stderr)
         return 130
-    print(f"wrote {len(written)} job files to {cfg.spool}", file=sys.stderr)
+    if written.unwritten:
+        reasons = "; ".join(sorted({u["reason"] for u in written.unwritten}))
+        n = len(written.unwritten)
+        print(f"error: {n} spool file{'s' if n != 1 else ''} could not be written ({reasons}); "
+              f"{len(written)} were written to '{cfg.spool}'. The spool cannot record a failure it cannot write: "
+              "the jobs not written are only in the messages above", file=sys.stderr)
+        return 1
+    print(f"wrote {len(written)} spool files to {cfg.spool}", file=sys.stderr)
     return 0
 
 

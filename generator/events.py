@@ -8,6 +8,7 @@ a file. The record fields are the contract in ../DESIGN.md and warehouse/schema.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -47,20 +48,30 @@ class SpoolWriter:
         self.spool_dir = Path(spool_dir)
 
     def write(self, run_id: str, name: str, records: list[dict]) -> Path:
-        """Write `records` as spool/<run_id>/<name>.jsonl atomically; return the path."""
+        """Write `records` as spool/<run_id>/<name>.jsonl atomically; return the path.
+
+        When writing, syncing or renaming fails, raises that OSError and leaves neither
+        the file nor its temporary file behind."""
         # 1. Serialise everything first: a record that cannot be encoded fails before any I/O.
         payload = "".join(json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n" for r in records)
         folder = self.spool_dir / run_id
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"{name}.jsonl"
         tmp = folder / f".{name}.jsonl.tmp"
-        # 2. Write and fsync the temporary file.
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # 3. Rename into place, then fsync the folder so the rename itself is durable.
-        os.replace(tmp, final)
+        # 2. Write and fsync the temporary file, then rename it into place. If any of that
+        #    fails (disk full, file too large), the temporary file is removed and the error
+        #    raised: no final-named file exists, and nothing half-written is left behind.
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
+        # 3. Fsync the folder so the rename itself is durable.
         dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)

@@ -3,10 +3,14 @@
 Every job ends as one spool file (see events.py), whether it succeeded or failed,
 so a crash loses at most the job in flight and a failed job is on record.
 Telemetry samples of a run go to their own spool files, flushed after each job.
+A spool file that cannot be written (disk full, file too large) cannot record
+that failure itself: it is reported on stderr and in the outcome's `unwritten`,
+and the sweep goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -172,8 +176,32 @@ def _batch_sizes(cfg: SweepConfig, hit_oom):
         b *= 2
 
 
-def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[Path]:
-    """Run every job of the sweep; return the spool files written, in order."""
+class SweepOutcome(list):
+    """The spool files a sweep wrote, in order; `unwritten` holds one dict per spool file
+    it could not write: what it held (`what`), its `path` and the OS error (`reason`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.unwritten: list[dict] = []
+
+
+def _write(writer: SpoolWriter, outcome: SweepOutcome, run_id: str, name: str, rows: list[dict],
+           what: str) -> None:
+    """Write one spool file; if that fails, report it on stderr and in the outcome, and go on."""
+    from tqdm import tqdm
+
+    try:
+        outcome.append(writer.write(run_id, name, rows))
+    except OSError as exc:
+        path = writer.spool_dir / run_id / f"{name}.jsonl"
+        outcome.unwritten.append({"what": what, "path": str(path), "reason": exc.strerror or _error_line(exc)})
+        tqdm.write(f"error: {what} failed: spool file '{path}' could not be written: {_error_line(exc)}; "
+                   "the spool cannot record a failure it cannot write, so it is reported only here",
+                   file=sys.stderr)
+
+
+def run_sweep(cfg: SweepConfig, progress: bool = True) -> SweepOutcome:
+    """Run every job of the sweep; return the spool files written, in order (see SweepOutcome)."""
     import torch
     from tqdm import tqdm
 
@@ -196,7 +224,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[Path]:
     device_name = torch.cuda.get_device_name() if cfg.device == "cuda" else "cpu"
     peak, peak_source = (peaks.gpu_peak(device_name, cfg.dtype) if cfg.device == "cuda"
                          else peaks.cpu_peak(threads))
-    written: list[Path] = []
+    written = SweepOutcome()
     bar = tqdm(total=cfg.jobs_total(), unit="job", disable=not progress, file=sys.stderr)
     try:
         for height, width in cfg.sizes():
@@ -241,7 +269,10 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[Path]:
                                 )
                                 # 4. One atomic spool file per job, with the run's samples taken meanwhile.
                                 rows += [record("sample", **s) for s in sampler.drain()]
-                                written.append(writer.write(run_id, rows[1]["job_id"], rows))
+                                job = rows[1]
+                                _write(writer, written, run_id, job["job_id"], rows,
+                                       f"job {job['job_id']} ({mode} {height}x{width} batch {batch_size} {kind}, "
+                                       f"ran with status {status}{': ' + job['error'] if job['error'] else ''})")
                                 bar.update()
                                 if status == "oom":
                                     oom.append(batch_size)
@@ -250,8 +281,9 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[Path]:
                         sampler.stop()
                         samples = sampler.drain()
                         if samples:
-                            written.append(writer.write(run_id, f"samples-{new_id('end')}",
-                                                        [run] + [record("sample", **s) for s in samples]))
+                            _write(writer, written, run_id, f"samples-{new_id('end')}",
+                                   [run] + [record("sample", **s) for s in samples],
+                                   f"the last telemetry samples of run {run_id}")
     finally:
         bar.close()
     return written
@@ -286,7 +318,11 @@ def _run_job(cfg, pipe, timer, peak_rss, run, mode, job_inputs, repeat, kind, fl
     # Keep the images of the first measured job per batch size (by default).
     keep = cfg.save_images == "all" or (cfg.save_images == "first" and kind == "measured"
                                         and repeat == cfg.warmup)
-    image_rows = _save_images(cfg, run["run_id"], job_id, images, job_inputs) if keep else []
+    image_rows = []
+    if keep and images:
+        image_rows, save_error = _save_images(cfg, run["run_id"], job_id, images, job_inputs)
+        if save_error and status == "ok":  # an image that cannot be saved fails the job, not the sweep
+            status, error = "error", save_error
     rows_total = timing.unet_rows if timing else None
     job = record(
         "job", job_id=job_id, run_id=run["run_id"], batch_size=batch_size,
@@ -318,21 +354,28 @@ def _flops(pipe, height, width) -> float | None:
         return None
 
 
-def _save_images(cfg: SweepConfig, run_id, job_id, images, job_inputs) -> list[dict]:
+def _save_images(cfg: SweepConfig, run_id, job_id, images, job_inputs) -> tuple[list[dict], str | None]:
+    """Save the job's images; return a record for each one saved and, if a save failed, why."""
     folder = Path(cfg.out) / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for index, img in enumerate(images):
-        path = folder / f"{job_id}_{index:03d}.png"
-        img.save(path)
-        row = {"index": index, "seed": job_inputs.seeds[index], "prompt": job_inputs.prompts[index],
-               "path": str(path.resolve())}
-        if job_inputs.task == "inpaint":  # the mask this image was inpainted with, beside it
-            mask_path = folder / f"{job_id}_{index:03d}_mask.png"
-            job_inputs.masks[index].save(mask_path)
-            row["mask_path"] = str(mask_path.resolve())
-        rows.append(row)
-    return rows
+    rows, path = [], folder
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for index, img in enumerate(images):
+            path = folder / f"{job_id}_{index:03d}.png"
+            img.save(path)
+            row = {"index": index, "seed": job_inputs.seeds[index], "prompt": job_inputs.prompts[index],
+                   "path": str(path.resolve())}
+            if job_inputs.task == "inpaint":  # the mask this image was inpainted with, beside it
+                path = folder / f"{job_id}_{index:03d}_mask.png"
+                job_inputs.masks[index].save(path)
+                row["mask_path"] = str(path.resolve())
+            rows.append(row)
+    except Exception as exc:  # disk full, file too large: no half-written picture stays behind
+        if path != folder:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        return rows, f"image '{path}' could not be saved: {_error_line(exc)}"
+    return rows, None
 
 
 def _version(package: str) -> str | None:

@@ -176,6 +176,105 @@ sys.exit(main(sys.argv[1:]))
     assert "memory" in jobs[-1]["error"]
 
 
+def _sweep_with_file_size_limit(limit: int, args: list[str]) -> subprocess.CompletedProcess:
+    """`python -m generator sweep ARGS` in a child whose files may not grow past `limit` bytes."""
+    child = f"""
+import resource, signal, sys
+sys.path.insert(0, {str(ROOT)!r})
+# Past RLIMIT_FSIZE the kernel sends SIGXFSZ, which kills by default; ignored, write() fails with EFBIG.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+from generator.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+    return subprocess.run([sys.executable, "-c", child, "sweep", *args, "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_a_spool_write_that_fails_leaves_nothing_half_written_and_is_reported(tmp_path):
+    # Sequential batch 8 makes 16 UNet calls, batch 1 makes 2: its spool file is the large one.
+    # Learn the sizes from the same sweep without a limit, then cap files between them.
+    sweep = dict(mode=("sequential",), batch_sizes=(1, 8, 1), resolutions=(64,), steps=2, repeats=1, warmup=0,
+                 sample_hz=0.0, save_images="none")
+    free = SweepConfig(**sweep, spool=str(tmp_path / "free"), out=str(tmp_path / "free_images"))
+    sizes = [f.stat().st_size for f in run_sweep(free, progress=False)]
+    small, large = max(sizes[0], sizes[2]), sizes[1]
+    assert large > small + 1000, sizes
+    limit = (small + large) // 2
+    spool = tmp_path / "spool"
+    out = _sweep_with_file_size_limit(limit, [
+        "--mode", "sequential", "--batch-sizes", "1,8,1", "--resolutions", "64", "--steps", "2", "--repeats", "1",
+        "--warmup", "0", "--sample-hz", "0", "--save-images", "none", "--spool", str(spool)])
+    lines = out.stderr.strip().splitlines()
+    # The CLI fails at the end, with one summary line: how many files, and why.
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    assert lines[-1] == (f"error: 1 spool file could not be written (File too large); 2 were written to '{spool}'. "
+                         "The spool cannot record a failure it cannot write: the jobs not written are only in the "
+                         "messages above"), lines[-1]
+    # The failed job was reported with the OS error, the moment it happened.
+    (failed,) = [line for line in lines if line.startswith("error: job ")]
+    assert "(sequential 64x64 batch 8 measured, ran with status ok) failed: spool file '" in failed
+    assert "could not be written: OSError: [Errno 27] File too large" in failed
+    assert "the spool cannot record a failure it cannot write" in failed
+    failed_path = Path(failed.split("spool file '")[1].split("'")[0])
+    # No temporary or partial file anywhere in the spool, and no file for the failed job.
+    files = [f for f in spool.rglob("*") if f.is_file()]
+    assert all(f.suffix == ".jsonl" and not f.name.startswith(".") for f in files), files
+    assert not failed_path.exists() and failed_path.parent == files[0].parent
+    # Every file present is complete, and there is one per job reported written: the later,
+    # smaller batch-1 job was written after the failure.
+    assert len(files) == 2
+    jobs = []
+    for f in files:
+        text = f.read_text()
+        assert text.endswith("\n") and f.stat().st_size < limit
+        records = [json.loads(line) for line in text.splitlines()]
+        assert records[0]["kind"] == "run"
+        jobs += [r for r in records if r["kind"] == "job"]
+    assert [(j["batch_size"], j["status"]) for j in jobs] == [(1, "ok"), (1, "ok")]
+
+
+def test_an_image_that_cannot_be_saved_fails_its_job_not_the_sweep(tmp_path):
+    # Each 64 px PNG of the tiny model is several times larger than a job's spool file: cap
+    # files between the two, so every image save fails and every spool file is still written.
+    sweep = dict(batch_sizes=(1, 2), resolutions=(64,), steps=1, repeats=1, warmup=0, sample_hz=0.0,
+                 save_images="all")
+    free = run_sweep(SweepConfig(**sweep, spool=str(tmp_path / "free"), out=str(tmp_path / "free_images")),
+                     progress=False)
+    spool_size = max(f.stat().st_size for f in free)
+    png_size = min(f.stat().st_size for f in (tmp_path / "free_images").rglob("*.png"))
+    assert png_size > spool_size + 2000, (spool_size, png_size)
+    limit = (spool_size + png_size) // 2
+    spool, images = tmp_path / "spool", tmp_path / "images"
+    out = _sweep_with_file_size_limit(limit, [
+        "--batch-sizes", "1,2", "--resolutions", "64", "--steps", "1", "--repeats", "1", "--warmup", "0",
+        "--sample-hz", "0", "--save-images", "all", "--spool", str(spool), "--out", str(images)])
+    # Failed jobs are on record, so the sweep itself succeeds.
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1] == f"wrote 2 spool files to {spool}"
+    jobs = sorted(_jobs(spool.rglob("*.jsonl")), key=lambda j: j["batch_size"])
+    assert [j["batch_size"] for j in jobs] == [1, 2]
+    for j in jobs:
+        png = images / j["run_id"] / f"{j['job_id']}_000.png"
+        assert j["status"] == "error"
+        assert j["error"] == f"image '{png}' could not be saved: OSError: [Errno 27] File too large"
+        assert j["images"] == j["batch_size"] and j["image_records"] == []
+        assert len(j["step_records"]) == 1  # the run itself was measured and kept
+    assert not [f for f in images.rglob("*") if f.is_file()], "no half-written picture stays behind"
+
+
+def test_the_spool_writer_removes_its_temporary_file_when_the_rename_fails(tmp_path):
+    from generator.events import SpoolWriter, record
+
+    # A folder where the final file should go: the data is written and fsynced, the rename fails.
+    (tmp_path / "run-x" / "job-x.jsonl").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        SpoolWriter(tmp_path).write("run-x", "job-x", [record("run", run_id="run-x")])
+    assert [p.name for p in (tmp_path / "run-x").iterdir()] == ["job-x.jsonl"]
+    assert (tmp_path / "run-x" / "job-x.jsonl").is_dir()
+
+
 def test_masks_are_used_one_per_image(tmp_path):
     folder = tmp_path / "masks"
     folder.mkdir()
