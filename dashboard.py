@@ -5,7 +5,7 @@ import time
 import streamlit as st
 
 from pages._shared import EMPTY_STATE, query
-from warehouse.db import NoWarehouse, WarehouseBusy, default_db_path
+from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy, default_db_path
 
 st.set_page_config(page_title="Why a batch barely slows down", layout="wide")
 
@@ -15,10 +15,13 @@ st.session_state["db_path"] = st.sidebar.text_input("Warehouse (DuckDB file)", v
                                                     key="db_path_input")
 
 # 2. Sweep picker: the latest sweep unless another is chosen.
+st.session_state["warehouse_error"] = None
 try:
     sweeps = query("sweeps", st.session_state["db_path"])
 except NoWarehouse:
     sweeps = None
+except CorruptWarehouse as exc:  # every page shows this line instead of its content
+    sweeps, st.session_state["warehouse_error"] = None, str(exc)
 except WarehouseBusy:
     st.warning("Warehouse busy, retrying: the collector is writing. This page reloads by itself.")
     time.sleep(2)
@@ -30,7 +33,7 @@ if sweeps is not None and not sweeps.empty:
                                                         key="sweep_input")
 else:
     st.session_state["sweep_id"] = None
-    st.sidebar.caption(EMPTY_STATE)
+    st.sidebar.caption("The warehouse file cannot be read." if st.session_state["warehouse_error"] else EMPTY_STATE)
 
 # 3. While a sweep runs: rerun when the collector has ingested more.
 @st.fragment(run_every=5)
@@ -39,7 +42,7 @@ def _auto_refresh():
         return
     try:
         marker = tuple(query("ingest_marker", st.session_state["db_path"]).iloc[0])
-    except (NoWarehouse, WarehouseBusy):
+    except (NoWarehouse, WarehouseBusy, CorruptWarehouse):
         return
     if st.session_state.get("ingest_marker", marker) != marker:
         st.session_state["ingest_marker"] = marker

@@ -10,7 +10,7 @@ import threading
 
 from generator.config_docs import field_docs, flag
 
-from warehouse.db import WarehouseBusy
+from warehouse.db import CorruptWarehouse, WarehouseBusy
 
 from .ingest import CollectorConfig, ingest_pending
 from .status import format_status, record_error, status
@@ -70,6 +70,8 @@ def watch(cfg: CollectorConfig, stop: threading.Event | None = None) -> None:
                 report = ingest_pending(cfg)
                 if report.files or report.quarantined:
                     log.info("%s", report)
+            except CorruptWarehouse:  # retrying cannot mend the file: stop and say so
+                raise
             except Exception as exc:  # the spool keeps everything: log, wait, try again
                 log.error("ingest failed, will retry: %s", exc)
                 record_error(cfg.spool, str(exc).splitlines()[0])
@@ -93,21 +95,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         print(format_status(status(cfg)))
         return 0
-    if args.command == "ingest":
-        try:
-            report = ingest_pending(cfg)
-        except WarehouseBusy as exc:  # the spool keeps everything; the next run picks it up
-            record_error(cfg.spool, str(exc))
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        print(f"{report} into {cfg.db}")
-        for file_id, reason in report.quarantined:
-            print(f"  quarantined {file_id}: {reason}")
-        return 0
     try:
-        watch(cfg)
+        if args.command == "watch":
+            watch(cfg)
+            return 0
+        report = ingest_pending(cfg)
+    except (WarehouseBusy, CorruptWarehouse) as exc:  # the spool keeps everything; nothing was moved
+        record_error(cfg.spool, str(exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         log.info("stopped")
+        return 0
+    print(f"{report} into {cfg.db}")
+    for file_id, reason in report.quarantined:
+        print(f"  quarantined {file_id}: {reason}")
     return 0
 
 

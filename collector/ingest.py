@@ -12,16 +12,20 @@ own transaction, so only the bad file is quarantined, with the line and reason.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import logging
 import os
 import shutil
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from generator.events import SCHEMA_VERSION
 from warehouse import db
@@ -33,6 +37,13 @@ log = logging.getLogger("collector")
 # Tables whose rows repeat across files (every job file carries its run): kept once, by run_id.
 SHARED_TABLES = {"runs"}
 QUARANTINE, DONE = "quarantine", "done"
+# Test-only: COLLECTOR_PAUSE_AT=<point>:<n> stops the collector the n-th time it passes <point>
+# (inserted: a batch inserted, not committed; committed: committed, no file moved yet; archiving:
+# half of a committed batch moved to done/), says so on stderr and waits, so that a fault test
+# can kill -9 it at a known moment instead of guessing one with a sleep.
+PAUSE_ENV, PAUSE_POINTS = "COLLECTOR_PAUSE_AT", ("inserted", "committed", "archiving")
+_passed: dict[str, int] = {}
+MAX_REASON = 300  # characters of a quarantine reason
 
 
 @dataclass(frozen=True)
@@ -70,12 +81,15 @@ class IngestReport:
     files: int = 0
     records: int = 0
     skipped: int = 0
+    gone: int = 0  # listed, then taken by another collector (or removed) before they were read
     quarantined: list[tuple[str, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
         text = f"ingested {self.files} files ({self.records} records)"
         if self.skipped:
             text += f", moved {self.skipped} already ingested to {DONE}/"
+        if self.gone:
+            text += f", {self.gone} gone before they were read (another collector took them)"
         if self.quarantined:
             text += f", quarantined {len(self.quarantined)}"
         return text
@@ -108,7 +122,7 @@ def ingest_pending(cfg: CollectorConfig) -> IngestReport:
     report = IngestReport()
     files = pending_files(spool)
     if files:
-        with db.writer(cfg.db, wait_s=cfg.busy_wait) as con:
+        with db.writer(cfg.db, wait_s=cfg.busy_wait) as con, db.damage_named(cfg.db):
             schemas = table_schemas(con)
             for start in range(0, len(files), cfg.batch_files):
                 _ingest_batch(con, spool, files[start:start + cfg.batch_files], schemas, report)
@@ -128,7 +142,11 @@ def _ingest_batch(con, spool: Path, files: list[Path], schemas: dict, report: In
             _archive(spool, path, file_id)
             report.skipped += 1
             continue
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # another collector took it between our listing and now
+            report.gone += 1
+            continue
         entries.append(_Entry(path, file_id, hashlib.sha256(data).hexdigest(), data))
     seen = {r[0] for r in con.execute(
         "SELECT content_hash FROM ingested_files WHERE list_contains($h, content_hash)",
@@ -152,15 +170,20 @@ def _ingest_batch(con, spool: Path, files: list[Path], schemas: dict, report: In
         _bulk_insert(con, spool, batch, schemas)
         counts = {e.file_id: e.data.count(b"\n") for e in batch}  # one record per line
         _record_ingested(con, [(e.file_id, e.digest, counts[e.file_id]) for e in batch])
+        _pause_point("inserted")
         con.execute("COMMIT")
-    except duckdb.Error as exc:
+    except Exception as exc:  # DuckDB's errors, and the odd Python one its reader raises on bad bytes
         con.execute("ROLLBACK")
-        log.info("batch of %d files refused (%s); reading them one by one", len(batch),
-                 str(exc).splitlines()[0])
+        if db.is_damage(exc):  # the warehouse is at fault, not the files: stop (ingest_pending says so)
+            raise
+        log.info("batch of %d files refused (%s); reading them one by one", len(batch), _first_line(exc))
         for e in batch:
             _ingest_one(con, spool, e, schemas, report)
         return
-    for e in batch:
+    _pause_point("committed")
+    for n, e in enumerate(batch):
+        if n == len(batch) // 2:
+            _pause_point("archiving")
         _archive(spool, e.path, e.file_id)
     report.files += len(batch)
     report.records += sum(counts.values())
@@ -205,13 +228,12 @@ def _bulk_insert(con, spool: Path, batch: list[_Entry], schemas: dict) -> None:
                             f"FROM incoming WHERE kind = '{kind}'")
             else:
                 con.execute(f"INSERT INTO {table} BY NAME SELECT {cols} FROM incoming WHERE kind = '{kind}'")
-    finally:
-        con.execute("DROP TABLE IF EXISTS incoming")
+    finally:  # in a transaction that failed this fails too: the rollback drops the table then
+        with contextlib.suppress(duckdb.Error):
+            con.execute("DROP TABLE IF EXISTS incoming")
 
 
 def _record_ingested(con, rows: list[tuple[str, str, int]]) -> None:
-    import pyarrow as pa
-
     now = _dt.datetime.now(_dt.timezone.utc)
     table = pa.table({"file_id": [r[0] for r in rows], "content_hash": [r[1] for r in rows],
                       "records": pa.array([r[2] for r in rows], pa.int32()),
@@ -239,18 +261,25 @@ def _ingest_one(con, spool: Path, e: _Entry, schemas: dict, report: IngestReport
                 verb = "INSERT OR IGNORE" if table in SHARED_TABLES else "INSERT"
                 distinct = "DISTINCT " if table in SHARED_TABLES else ""
                 con.execute(f"{verb} INTO {table} BY NAME SELECT {distinct}* FROM one_file")
-            finally:
-                con.unregister("one_file")
+            finally:  # in a failed transaction this fails too; keep the error that counts
+                with contextlib.suppress(duckdb.Error):
+                    con.unregister("one_file")
             records += arrow.num_rows
         _record_ingested(con, [(e.file_id, e.digest, records)])
         con.execute("COMMIT")
-    except duckdb.Error as exc:
+    except (duckdb.Error, pa.ArrowException, ValueError) as exc:
         con.execute("ROLLBACK")
-        _quarantine(con, spool, e, f"refused by the warehouse: {str(exc).splitlines()[0]}", report)
+        if db.is_damage(exc):  # the warehouse is at fault, not the files: stop (ingest_pending says so)
+            raise
+        _quarantine(con, spool, e, f"refused by the warehouse: {_first_line(exc)}", report)
         return
     _archive(spool, e.path, e.file_id)
     report.files += 1
     report.records += records
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _reason(data: bytes, schemas: dict) -> str:
@@ -265,16 +294,43 @@ def _archive(spool: Path, path: Path, file_id: str) -> None:
     target = spool / DONE / file_id
     try:
         os.replace(path, target)
-    except FileNotFoundError:  # the first file of its run folder: make the folder once
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
+    except FileNotFoundError:
+        if not path.exists():  # another collector moved it first
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)  # the first file of its run folder
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, target)
+
+
+def _pause_point(point: str) -> None:
+    """Test-only pause (see PAUSE_ENV): a no-op unless the environment asks for this point."""
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec:
+        return
+    name, _, nth = spec.partition(":")
+    if name not in PAUSE_POINTS or not nth.isdigit():
+        raise ValueError(f"{PAUSE_ENV} must be <point>:<n> with point one of {', '.join(PAUSE_POINTS)}, "
+                         f"got {spec!r}")
+    if name != point:
+        return
+    _passed[point] = _passed.get(point, 0) + 1
+    if _passed[point] == int(nth):
+        sys.stderr.write(f"collector paused at {point} {nth}\n")
+        sys.stderr.flush()
+        threading.Event().wait()
 
 
 def _quarantine(con, spool: Path, e: _Entry, reason: str, report: IngestReport) -> None:
     """Move the file under quarantine/ with a .reason beside it, and record why."""
+    if len(reason) > MAX_REASON:  # a reason may quote a value several MB long
+        reason = reason[:MAX_REASON - 1] + "…"
     target = spool / QUARANTINE / e.file_id
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(e.path), target)
+    try:
+        shutil.move(str(e.path), target)
+    except FileNotFoundError:  # another collector took it: nothing of it is ours to record
+        report.gone += 1
+        return
     target.with_name(target.name + ".reason").write_text(reason + "\n", encoding="utf-8")
     con.execute("INSERT INTO quarantined_files VALUES (?, ?, ?, ?)",
                 [e.file_id, e.digest, reason, _dt.datetime.now(_dt.timezone.utc)])

@@ -21,6 +21,10 @@ _ARROW_TYPES = {"VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32
                 "TIMESTAMP WITH TIME ZONE": pa.string()}
 
 
+# What Arrow raises for a value that does not fit its column (a lone surrogate is a UnicodeEncodeError).
+_UNFIT = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
+
+
 class BadSpoolFile(ValueError):
     """A spool file that cannot be ingested; the message is the quarantine reason."""
 
@@ -64,10 +68,12 @@ def parse_spool_file(data: bytes, schemas: dict[str, dict]) -> dict[str, pa.Tabl
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise BadSpoolFile(f"line {lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise BadSpoolFile(f"line {lineno}: JSON nested too deeply to read") from None
         if not isinstance(obj, dict):
             raise BadSpoolFile(f"line {lineno}: expected a JSON object, got {type(obj).__name__}")
         kind = obj.get("kind")
-        if kind not in TABLES:
+        if not isinstance(kind, str) or kind not in TABLES:
             raise BadSpoolFile(f"line {lineno}: unknown record kind {kind!r} (allowed: {', '.join(TABLES)})")
         if obj.get("schema_version") != SCHEMA_VERSION:
             raise BadSpoolFile(f"line {lineno}: unsupported schema_version {obj.get('schema_version')!r} "
@@ -78,18 +84,18 @@ def parse_spool_file(data: bytes, schemas: dict[str, dict]) -> dict[str, pa.Tabl
             raise BadSpoolFile(f"line {lineno}: {kind} record lacks {', '.join(missing)}")
         for column in schemas[table]["json"]:
             if column in obj and not isinstance(obj[column], str):
-                obj[column] = json.dumps(obj[column])
+                obj[column] = json.dumps(obj[column])  # nested no deeper than the line it was read from
         rows.setdefault(table, []).append((lineno, obj))
     # 3. Typed Arrow tables: a value of the wrong type is refused, with its line.
     tables = {}
     for table, numbered in rows.items():
         try:
             tables[table] = pa.Table.from_pylist([obj for _, obj in numbered], schema=schemas[table]["schema"])
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        except _UNFIT:
             for lineno, obj in numbered:
                 try:
                     pa.Table.from_pylist([obj], schema=schemas[table]["schema"])
-                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
+                except _UNFIT as exc:
                     raise BadSpoolFile(f"line {lineno}: a {table[:-1]} value does not fit the schema ({exc})") from None
             raise
     return tables

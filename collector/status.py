@@ -49,10 +49,17 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # ingested since it was listed
+        return None
+
+
 def status(cfg: CollectorConfig) -> dict:
     """The collector's state as a dict (see `format_status`)."""
     pending = pending_files(Path(cfg.spool))
-    oldest = min((p.stat().st_mtime for p in pending), default=None)
+    oldest = min(filter(None, map(_mtime, pending)), default=None)
     out = {"spool": cfg.spool, "db": cfg.db, "pending_files": len(pending),
            "lag_s": (time.time() - oldest) if oldest is not None else 0.0,
            "ingested_files": None, "records": {}, "quarantined": [], **read_state(cfg.spool)}
@@ -69,6 +76,8 @@ def status(cfg: CollectorConfig) -> dict:
         out["warehouse"] = "not created yet"
     except db.WarehouseBusy:
         out["warehouse"] = "busy (held by another process)"
+    except db.CorruptWarehouse:
+        out["warehouse"] = "damaged: not a readable DuckDB file"
     return out
 
 

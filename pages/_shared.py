@@ -7,7 +7,7 @@ import time
 import streamlit as st
 
 from warehouse import queries
-from warehouse.db import NoWarehouse, WarehouseBusy
+from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy
 
 EMPTY_STATE = ("No runs yet: run `python -m generator sweep`, then `python -m collector ingest` "
                "(or keep `python -m collector watch` running).")
@@ -29,7 +29,10 @@ def sweep_id() -> str | None:
 
 
 def sweep_runs():
-    """Runs of the chosen sweep, or None (with the empty state shown) when there is none."""
+    """Runs of the chosen sweep, or None (with the empty state or the warehouse's error shown)."""
+    if st.session_state.get("warehouse_error"):
+        st.error(st.session_state["warehouse_error"])
+        return None
     if sweep_id() is None:
         st.info(EMPTY_STATE)
         return None
@@ -49,11 +52,13 @@ def paper_href(key: str) -> str:
 
 
 def guarded(fn):
-    """Run a page body; a missing or busy warehouse becomes a message, not a traceback."""
+    """Run a page body; a missing, damaged or busy warehouse becomes a message, not a traceback."""
     try:
         fn()
     except NoWarehouse:
         st.info(EMPTY_STATE)
+    except CorruptWarehouse as exc:
+        st.error(str(exc))
     except WarehouseBusy:
         st.warning("Warehouse busy, retrying: the collector is writing. This page reloads by itself.")
         time.sleep(2)

@@ -3,8 +3,11 @@ real DuckDB warehouses in tmp_path."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,33 @@ def rich(tmp_path_factory):
     run_sweep(cfg, progress=False)
     ingest_pending(CollectorConfig(spool=cfg.spool, db=str(base / "w.duckdb")))
     return str(base / "w.duckdb"), cfg.out
+
+
+def wait_until(condition, limit_s: float = 300.0, every_s: float = 0.02) -> None:
+    """Poll until `condition()` holds; the limit only turns a hang into a failure, it measures nothing."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"still not true after {limit_s:g} s: {condition}")
+        time.sleep(every_s)
+
+
+@contextlib.contextmanager
+def holding(db_path: str, read_only: bool):
+    """Another process holds the warehouse open until the test calls the yielded release()."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == '1'); "
+         "print('holding', flush=True); sys.stdin.readline(); c.close()", db_path, "1" if read_only else "0"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+
+    def release():
+        if holder.poll() is None:
+            holder.stdin.write("release\n")
+            holder.stdin.close()
+            holder.wait(timeout=60)
+
+    try:
+        yield release
+    finally:
+        release()

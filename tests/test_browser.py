@@ -10,13 +10,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 PAGES = {"overview": "", "throughput": "throughput", "steps": "steps", "operators": "operators",
@@ -45,17 +44,20 @@ def server(rich):
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def healthy():
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited ({proc.returncode}) before it answered /_stcore/health")
         try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
+            return urllib.request.urlopen(f"{url}/_stcore/health", timeout=5).read() == b"ok"
         except OSError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail("streamlit did not answer /_stcore/health within 60 s")
-        time.sleep(0.3)
+            return False
+
+    try:
+        wait_until(healthy, every_s=0.2)
+    except BaseException:
+        proc.kill()
+        raise
     yield url
     proc.terminate()
     proc.wait(timeout=20)
@@ -80,13 +82,10 @@ def test_page_renders_in_a_real_browser(name, server, browser):
         page.goto(f"{server}/{PAGES[name]}")
         page.wait_for_selector('[data-testid="stApp"]', timeout=30000)
         page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=60000)
-        if name in CHART_PAGES:  # the title comes first; wait for what the page is for
-            page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=60000)
-        # The app has finished its run when the "running" status widget has gone (it may come late).
-        page.wait_for_timeout(1000)
-        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                               timeout=60000)
-        page.wait_for_timeout(500)  # charts draw after the run
+        if name in CHART_PAGES:  # the title comes first; wait for what the page is for, drawn
+            page.wait_for_selector('[data-testid="stVegaLiteChart"] :is(canvas, svg)', timeout=60000)
+        # The app has finished its run when its root says so (a progress mark, not a pause).
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60000)
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
         assert page.locator('[data-testid="stException"]').count() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal
@@ -9,17 +10,18 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import duckdb
 import pytest
 
 from benchmarks.synthetic import write_spool
 from collector.__main__ import watch
-from collector.ingest import CollectorConfig, ingest_pending, prune_done
+from collector.ingest import CollectorConfig, ingest_pending, pending_files, prune_done
 from collector.status import format_status, status
 from warehouse import db
 
-from .conftest import ROOT
+from .conftest import ROOT, holding, wait_until
 
 
 def _count(path: str, table: str) -> int:
@@ -147,14 +149,13 @@ def test_watch_ingests_files_that_arrive_later(collector_cfg, spool, tmp_path):
             target = spool / f.relative_to(staged)
             target.parent.mkdir(exist_ok=True)
             f.rename(target)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        def all_ingested():
             try:
-                if _count(collector_cfg.db, "ingested_files") == len(files):
-                    break
+                return _count(collector_cfg.db, "ingested_files") == len(files)
             except duckdb.Error:
-                pass  # not created yet, or the collector holds it right now
-            time.sleep(0.2)
+                return False  # not created yet, or the collector holds it right now
+
+        wait_until(all_ingested)
     finally:
         stop.set()
         thread.join(timeout=30)
@@ -162,30 +163,81 @@ def test_watch_ingests_files_that_arrive_later(collector_cfg, spool, tmp_path):
     assert not thread.is_alive()
 
 
+def _collector(args: list[str], env: dict | None = None, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "collector", *args], cwd=ROOT, env={**os.environ, **(env or {}),
+                            "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+
+
+def _wait_for_line(proc: subprocess.Popen, marker: str, limit_s: float = 300) -> str:
+    """Read the process's stderr until a line holds `marker`; fail if it exits first (the limit only guards a hang)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if marker in line:
+            return line
+        if not line and proc.poll() is not None:
+            pytest.fail(f"the collector exited ({proc.returncode}) before printing {marker!r}")
+    pytest.fail(f"no {marker!r} from the collector within {limit_s} s")
+
+
+def _ids(folder) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*.jsonl")} if folder.exists() else set()
+
+
+def _ingested_ids(db_path) -> set[str]:
+    if not db_path.exists():
+        return set()
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        return {r[0] for r in con.execute("SELECT file_id FROM ingested_files").fetchall()}
+    finally:
+        con.close()
+
+
 def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path):
     spool, db_path = tmp_path / "spool", tmp_path / "w.duckdb"
     counts = write_spool(spool, runs=4, jobs_per_run=150, steps_per_job=20)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "collector", "watch", "--spool", str(spool), "--db", str(db_path),
-           "--interval", "0.2", "--batch-files", "25"]
+    all_ids = _ids(spool)
+    args = ["watch", "--spool", str(spool), "--db", str(db_path), "--interval", "0.2", "--batch-files", "25"]
     rng = random.Random(7)
+    # Kills at known moments (the collector pauses there when asked) and at random points of progress.
+    kills = [("inserted", 2), ("progress", None), ("committed", 1), ("progress", None), ("archiving", 2),
+             ("inserted", 1), ("progress", None), ("committed", 3)]
     progress = []
-    for _ in range(6):
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 2.5))  # import, open, then some batches in flight
+    for point, nth in kills:
+        before = _ingested_ids(db_path)
+        if point == "progress":  # kill once done/ has grown by a random number of files, polled quickly
+            target = len(_ids(spool / "done")) + rng.randint(1, 40)
+            proc = _collector(args)
+            while len(_ids(spool / "done")) < target and proc.poll() is None:
+                time.sleep(0.005)
+        else:
+            proc = _collector(args, {"COLLECTOR_PAUSE_AT": f"{point}:{nth}"}, stderr=subprocess.PIPE)
+            _wait_for_line(proc, f"collector paused at {point} {nth}")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        progress.append(_count(str(db_path), "ingested_files") if db_path.exists() else 0)
+        ingested, done = _ingested_ids(db_path), _ids(spool / "done")
+        pending = {p.relative_to(spool).as_posix() for p in pending_files(spool)}
+        progress.append(len(ingested))
+        # A file moves to done/ only after its batch committed; nothing is lost or made up.
+        assert before <= ingested <= all_ids and done <= ingested
+        assert done | pending == all_ids and not done & pending
+        if point == "inserted":  # the batch in flight rolled back: only the batches before it count
+            assert len(ingested - before) <= 25 * (nth - 1)
+        if point in ("committed", "archiving"):  # the crash window between commit and move was hit
+            assert ingested & pending, (point, nth)
     # The kills really landed in the middle of the work.
-    assert any(0 < n < counts["job"] for n in progress), progress
+    assert all(0 < n < counts["job"] for n in progress), progress
     # A last run to the end; then the warehouse must equal the spool exactly.
     done = subprocess.run([sys.executable, "-m", "collector", "ingest", "--spool", str(spool), "--db",
-                           str(db_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                           str(db_path)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert "already ingested" in done.stdout  # the last kill's committed batch is moved, not ingested again
     got = _counts(str(db_path))
     assert got["runs"] == counts["run"] and got["jobs"] == counts["job"]
     assert got["phases"] == counts["phase"] and got["steps"] == counts["step"]
-    assert got["ingested_files"] == counts["job"]
+    assert got["ingested_files"] == counts["job"] and _ids(spool / "done") == all_ids
     assert not (spool / "quarantine").exists()
 
 
@@ -209,16 +261,20 @@ def test_two_generators_writing_at_once(tmp_path):
 def test_a_reader_holding_the_file_makes_the_collector_wait_not_fail(collector_cfg, caplog):
     with db.writer(collector_cfg.db):
         pass  # create the warehouse
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
-         "print('holding', flush=True); time.sleep(2.0)", collector_cfg.db],
-        stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "holding"
-    with caplog.at_level("WARNING", logger="warehouse"):
-        report = ingest_pending(collector_cfg)
-    holder.wait()
-    assert "warehouse busy" in caplog.text
-    assert report.files > 0 and _count(collector_cfg.db, "ingested_files") == report.files
+    collector_cfg = dataclasses.replace(collector_cfg, busy_wait=600.0)  # a bound, not a wait
+    with holding(collector_cfg.db, read_only=True) as release, caplog.at_level("WARNING", logger="warehouse"):
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(report=ingest_pending(collector_cfg)))
+        thread.start()
+        wait_until(lambda: "warehouse busy" in caplog.text)  # the collector is waiting, not failing
+        assert thread.is_alive() and _count_files(collector_cfg.spool, "done") == 0
+        release()
+        thread.join(timeout=600)
+    assert result["report"].files > 0 and _count(collector_cfg.db, "ingested_files") == result["report"].files
+
+
+def _count_files(spool, sub) -> int:
+    return len(list((Path(spool) / sub).rglob("*.jsonl")))
 
 
 def test_a_reader_gives_up_with_warehouse_busy(collector_cfg):

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 from streamlit.testing.v1 import AppTest
 
-from .conftest import ROOT, SMALL
+from .conftest import ROOT, SMALL, holding, wait_until
 
 
 def _records(spool: Path) -> list[dict]:
@@ -142,18 +142,17 @@ def test_collector_cli_ingests_into_the_env_warehouse(spool, tmp_path):
 
 
 def test_the_dashboard_waits_out_a_busy_warehouse(warehouse, monkeypatch, caplog):
-    import subprocess
-    import sys
+    import threading
 
-    # Another process writes for a few seconds; the page retries, then shows the numbers.
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('holding', flush=True); time.sleep(3)", warehouse], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "holding"
+    # Another process writes; the page retries until it is done, then shows the numbers.
     monkeypatch.setenv("WAREHOUSE_DB", warehouse)
-    with caplog.at_level("WARNING", logger="warehouse"):
-        at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=90).run()
-    holder.wait()
-    assert "warehouse busy" in caplog.text
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=300)
+    with holding(warehouse, read_only=False) as release, caplog.at_level("WARNING", logger="warehouse"):
+        thread = threading.Thread(target=at.run)
+        thread.start()
+        wait_until(lambda: "warehouse busy" in caplog.text)  # the page met the lock and is retrying
+        release()
+        thread.join(timeout=300)
+    assert not thread.is_alive()
     assert not at.exception, at.exception
     assert any("took" in m.value for m in at.markdown)

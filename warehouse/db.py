@@ -31,6 +31,26 @@ class NoWarehouse(FileNotFoundError):
     """The warehouse file does not exist yet (nothing was ingested)."""
 
 
+class CorruptWarehouse(RuntimeError):
+    """The warehouse file is not a readable DuckDB database (truncated, overwritten, damaged)."""
+
+
+# What DuckDB says of a file that is not a database, or a damaged one.
+_CORRUPT_SIGNS = ("not a valid duckdb database", "could not read enough bytes", "corrupt database file")
+
+
+def is_damage(exc: Exception) -> bool:
+    """Whether a DuckDB error says the warehouse file itself is damaged or not a database."""
+    return any(sign in str(exc).lower() for sign in _CORRUPT_SIGNS)
+
+
+def _corrupt(path: str, exc: Exception) -> CorruptWarehouse:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return CorruptWarehouse(
+        f"warehouse {path!r} is damaged or not a DuckDB file ({first}); move it aside and run the "
+        "collector again: the spool's done/ folder keeps every ingested file to re-ingest from")
+
+
 def default_db_path() -> str:
     """The warehouse file: env WAREHOUSE_DB, else data/warehouse.duckdb."""
     return os.environ.get("WAREHOUSE_DB") or DEFAULT_DB
@@ -47,8 +67,10 @@ def _connect_retrying(path: str, read_only: bool, wait_s: float, first_backoff_s
     while True:
         try:
             return duckdb.connect(path, read_only=read_only)
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
-            if not _is_lock_error(exc):
+        except duckdb.Error as exc:
+            if is_damage(exc):
+                raise _corrupt(path, exc) from None
+            if not isinstance(exc, (duckdb.IOException, duckdb.ConnectionException)) or not _is_lock_error(exc):
                 raise
             if time.monotonic() + backoff > deadline:
                 raise WarehouseBusy(f"warehouse {path!r} is busy (held by another process): {exc}") from None
@@ -125,7 +147,8 @@ def writer(path: str | os.PathLike, wait_s: float = 30.0):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = _connect_retrying(path, read_only=False, wait_s=wait_s)
     try:
-        apply_schema(con)
+        with damage_named(path):
+            apply_schema(con)
         yield con
     finally:
         con.close()
@@ -144,7 +167,18 @@ def reader(path: str | os.PathLike, wait_s: float = 2.0):
         con.close()
 
 
+@contextlib.contextmanager
+def damage_named(path: str | os.PathLike):
+    """A DuckDB error that says the file is damaged becomes CorruptWarehouse; others pass through."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        if is_damage(exc):
+            raise _corrupt(str(path), exc) from None
+        raise
+
+
 def query_df(path: str | os.PathLike, sql: str, params: list | dict | None = None):
     """Run one read-only query and return a pandas DataFrame."""
-    with reader(path) as con:
+    with reader(path) as con, damage_named(str(path)):
         return con.execute(sql, params or []).df()
