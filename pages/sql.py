@@ -1,4 +1,4 @@
-"""SQL: a person's own read-only query against the warehouse, with a time limit and a row cap."""
+"""SQL: a person's own query against the warehouse's tables and views, sandboxed, with a time limit and a row cap."""
 
 import os
 
@@ -13,8 +13,9 @@ TIME_LIMIT_S = float(os.environ.get("SQL_TIME_LIMIT_S") or 10.0)  # seconds befo
 
 def render():
     st.title("SQL")
-    st.caption(f"Read-only: no statement can change the warehouse. At most {MAX_ROWS} rows are shown; "
-               f"a query is stopped after {TIME_LIMIT_S:g} s.")
+    st.caption(f"Reads the warehouse only: one SELECT (or EXPLAIN of one) over its tables and views; no files, "
+               f"network, extensions or settings. At most {MAX_ROWS} rows are shown; a query is stopped after "
+               f"{TIME_LIMIT_S:g} s.")
     example = st.selectbox("Example", list(queries.EXAMPLE_QUERIES))
     sql = st.text_area("Query", value=queries.EXAMPLE_QUERIES[example], height=140)
     if sql.strip():
@@ -22,17 +23,15 @@ def render():
             result = queries.run_sql(db_path(), sql, MAX_ROWS, TIME_LIMIT_S)
         except queries.QueryTimeout as exc:
             st.error(f"Stopped: {exc}. Narrow it down (a WHERE clause, a LIMIT) and try again.")
+        except queries.SqlRefused as exc:
+            st.error(str(exc))
         except Exception as exc:  # a person's SQL: show the error, never raise it
-            if type(exc).__name__ in ("NoWarehouse", "WarehouseBusy"):
+            if type(exc).__name__ in ("NoWarehouse", "WarehouseBusy", "CorruptWarehouse"):
                 raise
-            text = str(exc)
-            if "read-only" in text:
-                st.error(f"This connection is read-only: the warehouse cannot be changed from here. ({text})")
-            else:
-                st.error(f"{type(exc).__name__}: {text}")
+            st.error(f"{type(exc).__name__}: {exc}")
         else:
-            st.dataframe(result, hide_index=True, width="stretch")
-            st.caption(f"{len(result)} rows" + (" (the cap)" if len(result) == MAX_ROWS else ""))
+            st.dataframe(result.frame, hide_index=True, width="stretch")
+            st.caption(f"showing the first {MAX_ROWS} rows" if result.truncated else f"{len(result.frame)} rows")
     st.subheader("Tables and views")
     st.dataframe(query("schema_objects", db_path()), hide_index=True, width="stretch")
 

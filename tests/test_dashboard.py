@@ -127,12 +127,40 @@ def test_sql_page_caps_rows_stops_runaway_queries_and_refuses_writes(rich, monke
     monkeypatch.setenv("SQL_TIME_LIMIT_S", "1")
     at = _app(monkeypatch, db_path, out, "sql")
     at.text_area[0].set_value("SELECT * FROM range(5000)").run()
-    assert len(at.dataframe[0].value) == 1000 and any("(the cap)" in c.value for c in at.caption)
-    at.text_area[0].set_value("SELECT count(*) FROM range(100000) a, range(100000) b WHERE a.range * b.range = 7").run()
+    assert len(at.dataframe[0].value) == 1000 and "showing the first 1000 rows" in [c.value for c in at.caption]
+    at.text_area[0].set_value("SELECT * FROM range(1000)").run()
+    assert len(at.dataframe[0].value) == 1000 and "1000 rows" in [c.value for c in at.caption]
+    at.text_area[0].set_value("SELECT count(*) FROM range(10_000_000) a, range(10_000_000) b "
+                              "WHERE a.range * b.range = 7").run()
     assert not at.exception and "Stopped: the query ran past the 1 s limit" in at.error[0].value
     at.text_area[0].set_value("DROP TABLE jobs").run()
-    assert not at.exception and "read-only" in at.error[0].value
+    assert not at.exception and at.error[0].value.startswith("The SQL page reads the warehouse only: DROP is refused")
+    at.text_area[0].set_value("SELECT * FROM read_csv('/etc/passwd', sep=':', header=false)").run()
+    assert not at.exception and at.error[0].value.startswith(
+        "The SQL page reads the warehouse only: files, folders and the network are out of reach")
+    assert len(at.dataframe) == 1  # only the list of tables and views: no rows of the file
     assert _sql(db_path, "SELECT count(*) FROM jobs")[0][0] > 0
+
+
+def test_gallery_refuses_a_symlink_in_the_output_folder_that_points_outside_it(rich, monkeypatch, tmp_path):
+    db_path, out = rich
+    images = tmp_path / "images"
+    shutil.copytree(out, images)
+    outside = tmp_path / "outside.png"
+    shutil.copy(next(images.rglob("*.png")), outside)  # a real image: shown if the guard let it through
+    link = images / "link.png"
+    link.symlink_to(outside)
+    copy = str(tmp_path / "copy.duckdb")
+    shutil.copy(db_path, copy)
+    with db.writer(copy) as con:
+        con.execute("UPDATE images SET path = replace(path, $out, $images), "
+                    "mask_path = replace(mask_path, $out, $images)", {"out": str(out), "images": str(images)})
+        con.execute("UPDATE images SET path = $link WHERE \"index\" = 0", {"link": str(link)})
+    at = _app(monkeypatch, copy, str(images), "gallery")
+    batch = int(re.search(r"batch (\d+)", at.selectbox[-1].value).group(1))
+    assert [w.value for w in at.warning] == [
+        f"1 image path(s) lie outside the output folder {images.resolve()} and were not shown: {link}"]
+    assert len(at.get("image")) == batch - 1
 
 
 def test_gallery_shows_each_inpainted_image_with_its_mask(tmp_path, monkeypatch):

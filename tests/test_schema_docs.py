@@ -41,5 +41,5 @@ def test_every_example_query_of_the_sql_page_runs(warehouse):
 
     for name, sql in queries.EXAMPLE_QUERIES.items():
         result = queries.run_sql(warehouse, sql, max_rows=50)
-        assert len(result.columns) > 0, name
-    assert len(queries.run_sql(warehouse, queries.EXAMPLE_QUERIES["Effects and papers"])) >= 8
+        assert len(result.frame.columns) > 0, name
+    assert len(queries.run_sql(warehouse, queries.EXAMPLE_QUERIES["Effects and papers"]).frame) >= 8

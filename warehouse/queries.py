@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from . import db
+from .sandbox import QueryTimeout, SqlRefused, SqlResult, run_sql  # noqa: F401  the SQL page's names
 
 RUN_LABEL = ("r.task || ' ' || r.height || 'x' || r.width || ' ' || r.mode "
              "|| ' (' || right(r.run_id, 8) || ')'")
@@ -62,30 +63,6 @@ EXAMPLE_QUERIES = {
     "Failed jobs": "SELECT * FROM jobs_failed",
     "Effects and papers": "SELECT key, short, effect, figure FROM papers",
 }
-
-
-class QueryTimeout(RuntimeError):
-    """A person's query ran past the time limit and was interrupted."""
-
-
-def run_sql(db_path: str, sql: str, max_rows: int = 1000, time_limit_s: float = 10.0) -> pd.DataFrame:
-    """A person's own SQL on a read-only connection: at most `max_rows` rows, `time_limit_s` seconds."""
-    import threading
-
-    with db.reader(db_path) as con:
-        timer = threading.Timer(time_limit_s, con.interrupt)  # DuckDB's documented way to stop a query
-        timer.start()
-        try:
-            relation = con.sql(sql)
-            if relation is None:  # a statement that returns no rows
-                return pd.DataFrame()
-            return relation.limit(max_rows).df()
-        except Exception as exc:
-            if not timer.is_alive() and "interrupt" in str(exc).lower():
-                raise QueryTimeout(f"the query ran past the {time_limit_s:g} s limit and was stopped") from None
-            raise
-        finally:
-            timer.cancel()
 
 
 def ingest_marker(db_path: str) -> pd.DataFrame:
