@@ -116,11 +116,14 @@ def pending_files(spool: Path) -> list[Path]:
     return sorted(files)
 
 
-def ingest_pending(cfg: CollectorConfig) -> IngestReport:
-    """One pass: ingest every complete spool file not seen before; quarantine bad ones."""
+def ingest_pending(cfg: CollectorConfig, files: list[Path] | None = None) -> IngestReport:
+    """One pass: ingest every complete spool file not seen before; quarantine bad ones.
+
+    `files` is the listing to work from (default: the spool's pending files, listed now); a
+    file in it that another collector took meanwhile is skipped (`gone`), never an error."""
     spool = Path(cfg.spool)
     report = IngestReport()
-    files = pending_files(spool)
+    files = pending_files(spool) if files is None else files
     if files:
         with db.writer(cfg.db, wait_s=cfg.busy_wait) as con, db.damage_named(cfg.db):
             schemas = table_schemas(con)
