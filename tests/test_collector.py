@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import queue
 import random
 import signal
 import subprocess
@@ -170,13 +171,19 @@ def _collector(args: list[str], env: dict | None = None, stderr=subprocess.DEVNU
 
 def _wait_for_line(proc: subprocess.Popen, marker: str, limit_s: float = 300) -> str:
     """Read the process's stderr until a line holds `marker`; fail if it exits first (the limit only guards a hang)."""
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in iter(proc.stderr.readline, "")] + [lines.put(None)],
+                     daemon=True).start()
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        line = proc.stderr.readline()
+        try:
+            line = lines.get(timeout=1.0)
+        except queue.Empty:
+            continue
+        if line is None:
+            pytest.fail(f"the collector exited ({proc.wait()}) before printing {marker!r}")
         if marker in line:
             return line
-        if not line and proc.poll() is not None:
-            pytest.fail(f"the collector exited ({proc.returncode}) before printing {marker!r}")
     pytest.fail(f"no {marker!r} from the collector within {limit_s} s")
 
 
