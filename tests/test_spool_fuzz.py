@@ -13,7 +13,6 @@ import itertools
 import json
 import math
 import os
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -47,15 +46,22 @@ def _dumps(obj) -> str:
 
 # -- mutations: each takes the template's lines and returns the file's bytes ------------------------
 
+def _file(lines: list[str], eol: str = "\n") -> bytes:
+    return (eol.join(lines) + eol).encode("utf-8", "surrogatepass")  # a lone surrogate as a careless writer would
+
+
+def _with(lines: list[str], i: int, line: str) -> bytes:
+    """The file with line i replaced."""
+    return _file(lines[:i] + [line] + lines[i + 1:])
+
+
 @st.composite
 def set_field(draw, lines):
     i = draw(st.integers(0, len(lines) - 1))
     obj = json.loads(lines[i])
     key = draw(st.sampled_from(sorted(obj)) | st.text(max_size=8))
     obj[key] = draw(values)
-    lines = list(lines)
-    lines[i] = _dumps(obj)
-    return ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
+    return _with(lines, i, _dumps(obj))
 
 
 @st.composite
@@ -63,9 +69,7 @@ def drop_field(draw, lines):
     i = draw(st.integers(0, len(lines) - 1))
     obj = json.loads(lines[i])
     obj.pop(draw(st.sampled_from(sorted(obj))))
-    lines = list(lines)
-    lines[i] = _dumps(obj)
-    return ("\n".join(lines) + "\n").encode()
+    return _with(lines, i, _dumps(obj))
 
 
 @st.composite
@@ -75,9 +79,7 @@ def huge_string(draw, lines):
     obj = json.loads(lines[i])
     key = draw(st.sampled_from(sorted(set(obj) - {"kind", "schema_version"}) or ["x"]))
     obj[key] = draw(st.sampled_from(["a", "é", "🙂", "\\", '"'])) * draw(st.integers(1_000_000, 3_000_000))
-    lines = list(lines)
-    lines[i] = _dumps(obj)
-    return ("\n".join(lines) + "\n").encode()
+    return _with(lines, i, _dumps(obj))
 
 
 @st.composite
@@ -87,9 +89,7 @@ def deep_nesting(draw, lines):
     depth = draw(st.sampled_from([50, 999, 1001, 5000, 100_000]))
     nested = draw(st.sampled_from(["[", '{"a":'])) * depth
     closing = ("]" if nested[0] == "[" else "}") * depth
-    lines = list(lines)
-    lines[i] = lines[i][:-1] + f',"deep":{nested}1{closing}}}'
-    return ("\n".join(lines) + "\n").encode()
+    return _with(lines, i, lines[i][:-1] + f',"deep":{nested}1{closing}}}')
 
 
 @st.composite
@@ -100,22 +100,20 @@ def kind_or_version(draw, lines):
         obj["kind"] = draw(st.sampled_from(["bogus", "", "Job", "request", None, 3]))
     else:
         obj["schema_version"] = draw(st.sampled_from([0, 2, 99, "1", 1.5, None]))
-    lines = list(lines)
-    lines[i] = _dumps(obj)
-    return ("\n".join(lines) + "\n").encode()
+    return _with(lines, i, _dumps(obj))
 
 
 @st.composite
 def cut(draw, lines):
     """The file cut short at any byte."""
-    data = ("\n".join(lines) + "\n").encode()
+    data = _file(lines)
     return data[:draw(st.integers(0, len(data) - 1))]
 
 
 @st.composite
 def raw_bytes(draw, lines):
     """Bytes inserted or overwritten anywhere: invalid UTF-8, NUL, stray quotes and newlines."""
-    data = bytearray(("\n".join(lines) + "\n").encode())
+    data = bytearray(_file(lines))
     at = draw(st.integers(0, len(data) - 1))
     junk = draw(st.binary(min_size=1, max_size=6) | st.sampled_from([b"\xff", b"\xc3", b"\x00", b'"', b"\n",
                                                                      b"\r\n", b"\xef\xbb\xbf", b"NaN"]))
@@ -130,23 +128,16 @@ def raw_bytes(draw, lines):
 def odd_lines(draw, lines):
     """Lines that are valid JSON but not records, duplicate keys, CRLF endings, blank lines."""
     i = draw(st.integers(0, len(lines) - 1))
-    lines = list(lines)
     choice = draw(st.sampled_from(["array", "number", "string", "dupkey", "crlf", "blank", "bom"]))
-    if choice == "array":
-        lines[i] = "[" + lines[i] + "]"
-    elif choice == "number":
-        lines[i] = "42"
-    elif choice == "string":
-        lines[i] = '"kind"'
-    elif choice == "dupkey":
-        lines[i] = lines[i][:-1] + ',"kind":"step"}'
-    elif choice == "crlf":
-        return ("\r\n".join(lines) + "\r\n").encode()
-    elif choice == "blank":
-        lines.insert(i, "")
-    else:
-        return b"\xef\xbb\xbf" + ("\n".join(lines) + "\n").encode()
-    return ("\n".join(lines) + "\n").encode()
+    if choice == "crlf":
+        return _file(lines, eol="\r\n")
+    if choice == "bom":
+        return b"\xef\xbb\xbf" + _file(lines)
+    if choice == "blank":
+        return _file(lines[:i] + [""] + lines[i:])
+    replacement = {"array": "[" + lines[i] + "]", "number": "42", "string": '"kind"',
+                   "dupkey": lines[i][:-1] + ',"kind":"step"}'}[choice]
+    return _with(lines, i, replacement)
 
 
 MUTATIONS = [set_field, drop_field, huge_string, deep_nesting, kind_or_version, cut, raw_bytes, odd_lines]
@@ -234,7 +225,7 @@ def test_every_spool_file_is_ingested_exactly_or_quarantined_with_a_reason(data,
     files = {}
     for slot in ("good-a", "mutated", "good-b"):
         lines, run_id, job_id = _renamed(template, n * 3 + len(files))
-        body = data.draw(mutation(lines), label="file") if slot == "mutated" else ("\n".join(lines) + "\n").encode()
+        body = data.draw(mutation(lines), label="file") if slot == "mutated" else _file(lines)
         (spool / run_id).mkdir()
         (spool / run_id / f"{slot}.jsonl").write_bytes(body)
         files[slot] = (f"{run_id}/{slot}.jsonl", job_id, body)
