@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from generator.events import SpoolWriter, record
+from spool import SpoolWriter, record
 
 
 def write_spool(spool: str | Path, runs: int, jobs_per_run: int, steps_per_job: int, prefix: str = "syn") -> dict:

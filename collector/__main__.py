@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 import threading
 
-from generator.config_docs import field_docs, flag
-
+from settings import add_flags, from_flags
 from warehouse.db import CorruptWarehouse, WarehouseBusy
 
 from .ingest import CollectorConfig, ingest_pending
@@ -22,16 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m collector",
                                      description="Ingest spool files into the DuckDB warehouse, exactly once.")
     sub = parser.add_subparsers(dest="command", required=True)
-    docs = field_docs(CollectorConfig)
-    defaults = CollectorConfig()
     for name, help_text in [("ingest", "ingest every complete spool file once, then exit (for cron)"),
                             ("watch", "ingest continuously: file events plus a periodic rescan"),
                             ("status", "pending, ingested and quarantined files, lag, last error")]:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
-        for f in dataclasses.fields(CollectorConfig):
-            cmd.add_argument(flag(f.name), dest=f.name, default=None,
-                             type={"float": float, "int": int}.get(str(f.type), str),
-                             help=f"{docs[f.name]} (default: {getattr(defaults, f.name)})")
+        add_flags(cmd, CollectorConfig)
         if name == "ingest":
             cmd.add_argument("--once", action="store_true", help="accepted for cron lines; ingest always runs once")
     return parser
@@ -86,10 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s collector %(levelname)s %(message)s")
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(CollectorConfig)
-              if getattr(args, f.name) is not None}
     try:
-        cfg = CollectorConfig(**values)
+        cfg = from_flags(args, CollectorConfig)
     except ValueError as exc:
         parser.error(str(exc))
     if args.command == "status":

@@ -27,15 +27,14 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from generator.events import SCHEMA_VERSION
+from settings import SPOOL_DIR, WAREHOUSE_DB, setting
+from spool import REPEATED, SCHEMA_VERSION, TABLES, BadSpoolFile, parse_spool_file, table_schemas
 from warehouse import db
-
-from .parse import TABLES, BadSpoolFile, parse_spool_file, table_schemas
 
 log = logging.getLogger("collector")
 
-# Tables whose rows repeat across files (every job file carries its run): kept once, by run_id.
-SHARED_TABLES = {"runs"}
+# Tables whose rows repeat across files (every job file carries its run): kept once, by their key.
+SHARED_TABLES = {TABLES[kind] for kind in REPEATED}
 QUARANTINE, DONE = "quarantine", "done"
 # Test-only: COLLECTOR_PAUSE_AT=<point>:<n> stops the collector the n-th time it passes <point>
 # (inserted: a batch inserted, not committed; committed: committed, no file moved yet; archiving:
@@ -50,18 +49,14 @@ MAX_REASON = 300  # characters of a quarantine reason
 class CollectorConfig:
     """Settings of the collector; each CLI flag of `python -m collector` sets one field."""
 
-    # Spool folder to ingest from (env SPOOL_DIR).
-    spool: str = field(default_factory=lambda: os.environ.get("SPOOL_DIR") or "data/spool")
-    # DuckDB warehouse file, created on first ingest (env WAREHOUSE_DB).
-    db: str = field(default_factory=db.default_db_path)
-    # Seconds between rescans in watch mode; a missed file event costs at most this long.
-    interval: float = 5.0
-    # Seconds to keep retrying while another process holds the warehouse.
-    busy_wait: float = 30.0
-    # Spool files per transaction.
-    batch_files: int = 1000
-    # Days to keep ingested files under done/ before deleting them; 0 keeps them.
-    retention_days: float = 0.0
+    spool: str = setting("Spool folder to ingest from.", env=SPOOL_DIR)
+    db: str = setting("DuckDB warehouse file, created on first ingest.", env=WAREHOUSE_DB)
+    interval: float = setting(
+        "Seconds between rescans in watch mode; a missed file event costs at most this long.", 5.0)
+    busy_wait: float = setting("Seconds to keep retrying while another process holds the warehouse.", 30.0)
+    batch_files: int = setting("Spool files per transaction.", 1000)
+    retention_days: float = setting(
+        "Days to keep ingested files under done/ before deleting them; 0 keeps them.", 0.0)
 
     def __post_init__(self):
         if self.interval <= 0:
@@ -226,8 +221,8 @@ def _bulk_insert(con, spool: Path, batch: list[_Entry], schemas: dict) -> None:
             raise duckdb.InvalidInputException(f"unknown kind or schema_version: {bad[0]}")
         for kind, table in TABLES.items():
             cols = ", ".join(f'"{c}"' for c in schemas[table]["columns"])
-            if table in SHARED_TABLES:  # the run record repeats in every file of the run
-                con.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT DISTINCT ON (run_id) {cols} "
+            if kind in REPEATED:  # the run record repeats in every file of the run
+                con.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT DISTINCT ON ({REPEATED[kind]}) {cols} "
                             f"FROM incoming WHERE kind = '{kind}'")
             else:
                 con.execute(f"INSERT INTO {table} BY NAME SELECT {cols} FROM incoming WHERE kind = '{kind}'")

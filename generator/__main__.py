@@ -3,27 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
-from .config_docs import field_docs, flag
+from settings import add_flags, from_flags
+
 from .sweep import SweepConfig
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
-
-
-def _str_list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-_TYPES = {"batch_sizes": _int_list, "resolutions": _int_list, "height": int, "width": int,
-          "steps": int, "repeats": int, "warmup": int, "guidance": float, "seed": int,
-          "mode": _str_list, "cfg": _str_list, "sample_hz": float, "max_batch": int}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,20 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Run batched latent-diffusion jobs and write spool files.")
     sub = parser.add_subparsers(dest="command", required=True)
     sweep = sub.add_parser("sweep", help="sweep batch sizes (and sizes) and write one spool file per job")
-    docs = field_docs(SweepConfig)
-    defaults = SweepConfig()
-    for f in dataclasses.fields(SweepConfig):
-        default = getattr(defaults, f.name)
-        if isinstance(default, tuple):
-            default = ",".join(map(str, default))
-        # argparse formats help with %, so a literal percent sign must be doubled.
-        help_text = docs[f.name].replace("%", "%%") + f" (default: {default})"
-        if f.type in ("bool", bool):
-            sweep.add_argument(flag(f.name), dest=f.name, action="store_const", const=True, default=None,
-                               help=help_text)
-        else:
-            sweep.add_argument(flag(f.name), dest=f.name, type=_TYPES.get(f.name, str), default=None,
-                               help=help_text)
+    add_flags(sweep, SweepConfig)
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -52,10 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(SweepConfig)
-              if getattr(args, f.name) is not None}
     try:
-        cfg = SweepConfig(**values)
+        cfg = from_flags(args, SweepConfig)
     except ValueError as exc:
         parser.error(str(exc))  # exits 2 with "error: <message>"
     from .models import ModelLoadError

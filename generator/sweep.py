@@ -11,14 +11,16 @@ and the sweep goes on.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .batching import MODES, JobInputs
-from .events import SpoolWriter, hostname, new_id, record, utc_now_iso
+from settings import OUTPUT_DIR, SPOOL_DIR, setting
+from spool import SpoolWriter, record
+
+from .ids import hostname, new_id, utc_now_iso
 
 SAVE_IMAGES = ("first", "all", "none")
 DEVICES = ("cpu", "cuda", "mps")
@@ -26,62 +28,45 @@ DTYPES = ("float32", "float16", "bfloat16")
 CFG_SETTINGS = ("off", "full")
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
-
-
 @dataclass(frozen=True)
 class SweepConfig:
     """Settings of one sweep; each CLI flag of `python -m generator sweep` sets one field."""
 
-    # Images per job; one job (one spool file) per batch execution.
-    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16)
-    # Square image sizes in pixels, one run each; the latent is 8x smaller per side.
-    resolutions: tuple[int, ...] = (64, 256)
-    # Image height in pixels; with width, replaces `resolutions` by one size.
-    height: int | None = None
-    # Image width in pixels; defaults to height when only height is given.
-    width: int | None = None
-    # Execution modes, one run each: sequential (batch-1 calls), static (one call), stream (Stream Batch).
-    mode: tuple[str, ...] = ("static",)
-    # Denoising steps per image (the same in every mode).
-    steps: int = 10
-    # Measured jobs per batch size; the dashboard quotes their median.
-    repeats: int = 3
-    # Warm-up jobs per batch size before the measured ones: recorded, flagged, excluded.
-    warmup: int = 1
-    # txt2img or inpaint (inpaint uses a generated picture and a centre mask unless --mask is given).
-    task: str = "txt2img"
-    # Classifier-free guidance scale for runs with CFG on; above 1 the UNet runs on twice the batch.
-    guidance: float = 1.0
-    # CFG settings, one run each: off (guidance 1) or full (--guidance); default: full if guidance > 1.
-    cfg: tuple[str, ...] | None = None
-    # Image i of every job is drawn with seed + i.
-    seed: int = 0
-    # A local diffusers pipeline folder; None runs the embedded tiny model (offline).
-    model: str | None = None
-    # Where PyTorch runs: cpu, cuda or mps.
-    device: str = "cpu"
-    # Weights and activations: float32, float16 or bfloat16.
-    dtype: str = "float32"
-    # Spool folder the collector ingests from (env SPOOL_DIR).
-    spool: str = field(default_factory=lambda: _env("SPOOL_DIR", "data/spool"))
-    # Folder for generated PNG files (env OUTPUT_DIR).
-    out: str = field(default_factory=lambda: _env("OUTPUT_DIR", "data/images"))
-    # Which jobs keep their images: first measured job per batch size, all, or none.
-    save_images: str = "first"
-    # One prompt for every image; None cycles through a few built-in prompts.
-    prompt: str | None = None
-    # Inpainting masks: one image file, or a folder of them used one per image in turn.
-    mask: str | None = None
-    # One extra profiled job per batch size (torch.profiler): UNet time by operator category.
-    profile_ops: bool = False
-    # Telemetry samples per second during each run (0 turns the sampler off).
-    sample_hz: float = 10.0
-    # After the listed batch sizes, keep doubling until a job runs out of memory.
-    until_oom: bool = False
-    # The largest batch size --until-oom tries.
-    max_batch: int = 4096
+    batch_sizes: tuple[int, ...] = setting(
+        "Images per job; one job (one spool file) per batch execution.", (1, 2, 4, 8, 16))
+    resolutions: tuple[int, ...] = setting(
+        "Square image sizes in pixels, one run each; the latent is 8x smaller per side.", (64, 256))
+    height: int | None = setting("Image height in pixels; with width, replaces `resolutions` by one size.", None)
+    width: int | None = setting("Image width in pixels; defaults to height when only height is given.", None)
+    mode: tuple[str, ...] = setting(
+        "Execution modes, one run each: sequential (batch-1 calls), static (one call), stream (Stream Batch).", ("static",))
+    steps: int = setting("Denoising steps per image (the same in every mode).", 10)
+    repeats: int = setting("Measured jobs per batch size; the dashboard quotes their median.", 3)
+    warmup: int = setting("Warm-up jobs per batch size before the measured ones: recorded, flagged, excluded.", 1)
+    task: str = setting(
+        "txt2img or inpaint (inpaint uses a generated picture and a centre mask unless --mask is given).", "txt2img")
+    guidance: float = setting(
+        "Classifier-free guidance scale for runs with CFG on; above 1 the UNet runs on twice the batch.", 1.0)
+    classifier_free_guidance: tuple[str, ...] | None = setting(
+        "CFG settings, one run each: off (guidance 1) or full (--guidance); default: full if guidance > 1.", None,
+        flag="--cfg")
+    seed: int = setting("Image i of every job is drawn with seed + i.", 0)
+    model: str | None = setting(
+        "A local diffusers pipeline folder; None runs the embedded tiny model (offline).", None)
+    device: str = setting("Where PyTorch runs: cpu, cuda or mps.", "cpu")
+    dtype: str = setting("Weights and activations: float32, float16 or bfloat16.", "float32")
+    spool: str = setting("Spool folder the collector ingests from.", env=SPOOL_DIR)
+    out: str = setting("Folder for generated PNG files.", env=OUTPUT_DIR)
+    save_images: str = setting(
+        "Which jobs keep their images: first measured job per batch size, all, or none.", "first")
+    prompt: str | None = setting("One prompt for every image; None cycles through a few built-in prompts.", None)
+    mask: str | None = setting(
+        "Inpainting masks: one image file, or a folder of them used one per image in turn.", None)
+    profile_ops: bool = setting(
+        "One extra profiled job per batch size (torch.profiler): UNet time by operator category.", False)
+    sample_hz: float = setting("Telemetry samples per second during each run (0 turns the sampler off).", 10.0)
+    until_oom: bool = setting("After the listed batch sizes, keep doubling until a job runs out of memory.", False)
+    max_batch: int = setting("The largest batch size --until-oom tries.", 4096)
 
     def __post_init__(self):
         # 1. Batch sizes and counts.
@@ -120,10 +105,10 @@ class SweepConfig:
             raise ValueError(f"stream mode runs txt2img only, got task {self.task!r}")
         if self.guidance < 0:
             raise ValueError(f"guidance must be >= 0, got {self.guidance}")
-        for c in self.cfg or ():
+        for c in self.classifier_free_guidance or ():
             if c not in CFG_SETTINGS:
                 raise ValueError(f"cfg must be one of {', '.join(CFG_SETTINGS)}, got {c!r}")
-        if "full" in (self.cfg or ()) and self.guidance <= 1.0:
+        if "full" in (self.classifier_free_guidance or ()) and self.guidance <= 1.0:
             raise ValueError(f"cfg full needs guidance > 1, got {self.guidance}")
         if self.sample_hz < 0:
             raise ValueError(f"sample hz must be >= 0, got {self.sample_hz}")
@@ -142,7 +127,7 @@ class SweepConfig:
 
     def guidances(self) -> list[float]:
         """The guidance scale of each CFG setting: off runs at 1 (one UNet pass per row)."""
-        settings = self.cfg or (("full",) if self.guidance > 1.0 else ("off",))
+        settings = self.classifier_free_guidance or (("full",) if self.guidance > 1.0 else ("off",))
         return [self.guidance if c == "full" else 1.0 for c in settings]
 
     def jobs_total(self) -> int:

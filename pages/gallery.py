@@ -1,15 +1,17 @@
 """Gallery: the images a job kept, with prompt and seed. Only files under the output folder are shown."""
 
-import os
 from pathlib import Path
 
 import streamlit as st
 
+from settings import OUTPUT_DIR, path
+
 from pages._shared import db_path, guarded, query, sweep_runs
+from warehouse import analysis, explain
 
 
 def output_dir() -> Path:
-    return Path(os.environ.get("OUTPUT_DIR") or "data/images").resolve()
+    return Path(path(OUTPUT_DIR)).resolve()
 
 
 def _show(path: str, caption: str) -> bool:
@@ -33,8 +35,9 @@ def render():
     if jobs.empty:
         st.info("No images kept in this sweep (`--save-images none`).")
         return
-    if runs.model_id.str.startswith("embedded-").any():
-        st.caption("The embedded tiny model has random weights: its images are noise, by design.")
+    note = explain.embedded_images_note(analysis.uses_embedded_model(runs.model_id))
+    if note:
+        st.caption(note)
     options = {f"{j.label} · batch {j.batch_size}": j.job_id for j in jobs.itertuples()}
     job_id = options[st.selectbox("Job", list(options))]
     task = jobs.set_index("job_id").task[job_id]

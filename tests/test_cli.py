@@ -12,8 +12,8 @@ from collector.__main__ import build_parser as collector_parser
 from collector.ingest import CollectorConfig
 from generator.__main__ import build_parser as generator_parser
 from generator.__main__ import main
-from generator.config_docs import field_docs, flag
 from generator.sweep import SweepConfig
+from settings import flag_of
 
 from .conftest import ROOT
 
@@ -81,11 +81,11 @@ def test_inpaint_runs_with_a_nine_channel_unet(tmp_path):
 
 @pytest.mark.parametrize("cls, parser", [(SweepConfig, generator_parser), (CollectorConfig, collector_parser)])
 def test_every_setting_is_documented_and_has_a_flag(cls, parser):
-    docs = field_docs(cls)
-    help_text = " ".join(a.option_strings[0] for a in _all_actions(parser()) if a.option_strings)
+    actions = {a.option_strings[0]: a for a in _all_actions(parser()) if a.option_strings}
     for f in dataclasses.fields(cls):
-        assert docs.get(f.name), f"{cls.__name__}.{f.name} has no comment"
-        assert flag(f.name) in help_text, f"{cls.__name__}.{f.name} has no CLI flag"
+        assert len(f.metadata.get("help", "")) > 10, f"{cls.__name__}.{f.name} has no help"
+        assert flag_of(f) in actions, f"{cls.__name__}.{f.name} has no CLI flag"
+        assert f.metadata["help"].replace("%", "%%") in actions[flag_of(f)].help
 
 
 def _all_actions(parser):

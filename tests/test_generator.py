@@ -39,7 +39,7 @@ def _jobs(files) -> list[dict]:
 def modes_sweep(tmp_path_factory):
     base = tmp_path_factory.mktemp("modes")
     cfg = SweepConfig(batch_sizes=(1, 3), resolutions=(64,), mode=("sequential", "static", "stream"), steps=4,
-                      repeats=1, warmup=0, guidance=3.0, cfg=("off", "full"), profile_ops=True,
+                      repeats=1, warmup=0, guidance=3.0, classifier_free_guidance=("off", "full"), profile_ops=True,
                       spool=str(base / "spool"), out=str(base / "images"))
     return cfg, _jobs(run_sweep(cfg, progress=False))
 
@@ -265,7 +265,7 @@ def test_an_image_that_cannot_be_saved_fails_its_job_not_the_sweep(tmp_path):
 
 
 def test_the_spool_writer_removes_its_temporary_file_when_the_rename_fails(tmp_path):
-    from generator.events import SpoolWriter, record
+    from spool import SpoolWriter, record
 
     # A folder where the final file should go: the data is written and fsynced, the rename fails.
     (tmp_path / "run-x" / "job-x.jsonl").mkdir(parents=True)

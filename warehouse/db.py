@@ -17,9 +17,10 @@ from pathlib import Path
 
 import duckdb
 
+from settings import WAREHOUSE_DB, path
+
 SCHEMA_PATH = Path(__file__).with_name("schema.sql")
 PAPERS_PATH = Path(__file__).with_name("papers.toml")
-DEFAULT_DB = "data/warehouse.duckdb"
 log = logging.getLogger("warehouse")
 
 
@@ -52,8 +53,8 @@ def _corrupt(path: str, exc: Exception) -> CorruptWarehouse:
 
 
 def default_db_path() -> str:
-    """The warehouse file: env WAREHOUSE_DB, else data/warehouse.duckdb."""
-    return os.environ.get("WAREHOUSE_DB") or DEFAULT_DB
+    """The warehouse file: env WAREHOUSE_DB, else data/warehouse.duckdb (settings.py)."""
+    return path(WAREHOUSE_DB)
 
 
 def _is_lock_error(exc: Exception) -> bool:

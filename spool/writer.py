@@ -1,44 +1,15 @@
-"""The event records and the atomic spool writer.
+"""The one writer of spool files: each `write` is one atomic file.
 
-Every record is a flat dict whose first key is "kind" and which carries
-`schema_version`. One spool file holds one job: spool/<run_id>/<job_id>.jsonl,
-written to a temporary name, fsynced, then renamed, so a reader never sees half
-a file. The record fields are the contract in ../DESIGN.md and warehouse/schema.sql.
+spool/<run_id>/<name>.jsonl is written to a temporary name, fsynced, then renamed,
+so a reader never sees half a file; a write that fails leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import os
-import socket
-import uuid
 from pathlib import Path
-
-SCHEMA_VERSION = 1
-KINDS = ("run", "job", "phase", "step", "op", "sample", "image")
-
-
-def record(kind: str, **fields) -> dict:
-    """A flat event record: kind first, then schema_version, then the fields."""
-    if kind not in KINDS:
-        raise ValueError(f"record kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    return {"kind": kind, "schema_version": SCHEMA_VERSION, **fields}
-
-
-def new_id(prefix: str) -> str:
-    """A sortable, unique id: prefix, UTC time, random suffix."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    return f"{prefix}-{stamp}-{uuid.uuid4().hex[:8]}"
-
-
-def utc_now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat()
-
-
-def hostname() -> str:
-    return socket.gethostname()
 
 
 class SpoolWriter:

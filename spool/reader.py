@@ -3,6 +3,7 @@
 The collector's fast path lets DuckDB read a whole batch of files; when DuckDB
 refuses a batch, each file is read here instead, so a bad file is quarantined
 with a reason a person can act on and the good files of the batch still go in.
+Whatever the bytes, it returns typed tables or raises BadSpoolFile, never anything else.
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ import json
 
 import pyarrow as pa
 
-from generator.events import SCHEMA_VERSION
+from .contract import SCHEMA_VERSION, TABLES
 
-# Record kind -> warehouse table.
-TABLES = {"run": "runs", "job": "jobs", "phase": "phases", "step": "steps",
-          "op": "ops", "sample": "samples", "image": "images"}
 _ARROW_TYPES = {"VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(),
                 "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
                 "TIMESTAMP WITH TIME ZONE": pa.string()}

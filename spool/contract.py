@@ -1,0 +1,33 @@
+"""The spool contract between the generator (writer) and the collector (reader).
+
+A spool file is JSON Lines: one record a line, each a flat object whose first key is
+`kind` and which carries `schema_version`. One file holds one job (its run record, the
+job, its phases, steps, operators, samples and images) or the run's last samples. The
+fields of each kind, and their types, are the columns of its table in
+warehouse/schema.sql; the reader takes them from the live warehouse, so a field is
+added in one place (a migration) and a reader ignores fields it does not know.
+
+Schema history (a version changes only when a reader of the old one would misread a file):
+- 1: kinds run, job, phase, step, op, sample, image. Fields added since, without a new
+  version because older readers ignore them and newer ones read them as NULL when absent:
+  step call_index and unet_rows; job profiled, unet_calls, unet_rows, unet_flops_total,
+  unet_profiled_s; run cfg, threads, peak_flops, peak_flops_source, telemetry_gpu;
+  image mask_path (warehouse migration 3).
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+# Record kind -> the warehouse table its records land in.
+TABLES = {"run": "runs", "job": "jobs", "phase": "phases", "step": "steps",
+          "op": "ops", "sample": "samples", "image": "images"}
+KINDS = tuple(TABLES)
+# Kinds repeated in several files (every job file carries its run), kept once by this key.
+REPEATED = {"run": "run_id"}
+
+
+def record(kind: str, **fields) -> dict:
+    """A flat record: kind first, then schema_version, then the fields."""
+    if kind not in TABLES:
+        raise ValueError(f"record kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    return {"kind": kind, "schema_version": SCHEMA_VERSION, **fields}
