@@ -4,8 +4,7 @@ import altair as alt
 import streamlit as st
 
 from pages._shared import db_path, guarded, paper, paper_href, query, sweep_runs
-
-CONV_SHARE_REPORTED = 0.44  # arXiv 2312.14385: convolution up to 44% of diffusion TTI execution time
+from warehouse import analysis, explain
 
 
 def render():
@@ -27,16 +26,13 @@ def render():
             color=alt.Color("category:N"),
             tooltip=["label", "batch_size", "category", alt.Tooltip("share:Q", format=".1%"), "time_s"])
         rule = alt.Chart().mark_rule(color="black", strokeDash=[5, 3]).encode(
-            y=alt.datum(CONV_SHARE_REPORTED), href=alt.value(paper_href("beyond-llms")),
-            tooltip=alt.value("convolution up to 44% of diffusion TTI time (arXiv 2312.14385)"))
+            y=alt.datum(analysis.CONV_SHARE_REPORTED), href=alt.value(paper_href("beyond-llms")),
+            tooltip=alt.value(explain.conv_rule_tooltip()))
         st.altair_chart(alt.layer(bars, rule, data=mix).properties(width=220).facet(
             column=alt.Column("label:N", title=None)), width="content")
-        conv = mix[mix.category == "conv"]
-        if not conv.empty:
-            st.markdown(f"Convolution took {conv.share.min():.0%}–{conv.share.max():.0%} of UNet time here; "
-                        f"{paper('beyond-llms')} reports up to 44% for diffusion text-to-image models (dashed "
-                        "line). `overhead` is UNet time outside every operator (Python and framework "
-                        "dispatch): large at small batches, it is the fixed cost that batching shares.")
+        conv = explain.conv_share(analysis.conv_share(mix), cite=paper)
+        if conv:
+            st.markdown(conv)
 
     # 2. Achieved FLOP/s and share of peak: at batch 1 the device idles.
     tp = query("throughput", db_path(), run_ids)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from pages._shared import db_path, guarded, query
 from warehouse import queries
+from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy
 
 MAX_ROWS = 1000
 TIME_LIMIT_S = float(os.environ.get("SQL_TIME_LIMIT_S") or 10.0)  # seconds before a query is stopped
@@ -25,9 +26,9 @@ def render():
             st.error(f"Stopped: {exc}. Narrow it down (a WHERE clause, a LIMIT) and try again.")
         except queries.SqlRefused as exc:
             st.error(str(exc))
+        except (NoWarehouse, WarehouseBusy, CorruptWarehouse):
+            raise  # the warehouse itself, not the person's SQL: guarded() shows it
         except Exception as exc:  # a person's SQL: show the error, never raise it
-            if type(exc).__name__ in ("NoWarehouse", "WarehouseBusy", "CorruptWarehouse"):
-                raise
             st.error(f"{type(exc).__name__}: {exc}")
         else:
             st.dataframe(result.frame, hide_index=True, width="stretch")

@@ -4,6 +4,7 @@ import altair as alt
 import streamlit as st
 
 from pages._shared import db_path, guarded, query, sweep_runs
+from warehouse import analysis, explain
 
 
 def render():
@@ -43,13 +44,8 @@ def render():
         y=alt.Y("peak_mem_bytes:Q", title="peak memory (bytes)"),
         color=alt.Color("label:N", title="run"), shape=alt.Shape("fitted:N"),
         tooltip=["label", "batch_size", "peak_mem_bytes", "statuses"]), width="stretch")
-    for label, g in mem.groupby("label"):
-        fitted = g[g.fitted]
-        failed = g[~g.fitted]
-        text = f"**{label}**: largest batch that fitted: {int(fitted.batch_size.max()) if len(fitted) else 'none'}"
-        if len(failed):
-            text += f"; batch {int(failed.batch_size.min())} failed ({failed.statuses.iloc[0]})"
-        st.markdown(text)
+    for fit in analysis.memory_fits(mem):
+        st.markdown(explain.memory_fit(fit))
     st.caption("Peak memory is CUDA's max allocated on a GPU, the process's peak RSS on a CPU.")
 
 

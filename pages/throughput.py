@@ -4,7 +4,7 @@ import altair as alt
 import streamlit as st
 
 from pages._shared import db_path, guarded, paper_href, query, sweep_id
-from warehouse import analysis
+from warehouse import analysis, explain
 
 
 def render():
@@ -26,17 +26,21 @@ def render():
                    size=tp.height.astype(str) + "x" + tp.width.astype(str))
     facet = st.radio("Facet by", ["none", "mode", "cfg", "size", "device"], horizontal=True)
 
-    # 2. Four views of the same medians.
+    # 2. Four views of the same medians; speed-up and efficiency are the view's (over each run's smallest batch).
     x = alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size")
     base = alt.Chart(tp).encode(x=x, color=alt.Color("label:N", title="run"),
                                 tooltip=["label", "batch_size", alt.Tooltip("images_per_s:Q", format=".2f"),
                                          alt.Tooltip("median_wall_s:Q", format=".3f"),
+                                         alt.Tooltip("base_batch:Q", title="speed-up over batch"),
+                                         alt.Tooltip("speedup:Q", format=".2f"),
                                          alt.Tooltip("efficiency:Q", format=".2f")])
     charts = {
         "Images per second": base.mark_line(point=True).encode(y=alt.Y("images_per_s:Q", title="images / s")),
         "Latency per batch": base.mark_line(point=True).encode(y=alt.Y("median_wall_s:Q", title="median s")),
-        "Speed-up over batch 1": base.mark_line(point=True).encode(y=alt.Y("speedup:Q", title="x batch 1")),
-        "Batching efficiency": base.mark_line(point=True).encode(y=alt.Y("efficiency:Q", title="speed-up / batch")),
+        explain.speedup_title(tp.base_batch): base.mark_line(point=True).encode(
+            y=alt.Y("speedup:Q", title=explain.speedup_axis(tp.base_batch))),
+        "Batching efficiency": base.mark_line(point=True).encode(
+            y=alt.Y("efficiency:Q", title=explain.efficiency_axis(tp.base_batch))),
     }
     knee_rule = alt.Chart().mark_rule(strokeDash=[4, 4], color="gray").encode(
         y=alt.datum(analysis.KNEE_EFFICIENCY), href=alt.value(paper_href("beyond-llms")))
@@ -49,15 +53,12 @@ def render():
             st.subheader(title)
             st.altair_chart(chart, width="stretch" if facet == "none" else "content")
 
-    # 3. The knee of each run: where efficiency drops below 50%.
+    # 3. The knee of each run: where efficiency drops below 50%, from the same rows as the charts.
     st.subheader("Knee per run")
-    st.caption("The smallest batch whose efficiency is below 50%: from there on the device is busy and "
-               "each image costs close to its full price (the dashed line above).")
-    knees = [{"run": label, "knee (batch size)": analysis.knee(g) or "not reached",
-              "best images/s": round(g.images_per_s.max(), 2)} for label, g in tp.groupby("label")]
-    st.dataframe(knees, hide_index=True, width="stretch")
-    st.dataframe(tp[["label", "batch_size", "unet_batch", "jobs", "median_wall_s", "images_per_s", "speedup",
-                     "efficiency"]], hide_index=True, width="stretch")
+    st.caption(explain.knee_caption())
+    st.dataframe(explain.knee_table(analysis.knees(tp)), hide_index=True, width="stretch")
+    st.dataframe(tp[["label", "batch_size", "unet_batch", "jobs", "median_wall_s", "images_per_s", "base_batch",
+                     "speedup", "efficiency"]], hide_index=True, width="stretch")
 
 
 guarded(render)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -75,6 +77,50 @@ def test_throughput_table_is_the_view(rich, monkeypatch):
     shown = at.dataframe[1].value.sort_values(["label", "batch_size"])
     view = _sql(db_path, "SELECT count(*), sum(images_per_s) FROM throughput_by_batch")[0]
     assert len(shown) == view[0] and shown.images_per_s.sum() == pytest.approx(view[1])
+
+
+def _charts(at) -> dict[str, list]:
+    """Each Vega-Lite chart on the page: its title (the subheader above it) -> the rows it draws."""
+    charts = {}
+    titles = [h.value for h in at.subheader]
+    for chart, title in zip(at.get("vega_lite_chart"), titles):
+        spec = json.loads(chart.proto.spec)
+        y = spec.get("encoding", {}).get("y", {}).get("field") or spec["layer"][0]["encoding"]["y"]["field"]
+        frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets]
+        charts[title] = (y, next(f for f in frames if y in f.columns))
+    return charts
+
+
+@pytest.mark.parametrize("batch_one", ["failed", "missing"])
+def test_throughput_charts_and_knee_table_agree_without_batch_one(rich, monkeypatch, tmp_path, batch_one):
+    db_path, out = rich
+    copy = str(tmp_path / "copy.duckdb")
+    shutil.copy(db_path, copy)
+    with db.writer(copy) as con:
+        if batch_one == "failed":
+            con.execute("UPDATE jobs SET status = 'oom', error = 'out of memory' WHERE batch_size = 1")
+        else:
+            con.execute("DELETE FROM jobs WHERE batch_size = 1")
+        # Batch 4 takes 5x batch 2's time: speed-up 0.4 over batch 2, efficiency 0.2, a knee at 4.
+        con.execute("UPDATE jobs SET wall_s = CASE batch_size WHEN 2 THEN 1.0 ELSE 5.0 END WHERE batch_size > 1")
+    at = _app(monkeypatch, copy, out, "throughput")
+    charts = _charts(at)
+    assert "Speed-up over batch 2" in charts and "Speed-up over batch 1" not in charts
+    field, speedup = charts["Speed-up over batch 2"]
+    assert field == "speedup"
+    field, efficiency = charts["Batching efficiency"]
+    assert field == "efficiency"
+    knees, table = at.dataframe[0].value.set_index("run"), at.dataframe[1].value
+    assert len(knees) == 2  # static and stream
+    for label, rows in efficiency.groupby("label"):
+        rows = rows.sort_values("batch_size")
+        assert list(rows.batch_size) == [2, 4] and list(rows.efficiency) == pytest.approx([1.0, 0.2])
+        drawn = speedup[speedup.label == label].sort_values("batch_size")
+        assert list(drawn.speedup) == pytest.approx([1.0, 0.4])
+        # The knee table reads the same rows: the first batch the chart draws below the dashed line.
+        assert knees.loc[label, "knee (batch size)"] == str(int(rows.batch_size[rows.efficiency < 0.5].iloc[0]))
+        assert knees.loc[label, "speed-up over batch"] == 2
+    assert set(table.base_batch) == {2} and table.speedup.notna().all()
 
 
 def test_operators_page_quotes_the_conv_share_of_the_warehouse(rich, monkeypatch):

@@ -83,24 +83,22 @@ def phase_breakdown(db_path: str, run_ids: list[str]) -> pd.DataFrame:
 def step_profile(db_path: str, run_ids: list[str]) -> pd.DataFrame:
     """Median step time per run, batch size and step index (measured jobs), aggregated in DuckDB."""
     return db.query_df(db_path, f"""
-        SELECT s.run_id, {RUN_LABEL} AS label, s.batch_size, s.step_index,
+        SELECT j.run_id, {RUN_LABEL} AS label, j.batch_size, s.step_index,
                median(s.duration_s) AS median_s, median(s.unet_rows) AS unet_rows, count(*) AS samples
-        FROM step_times s JOIN runs r USING (run_id)
-        WHERE list_contains($run_ids, s.run_id) AND NOT s.warmup AND NOT coalesce(s.profiled, false)
-              AND s.status = 'ok'
+        FROM steps s JOIN measured_jobs j USING (job_id) JOIN runs r USING (run_id)
+        WHERE list_contains($run_ids, j.run_id)
         GROUP BY ALL
-        ORDER BY s.run_id, s.batch_size, s.step_index
+        ORDER BY j.run_id, j.batch_size, s.step_index
     """, {"run_ids": list(run_ids)})
 
 
 def stream_latency(db_path: str, run_ids: list[str]) -> pd.DataFrame:
-    """Stream mode: each request's latency, from the UNet call it entered to the one it left on."""
+    """Stream mode (measured jobs): each request's latency, from the UNet call it entered to the one it left on."""
     return db.query_df(db_path, f"""
         WITH jobs_ok AS (
             SELECT j.job_id, j.run_id, j.batch_size, r.steps
-            FROM jobs j JOIN runs r USING (run_id)
+            FROM measured_jobs j JOIN runs r USING (run_id)
             WHERE r.mode = 'stream' AND list_contains($run_ids, j.run_id)
-                  AND NOT j.warmup AND NOT coalesce(j.profiled, false) AND j.status = 'ok'
         ), per_request AS (
             SELECT j.run_id, j.batch_size, first.step_index AS request,
                    last.start_s + last.duration_s - first.start_s AS latency_s

@@ -148,9 +148,18 @@ ALTER TABLE images ADD COLUMN IF NOT EXISTS mask_path VARCHAR;  -- PNG of the ma
 
 -- views
 
--- Throughput per run and batch size, over measured jobs that succeeded (no warm-up, no profiled job).
--- images_per_s uses the median job time; speedup is images_per_s over batch 1's;
--- efficiency = speedup / batch_size (1.0: every image as fast as a lone one);
+-- The one definition of a measured job: not warm-up, not profiled (the profiler slows it), status ok.
+-- Every figure over measured jobs (the views below, the named queries) reads this view.
+CREATE OR REPLACE VIEW measured_jobs AS
+SELECT j.*
+FROM jobs j
+WHERE NOT j.warmup AND NOT coalesce(j.profiled, false) AND j.status = 'ok';
+
+-- Throughput per run and batch size, over measured jobs.
+-- images_per_s uses the median job time. The one definition of speed-up and batching efficiency:
+-- base_batch is the run's smallest measured batch (batch 1 when it was measured and succeeded);
+-- speedup = images_per_s over base_batch's; efficiency = speedup / (batch_size / base_batch)
+-- (1.0: every extra image as fast as those of the smallest batch).
 -- achieved_flops_per_s = UNet FLOPs of a job / its denoise time (median), share_of_peak of the device's peak.
 CREATE OR REPLACE VIEW throughput_by_batch AS
 WITH per_batch AS (
@@ -162,10 +171,16 @@ WITH per_batch AS (
            min(j.wall_s)             AS min_wall_s,
            max(j.wall_s)             AS max_wall_s,
            median(j.unet_flops_total / d.duration_s) AS achieved_flops_per_s
-    FROM jobs j
+    FROM measured_jobs j
     LEFT JOIN phases d ON d.job_id = j.job_id AND d.phase = 'denoise'
-    WHERE NOT j.warmup AND NOT coalesce(j.profiled, false) AND j.status = 'ok'
     GROUP BY j.run_id, j.batch_size
+), rated AS (
+    SELECT p.*,
+           p.batch_size / p.median_wall_s                                     AS images_per_s,
+           min(p.batch_size) OVER (PARTITION BY p.run_id)                     AS base_batch,
+           p.batch_size / p.median_wall_s
+               / arg_min(p.batch_size / p.median_wall_s, p.batch_size) OVER (PARTITION BY p.run_id) AS speedup
+    FROM per_batch p
 )
 SELECT p.run_id,
        p.batch_size,
@@ -175,18 +190,15 @@ SELECT p.run_id,
        p.min_wall_s,
        p.max_wall_s,
        p.median_wall_s / p.batch_size                        AS s_per_image,
-       p.batch_size / p.median_wall_s                        AS images_per_s,
+       p.images_per_s,
        p.median_wall_s / max(CASE WHEN p.batch_size = 1 THEN p.median_wall_s END)
            OVER (PARTITION BY p.run_id)                      AS time_vs_batch1,
-       (p.batch_size / p.median_wall_s)
-           / max(CASE WHEN p.batch_size = 1 THEN 1 / p.median_wall_s END)
-           OVER (PARTITION BY p.run_id)                      AS speedup,
-       (p.batch_size / p.median_wall_s)
-           / max(CASE WHEN p.batch_size = 1 THEN 1 / p.median_wall_s END)
-           OVER (PARTITION BY p.run_id) / p.batch_size       AS efficiency,
+       p.base_batch,
+       p.speedup,
+       p.speedup / (p.batch_size / p.base_batch)             AS efficiency,
        p.achieved_flops_per_s,
        p.achieved_flops_per_s / r.peak_flops                 AS share_of_peak
-FROM per_batch p JOIN runs r USING (run_id);
+FROM rated p JOIN runs r USING (run_id);
 
 -- Per-step times, with the job and run they belong to.
 CREATE OR REPLACE VIEW step_times AS
@@ -201,8 +213,7 @@ SELECT j.run_id, j.batch_size, p.phase,
        count(*)                          AS jobs,
        median(p.duration_s)              AS median_s,
        median(p.duration_s / j.wall_s)   AS median_share
-FROM phases p JOIN jobs j USING (job_id)
-WHERE NOT j.warmup AND NOT coalesce(j.profiled, false) AND j.status = 'ok'
+FROM phases p JOIN measured_jobs j USING (job_id)
 GROUP BY ALL;
 
 -- UNet time by operator category, per run and batch size (profiled jobs).
