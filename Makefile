@@ -1,21 +1,23 @@
 # make demo: venv, default sweep, ingest, dashboard + collector watching. Ctrl-C stops both.
-# make test: venv (if missing) and the test suite.
+# make test: venv (if missing) and the whole test suite; make quick: the fast tier (not slow, not browser).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 export WAREHOUSE_DB ?= data/warehouse.duckdb
 export SPOOL_DIR    ?= data/spool
 export OUTPUT_DIR   ?= data/images
 
-.PHONY: demo test venv dashboard clean bench
+.PHONY: demo test quick venv dashboard clean bench
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+# The pins (requirements.txt), then the project itself in editable mode (pyproject.toml): no path edits.
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip
 	$(PY) -m pip install --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
@@ -36,6 +38,9 @@ test: $(STAMP)
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 	$(PY) -m pytest
+
+quick: $(STAMP)
+	$(PY) -m pytest -m "not slow and not browser"
 
 clean:
 	rm -rf data test-output

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from collector.ingest import CollectorConfig, ingest_pending
+from generator.sweep import SweepConfig, run_sweep
 
-from collector.ingest import CollectorConfig, ingest_pending  # noqa: E402
-from generator.sweep import SweepConfig, run_sweep  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: subprocesses run from here
 
 # The small sweep every end-to-end test shares: 2 batch sizes, 2 steps, one size.
 SMALL = dict(batch_sizes=(1, 2), resolutions=(64,), steps=2, repeats=2, warmup=1)

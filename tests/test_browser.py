@@ -17,6 +17,8 @@ import pytest
 
 from .conftest import ROOT, wait_until
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 PAGES = {"overview": "", "throughput": "throughput", "steps": "steps", "operators": "operators",
          "telemetry": "telemetry", "gallery": "gallery", "papers": "papers", "sql": "sql"}

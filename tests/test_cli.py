@@ -43,6 +43,7 @@ def test_config_raises_value_error_directly():
         SweepConfig(batch_sizes=(2, -3))
 
 
+@pytest.mark.slow
 def test_a_missing_model_folder_is_one_clear_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "generator", "sweep", "--model", str(tmp_path / "nope"),
                           "--spool", str(tmp_path / "s"), "--quiet"],
@@ -53,6 +54,7 @@ def test_a_missing_model_folder_is_one_clear_line(tmp_path):
     assert lines[0].startswith("error: model folder") and "model_index.json" in lines[0]
 
 
+@pytest.mark.slow
 def test_real_weights_load_from_a_local_folder(tmp_path):
     from generator.models import load_pipeline
     from generator.sweep import run_sweep
@@ -70,6 +72,7 @@ def test_real_weights_load_from_a_local_folder(tmp_path):
         load_pipeline("inpaint", model=str(tmp_path / "weights"))
 
 
+@pytest.mark.slow
 def test_inpaint_runs_with_a_nine_channel_unet(tmp_path):
     from generator.sweep import run_sweep
 

@@ -165,8 +165,7 @@ def test_watch_ingests_files_that_arrive_later(collector_cfg, spool, tmp_path):
 
 
 def _collector(args: list[str], env: dict | None = None, stderr=subprocess.DEVNULL) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "collector", *args], cwd=ROOT, env={**os.environ, **(env or {}),
-                            "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+    return subprocess.Popen([sys.executable, "-m", "collector", *args], cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
 def _wait_for_line(proc: subprocess.Popen, marker: str, limit_s: float = 300) -> str:
@@ -201,6 +200,7 @@ def _ingested_ids(db_path) -> set[str]:
         con.close()
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path):
     spool, db_path = tmp_path / "spool", tmp_path / "w.duckdb"
     counts = write_spool(spool, runs=4, jobs_per_run=150, steps_per_job=20)
@@ -237,7 +237,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path):
     assert all(0 < n < counts["job"] for n in progress), progress
     # A last run to the end; then the warehouse must equal the spool exactly.
     done = subprocess.run([sys.executable, "-m", "collector", "ingest", "--spool", str(spool), "--db",
-                           str(db_path)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                           str(db_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "already ingested" in done.stdout  # the last kill's committed batch is moved, not ingested again
@@ -248,12 +248,12 @@ def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path):
     assert not (spool / "quarantine").exists()
 
 
+@pytest.mark.slow
 def test_two_generators_writing_at_once(tmp_path):
     spool = tmp_path / "spool"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "generator", "sweep", "--batch-sizes", "1,2", "--resolutions", "64", "--steps",
            "1", "--repeats", "2", "--warmup", "0", "--save-images", "none", "--spool", str(spool), "--quiet"]
-    procs = [subprocess.Popen(cmd + ["--seed", str(s)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen(cmd + ["--seed", str(s)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
              for s in (1, 2)]
     cfg = CollectorConfig(spool=str(spool), db=str(tmp_path / "w.duckdb"))
     while any(p.poll() is None for p in procs):  # ingest while they write
@@ -287,9 +287,9 @@ def _count_files(spool, sub) -> int:
 def test_a_reader_gives_up_with_warehouse_busy(collector_cfg):
     with db.writer(collector_cfg.db) as con:  # this process writes; a reader elsewhere must wait
         out = subprocess.run(
-            [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[2]); from warehouse import db\n"
+            [sys.executable, "-c", "import sys; from warehouse import db\n"
              "try:\n    db.query_df(sys.argv[1], 'SELECT 1')\nexcept db.WarehouseBusy as e:\n    print('busy:', e)",
-             collector_cfg.db, str(ROOT)], capture_output=True, text=True, timeout=60)
+             collector_cfg.db], cwd="/", capture_output=True, text=True, timeout=60)
         con.execute("SELECT 1")
     assert out.stdout.startswith("busy: warehouse"), out.stdout + out.stderr
 

@@ -37,6 +37,7 @@ def _one(db_path: str, sql: str):
         con.close()
 
 
+@pytest.mark.slow
 def test_two_collectors_on_one_spool_ingest_every_file_once(tmp_path):
     spool, db_path, log = tmp_path / "spool", tmp_path / "w.duckdb", tmp_path / "watch.log"
     common = ["--spool", str(spool), "--db", str(db_path), "--batch-files", "20", "--busy-wait", "600"]

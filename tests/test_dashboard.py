@@ -16,6 +16,8 @@ from warehouse import db, queries
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.slow  # every page on a real sweep's warehouse
+
 PAGES = ["overview", "throughput", "steps", "operators", "telemetry", "gallery", "papers", "sql"]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import statistics
@@ -11,6 +13,8 @@ import duckdb
 from streamlit.testing.v1 import AppTest
 
 from .conftest import ROOT, SMALL, holding, wait_until
+
+pytestmark = pytest.mark.slow  # real sweeps through every part
 
 
 def _records(spool: Path) -> list[dict]:

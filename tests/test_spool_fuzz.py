@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 
 from collector.ingest import DONE, QUARANTINE, CollectorConfig, ingest_pending
 
+pytestmark = pytest.mark.slow  # hundreds of generated files through the real collector
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 500)
 # Tables whose rows carry the job id, and the kind of record behind each.
 JOB_TABLES = {"job": "jobs", "phase": "phases", "step": "steps", "image": "images", "op": "ops"}
