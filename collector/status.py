@@ -23,12 +23,6 @@ def record_error(spool: str, message: str) -> None:
     _write_state(spool, {"last_error": message, "last_error_at": _now()})
 
 
-def record_success(spool: str) -> None:
-    state = read_state(spool)
-    state["last_success_at"] = _now()
-    _write_state(spool, state)
-
-
 def read_state(spool: str) -> dict:
     try:
         return json.loads((Path(spool) / STATE_FILE).read_text())

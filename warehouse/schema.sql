@@ -146,6 +146,9 @@ CREATE TABLE IF NOT EXISTS papers (
 -- migration 3: the mask of an inpainted image
 ALTER TABLE images ADD COLUMN IF NOT EXISTS mask_path VARCHAR;  -- PNG of the mask (inpaint only)
 
+-- migration 4: drop samples.sm_active (NVML's utilisation rates do not report SM activity; never written)
+ALTER TABLE samples DROP COLUMN sm_active;
+
 -- views
 
 -- The one definition of a measured job: not warm-up, not profiled (the profiler slows it), status ok.
@@ -233,7 +236,6 @@ SELECT run_id,
        avg(cpu_util)               AS cpu_util,
        max(rss_bytes)              AS rss_bytes,
        avg(gpu_util)               AS gpu_util,
-       avg(sm_active)              AS sm_active,
        max(mem_used_bytes)         AS mem_used_bytes,
        max(mem_total_bytes)        AS mem_total_bytes,
        avg(power_w)                AS power_w,
