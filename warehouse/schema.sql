@@ -1,5 +1,5 @@
 -- The warehouse schema: the public contract for ad-hoc SQL (documented in warehouse/README.md).
--- Tables mirror the spool records of DESIGN.md (one table per record kind);
+-- Tables mirror the spool records of spool/contract.py (one table per record kind; ARCHITECTURE.md);
 -- times are seconds, memory bytes, power watts, clocks MHz, FLOPs counts.
 --
 -- Layout: numbered migrations, applied once each and in order (recorded in
