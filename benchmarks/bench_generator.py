@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from benchmarks.results import Results
 from generator import batching
 from generator.batching import JobInputs
 from generator.inputs import prompts_for
@@ -111,6 +112,7 @@ def main(argv=None) -> None:
     parser.add_argument("--pairs", type=int, default=30, help="measuring rounds per batch size (default 30)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
+    results = Results()
 
     print(f"\n1. Instrumentation overhead: static job vs plain pipeline call on the same pipeline "
           f"({args.size}px, {args.steps} steps, {args.pairs} rounds, order rotated; median of per-round ratios "
@@ -119,6 +121,8 @@ def main(argv=None) -> None:
           "  target <= 1.02 at batch >= 4")
     for batch, plain, h, h1, h3, hs, hs1, hs3 in overhead((1, 4, 8), args.size, args.steps, args.pairs):
         print(f"{batch:>6} {plain:>9.4f} {h:>7.3f} {h1:>7.3f}..{h3:<6.3f} {hs:>14.3f} {hs1:>7.3f}..{hs3:<6.3f}")
+        results.add(f"overhead hooks+sampler batch {batch}", hs, "ratio", "<= 1.02 at batch >= 4",
+                    hs <= 1.02 if batch >= 4 else None)
 
     print(f"\n2. Stream Batch vs sequential at equal steps ({args.size}px, {args.steps} steps, "
           f"{args.pairs} interleaved rounds): images per second")
@@ -126,9 +130,13 @@ def main(argv=None) -> None:
           "  target stream/seq >= 1.3")
     for batch, seq, stream, static, ratio, static_ratio in modes((4, 8, 16), args.size, args.steps, args.pairs):
         print(f"{batch:>6} {seq:>11.2f} {stream:>8.2f} {static:>8.2f} {ratio:>11.2f} {static_ratio:>11.2f}")
+        results.add(f"stream over sequential batch {batch}", ratio, "ratio", ">= 1.3", ratio >= 1.3)
+        results.add(f"static over sequential batch {batch}", static_ratio, "ratio")
 
     share, n = sampler_cost(5.0)
     print(f"\n3. Telemetry sampler at 10 Hz: {share * 100:.3f}% of one core ({n} samples in 5 s)  target < 1%")
+    results.add("sampler at 10 Hz", share * 100, "% of one core", "< 1", share * 100 < 1)
+    results.save()
 
 
 if __name__ == "__main__":

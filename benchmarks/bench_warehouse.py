@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.results import Results
 from benchmarks.synthetic import write_spool
 from collector.ingest import CollectorConfig, ingest_pending
 from warehouse import queries
@@ -63,6 +64,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=20, help="runs of each query (default 20)")
     parser.add_argument("--page-runs", type=int, default=5, help="runs of each page (default 5)")
     args = parser.parse_args(argv)
+    results = Results()
 
     with tempfile.TemporaryDirectory(prefix="bench-warehouse-") as tmp:
         spool, db_path = Path(tmp) / "spool", str(Path(tmp) / "warehouse.duckdb")
@@ -77,6 +79,8 @@ def main(argv=None) -> None:
         took = time.perf_counter() - t0
         print(f"   ingested {report.files} files in {took:.2f} s: {counts['step'] / took:,.0f} step records/s, "
               f"{report.records / took:,.0f} records/s   target >= 200,000 step records/s")
+        rate = counts["step"] / took
+        results.add("ingest step records per s", rate, "records/s", ">= 200000", rate >= 200_000)
 
         sweep = queries.sweeps(db_path).sweep_id.iloc[0]
         run_ids = list(queries.runs(db_path, sweep).run_id)
@@ -93,12 +97,17 @@ def main(argv=None) -> None:
                 t0 = time.perf_counter()
                 fn()
                 times.append((time.perf_counter() - t0) * 1000)
-            print(f"{name:<34} {statistics.median(times):>10.1f} {max(times):>8.1f}")
+            median = statistics.median(times)
+            print(f"{name:<34} {median:>10.1f} {max(times):>8.1f}")
+            results.add(f"query {name}", median, "ms", "<= 200", median <= 200)
 
         print(f"\n3. Page render (Streamlit AppTest, query cache cleared each time, {args.page_runs} runs each)")
         print(f"{'page':<12} {'median s':>9} {'max s':>7}   target median <= 1 s")
         for page, times in page_times(db_path, args.page_runs).items():
-            print(f"{page:<12} {statistics.median(times):>9.2f} {max(times):>7.2f}")
+            median = statistics.median(times)
+            print(f"{page:<12} {median:>9.2f} {max(times):>7.2f}")
+            results.add(f"page render {page}", median, "s", "<= 1", median <= 1.0)
+    results.save()
 
 
 if __name__ == "__main__":
