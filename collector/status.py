@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from spool import TABLES
 from warehouse import db
 
 from .ingest import CollectorConfig, pending_files
@@ -62,7 +63,7 @@ def status(cfg: CollectorConfig) -> dict:
             out["ingested_files"], records = con.execute(
                 "SELECT count(*), coalesce(sum(records), 0) FROM ingested_files").fetchone()
             out["records"] = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                              for t in ("runs", "jobs", "phases", "steps", "ops", "samples", "images")}
+                              for t in TABLES.values()}
             out["records"]["total"] = int(records)
             out["quarantined"] = con.execute(
                 "SELECT file_id, reason FROM quarantined_files ORDER BY quarantined_at").fetchall()

@@ -20,6 +20,7 @@ from benchmarks.synthetic import write_spool
 from collector.__main__ import watch
 from collector.ingest import CollectorConfig, ingest_pending, pending_files, prune_done
 from collector.status import format_status, status
+from spool import TABLES
 from warehouse import db
 
 from .conftest import ROOT, holding, wait_until
@@ -34,7 +35,7 @@ def _count(path: str, table: str) -> int:
 
 
 def _counts(path: str) -> dict:
-    return {t: _count(path, t) for t in ("runs", "jobs", "phases", "steps", "samples", "images", "ingested_files")}
+    return {t: _count(path, t) for t in (*TABLES.values(), "ingested_files")}
 
 
 def test_ingesting_twice_adds_nothing_and_files_move_to_done(collector_cfg, spool):

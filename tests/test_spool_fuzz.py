@@ -20,12 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.ingest import DONE, QUARANTINE, CollectorConfig, ingest_pending
+from spool import TABLES
 
 pytestmark = pytest.mark.slow  # hundreds of generated files through the real collector
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 500)
 # Tables whose rows carry the job id, and the kind of record behind each.
-JOB_TABLES = {"job": "jobs", "phase": "phases", "step": "steps", "image": "images", "op": "ops"}
+JOB_TABLES = {kind: table for kind, table in TABLES.items() if kind not in ("run", "sample")}
 _ids = itertools.count()
 
 # -- generated JSON values, including the awkward ones ------------------------------------------
