@@ -7,7 +7,7 @@ import sys
 
 from settings import add_flags, from_flags
 
-from .sweep import SweepConfig
+from .config import SweepConfig
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -85,13 +85,14 @@ def _pipeline_call(pipe, timer, job: JobInputs, rows) -> list:
     return pipe(**kwargs).images
 
 
-def _ddim_coefficients(scheduler, timesteps: torch.Tensor):
-    """Per-row alpha-bar at t and at the previous timestep, as DDIMScheduler.step computes them."""
-    alphas = scheduler.alphas_cumprod
+def _ddim_coefficients(scheduler, alphas: torch.Tensor, timesteps: torch.Tensor, dtype: torch.dtype):
+    """Per-row alpha-bar at t and at the previous timestep, as DDIMScheduler.step computes them,
+    shaped (rows, 1, 1, 1) to scale a batch of latents. `alphas` is the scheduler's alphas_cumprod
+    on the timesteps' device."""
     prev = timesteps - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
     a_t = alphas[timesteps]
-    a_prev = torch.where(prev >= 0, alphas[prev.clamp(min=0)], scheduler.final_alpha_cumprod)
-    return a_t, a_prev
+    a_prev = torch.where(prev >= 0, alphas[prev.clamp(min=0)], scheduler.final_alpha_cumprod.to(alphas.device))
+    return a_t.view(-1, 1, 1, 1).to(dtype), a_prev.view(-1, 1, 1, 1).to(dtype)
 
 
 @torch.no_grad()
@@ -134,10 +135,7 @@ def _stream_batch(pipe, timer, job: JobInputs) -> list:
             uncond, text = out.chunk(2)
             out = uncond + job.guidance * (text - uncond)
         # Vectorised DDIM update, one alpha pair per row.
-        prev = t - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
-        a_t = alphas[t].view(-1, 1, 1, 1).to(dtype)
-        a_prev = torch.where(prev >= 0, alphas[prev.clamp(min=0)],
-                             scheduler.final_alpha_cumprod.to(device)).view(-1, 1, 1, 1).to(dtype)
+        a_t, a_prev = _ddim_coefficients(scheduler, alphas, t, dtype)
         if scheduler.config.prediction_type == "v_prediction":
             x0 = a_t.sqrt() * x - (1 - a_t).sqrt() * out
             eps = a_t.sqrt() * out + (1 - a_t).sqrt() * x

@@ -151,9 +151,8 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
 def test_until_oom_stops_at_a_real_out_of_memory(tmp_path):
     # Cap this process's address space a little above what the loaded model needs, so a
     # growing batch really runs out of memory; then the sweep must end cleanly.
-    child = f"""
+    child = """
 import resource, sys
-sys.path.insert(0, {str(ROOT)!r})
 from generator.models import load_pipeline
 load_pipeline("txt2img")  # map torch and diffusers first
 size = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize"))
@@ -180,11 +179,12 @@ def _sweep_with_file_size_limit(limit: int, args: list[str]) -> subprocess.Compl
     """`python -m generator sweep ARGS` in a child whose files may not grow past `limit` bytes."""
     child = f"""
 import resource, signal, sys
-sys.path.insert(0, {str(ROOT)!r})
 # Past RLIMIT_FSIZE the kernel sends SIGXFSZ, which kills by default; ignored, write() fails with EFBIG.
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 from generator.__main__ import main
+
+pytestmark = pytest.mark.slow  # real sweeps on the embedded model
 sys.exit(main(sys.argv[1:]))
 """
     return subprocess.run([sys.executable, "-c", child, "sweep", *args, "--quiet"],
@@ -307,3 +307,29 @@ def test_a_bad_mask_is_refused_before_any_work(tmp_path, make, message, capsys):
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_the_sweep_runs_its_plan_in_order(modes_sweep):
+    from generator.plan import plan
+
+    cfg, jobs = modes_sweep
+    planned = [(r.mode, r.cfg, j.batch_size, j.repeat, j.kind) for r in plan(cfg) for j in r.jobs]
+    ran = [(j["run"]["mode"], j["run"]["cfg"], j["batch_size"], j["repeat"],
+            "profiled" if j["profiled"] else "warmup" if j["warmup"] else "measured") for j in jobs]
+    assert ran == planned
+
+
+def test_every_run_carries_the_sweeps_metadata_and_its_own_fields(modes_sweep):
+    from generator.metadata import RUN_FIELDS
+
+    _, jobs = modes_sweep
+    runs = list({j["run"]["run_id"]: j["run"] for j in jobs}.values())
+    assert len(runs) == 6 and len({r["sweep_id"] for r in runs}) == 1
+    assert all(list(r) == ["kind", "schema_version", *RUN_FIELDS] for r in runs)
+    machine = ("host", "device", "device_name", "torch_version", "diffusers_version", "model_id", "model_params",
+               "scheduler", "threads", "peak_flops", "peak_flops_source")
+    assert len({tuple(str(r[k]) for k in machine) for r in runs}) == 1
+    assert runs[0]["model_params"] > 0 and runs[0]["scheduler"] == "DDIMScheduler"
+    # Every job file of a run carries the same run record.
+    for j in jobs:
+        assert j["run"] == next(r for r in runs if r["run_id"] == j["run_id"])
