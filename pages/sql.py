@@ -14,7 +14,7 @@ TIME_LIMIT_S = float(os.environ.get("SQL_TIME_LIMIT_S") or 10.0)  # seconds befo
 
 def render():
     st.title("SQL")
-    st.caption(f"Reads the warehouse only: one SELECT (or EXPLAIN of one) over its tables and views; no files, "
+    st.caption(f"Reads the warehouse only: one read query (select, or explain of one) over its tables and views; no files, "
                f"network, extensions or settings. At most {MAX_ROWS} rows are shown; a query is stopped after "
                f"{TIME_LIMIT_S:g} s.")
     example = st.selectbox("Example", list(queries.EXAMPLE_QUERIES))
