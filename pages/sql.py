@@ -14,9 +14,9 @@ TIME_LIMIT_S = float(os.environ.get("SQL_TIME_LIMIT_S") or 10.0)  # seconds befo
 
 def render():
     st.title("SQL")
-    st.caption(f"Reads the warehouse only: one read query (select, or explain of one) over its tables and views; no files, "
-               f"network, extensions or settings. At most {MAX_ROWS} rows are shown; a query is stopped after "
-               f"{TIME_LIMIT_S:g} s.")
+    st.caption(f"Reads the warehouse only: one read query (select, or explain of one) over its tables and "
+               f"views; no files, network, extensions or settings. At most {MAX_ROWS} rows are shown; a query is "
+               f"stopped after {TIME_LIMIT_S:g} s.")
     example = st.selectbox("Example", list(queries.EXAMPLE_QUERIES))
     sql = st.text_area("Query", value=queries.EXAMPLE_QUERIES[example], height=140)
     if sql.strip():
