@@ -19,6 +19,8 @@ from generator.timing import PipelineTimer, clock_for
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.slow  # real sweeps on the embedded model
+
 
 def _jobs(files) -> list[dict]:
     """Each job record with the records of its file grouped under it."""
@@ -183,8 +185,6 @@ import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 from generator.__main__ import main
-
-pytestmark = pytest.mark.slow  # real sweeps on the embedded model
 sys.exit(main(sys.argv[1:]))
 """
     return subprocess.run([sys.executable, "-c", child, "sweep", *args, "--quiet"],
