@@ -59,25 +59,32 @@ def default_db_path() -> str:
 
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc).lower()
-    return "lock" in text or "different configuration" in text
+    return "lock" in text or "different configuration" in text or "already attached" in text
 
 
-def _connect_retrying(path: str, read_only: bool, wait_s: float, first_backoff_s: float = 0.05):
+def open_retrying(path: str, open_fn, wait_s: float, first_backoff_s: float = 0.05):
+    """`open_fn()` (a connect or an ATTACH of `path`), retried with a bounded back-off while another
+    connection holds the file: WarehouseBusy after `wait_s`; CorruptWarehouse for a damaged file."""
     deadline = time.monotonic() + wait_s
     backoff = first_backoff_s
     while True:
         try:
-            return duckdb.connect(path, read_only=read_only)
+            return open_fn()
         except duckdb.Error as exc:
             if is_damage(exc):
                 raise _corrupt(path, exc) from None
-            if not isinstance(exc, (duckdb.IOException, duckdb.ConnectionException)) or not _is_lock_error(exc):
+            lock = isinstance(exc, (duckdb.IOException, duckdb.ConnectionException, duckdb.ResourceInUseException))
+            if not lock or not _is_lock_error(exc):
                 raise
             if time.monotonic() + backoff > deadline:
                 raise WarehouseBusy(f"warehouse {path!r} is busy (held by another process): {exc}") from None
             log.warning("warehouse busy, retrying in %.2f s", backoff)
             time.sleep(backoff)
             backoff = min(backoff * 2, 1.0)
+
+
+def _connect_retrying(path: str, read_only: bool, wait_s: float):
+    return open_retrying(path, lambda: duckdb.connect(path, read_only=read_only), wait_s)
 
 
 _MIGRATION = re.compile(r"^-- migration (\d+): (.+)$", re.M)

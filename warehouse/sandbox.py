@@ -22,14 +22,13 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from .db import NoWarehouse, WarehouseBusy, damage_named
+from .db import NoWarehouse, open_retrying
 
 CATALOG = "warehouse"  # the name the attached file goes by: warehouse.main.jobs
 MEMORY_LIMIT = "1GB"
@@ -111,24 +110,6 @@ def check_sql(sql: str) -> None:
         raise _refused(f"{refused} is refused ({_quote(statements[0].query)}); it runs {ALLOWED}")
 
 
-def _attach(con, path: str, wait_s: float, first_backoff_s: float = 0.05) -> None:
-    """ATTACH the warehouse read-only, retrying while a writer holds it (WarehouseBusy after `wait_s`)."""
-    deadline = time.monotonic() + wait_s
-    backoff = first_backoff_s
-    while True:
-        try:
-            con.execute(f"ATTACH ? AS {CATALOG} (READ_ONLY)", [path])
-            return
-        except (duckdb.IOException, duckdb.ResourceInUseException) as exc:
-            text = str(exc).lower()
-            if "lock" not in text and "already attached" not in text:
-                raise
-            if time.monotonic() + backoff > deadline:
-                raise WarehouseBusy(f"warehouse {path!r} is busy (held by a writer): {exc}") from None
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 1.0)
-
-
 @contextlib.contextmanager
 def connect(db_path: str, memory_limit: str = MEMORY_LIMIT, wait_s: float = 2.0):
     """A locked-down connection that sees the warehouse read-only and nothing else; closed on exit."""
@@ -138,9 +119,8 @@ def connect(db_path: str, memory_limit: str = MEMORY_LIMIT, wait_s: float = 2.0)
     # 1. A private in-memory instance, its extension, replacement-scan and spilling settings fixed at start.
     con = duckdb.connect(":memory:", config={**CONNECT_CONFIG, "memory_limit": memory_limit})
     try:
-        # 2. The warehouse, read-only, as the default catalog (a damaged file: CorruptWarehouse).
-        with damage_named(path):
-            _attach(con, path, wait_s)
+        # 2. The warehouse, read-only, as the default catalog, retried while a writer holds it.
+        open_retrying(path, lambda: con.execute(f"ATTACH ? AS {CATALOG} (READ_ONLY)", [path]), wait_s)
         con.execute(f"USE {CATALOG}")
         # 3. No files, folders, network or extensions from here on; then no setting can change.
         con.execute("SET enable_external_access = false")
