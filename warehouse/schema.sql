@@ -149,6 +149,18 @@ ALTER TABLE images ADD COLUMN IF NOT EXISTS mask_path VARCHAR;  -- PNG of the ma
 -- migration 4: drop samples.sm_active (NVML's utilisation rates do not report SM activity; never written)
 ALTER TABLE samples DROP COLUMN sm_active;
 
+-- migration 5: how the run's arithmetic ran and what the device measurably reaches
+-- math_mode is the precision the UNet's convolutions run in ('tf32' for float32 on a GPU
+-- that allows TF32), which picks the datasheet peak; the ceilings are timed at the start
+-- of each run, on its device, in its dtype (an empirical roofline's two roofs).
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS math_mode VARCHAR;                -- float32 | tf32 | float16 | bfloat16
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS tf32_matmul BOOLEAN;              -- torch.backends.cuda.matmul.allow_tf32 (GPU)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS tf32_cudnn BOOLEAN;               -- torch.backends.cudnn.allow_tf32 (GPU)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS gpu_uuid VARCHAR;                 -- the GPU's UUID (NVML and torch agree on it)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS ceiling_matmul_flops DOUBLE;      -- measured FLOP/s of a large matrix product
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS ceiling_conv_flops DOUBLE;        -- measured FLOP/s of a 3x3 convolution
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS ceiling_copy_bytes_per_s DOUBLE;  -- measured bytes/s of a large copy (read + write)
+
 -- views
 
 -- The one definition of a measured job: not warm-up, not profiled (the profiler slows it), status ok.
