@@ -85,25 +85,106 @@ def _pipeline_call(pipe, timer, job: JobInputs, rows) -> list:
     return pipe(**kwargs).images
 
 
-def _ddim_coefficients(scheduler, alphas: torch.Tensor, timesteps: torch.Tensor, dtype: torch.dtype):
-    """Per-row alpha-bar at t and at the previous timestep, as DDIMScheduler.step computes them,
-    shaped (rows, 1, 1, 1) to scale a batch of latents. `alphas` is the scheduler's alphas_cumprod
-    on the timesteps' device."""
+DDIM_PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+
+
+def check_stream_scheduler(scheduler) -> None:
+    """Refuse, with one clear line, a scheduler whose step() ddim_update does not reproduce.
+
+    Supported: diffusers' DDIMScheduler itself (or a subclass that keeps its step()), with any
+    betas / alphas (trained_betas, beta_schedule, rescale_betas_zero_snr), set_alpha_to_one,
+    timestep_spacing and steps_offset, prediction_type epsilon, sample or v_prediction, and
+    clip_sample (clip_sample_range) or thresholding (dynamic_thresholding_ratio, sample_max_value).
+    """
+    from diffusers import DDIMScheduler
+
+    if not isinstance(scheduler, DDIMScheduler):
+        raise ValueError(f"stream mode needs a DDIM scheduler (diffusers DDIMScheduler), "
+                         f"got {type(scheduler).__name__}")
+    if type(scheduler).step is not DDIMScheduler.step:
+        raise ValueError(f"stream mode reproduces DDIMScheduler.step; {type(scheduler).__name__} "
+                         "overrides step(), which is not supported")
+    prediction = scheduler.config.prediction_type
+    if prediction not in DDIM_PREDICTION_TYPES:
+        raise ValueError(f"stream mode: scheduler prediction_type {prediction!r} is not supported; "
+                         f"supported: {', '.join(DDIM_PREDICTION_TYPES)}")
+
+
+def _ddim_coefficients(scheduler, alphas: torch.Tensor, timesteps: torch.Tensor, ndim: int = 4):
+    """Per-row alpha-bar at t and at the previous timestep, as DDIMScheduler.step computes them:
+    previous = t - num_train_timesteps // num_inference_steps whatever the timestep_spacing (the
+    spacing and steps_offset only choose the timesteps, in set_timesteps), and final_alpha_cumprod
+    (1, or alphas_cumprod[0] without set_alpha_to_one) where that is negative. `alphas` is the
+    scheduler's alphas_cumprod on the device it should be read on; the result keeps its dtype,
+    shaped (rows, 1, ...) with `ndim` dimensions to scale a batch of latents."""
+    timesteps = timesteps.to(alphas.device)
     prev = timesteps - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
     a_t = alphas[timesteps]
-    a_prev = torch.where(prev >= 0, alphas[prev.clamp(min=0)], scheduler.final_alpha_cumprod.to(alphas.device))
-    return a_t.view(-1, 1, 1, 1).to(dtype), a_prev.view(-1, 1, 1, 1).to(dtype)
+    final = scheduler.final_alpha_cumprod.to(device=alphas.device, dtype=alphas.dtype)
+    a_prev = torch.where(prev >= 0, alphas[prev.clamp(min=0)], final)
+    shape = (-1,) + (1,) * (ndim - 1)
+    return a_t.view(shape), a_prev.view(shape)
+
+
+def ddim_update(scheduler, alphas: torch.Tensor | None, x: torch.Tensor, model_output: torch.Tensor,
+                timesteps: torch.Tensor) -> torch.Tensor:
+    """One deterministic DDIM step (eta = 0) for a batch of latents, row i at timesteps[i].
+
+    Row i of the result is scheduler.step(model_output[i:i+1], timesteps[i], x[i:i+1],
+    eta=0).prev_sample: the same prediction_type, the same clip_sample (to +-clip_sample_range)
+    or dynamic thresholding (which wins over clipping, as in step()), applied to predicted x0
+    only, while the predicted noise stays unclipped (use_clipped_model_output=False, as the
+    pipelines call it). The scheduler must have had set_timesteps(). `alphas` is its
+    alphas_cumprod already on x's device (None: moved here). The coefficients are computed in
+    alphas_cumprod's dtype as step() does, and the update in at least that precision (a half
+    precision x is upcast, where step() would round every intermediate to half), then cast back
+    to x's dtype. Pure: neither the scheduler nor the inputs change.
+    """
+    check_stream_scheduler(scheduler)
+    if scheduler.num_inference_steps is None:
+        raise ValueError("ddim_update: call scheduler.set_timesteps() first")
+    config = scheduler.config
+    if alphas is None:
+        alphas = scheduler.alphas_cumprod.to(x.device)
+    timesteps = torch.as_tensor(timesteps).reshape(-1)
+    if timesteps.numel() != x.shape[0] or model_output.shape != x.shape:
+        raise ValueError(f"ddim_update: {timesteps.numel()} timesteps, latents {tuple(x.shape)} and "
+                         f"model output {tuple(model_output.shape)} must have one row each")
+    work = torch.promote_types(x.dtype, alphas.dtype)
+    sample, output = x.to(work), model_output.to(work)
+    alpha_prod_t, alpha_prod_t_prev = _ddim_coefficients(scheduler, alphas, timesteps, x.ndim)
+    beta_prod_t = 1 - alpha_prod_t
+    # Square roots in alphas_cumprod's dtype, as step() takes them of its 0-d float32 tensors.
+    sqrt_a_t, sqrt_b_t = (alpha_prod_t ** 0.5).to(work), (beta_prod_t ** 0.5).to(work)
+    sqrt_a_prev = (alpha_prod_t_prev ** 0.5).to(work)
+    sqrt_b_prev = ((1 - alpha_prod_t_prev) ** 0.5).to(work)  # eta = 0: std_dev_t = 0
+    # Predicted x0 and noise (step() 3).
+    if config.prediction_type == "epsilon":
+        x0 = (sample - sqrt_b_t * output) / sqrt_a_t
+        eps = output
+    elif config.prediction_type == "sample":
+        x0 = output
+        eps = (sample - sqrt_a_t * x0) / sqrt_b_t
+    else:  # v_prediction (check_stream_scheduler refused anything else)
+        x0 = sqrt_a_t * sample - sqrt_b_t * output
+        eps = sqrt_a_t * output + sqrt_b_t * sample
+    # Clip or threshold predicted x0 (step() 4); _threshold_sample works per row of a batch.
+    if config.thresholding:
+        x0 = scheduler._threshold_sample(x0)
+    elif config.clip_sample:
+        x0 = x0.clamp(-config.clip_sample_range, config.clip_sample_range)
+    # step() 6 and 7.
+    prev = sqrt_a_prev * x0 + sqrt_b_prev * eps
+    return prev.to(x.dtype)
 
 
 @torch.no_grad()
 def _stream_batch(pipe, timer, job: JobInputs) -> list:
     """Stream Batch denoising with a vectorised DDIM (eta = 0) update; txt2img."""
-    from diffusers import DDIMScheduler
     from diffusers.utils.torch_utils import randn_tensor
 
     scheduler = pipe.scheduler
-    if not isinstance(scheduler, DDIMScheduler):
-        raise ValueError(f"stream mode needs a DDIM scheduler, got {type(scheduler).__name__}")
+    check_stream_scheduler(scheduler)  # before any work: an unsupported scheduler fails at once
     device, dtype = pipe.unet.device, pipe.unet.dtype
     count, cfg = len(job.prompts), job.guidance > 1.0
     # 1. Encode every prompt once (and the empty prompt for guidance).
@@ -134,15 +215,8 @@ def _stream_batch(pipe, timer, job: JobInputs) -> list:
         if cfg:
             uncond, text = out.chunk(2)
             out = uncond + job.guidance * (text - uncond)
-        # Vectorised DDIM update, one alpha pair per row.
-        a_t, a_prev = _ddim_coefficients(scheduler, alphas, t, dtype)
-        if scheduler.config.prediction_type == "v_prediction":
-            x0 = a_t.sqrt() * x - (1 - a_t).sqrt() * out
-            eps = a_t.sqrt() * out + (1 - a_t).sqrt() * x
-        else:
-            x0 = (x - (1 - a_t).sqrt() * out) / a_t.sqrt()
-            eps = out
-        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+        # Vectorised DDIM update, each row at its own timestep.
+        x = ddim_update(scheduler, alphas, x, out, t)
         for row, r in enumerate(active):
             latents[r] = x[row: row + 1]
             step_of[r] += 1
