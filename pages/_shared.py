@@ -20,6 +20,16 @@ def query(name: str, *args):
     return getattr(queries, name)(*args)
 
 
+@st.cache_data(ttl=5, show_spinner="Fitting the cost models…")
+def cost_models(db: str, run_ids: tuple[str, ...]):
+    """(job_costs rows, cost model of each run by run_id, phase models of each run by run_id)."""
+    from warehouse import analysis
+
+    costs = queries.job_costs(db, list(run_ids))
+    phases = {run_id: analysis.phase_models(g) for run_id, g in costs.groupby("run_id", sort=False)}
+    return costs, analysis.run_models(costs), phases
+
+
 def db_path() -> str:
     return st.session_state["db_path"]
 

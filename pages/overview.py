@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages._shared import db_path, guarded, paper, query, sweep_runs
+from pages._shared import cost_models, db_path, guarded, paper, query, sweep_runs
 from warehouse import analysis, explain
 
 
@@ -14,7 +14,9 @@ def render():
     if runs is None:
         return
     runs = runs.sort_values(["height", "width", "mode", "cfg"])
-    tp = query("throughput", db_path(), list(runs.run_id))
+    run_ids = list(runs.run_id)
+    tp = query("throughput", db_path(), run_ids)
+    costs, models, phase_models = cost_models(db_path(), tuple(run_ids))
     first = next(runs.itertuples())
     note = explain.embedded_note(analysis.uses_embedded_model(runs.model_id))
     if note:
@@ -28,11 +30,11 @@ def render():
     st.header("2. Input → model → output")
     phases = query("phase_breakdown", db_path(), [first.run_id])
     st.graphviz_chart(_workflow(first, analysis.phase_shares(phases) if not phases.empty else phases))
-    st.caption(explain.phase_caption(first.height, first.width, first.mode, cite=paper))
+    st.caption(explain.phase_caption(first.height, first.width, first.mode))
 
-    # 3. Why it barely slowed down: fixed + marginal cost, per run.
+    # 3. Why it barely slowed down: the model of batch cost, per run, with its intervals.
     st.header("3. Why it barely slowed down")
-    fits = []
+    curves = []
     for run in runs.itertuples():
         rows = tp[tp.run_id == run.run_id]
         st.subheader(run.label)
@@ -41,21 +43,34 @@ def render():
             st.warning(explain.NO_MEASURED_JOBS)
             continue
         st.markdown(f"**{explain.scaling(scaled)}**")
-        fit = analysis.fit_fixed_marginal(rows)
-        explained = explain.fit(fit)
-        if explained:
-            st.markdown(explained)
-            fits.append(fit.residuals.assign(label=run.label))
-        outcome = analysis.batching_outcome(rows, run.device, run.mode)
-        if outcome:
-            st.caption(explain.outcome(outcome))
-    if fits:
+        model = models.get(run.run_id)
+        if model is not None:
+            st.markdown(explain.model(model))
+            if isinstance(model, analysis.CostModel):
+                curves.append(analysis.fitted_curve(model, run.label))
+        by_phase = phase_models.get(run.run_id, {})
+        said = explain.phase_saturation(analysis.first_saturating(by_phase), len(by_phase))
+        if said:
+            st.caption(said)
+    if curves:
         # One chart for every run: a chart per run would cost a second on a sweep of many runs.
-        st.altair_chart(_fit_chart(pd.concat(fits, ignore_index=True)), width="stretch")
+        st.altair_chart(_model_chart(costs, pd.concat(curves, ignore_index=True)), width="stretch")
+
+    # 4. Measured against the least time the device could take.
+    roof = query("roofline", db_path(), run_ids)
+    ends = analysis.roofline_ends(roof)
+    if ends:
+        st.header("4. Measured against the roofline floor")
+        for end in ends:
+            st.markdown(explain.roofline(end))
+        st.altair_chart(_roofline_chart(roof.dropna(subset=["floor_s"])), width="stretch")
 
     st.header("The effects your data shows")
-    for note in explain.effects(analysis.effects(runs, tp), cite=paper):
+    notes = explain.effects(analysis.effects(runs, tp, models, costs), cite=paper)
+    for note in notes:
         st.markdown("- " + note)
+    if not notes:
+        st.caption(explain.NO_EFFECTS)
 
 
 def _workflow(run, shares: pd.DataFrame) -> str:
@@ -73,22 +88,31 @@ def _workflow(run, shares: pd.DataFrame) -> str:
         "UNet" [label="UNet x {run.steps} steps\\nlatent {run.height // 8}x{run.width // 8}{pct('denoise')}"];
         "UNet" -> "VAE decoder";
         "VAE decoder" [label="VAE decoder{pct('decode')}"];
-        "VAE decoder" -> "images {run.height}x{run.width}"; }}"""
+        "VAE decoder" -> "images {run.height}x{run.width}";
+        "outside every phase" [shape=note, label="outside every phase{pct('outside')}"]; }}"""
 
 
-def _fit_chart(res: pd.DataFrame) -> alt.Chart:
-    """Measured points and fitted lines of every run, and the residuals beside them."""
+def _model_chart(costs: pd.DataFrame, curves: pd.DataFrame) -> alt.Chart:
+    """Every measured job (one point per repeat) and each run's chosen model through them."""
     x = alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size")
     color = alt.Color("label:N", title="run")
-    measured = alt.Chart(res).mark_point(size=60).encode(
-        x=x, y=alt.Y("measured_s:Q", title="median job time (s)"), color=color,
-        shape=alt.Shape("in_fit:N", title="in the fit"), tooltip=["label", "batch_size", "measured_s", "fitted_s"])
-    line = alt.Chart(res).mark_line(strokeDash=[4, 3]).encode(x=x, y="fitted_s:Q", color=color)
-    resid = alt.Chart(res).mark_bar().encode(
-        x=alt.X("batch_size:O", title="batch size"), xOffset="label:N",
-        y=alt.Y("residual_s:Q", title="residual (s)"), color=color)
-    return alt.hconcat((line + measured).properties(title="t(B) = fixed + marginal x B (dashed: the fit)"),
-                       resid.properties(title="measured minus fitted"))
+    points = alt.Chart(costs).mark_point(size=40, opacity=0.6).encode(
+        x=x, y=alt.Y("wall_s:Q", title="job time (s)"), color=color,
+        tooltip=["label", "batch_size", "repeat", alt.Tooltip("wall_s:Q", format=".3f")])
+    line = alt.Chart(curves).mark_line(strokeDash=[4, 3]).encode(x=x, y="fitted_s:Q", color=color)
+    return (line + points).properties(title="Job times and the chosen model (dashed: line or hinge)")
+
+
+def _roofline_chart(roof: pd.DataFrame) -> alt.Chart:
+    """Measured denoising time and the roofline floor per batch size, per run."""
+    long = roof.melt(id_vars=["label", "batch_size"], value_vars=["denoise_s", "floor_s"],
+                     var_name="series", value_name="seconds").replace(
+        {"series": {"denoise_s": "measured denoising", "floor_s": "roofline floor"}})
+    return alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size"),
+        y=alt.Y("seconds:Q", scale=alt.Scale(type="log"), title="seconds per job"),
+        color=alt.Color("label:N", title="run"), strokeDash=alt.StrokeDash("series:N", title=""),
+        tooltip=["label", "batch_size", "series", alt.Tooltip("seconds:Q", format=".3g")])
 
 
 guarded(render)

@@ -1,9 +1,10 @@
-"""Throughput: images/s and latency against batch size; speed-up, efficiency and the knee; runs side by side."""
+"""Throughput: images/s and latency against batch size; speed-up, efficiency, the cost model; runs side by side."""
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
-from pages._shared import db_path, guarded, paper_href, query, sweep_id
+from pages._shared import cost_models, db_path, guarded, query, sweep_id
 from warehouse import analysis, explain
 
 
@@ -21,8 +22,7 @@ def render():
         st.info("Choose at least one run.")
         return
     tp = query("throughput", db_path(), run_ids)
-    tp = tp.assign(cfg=tp.run_id.map(all_runs.set_index("run_id").cfg).fillna(False).map({True: "CFG on",
-                                                                                          False: "CFG off"}),
+    tp = tp.assign(cfg=tp.cfg.fillna(False).map({True: "CFG on", False: "CFG off"}),
                    size=tp.height.astype(str) + "x" + tp.width.astype(str))
     facet = st.radio("Facet by", ["none", "mode", "cfg", "size", "device"], horizontal=True)
 
@@ -42,9 +42,6 @@ def render():
         "Batching efficiency": base.mark_line(point=True).encode(
             y=alt.Y("efficiency:Q", title=explain.efficiency_axis(tp.base_batch))),
     }
-    knee_rule = alt.Chart().mark_rule(strokeDash=[4, 4], color="gray").encode(
-        y=alt.datum(analysis.KNEE_EFFICIENCY), href=alt.value(paper_href("beyond-llms")))
-    charts["Batching efficiency"] = charts["Batching efficiency"] + knee_rule
     cols = st.columns(2)
     for i, (title, chart) in enumerate(charts.items()):
         if facet != "none":
@@ -53,12 +50,21 @@ def render():
             st.subheader(title)
             st.altair_chart(chart, width="stretch" if facet == "none" else "content")
 
-    # 3. The knee of each run: where efficiency drops below 50%, from the same rows as the charts.
-    st.subheader("Knee per run")
-    st.caption(explain.knee_caption())
-    st.dataframe(explain.knee_table(analysis.knees(tp)), hide_index=True, width="stretch")
+    # 3. The cost model of each run, with its intervals (the same fit as the Overview's).
+    st.subheader("Cost model per run")
+    st.caption(explain.model_caption())
+    _, models, _ = cost_models(db_path(), tuple(run_ids))
+    labels = dict(zip(all_runs.run_id, all_runs.label))
+    st.dataframe(explain.model_table(models, labels), hide_index=True, width="stretch")
     st.dataframe(tp[["label", "batch_size", "unet_batch", "jobs", "median_wall_s", "images_per_s", "base_batch",
-                     "speedup", "efficiency"]], hide_index=True, width="stretch")
+                     "speedup", "efficiency", "share_of_peak", "share_of_ceiling"]], hide_index=True, width="stretch")
+
+    # 4. Is my number sane? Published figures beside the person's own, per image-step.
+    st.subheader("Beside published figures")
+    st.caption(explain.published_caption())
+    steps = all_runs.set_index("run_id").steps
+    st.dataframe(pd.concat([analysis.own_figures(tp, steps), analysis.published_figures()], ignore_index=True)
+                 .round({"ms_per_image_step": 2, "speedup": 2}), hide_index=True, width="stretch")
 
 
 guarded(render)

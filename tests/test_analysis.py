@@ -16,33 +16,38 @@ from warehouse import analysis, db, queries
 
 
 class HandMade:
-    """A real warehouse of hand-made runs. Each batch size gets one measured job with the given time,
-    plus a warm-up and a profiled job 100x slower that no figure may count."""
+    """A real warehouse of hand-made runs. Each batch size gets measured jobs with the given times (one, or one
+    per repeat), plus a warm-up and a profiled job 100x slower and 100x larger in memory that no figure may count."""
 
     def __init__(self, path):
         self.path = str(path)
         self._ids = itertools.count(1)
 
-    def run(self, walls: dict[int, float], mode: str = "static", height: int = 64, cfg: bool = False,
-            failed: dict[int, str] | None = None) -> str:
+    def run(self, walls: dict[int, float | list[float]], mode: str = "static", height: int = 64, cfg: bool = False,
+            failed: dict[int, str] | None = None, phases: dict[str, float] | None = None) -> str:
         """A run with the given measured job times; `failed` maps a batch size to the status of a job that
-        did not finish (its only job)."""
+        did not finish (its only job); `phases` gives each measured job phases as shares of its time."""
         run_id = f"run-{next(self._ids):04d}"
+        walls = {b: w if isinstance(w, list) else [w] for b, w in walls.items()}
         with db.writer(self.path) as con:
             con.execute("INSERT INTO runs (run_id, sweep_id, started_at, device, device_name, model_id, model_params,"
                         " task, mode, height, width, steps, guidance_scale, dtype, cfg, schema_version) VALUES "
                         "(?, 'sweep', now(), 'cpu', 'cpu', 'embedded-tiny-ldm-txt2img', 2.5e6, 'txt2img', ?, ?, ?,"
                         " 3, ?, 'float32', ?, 1)", [run_id, mode, height, height, 3.0 if cfg else 1.0, cfg])
-            jobs = [(f"{run_id}-b{b}", b, False, False, w, "ok") for b, w in walls.items()]
-            jobs += [(f"{run_id}-b{b}-warm", b, True, False, 100 * w, "ok") for b, w in walls.items()]
-            jobs += [(f"{run_id}-b{b}-prof", b, False, True, 100 * w, "ok") for b, w in walls.items()]
-            jobs += [(f"{run_id}-b{b}-failed", b, False, False, 0.01, s) for b, s in (failed or {}).items()]
-            for job_id, b, warmup, profiled, wall, status in jobs:
+            jobs = [(f"{run_id}-b{b}" + (f"-r{r}" if r else ""), b, r, False, False, w, "ok")
+                    for b, ws in walls.items() for r, w in enumerate(ws)]
+            jobs += [(f"{run_id}-b{b}-warm", b, 0, True, False, 100 * ws[0], "ok") for b, ws in walls.items()]
+            jobs += [(f"{run_id}-b{b}-prof", b, 0, False, True, 100 * ws[0], "ok") for b, ws in walls.items()]
+            jobs += [(f"{run_id}-b{b}-failed", b, 0, False, False, 0.01, s) for b, s in (failed or {}).items()]
+            for job_id, b, repeat, warmup, profiled, wall, status in jobs:
+                extra = 100 if warmup or profiled else 1
                 con.execute("INSERT INTO jobs (job_id, run_id, batch_size, unet_batch, \"repeat\", warmup, profiled,"
                             " started_at, wall_s, images, status, peak_mem_bytes, schema_version) VALUES "
-                            "(?, ?, ?, ?, 0, ?, ?, now(), ?, ?, ?, ?, 1)",
-                            [job_id, run_id, b, 2 * b if cfg else b, warmup, profiled, wall,
-                             b if status == "ok" else 0, status, 1000 * b])
+                            "(?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?, 1)",
+                            [job_id, run_id, b, 2 * b if cfg else b, repeat, warmup, profiled, wall,
+                             b if status == "ok" else 0, status, 1000 * b * extra])
+                for phase, share in (phases or {}).items():
+                    con.execute("INSERT INTO phases VALUES (?, ?, 0, ?, 1)", [job_id, phase, share * wall])
         return run_id
 
     def ops(self, run_id: str, batch: int, seconds: dict[str, float]) -> None:
@@ -90,42 +95,37 @@ def test_speedup_and_efficiency_are_over_the_smallest_measured_batch_without_bat
     assert tp.time_vs_batch1.isna().all()
 
 
-def test_knee_is_where_the_views_efficiency_drops_below_half(wh):
-    assert analysis.knee(wh.tp({1: 1.0, 2: 1.0, 4: 2.0, 8: 8.0})) == 8    # 4 sits at exactly 0.5
-    assert analysis.knee(wh.tp({1: 1.0, 2: 1.1, 4: 1.2})) is None
-    assert analysis.knee(wh.tp({1: 1.0, 2: 2.5})) == 2
-    assert analysis.knee(wh.tp({2: 1.0, 4: 1.0, 8: 8.0}, failed={1: "oom"})) == 8
+# The cost model, applied to runs (its known answers are in test_costmodel.py).
+
+def test_a_straight_line_past_the_old_knee_is_a_line_without_saturation(wh):
+    # t = 0.5 + 0.5 B: efficiency falls below 50% from batch 4 on, yet nothing saturates.
+    walls = {b: [0.5 + 0.5 * b] * 2 for b in (1, 2, 4, 8, 16)}
+    run_id = wh.run(walls)
+    assert (wh.throughput(run_id).set_index("batch_size").efficiency.loc[[4, 8, 16]] < 0.5).all()
+    model = analysis.run_models(queries.job_costs(wh.path, [run_id]))[run_id]
+    assert model.kind == "line" and not model.saturates
+    assert (model.fixed_s.value, model.marginal_s.value) == (pytest.approx(0.5), pytest.approx(0.5))
 
 
-def test_knees_per_run_name_the_batch_they_are_over(wh):
-    a = wh.run({1: 1.0, 2: 2.5})
-    b = wh.run({2: 1.0, 4: 1.1}, failed={1: "oom"})
-    rows = analysis.knees(wh.throughput(a, b)).set_index("label")
-    assert list(rows.base_batch) == [1, 2]
-    assert rows.knee.iloc[0] == 2 and pd.isna(rows.knee.iloc[1])
-    assert list(rows.best_images_per_s) == pytest.approx([1.0, 4 / 1.1])
+def test_run_models_read_every_measured_job_and_nothing_else(wh):
+    # Hinge at 8 with two repeats each; the warm-up and profiled jobs (100x slower) would break it.
+    walls = {b: [1 + 0.1 * min(b, 8) + 1.0 * max(b - 8, 0)] * 2 for b in (1, 2, 4, 8, 16, 32)}
+    run_id = wh.run(walls, failed={64: "oom"})
+    costs = queries.job_costs(wh.path, [run_id])
+    assert len(costs) == 12
+    model = analysis.run_models(costs)[run_id]
+    assert model.kind == "hinge" and model.knee.value == 8 and model.saturates and model.method == "repeats"
 
 
-# The fixed + marginal line.
-
-def test_fit_recovers_fixed_and_marginal_cost_before_the_knee(wh):
-    # t(B) = 0.9 + 0.1 B up to batch 8, then the device saturates (batch 32 far above the line).
-    fit = analysis.fit_fixed_marginal(wh.tp({b: 0.9 + 0.1 * b for b in (1, 2, 4, 8)} | {32: 20.0}))
-    assert fit.fixed_s == pytest.approx(0.9) and fit.marginal_s == pytest.approx(0.1)
-    assert fit.fixed_share_at_1 == pytest.approx(0.9)
-    assert fit.knee == 32 and fit.batch_sizes == (1, 2, 4, 8)
-    res = fit.residuals.set_index("batch_size")
-    assert res.residual_s.loc[[1, 2, 4, 8]].abs().max() < 1e-9 and res.residual_s[32] == pytest.approx(20.0 - 4.1)
-    assert list(res.in_fit) == [True] * 4 + [False]
-
-
-def test_fit_when_the_knee_comes_at_once(wh):
-    fit = analysis.fit_fixed_marginal(wh.tp({1: 1.0, 2: 2.5, 4: 5.0}))   # worse than no sharing
-    assert fit.knee == 2 and fit.batch_sizes == (1, 2) and fit.fixed_s < 0 and fit.fixed_share_at_1 < 0
-
-
-def test_fit_needs_two_points(wh):
-    assert analysis.fit_fixed_marginal(wh.tp({4: 1.0})) is None
+def test_phase_models_name_the_phase_that_saturates_first(wh):
+    walls = {b: [1.0 + 0.1 * b] * 2 for b in (1, 2, 4, 8, 16)}
+    costs = queries.job_costs(wh.path, [wh.run(walls, phases={"encode_prompt": 0.1, "denoise": 0.8})])
+    costs = costs.assign(step_s=[0.01 + 0.001 * min(b, 4) + 0.01 * max(b - 4, 0) for b in costs.batch_size])
+    models = analysis.phase_models(costs)
+    assert set(models) == {"encode_s", "step_s"}           # no decode phase was recorded
+    first = analysis.first_saturating(models)
+    assert (first.phase, first.knee, first.steady) == ("one denoising step", 4.0, ("text encoding",))
+    assert analysis.first_saturating({"encode_s": models["encode_s"]}) is None
 
 
 # One run: the largest batch against the smallest, and whether batching paid off.
@@ -145,48 +145,48 @@ def test_scaling_of_one_batch_size_and_of_none(wh):
     assert analysis.scaling(wh.throughput("no-such-run")) is None
 
 
-@pytest.mark.parametrize("walls, kind", [
-    ({1: 1.0, 16: 2.0}, "paid_off"),   # 8x for 16x: efficiency 0.5
-    ({1: 1.0, 16: 6.0}, "faded"),      # 2.7x: efficiency 0.17, speed-up above 1.5
-    ({1: 1.0, 4: 3.6}, "little"),      # 1.1x
-])
-def test_batching_outcome_tells_a_payoff_from_a_busy_device(wh, walls, kind):
-    tp = wh.tp(walls)
-    o = analysis.batching_outcome(tp, device="cuda")
-    top = tp.iloc[-1]
-    assert o.kind == kind and o.speedup == top.speedup and o.batch_ratio == top.batch_size and o.device == "cuda"
-
-
-def test_batching_outcome_for_sequential_mode_and_one_batch(wh):
-    assert analysis.batching_outcome(wh.tp({1: 1.0, 4: 4.0}), mode="sequential").kind == "sequential"
-    assert analysis.batching_outcome(wh.tp({4: 1.0})) is None
-
-
 # The sweep: effects across runs.
 
-def test_stream_over_sequential_at_the_largest_batch_both_measured(wh):
-    stream = wh.run({1: 1.0, 2: 1.0, 4: 1.0}, mode="stream")
-    seq = wh.run({1: 1.0, 2: 2.0}, mode="sequential")
-    gain = analysis.stream_over_sequential(wh.throughput(stream, seq))
-    assert gain.batch == 2 and gain.ratio == pytest.approx(2.0)
-    assert analysis.stream_over_sequential(wh.throughput(stream)) is None
+def test_stream_over_sequential_is_like_for_like_and_splits_the_denoising_loop(wh):
+    half = {"denoise": 0.5}
+    stream = wh.run({1: 1.0, 2: 1.0, 4: 1.0}, mode="stream", phases={"denoise": 0.25})
+    seq = wh.run({1: 1.0, 2: 2.0}, mode="sequential", phases=half)
+    other_size = wh.run({1: 9.0, 2: 9.0}, mode="sequential", height=128, phases=half)
+    other_cfg = wh.run({1: 9.0, 2: 9.0}, mode="sequential", cfg=True, phases=half)
+    gains = analysis.stream_over_sequential(queries.job_costs(wh.path, [stream, seq, other_size, other_cfg]))
+    assert len(gains) == 1   # 128 px and CFG on have no stream run to compare with
+    g = gains[0]
+    assert (g.size, g.cfg, g.batch) == ("64x64", False, 2)
+    assert g.end_to_end == pytest.approx(2.0) and g.denoise == pytest.approx(4.0)   # 1.0 / 0.25
+    assert analysis.stream_over_sequential(queries.job_costs(wh.path, [stream])) == []
 
 
-def test_resolution_gain_is_the_best_speedup_per_size(wh):
-    small = wh.run({1: 1.0, 4: 1.0}, height=64)
+def test_resolution_gain_is_like_for_like_at_the_largest_common_batch(wh):
+    small = wh.run({1: 1.0, 4: 1.0, 8: 1.0}, height=64)
     large = wh.run({1: 1.0, 4: 2.0}, height=128)
-    gain = analysis.resolution_gain(wh.throughput(small, large))
-    assert (gain.small_px, gain.large_px, gain.small_speedup, gain.large_speedup) == (64, 128, 4.0, 2.0)
-    assert analysis.resolution_gain(wh.throughput(small)) is None
+    other_mode = wh.run({1: 1.0, 4: 4.0}, height=256, mode="stream")
+    gains = analysis.resolution_gain(wh.throughput(small, large, other_mode))
+    assert len(gains) == 1
+    g = gains[0]
+    assert (g.mode, g.cfg, g.batch, g.small_px, g.large_px) == ("static", False, 4, 64, 128)
+    assert (g.small_speedup, g.large_speedup) == (4.0, 2.0)
+    assert analysis.resolution_gain(wh.throughput(small)) == []
 
 
 def test_effects_of_a_sweep(wh):
-    plain, knee_cfg = wh.run({1: 1.0, 2: 1.0}), wh.run({1: 1.0, 2: 2.5}, cfg=True)
+    flat = {b: [1.0 + 0.01 * b, 1.0 + 0.012 * b] for b in (1, 2, 4, 8)}
+    full = {b: [1 + 0.1 * min(b, 4) + 2.0 * max(b - 4, 0)] * 2 for b in (1, 2, 4, 8, 16)}
+    plain, saturated = wh.run(flat), wh.run(full, cfg=True)
     runs = queries.runs(wh.path)
-    e = analysis.effects(runs[runs.run_id == plain], wh.throughput(plain))
-    assert (e.knee_reached, e.cfg, e.stream, e.resolution) == (False, False, None, None)
-    e = analysis.effects(runs[runs.run_id.isin([plain, knee_cfg])], wh.throughput(plain, knee_cfg))
-    assert e.knee_reached and e.cfg
+    runs = runs[runs.run_id.isin([plain, saturated])]
+    costs = queries.job_costs(wh.path, [plain, saturated])
+    models = analysis.run_models(costs)
+    e = analysis.effects(runs[runs.run_id == plain], wh.throughput(plain), {plain: models[plain]},
+                         costs[costs.run_id == plain])
+    assert [m for _, m in e.shared] == [models[plain]] and e.saturated == [] and not e.cfg
+    assert (e.stream, e.resolution) == ([], [])
+    e = analysis.effects(runs, wh.throughput(plain, saturated), models, costs)
+    assert [s.model for s in e.saturated] == [models[saturated]] and e.cfg
 
 
 def test_sweep_summary(wh):
@@ -211,6 +211,73 @@ def test_phase_shares_sum_to_one_per_batch():
     assert analysis.phase_share_ends(shares.head(0), "denoise") is None
 
 
+def test_phase_breakdown_shows_the_rest_of_the_job_outside_every_phase(wh):
+    run_id = wh.run({1: 1.0, 2: 2.0}, phases={"encode_prompt": 0.1, "denoise": 0.6, "decode": 0.2})
+    rows = queries.phase_breakdown(wh.path, [run_id])
+    outside = rows[rows.phase == "outside"].set_index("batch_size").median_s
+    assert list(outside) == [pytest.approx(0.1), pytest.approx(0.2)]
+    shares = analysis.phase_shares(rows)
+    assert shares[shares.batch_size == 1].set_index("phase").share.to_dict() == pytest.approx(
+        {"encode_prompt": 0.1, "denoise": 0.6, "decode": 0.2, "outside": 0.1})
+
+
+def test_step_time_per_image_divides_by_the_images_the_call_carried(wh):
+    plain, cfg = wh.run({4: 1.0}, mode="stream"), wh.run({4: 1.0}, mode="stream", cfg=True)
+    with db.writer(wh.path) as con:   # stream, batch 4: calls of 1, 2, 2 rows; with CFG twice the rows
+        for run_id, rows in ((plain, (1, 2, 2)), (cfg, (2, 4, 4))):
+            for i, r in enumerate(rows):
+                con.execute("INSERT INTO steps VALUES (?, 0, ?, NULL, ?, ?, 0.2, 1)", [f"{run_id}-b4", i, r, i * 0.2])
+    per_image = db.query_df(wh.path, "SELECT run_id, step_index, duration_per_image_s FROM step_times "
+                                     "WHERE run_id IN (?, ?) ORDER BY run_id, step_index", [plain, cfg])
+    assert list(per_image.duration_per_image_s) == pytest.approx([0.2, 0.1, 0.1] * 2)
+
+
+def test_roofline_floor_is_the_larger_of_compute_and_weight_reads(wh):
+    compute, memory = wh.run({1: 1.0, 4: 1.0}, phases={"denoise": 0.5}), wh.run({1: 1.0}, phases={"denoise": 0.5})
+    with db.writer(wh.path) as con:
+        con.execute("UPDATE runs SET ceiling_matmul_flops = 1e9, ceiling_conv_flops = 2e9, "
+                    "ceiling_copy_bytes_per_s = 1e9, unet_weight_bytes = 1e6, peak_flops = 4e9 "
+                    "WHERE run_id IN (?, ?)", [compute, memory])
+        # 1e9 FLOPs at the conv ceiling: 0.5 s; batch 4: 4e8 FLOPs, 0.2 s; weights 10 calls x 1 MB at 1 GB/s: 0.01 s.
+        con.execute("UPDATE jobs SET unet_flops_total = 1e9 * batch_size / 4 * CASE batch_size WHEN 1 THEN 4 "
+                    "ELSE 0.4 END, unet_calls = 10 WHERE run_id = ?", [compute])
+        con.execute("UPDATE jobs SET unet_flops_total = 1e6, unet_calls = 100 WHERE run_id = ?", [memory])
+    roof = queries.roofline(wh.path, [compute, memory]).set_index(["run_id", "batch_size"])
+    assert roof.loc[(compute, 1)].floor_s == pytest.approx(0.5) and roof.loc[(compute, 1)].above_floor_share == 0
+    assert roof.loc[(compute, 4)].floor_s == pytest.approx(0.2)
+    assert roof.loc[(compute, 4)].above_floor_share == pytest.approx(0.6)            # denoise 0.5 s
+    assert roof.loc[(compute, 4)].datasheet_floor_s == pytest.approx(0.1)
+    assert roof.loc[(memory, 1)].floor_s == pytest.approx(0.1)                        # 100 x 1 MB at 1 GB/s
+    ends = analysis.roofline_ends(queries.roofline(wh.path, [compute, memory]))
+    assert len(ends) == 1 and (ends[0].low_batch, ends[0].high_batch) == (1, 4)
+    assert (ends[0].low_share, ends[0].high_share) == (pytest.approx(0.0), pytest.approx(0.6))
+
+
+def test_published_figures_are_per_image_step_with_the_speedup_over_their_batch_one(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('[[figure]]\nsetting = "s"\ndevice = "d"\nbatch = 1\nseconds_per_image = 2.0\nsteps = 50\n'
+                    'source = "x"\n[[figure]]\nsetting = "s"\ndevice = "d"\nbatch = 8\nimage_steps_per_s = 100.0\n'
+                    'source = "x"\n[[figure]]\nsetting = "t"\ndevice = "d"\nbatch = 16\nspeedup = 3.2\nsource = "y"\n')
+    table = analysis.published_figures(path)
+    assert list(table.ms_per_image_step[:2]) == pytest.approx([40.0, 10.0]) and pd.isna(table.ms_per_image_step[2])
+    assert list(table.speedup) == pytest.approx([1.0, 4.0, 3.2])
+    assert len(analysis.published_figures()) >= 10   # the shipped table parses
+
+
+def test_own_figures_are_per_image_step_at_the_smallest_and_the_best_batch(wh):
+    run_id = wh.run({1: 0.3, 2: 0.3, 4: 0.9})          # best images/s at batch 2
+    own = analysis.own_figures(wh.throughput(run_id), pd.Series({run_id: 3}))
+    assert list(own.batch) == [1, 2]
+    assert list(own.ms_per_image_step) == pytest.approx([100.0, 50.0]) and list(own.speedup) == [1.0, 2.0]
+
+
+def test_memory_peaks_count_measured_jobs_only(wh):
+    run_id = wh.run({1: 1.0, 2: 1.0}, failed={4: "oom"})
+    mem = queries.memory_by_batch(wh.path, [run_id]).set_index("batch_size")
+    assert list(mem.peak_mem_bytes[[1, 2]]) == [1000, 2000]   # warm-up and profiled jobs used 100x
+    assert pd.isna(mem.peak_mem_bytes[4]) and not mem.fitted[4]
+
+
 def test_memory_fits_name_the_largest_batch_that_fitted_and_the_first_that_failed(wh):
     ok, oom = wh.run({1: 1.0, 2: 1.0}), wh.run({1: 1.0, 2: 1.0}, failed={8: "oom", 4: "oom"})
     fits = {f.label[-9:-1]: f for f in analysis.memory_fits(queries.memory_by_batch(wh.path, [ok, oom]))}
@@ -223,5 +290,9 @@ def test_conv_share_is_the_range_over_batch_sizes(wh):
     wh.ops(run_id, 1, {"conv": 1.0, "attention": 3.0})
     wh.ops(run_id, 2, {"conv": 3.0, "attention": 1.0})
     c = analysis.conv_share(queries.op_mix(wh.path, [run_id]))
-    assert (c.low, c.high) == (0.25, 0.75)
+    assert (c.low, c.high) == (0.25, 0.75) and c.overhead is None
+    wh.ops(run_id, 1, {"overhead": 4.0})
+    wh.ops(run_id, 2, {"overhead": 1.0})
+    c = analysis.conv_share(queries.op_mix(wh.path, [run_id]))
+    assert c.overhead == (1, pytest.approx(0.5), 2, pytest.approx(0.2))
     assert analysis.conv_share(queries.op_mix(wh.path, ["no-such-run"])) is None

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from warehouse import db, queries
+from warehouse import costmodel, db, explain, queries
 
 from .conftest import ROOT
 
@@ -62,13 +62,15 @@ def test_overview_states_the_fit_of_the_warehouse_numbers(rich, monkeypatch):
         b = np.array([r[0] for r in rows], float)
         t = np.array([r[1] for r in rows], float)
         assert f"Batch 4 took {t[-1] / t[0]:.1f}x as long as batch 1: {4 * t[0] / t[-1]:.1f}x the images" in text
-        # The fixed/marginal sentence is a least-squares line through the points before the knee.
-        eff = (b / t) / (1 / t[0]) / b
-        used = b < b[eff < 0.5][0] if (eff < 0.5).any() else np.ones_like(b, bool)
-        if used.sum() < 2:
-            used[:2] = True
-        marginal, fixed = np.polyfit(b[used], t[used], 1)
-        assert f"each extra image adds {marginal:.3g} s" in text, (mode, marginal)
+        # The cost model of the run's measured jobs is stated; a line is the least-squares line through them,
+        # each job weighted by 1 / its batch size's median time (relative residuals).
+        jobs = _sql(db_path, "SELECT batch_size, wall_s FROM measured_jobs WHERE run_id = ?", [run_id])
+        jb, jt = np.array([r[0] for r in jobs], float), np.array([r[1] for r in jobs], float)
+        model = costmodel.fit_cost(jb, jt)
+        assert explain.model(model) in text, mode
+        if isinstance(model, costmodel.CostModel) and model.kind == "line":
+            weights = 1 / np.array([np.median(jt[jb == b]) for b in jb])
+            assert model.marginal_s.value == pytest.approx(np.polyfit(jb, jt, 1, w=weights)[0])
     assert "2. Input → model → output" in [h.value for h in at.header]
     assert "LDM" in text and "/papers#ldm" in text
 
@@ -94,7 +96,7 @@ def _charts(at) -> dict[str, list]:
 
 
 @pytest.mark.parametrize("batch_one", ["failed", "missing"])
-def test_throughput_charts_and_knee_table_agree_without_batch_one(rich, monkeypatch, tmp_path, batch_one):
+def test_throughput_charts_and_model_table_agree_without_batch_one(rich, monkeypatch, tmp_path, batch_one):
     db_path, out = rich
     copy = str(tmp_path / "copy.duckdb")
     shutil.copy(db_path, copy)
@@ -103,7 +105,7 @@ def test_throughput_charts_and_knee_table_agree_without_batch_one(rich, monkeypa
             con.execute("UPDATE jobs SET status = 'oom', error = 'out of memory' WHERE batch_size = 1")
         else:
             con.execute("DELETE FROM jobs WHERE batch_size = 1")
-        # Batch 4 takes 5x batch 2's time: speed-up 0.4 over batch 2, efficiency 0.2, a knee at 4.
+        # Batch 4 takes 5x batch 2's time: speed-up 0.4 over batch 2, efficiency 0.2; 2 s per extra image.
         con.execute("UPDATE jobs SET wall_s = CASE batch_size WHEN 2 THEN 1.0 ELSE 5.0 END WHERE batch_size > 1")
     at = _app(monkeypatch, copy, out, "throughput")
     charts = _charts(at)
@@ -112,16 +114,18 @@ def test_throughput_charts_and_knee_table_agree_without_batch_one(rich, monkeypa
     assert field == "speedup"
     field, efficiency = charts["Batching efficiency"]
     assert field == "efficiency"
-    knees, table = at.dataframe[0].value.set_index("run"), at.dataframe[1].value
-    assert len(knees) == 2  # static and stream
+    models, table = at.dataframe[0].value.set_index("run"), at.dataframe[1].value
+    assert len(models) == 2  # static and stream
     for label, rows in efficiency.groupby("label"):
         rows = rows.sort_values("batch_size")
         assert list(rows.batch_size) == [2, 4] and list(rows.efficiency) == pytest.approx([1.0, 0.2])
         drawn = speedup[speedup.label == label].sort_values("batch_size")
         assert list(drawn.speedup) == pytest.approx([1.0, 0.4])
-        # The knee table reads the same rows: the first batch the chart draws below the dashed line.
-        assert knees.loc[label, "knee (batch size)"] == str(int(rows.batch_size[rows.efficiency < 0.5].iloc[0]))
-        assert knees.loc[label, "speed-up over batch"] == 2
+        # The model table reads the same jobs: two batch sizes make a line of (5 - 1) / (4 - 2) = 2 s per image,
+        # and its fixed share is quoted at batch 2, the smallest measured.
+        model = models.loc[label]
+        assert model["model"] == "line" and model["per image s"] == "2 [2–2]" and model["saturates"] == "no"
+        assert model["fixed share at base"].endswith("at batch 2")
     assert set(table.base_batch) == {2} and table.speedup.notna().all()
 
 

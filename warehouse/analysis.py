@@ -1,75 +1,55 @@
 """Derived figures from query results: pure functions on DataFrames that return data; no I/O, no words.
 
-The core model: a job's time against its batch size, t(B) = fixed + marginal x B.
-`fixed` is what every call costs whatever its size (kernel launches, Python and
-framework overhead, weight reads, an idle device's latency); `marginal` is what
-one more image adds once the device is busy. While fixed dominates, extra images
-ride along almost free; the knee is where batching efficiency drops below 50%.
-
-Speed-up and batching efficiency are defined once, in the warehouse view
-`throughput_by_batch` (over each run's smallest measured batch, its `base_batch`):
-the functions here read those columns and never recompute them. Sentences about
-these findings are made in `warehouse/explain.py`.
+The model of batch cost (a line or a hinge, chosen by BIC, with bootstrap intervals) lives in
+`warehouse/costmodel.py`; the functions here apply it to runs and phases and derive the findings
+the pages show. Speed-up and batching efficiency are defined once, in the warehouse view
+`throughput_by_batch` (over each run's smallest measured batch, its `base_batch`): the functions
+here read those columns and never recompute them. Sentences about these findings are made in
+`warehouse/explain.py`.
 """
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-KNEE_EFFICIENCY = 0.5       # below this batching efficiency, an extra image costs close to its full price
-FADED_SPEEDUP = 1.5         # below the knee, a speed-up under this is "helped little"
+from .costmodel import CostModel, NoModel, fit_cost, fitted_curve  # noqa: F401  (fitted_curve: for the pages)
+
 CONV_SHARE_REPORTED = 0.44  # arXiv 2312.14385: convolution up to 44% of diffusion TTI execution time
+PHASES = {"encode_s": "text encoding", "step_s": "one denoising step", "decode_s": "VAE decoding"}
+PUBLISHED = Path(__file__).with_name("published.toml")
 
 
-def knee(tp: pd.DataFrame, threshold: float = KNEE_EFFICIENCY) -> int | None:
-    """The smallest batch size whose batching efficiency (the view's) is below `threshold`; None if none is."""
-    tp = tp.sort_values("batch_size")
-    below = tp.batch_size[(tp.efficiency < threshold).to_numpy()]
-    return int(below.iloc[0]) if len(below) else None
+def run_models(costs: pd.DataFrame) -> dict[str, CostModel | NoModel]:
+    """The cost model of each run's job times (job_costs rows), by run_id."""
+    return {run_id: fit_cost(g.batch_size, g.wall_s) for run_id, g in costs.groupby("run_id", sort=False)}
 
 
-def knees(tp: pd.DataFrame) -> pd.DataFrame:
-    """Per run (label): the batch speed-up is measured over, the knee (None if not reached), best images/s."""
-    rows = [{"label": label, "base_batch": int(g.base_batch.iloc[0]), "knee": knee(g),
-             "best_images_per_s": float(g.images_per_s.max())} for label, g in tp.groupby("label")]
-    return pd.DataFrame(rows, columns=["label", "base_batch", "knee", "best_images_per_s"])
+def phase_models(costs: pd.DataFrame) -> dict[str, CostModel | NoModel]:
+    """One run's phases (job_costs rows of one run): the cost model of each, by PHASES key."""
+    return {col: fit_cost(costs.batch_size, costs[col]) for col in PHASES if costs[col].notna().any()}
 
 
-@dataclass(frozen=True, eq=False)
-class Fit:
-    """Least-squares t(B) = fixed_s + marginal_s x B over `batch_sizes` (those below the knee)."""
-    fixed_s: float
-    marginal_s: float
-    fixed_share_at_1: float | None   # fixed / t(1) on the line; None when t(1) <= 0
-    batch_sizes: tuple[int, ...]
-    knee: int | None
-    residuals: pd.DataFrame          # batch_size, measured_s, fitted_s, residual_s, in_fit
+@dataclass(frozen=True)
+class FirstFull:
+    """The phase whose time saturates at the smallest knee, and the phases that do not saturate."""
+    phase: str
+    knee: float
+    steady: tuple[str, ...]
 
 
-def fit_fixed_marginal(tp: pd.DataFrame) -> Fit | None:
-    """The line through the batch sizes up to the knee (at least the first two); None with fewer than 2 points."""
-    tp = tp.sort_values("batch_size")
-    k = knee(tp)
-    used = tp if k is None else tp[tp.batch_size < k]
-    if len(used) < 2:
-        used = tp.head(2)
-    if len(used) < 2:
+def first_saturating(models: dict[str, CostModel | NoModel]) -> FirstFull | None:
+    """Which phase saturates first (smallest knee among those whose model saturates); None if none does."""
+    full = {k: m.knee.value for k, m in models.items() if isinstance(m, CostModel) and m.saturates}
+    if not full:
         return None
-    marginal, fixed = np.polyfit(used.batch_size.astype(float), used.median_wall_s.astype(float), 1)
-    predicted = fixed + marginal * tp.batch_size
-    at_one = fixed + marginal
-    return Fit(
-        fixed_s=float(fixed), marginal_s=float(marginal),
-        fixed_share_at_1=float(fixed / at_one) if at_one > 0 else None,
-        batch_sizes=tuple(int(b) for b in used.batch_size), knee=k,
-        residuals=pd.DataFrame({"batch_size": tp.batch_size.to_numpy(),
-                                "measured_s": tp.median_wall_s.to_numpy(),
-                                "fitted_s": predicted.to_numpy(),
-                                "residual_s": (tp.median_wall_s - predicted).to_numpy(),
-                                "in_fit": tp.batch_size.isin(used.batch_size).to_numpy()}))
+    first = min(full, key=full.get)
+    return FirstFull(phase=PHASES[first], knee=full[first],
+                     steady=tuple(PHASES[k] for k in models if k not in full))
 
 
 @dataclass(frozen=True)
@@ -95,81 +75,89 @@ def scaling(tp: pd.DataFrame) -> Scaling | None:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """Whether batching paid off in a run. kind: sequential | paid_off | faded | little."""
-    kind: str
-    speedup: float        # at the largest batch, over the smallest
-    batch_ratio: float    # largest batch / smallest batch
-    device: str
-
-
-def batching_outcome(tp: pd.DataFrame, device: str = "cpu", mode: str = "static") -> Outcome | None:
-    """From the largest batch's speed-up and efficiency: paid off (efficiency at or above the knee
-    threshold), faded (below it, speed-up at least FADED_SPEEDUP), little (below both); None under 2 rows."""
-    if len(tp) < 2:
-        return None
-    s = scaling(tp)
-    if mode == "sequential":
-        kind = "sequential"
-    elif s.efficiency >= KNEE_EFFICIENCY:
-        kind = "paid_off"
-    elif s.speedup >= FADED_SPEEDUP:
-        kind = "faded"
-    else:
-        kind = "little"
-    return Outcome(kind=kind, speedup=s.speedup, batch_ratio=s.top_batch / s.base_batch, device=device)
-
-
-@dataclass(frozen=True)
 class StreamGain:
-    """Stream mode's images/s over sequential mode's at the largest batch both measured (medians over runs)."""
+    """Stream mode against sequential mode, like for like: one size and CFG setting, the largest batch both
+    measured. Ratios of medians over measured jobs: sequential time over stream time (above 1: stream faster)."""
+    size: str          # "HxW"
+    cfg: bool
     batch: int
-    ratio: float
+    end_to_end: float  # whole job
+    denoise: float     # the denoising loop alone (what StreamDiffusion's ~1.5x measures)
 
 
-def stream_over_sequential(tp: pd.DataFrame) -> StreamGain | None:
-    stream, seq = tp[tp["mode"] == "stream"], tp[tp["mode"] == "sequential"]
-    common = set(stream.batch_size) & set(seq.batch_size)
-    if not common:
-        return None
-    top = max(common)
-    ratio = (stream[stream.batch_size == top].images_per_s.median()
-             / seq[seq.batch_size == top].images_per_s.median())
-    return StreamGain(batch=int(top), ratio=float(ratio))
+def stream_over_sequential(costs: pd.DataFrame) -> list[StreamGain]:
+    """From job_costs rows: one gain per size and CFG setting with both a stream and a sequential run."""
+    out = []
+    for (h, w, cfg), g in costs.groupby(["height", "width", "cfg"]):
+        stream, seq = g[g["mode"] == "stream"], g[g["mode"] == "sequential"]
+        common = set(stream.batch_size) & set(seq.batch_size)
+        if not common:
+            continue
+        top = max(common)
+        s, q = stream[stream.batch_size == top], seq[seq.batch_size == top]
+        out.append(StreamGain(size=f"{h}x{w}", cfg=bool(cfg), batch=int(top),
+                              end_to_end=float(q.wall_s.median() / s.wall_s.median()),
+                              denoise=float(q.denoise_s.median() / s.denoise_s.median())))
+    return out
 
 
 @dataclass(frozen=True)
 class ResolutionGain:
-    """The best speed-up (over each run's smallest batch) at the smallest and the largest image height."""
+    """Speed-up at one batch over each run's smallest batch, at the smallest and the largest image height,
+    like for like (one mode and CFG setting, the largest batch both sizes measured)."""
+    mode: str
+    cfg: bool
+    batch: int
     small_px: int
     large_px: int
     small_speedup: float
     large_speedup: float
 
 
-def resolution_gain(tp: pd.DataFrame) -> ResolutionGain | None:
-    if tp.height.nunique() < 2:
-        return None
-    small, large = int(tp.height.min()), int(tp.height.max())
-    return ResolutionGain(small_px=small, large_px=large,
-                          small_speedup=float(tp[tp.height == small].speedup.max()),
-                          large_speedup=float(tp[tp.height == large].speedup.max()))
+def resolution_gain(tp: pd.DataFrame) -> list[ResolutionGain]:
+    """From throughput rows carrying mode and cfg: one gain per mode and CFG setting measured at two heights."""
+    out = []
+    for (mode, cfg), g in tp.groupby(["mode", "cfg"]):
+        if g.height.nunique() < 2:
+            continue
+        small, large = g[g.height == g.height.min()], g[g.height == g.height.max()]
+        common = set(small.batch_size) & set(large.batch_size)
+        if len(common) < 2:
+            continue
+        top = max(common)
+        out.append(ResolutionGain(
+            mode=str(mode), cfg=bool(cfg), batch=int(top), small_px=int(small.height.iloc[0]),
+            large_px=int(large.height.iloc[0]),
+            small_speedup=float(small[small.batch_size == top].speedup.median()),
+            large_speedup=float(large[large.batch_size == top].speedup.median())))
+    return out
+
+
+@dataclass(frozen=True)
+class Saturation:
+    """A run whose cost model saturates: the knee and the slopes either side of it."""
+    label: str
+    model: CostModel
 
 
 @dataclass(frozen=True)
 class Effects:
     """Which effects a sweep's data shows."""
-    knee_reached: bool               # some run's efficiency fell below KNEE_EFFICIENCY
-    cfg: bool                        # some run had classifier-free guidance on
-    stream: StreamGain | None
-    resolution: ResolutionGain | None
+    shared: list               # (label, CostModel) whose fixed share at the base batch is above half beyond its interval
+    saturated: list[Saturation]
+    cfg: bool                  # some run had classifier-free guidance on
+    stream: list[StreamGain]
+    resolution: list[ResolutionGain]
 
 
-def effects(runs: pd.DataFrame, tp: pd.DataFrame) -> Effects:
-    """From the sweep's runs and their throughput rows."""
-    return Effects(knee_reached=any(knee(tp[tp.run_id == r]) is not None for r in runs.run_id),
+def effects(runs: pd.DataFrame, tp: pd.DataFrame, models: dict, costs: pd.DataFrame) -> Effects:
+    """From the sweep's runs, their throughput rows (with mode and cfg), cost models by run_id and job_costs."""
+    labels = runs.set_index("run_id").label
+    fitted = [(labels[r], m) for r, m in models.items() if isinstance(m, CostModel)]
+    return Effects(shared=[(label, m) for label, m in fitted if m.fixed_share.low > 0.5],
+                   saturated=[Saturation(label, m) for label, m in fitted if m.saturates],
                    cfg=bool(runs.cfg.fillna(False).astype(bool).any()),
-                   stream=stream_over_sequential(tp), resolution=resolution_gain(tp))
+                   stream=stream_over_sequential(costs), resolution=resolution_gain(tp))
 
 
 @dataclass(frozen=True)
@@ -250,6 +238,8 @@ class ConvShare:
     """The lowest and highest share of UNet time that convolution took, over runs and batch sizes."""
     low: float
     high: float
+    overhead: tuple[int, float, int, float] | None  # overhead's share (median over runs) at the smallest and the
+                                                     # largest profiled batch; None with fewer than two batches
 
 
 def conv_share(mix: pd.DataFrame) -> ConvShare | None:
@@ -257,4 +247,70 @@ def conv_share(mix: pd.DataFrame) -> ConvShare | None:
     conv = mix[mix.category == "conv"]
     if conv.empty:
         return None
-    return ConvShare(low=float(conv.share.min()), high=float(conv.share.max()))
+    over = mix[mix.category == "overhead"].groupby("batch_size").share.median()
+    ends = None
+    if len(over) >= 2:
+        lo, hi = int(over.index.min()), int(over.index.max())
+        ends = (lo, float(over[lo]), hi, float(over[hi]))
+    return ConvShare(low=float(conv.share.min()), high=float(conv.share.max()), overhead=ends)
+
+
+@dataclass(frozen=True)
+class RooflineEnds:
+    """One run's share of denoising time above its roofline floor, at its smallest and largest batch."""
+    label: str
+    low_batch: int
+    low_share: float
+    high_batch: int
+    high_share: float
+    low_floor_s: float
+    low_denoise_s: float
+
+
+def roofline_ends(roof: pd.DataFrame) -> list[RooflineEnds]:
+    """From roofline rows (with label): runs with a floor at two batch sizes or more."""
+    out = []
+    for label, g in roof.dropna(subset=["above_floor_share"]).groupby("label", sort=False):
+        if g.batch_size.nunique() < 2:
+            continue
+        g = g.sort_values("batch_size")
+        lo, hi = g.iloc[0], g.iloc[-1]
+        out.append(RooflineEnds(label=str(label), low_batch=int(lo.batch_size), low_share=float(lo.above_floor_share),
+                                high_batch=int(hi.batch_size), high_share=float(hi.above_floor_share),
+                                low_floor_s=float(lo.floor_s), low_denoise_s=float(lo.denoise_s)))
+    return out
+
+
+def published_figures(path: Path = PUBLISHED) -> pd.DataFrame:
+    """The published figures, normalised to milliseconds per image-step (NaN where only a ratio is given)."""
+    rows = tomllib.loads(path.read_text())["figure"]
+    out = []
+    for r in rows:
+        if "image_steps_per_s" in r:
+            ms = 1000.0 / r["image_steps_per_s"]
+        elif "seconds_per_image" in r:
+            ms = 1000.0 * r["seconds_per_image"] / r["steps"]
+        else:
+            ms = np.nan
+        out.append({"setting": r["setting"], "device": r["device"], "batch": int(r["batch"]),
+                    "ms_per_image_step": ms, "speedup": r.get("speedup", np.nan), "source": r["source"]})
+    table = pd.DataFrame(out)
+    # Speed-up over the same setting's batch-1 row, where the source gave both.
+    one = table[table.batch == 1].set_index(["setting", "device"]).ms_per_image_step
+    at_one = [one.get((s, d), np.nan) for s, d in zip(table.setting, table.device)]
+    return table.assign(speedup=table.speedup.fillna(pd.Series(at_one) / table.ms_per_image_step))
+
+
+def own_figures(tp: pd.DataFrame, steps: pd.Series) -> pd.DataFrame:
+    """A person's runs on the same footing: ms per image-step and speed-up at the smallest and the best batch.
+    `steps` maps run_id to the run's denoising steps."""
+    out = []
+    for run_id, g in tp.groupby("run_id", sort=False):
+        g = g.sort_values("batch_size")
+        for row in {g.iloc[0].batch_size: g.iloc[0], g.loc[g.images_per_s.idxmax()].batch_size:
+                    g.loc[g.images_per_s.idxmax()]}.values():
+            out.append({"setting": f"{row.label}, {int(steps[run_id])} steps", "device": row.device,
+                        "batch": int(row.batch_size),
+                        "ms_per_image_step": 1000.0 * row.median_wall_s / (row.batch_size * steps[run_id]),
+                        "speedup": float(row.speedup), "source": "your measurement"})
+    return pd.DataFrame(out, columns=["setting", "device", "batch", "ms_per_image_step", "speedup", "source"])

@@ -15,20 +15,22 @@ import pandas as pd
 
 from .analysis import (
     CONV_SHARE_REPORTED,
-    KNEE_EFFICIENCY,
     ConvShare,
     Effects,
-    Fit,
+    FirstFull,
     MemoryFit,
-    Outcome,
+    ResolutionGain,
+    RooflineEnds,
     Scaling,
+    StreamGain,
     SweepSummary,
 )
+from .costmodel import CostModel, Estimate, NoModel
 
 Cite = Callable[[str], str]
 
 NO_MEASURED_JOBS = "No successful measured jobs in this run."
-KNEE_NOT_REACHED = "not reached"
+NO_EFFECTS = "None of the effects the dashboard explains is shown by these data."
 
 
 def _pct(x: float) -> str:
@@ -67,10 +69,10 @@ def phase_label(ends: tuple[int, float, int, float] | None) -> str:
     return f"{_pct(lo_share)} at batch {lo}, {_pct(hi_share)} at batch {hi}"
 
 
-def phase_caption(height: int, width: int, mode: str, cite: Cite) -> str:
-    return (f"Phase shares are medians of your {height}x{width} {mode} run at its smallest and largest batch. "
-            f"The UNet works on a latent {height // 8}x{width // 8}, 8x smaller per side than the image "
-            f"({cite('ldm')}): so little work per image that one image cannot fill the device.")
+def phase_caption(height: int, width: int, mode: str) -> str:
+    return (f"Phase shares are medians of your {height}x{width} {mode} run at its smallest and largest batch; "
+            "the rest of each job, outside every phase, is shown as its own share (`outside`), so the shares "
+            "add up to the job.")
 
 
 # Overview: why it barely slowed down, per run.
@@ -83,68 +85,119 @@ def scaling(s: Scaling) -> str:
             f"{s.speedup:.1f}x the images per second.")
 
 
-def fit(f: Fit | None) -> str | None:
-    """The line t(B) = fixed + marginal x B in words: the fixed share at batch 1, the cost of an extra image,
-    and where the knee cuts the line (after the fitted batches, or at once). None without a share."""
-    if f is None or f.fixed_share_at_1 is None:
+def _est(e: Estimate, unit: str = " s") -> str:
+    """A figure with its 95% interval: '0.12 s [0.10–0.14]'."""
+    return f"{e.value:.3g}{unit} [{e.low:.3g}–{e.high:.3g}]"
+
+
+def _share(e: Estimate) -> str:
+    return f"{_pct(e.value)} [{_pct(e.low)}–{_pct(e.high)}]"
+
+
+def model(m: CostModel | NoModel) -> str:
+    """The cost model of one run (or phase) in words, every figure with its 95% interval."""
+    if isinstance(m, NoModel):
+        if m.reason == "no_data":
+            return NO_MEASURED_JOBS
+        if m.reason == "one_size":
+            return f"Only batch {m.batch_sizes[0]} was measured: one batch size fits no cost model."
+        return (f"The data are too noisy to fit: the fitted cost of an extra image is negative "
+                f"({m.marginal_s:.3g} s). More repeats (`--repeats`) would tell.")
+    if m.kind == "line":
+        text = (f"A straight line fits best (the data do not bend): t(B) = fixed + marginal x B, with a fixed "
+                f"cost of {_est(m.fixed_s)} per call and {_est(m.marginal_s)} per extra image.")
+    else:
+        text = (f"The times bend at batch {m.knee.value:g} [{m.knee.low:g}–{m.knee.high:g}]: up to it each extra "
+                f"image adds {_est(m.marginal_s)}, after it {_est(m.marginal_after_s)}.")
+        if m.saturates:
+            text += (" The slope after the knee is above the slope before it beyond both intervals: past "
+                     f"batch {m.knee.value:g} the device is full, and extra images no longer ride along.")
+        elif m.marginal_after_s.high < m.marginal_s.low:
+            text += " Past the knee, extra images got cheaper, beyond both intervals."
+        else:
+            text += " The two slopes overlap within their intervals: no saturation is claimed."
+    return f"{text} {_fixed_share(m)} {_intervals(m)}"
+
+
+def _fixed_share(m: CostModel) -> str:
+    """What the fixed cost is at the smallest measured batch, by where its interval lies."""
+    e, base = m.fixed_share, m.base_batch
+    if e.low > 0:
+        return (f"At batch {base}, {_share(e)} of the time was fixed cost per call, shared by every image "
+                "in the call.")
+    if e.high < 0:
+        return "The fitted fixed cost is below zero: time grows faster than the batch, with no fixed cost to share."
+    return ("No fixed cost is distinguishable from zero: each image costs its full price, and time grows in "
+            "step with the batch.")
+
+
+def _intervals(m: CostModel) -> str:
+    over = ("the repeats of each batch size" if m.method == "repeats"
+            else "the fit's residuals (some batch size has a single job)")
+    return f"_Brackets: 95% intervals, bootstrap over {over}; {m.jobs} jobs._"
+
+
+def phase_saturation(first: FirstFull | None, fitted: int) -> str | None:
+    """Which phase fills the device first, when one does; None without phase models."""
+    if fitted == 0:
         return None
-    share = max(0.0, min(1.0, f.fixed_share_at_1))
-    text = (f"At batch 1, {_pct(share)} of the time was fixed cost per call, shared by every extra image; "
-            f"each extra image adds {f.marginal_s:.3g} s")
-    if f.knee is not None and f.knee > max(f.batch_sizes):
-        text += (f". The line holds up to batch {max(f.batch_sizes)}; from batch {f.knee} on, "
-                 f"batching efficiency is below {_pct(KNEE_EFFICIENCY)}: the device is busy and each image "
-                 "costs close to its full price")
-    elif f.knee is not None:
-        text += (f". Batching efficiency is below {_pct(KNEE_EFFICIENCY)} from batch {f.knee} on: "
-                 "there is little fixed cost to share, and each image costs close to its full price")
+    if first is None:
+        return "No phase saturates within the measured batches: every phase's model is a line or its slopes overlap."
+    text = f"Of the phases, **{first.phase}** saturates first, at batch {first.knee:g}"
+    if first.steady:
+        text += f"; {', '.join(first.steady)} did not saturate within the measured batches"
     return text + "."
 
 
-def outcome(o: Outcome) -> str:
-    """Whether batching paid off, from the speed-up at the largest batch over the smallest."""
-    busy = "the CPU cores" if o.device == "cpu" else "the GPU"
-    if o.kind == "sequential":
-        return ("Sequential mode makes one pipeline call per image, so nothing is shared between them: "
-                "time grows in step with the batch. This is the baseline the other modes beat.")
-    if o.kind == "paid_off":
-        return ("Batching paid off: extra images rode along on fixed per-call costs "
-                f"({o.speedup:.1f}x the images per second for {o.batch_ratio:.0f}x the images per call).")
-    if o.kind == "faded":
-        return (f"Batching helped, then faded: {o.speedup:.1f}x the images per second for "
-                f"{o.batch_ratio:.0f}x the images per call, as {busy} filled up.")
-    return (f"Batching helped little ({o.speedup:.1f}x the images per second): {busy} were already busy "
-            "at the smallest batch (compute-bound), so extra images cost nearly their full price.")
+def roofline(r: RooflineEnds) -> str:
+    """The share of denoising time above the roofline floor, at the smallest and the largest batch."""
+    text = (f"**{r.label}**: at batch {r.low_batch}, {_pct(r.low_share)} of the denoising time lay above the "
+            f"roofline floor ({r.low_floor_s:.3g} s of {r.low_denoise_s:.3g} s: the UNet's FLOPs and weight reads "
+            f"at this device's measured ceilings); at batch {r.high_batch}, {_pct(r.high_share)}")
+    if r.high_share < r.low_share:
+        return text + ": the larger batch left less of the device idle."
+    return text + ": the larger batch did not close the gap."
 
 
 # Overview: the effects the data shows.
 
 def effects(e: Effects, cite: Cite) -> list[str]:
-    """One note per effect the data shows; the latent-space and where-it-stops notes always."""
-    notes = [(f"**Latent space** ({cite('ldm')}): each image is denoised as a small latent, so per-call "
-              "costs (launching work, reading the weights, Python) outweigh the work of one image.")]
-    if e.knee_reached:
-        notes.append(f"**Compute-bound once batched** ({cite('beyond-llms')}): diffusion resembles LLM "
-                     "prefill; past the knee each extra image costs nearly its full price.")
+    """One note per effect the data shows, each quoting the figures that show it."""
+    notes = []
+    if e.shared:
+        label, m = max(e.shared, key=lambda lm: lm[1].fixed_share.value)
+        notes.append(f"**Latent space** ({cite('ldm')}): each image is denoised as a small latent, so per-call "
+                     f"costs (launching work, reading the weights, Python) outweigh the work of one image: in "
+                     f"{label}, {_share(m.fixed_share)} of batch {m.base_batch}'s time was fixed cost per call.")
+    for sat in e.saturated:
+        m = sat.model
+        notes.append(f"**Compute-bound once batched** ({cite('beyond-llms')}): in {sat.label}, each extra image "
+                     f"cost {_est(m.marginal_s)} up to batch {m.knee.value:g} and {_est(m.marginal_after_s)} "
+                     "after it: diffusion resembles LLM prefill once the device is full.")
     if e.cfg:
         notes.append(f"**Classifier-free guidance doubles the UNet batch** ({cite('streamdiffusion')}): "
                      "runs with CFG on send 2x the rows through every UNet call.")
-    if e.stream is not None:
-        notes.append(f"**Stream Batch** ({cite('streamdiffusion')}): at batch {e.stream.batch}, stream mode gave "
-                     f"{e.stream.ratio:.2f}x the images per second of sequential generation (the paper reports "
-                     "~1.5x on a GPU).")
-    if e.resolution is not None:
-        r = e.resolution
-        notes.append(f"**Resolution** ({cite('flowdcn')}): the best speed-up over the smallest batch was "
-                     f"{r.small_speedup:.1f}x at {r.small_px} px and {r.large_speedup:.1f}x at {r.large_px} px: "
-                     "more latent tokens per image fill the device sooner (attention grows with their square).")
-    notes.append(f"**Where it stops**: when one image fills the device, batching gains nothing more; "
-                 f"patch parallelism across GPUs ({cite('distrifusion')}) and fewer steps "
-                 f"({cite('perflow')}) are the other axes.")
+    for g in e.stream:
+        notes.append(f"**Stream Batch** ({cite('streamdiffusion')}): at {g.size}, CFG {'on' if g.cfg else 'off'}, "
+                     f"batch {g.batch}, sequential time over stream time was {g.denoise:.2f}x for the denoising loop "
+                     f"(the paper reports ~1.5x on a GPU) and {g.end_to_end:.2f}x for the whole job, which also "
+                     "counts prompt encoding and VAE decoding, batched in stream mode.")
+    for r in e.resolution:
+        head = (f"**Resolution** ({cite('flowdcn')}): {r.mode}, CFG {'on' if r.cfg else 'off'}, at batch {r.batch} "
+                f"the speed-up over the smallest batch was {r.small_speedup:.1f}x at {r.small_px} px and "
+                f"{r.large_speedup:.1f}x at {r.large_px} px")
+        if r.large_speedup < r.small_speedup:
+            notes.append(head + ": the larger latent has more tokens per image and fills the device sooner.")
+        else:
+            notes.append(head + ": the larger size gained as much or more from batching here.")
+    if e.saturated:
+        knees = ", ".join(f"batch {s.model.knee.value:g}" for s in e.saturated)
+        notes.append(f"**Where it stops** ({knees}): past the knee batching gains little more; patch parallelism "
+                     f"across GPUs ({cite('distrifusion')}) and fewer steps ({cite('perflow')}) are the other axes.")
     return notes
 
 
-# Throughput: names of the figures, and the knee table.
+# Throughput: names of the figures, the model table, the published figures.
 
 def _bases(base_batches: Iterable[int]) -> list[int]:
     return sorted({int(b) for b in base_batches})
@@ -169,31 +222,58 @@ def efficiency_axis(base_batches: Iterable[int]) -> str:
     return f"speed-up / (batch / {bases[0]})" if len(bases) == 1 else "speed-up / (batch / smallest batch)"
 
 
-def knee_caption() -> str:
-    return (f"The smallest batch whose batching efficiency (speed-up over the run's smallest measured batch, "
-            f"per image added) is below {_pct(KNEE_EFFICIENCY)}: from there on the device is busy and each image "
-            "costs close to its full price (the dashed line above).")
+MODEL_COLUMNS = ["run", "model", "fixed s", "per image s", "knee", "after knee s", "fixed share at base",
+                 "saturates"]
 
 
-def knee_table(knees: pd.DataFrame) -> pd.DataFrame:
-    """analysis.knees rows with readable headers."""
-    return pd.DataFrame({
-        "run": knees.label,
-        "speed-up over batch": knees.base_batch,
-        "knee (batch size)": [KNEE_NOT_REACHED if pd.isna(k) else str(int(k)) for k in knees.knee],
-        "best images/s": knees.best_images_per_s.round(2)})
+def _cell(e: Estimate | None, fmt: str = ".3g") -> str:
+    return "" if e is None else f"{e.value:{fmt}} [{e.low:{fmt}}–{e.high:{fmt}}]"
+
+
+def model_table(models: dict[str, CostModel | NoModel], labels: dict[str, str]) -> pd.DataFrame:
+    """One row per run: the chosen model and its figures with 95% intervals (or why there is none)."""
+    rows = []
+    for run_id, m in models.items():
+        if isinstance(m, NoModel):
+            rows.append([labels[run_id], {"no_data": "no measured jobs", "one_size": "one batch size",
+                                          "too_noisy": "too noisy to fit"}[m.reason], "", "", "", "", "", ""])
+            continue
+        share = f"{_share(m.fixed_share)} at batch {m.base_batch}"
+        rows.append([labels[run_id], m.kind, _cell(m.fixed_s), _cell(m.marginal_s), _cell(m.knee, "g"),
+                     _cell(m.marginal_after_s), share, "yes" if m.saturates else "no"])
+    return pd.DataFrame(rows, columns=MODEL_COLUMNS)
+
+
+def model_caption() -> str:
+    return ("Each run's job times are fitted two ways, a straight line and a hinge (one slope up to a knee, "
+            "another after it); the information criterion (BIC) picks one, so a knee is shown only where the "
+            "data bend. Brackets: 95% bootstrap intervals. A run saturates when the slope after the knee is "
+            "above the slope before it beyond both intervals.")
+
+
+def published_caption() -> str:
+    return ("Published figures beside yours, per image-step (time / (images x steps)) so step counts compare; "
+            "speed-up is over the same setting's batch 1. Different models, sizes and devices: a sanity check "
+            "of the order of magnitude, not a ranking.")
 
 
 # Operators and telemetry.
 
 def conv_share(c: ConvShare | None, cite: Cite) -> str | None:
-    """Convolution's share of UNet time here, against the share the paper reports."""
+    """Convolution's share of UNet time here, against the share the paper reports; the overhead's share at the
+    smallest and the largest batch, and that batching shares it only when it shrank."""
     if c is None:
         return None
-    return (f"Convolution took {_pct(c.low)}–{_pct(c.high)} of UNet time here; {cite('beyond-llms')} reports up "
-            f"to {_pct(CONV_SHARE_REPORTED)} for diffusion text-to-image models (dashed line). `overhead` is "
-            "UNet time outside every operator (Python and framework dispatch): large at small batches, it is "
-            "the fixed cost that batching shares.")
+    text = (f"Convolution took {_pct(c.low)}–{_pct(c.high)} of UNet time here; {cite('beyond-llms')} reports up "
+            f"to {_pct(CONV_SHARE_REPORTED)} for diffusion text-to-image models (dashed line).")
+    if c.overhead is None:
+        return text
+    lo, lo_share, hi, hi_share = c.overhead
+    text += (f" `overhead` (UNet time outside every operator: Python and framework dispatch, or an idle GPU) "
+             f"was {_pct(lo_share)} at batch {lo} and {_pct(hi_share)} at batch {hi}")
+    if hi_share < lo_share:
+        return text + ": a fixed cost per call, shared by more images as the batch grows."
+    return text + ": it did not shrink as the batch grew."
 
 
 def conv_rule_tooltip() -> str:

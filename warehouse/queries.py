@@ -47,7 +47,7 @@ def runs(db_path: str, sweep_id: str | None = None) -> pd.DataFrame:
 def throughput(db_path: str, run_ids: list[str]) -> pd.DataFrame:
     """throughput_by_batch for the given runs, with each run's label, task and size."""
     return db.query_df(db_path, f"""
-        SELECT t.*, {RUN_LABEL} AS label, r.task, r.height, r.width, r.mode, r.device, r.model_id
+        SELECT t.*, {RUN_LABEL} AS label, r.task, r.height, r.width, r.mode, r.cfg, r.device, r.model_id
         FROM throughput_by_batch t JOIN runs r USING (run_id)
         WHERE list_contains($run_ids, t.run_id)
         ORDER BY r.height, r.width, t.run_id, t.batch_size
@@ -63,6 +63,37 @@ EXAMPLE_QUERIES = {
     "Failed jobs": "SELECT * FROM jobs_failed",
     "Effects and papers": "SELECT key, short, effect, figure FROM papers",
 }
+
+
+def job_costs(db_path: str, run_ids: list[str]) -> pd.DataFrame:
+    """One row per measured job: its time and the time of each phase (summed over the job's calls), and its
+    median denoising step: the points the cost model (warehouse/costmodel.py) is fitted to."""
+    return db.query_df(db_path, f"""
+        WITH ph AS (
+            SELECT job_id,
+                   sum(duration_s) FILTER (WHERE phase = 'encode_prompt') AS encode_s,
+                   sum(duration_s) FILTER (WHERE phase = 'denoise')       AS denoise_s,
+                   sum(duration_s) FILTER (WHERE phase = 'decode')        AS decode_s
+            FROM phases GROUP BY job_id
+        ), st AS (
+            SELECT job_id, median(duration_s) AS step_s FROM steps GROUP BY job_id
+        )
+        SELECT j.run_id, {RUN_LABEL} AS label, r.mode, r.height, r.width, r.cfg, j.job_id, j.batch_size,
+               j."repeat", j.wall_s, ph.encode_s, ph.denoise_s, ph.decode_s, st.step_s
+        FROM measured_jobs j JOIN runs r USING (run_id) LEFT JOIN ph USING (job_id) LEFT JOIN st USING (job_id)
+        WHERE list_contains($run_ids, j.run_id)
+        ORDER BY r.height, r.width, j.run_id, j.batch_size, j."repeat"
+    """, {"run_ids": list(run_ids)})
+
+
+def roofline(db_path: str, run_ids: list[str]) -> pd.DataFrame:
+    """roofline_by_batch for the given runs, with each run's label."""
+    return db.query_df(db_path, f"""
+        SELECT f.*, {RUN_LABEL} AS label
+        FROM roofline_by_batch f JOIN runs r USING (run_id)
+        WHERE list_contains($run_ids, f.run_id)
+        ORDER BY f.run_id, f.batch_size
+    """, {"run_ids": list(run_ids)})
 
 
 def ingest_marker(db_path: str) -> pd.DataFrame:
@@ -139,10 +170,12 @@ def job_marks(db_path: str, run_id: str) -> pd.DataFrame:
 
 
 def memory_by_batch(db_path: str, run_ids: list[str]) -> pd.DataFrame:
-    """Peak memory per run and batch size, and whether every job of that size fitted."""
+    """Peak memory per run and batch size (measured jobs only: a warm-up job and the profiler raise it), and
+    whether every job of that size fitted (every job: a warm-up that ran out of memory did not fit)."""
     return db.query_df(db_path, f"""
         SELECT j.run_id, {RUN_LABEL} AS label, r.device, j.batch_size,
-               max(j.peak_mem_bytes) AS peak_mem_bytes,
+               max(j.peak_mem_bytes) FILTER (WHERE NOT j.warmup AND NOT coalesce(j.profiled, false)
+                                             AND j.status = 'ok') AS peak_mem_bytes,
                bool_and(j.status = 'ok') AS fitted,
                string_agg(DISTINCT j.status, ', ') AS statuses
         FROM jobs j JOIN runs r USING (run_id)

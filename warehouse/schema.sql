@@ -160,6 +160,7 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS gpu_uuid VARCHAR;                 -- t
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS ceiling_matmul_flops DOUBLE;      -- measured FLOP/s of a large matrix product
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS ceiling_conv_flops DOUBLE;        -- measured FLOP/s of a 3x3 convolution
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS ceiling_copy_bytes_per_s DOUBLE;  -- measured bytes/s of a large copy (read + write)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS unet_weight_bytes BIGINT;         -- bytes of the UNet's weights: read at least once per call
 
 -- views
 
@@ -175,7 +176,8 @@ WHERE NOT j.warmup AND NOT coalesce(j.profiled, false) AND j.status = 'ok';
 -- base_batch is the run's smallest measured batch (batch 1 when it was measured and succeeded);
 -- speedup = images_per_s over base_batch's; efficiency = speedup / (batch_size / base_batch)
 -- (1.0: every extra image as fast as those of the smallest batch).
--- achieved_flops_per_s = UNet FLOPs of a job / its denoise time (median), share_of_peak of the device's peak.
+-- achieved_flops_per_s = UNet FLOPs of a job / its denoise time (median), share_of_peak of the device's
+-- datasheet peak, share_of_ceiling of the higher of the run's measured matmul and conv ceilings.
 CREATE OR REPLACE VIEW throughput_by_batch AS
 WITH per_batch AS (
     SELECT j.run_id,
@@ -212,23 +214,38 @@ SELECT p.run_id,
        p.speedup,
        p.speedup / (p.batch_size / p.base_batch)             AS efficiency,
        p.achieved_flops_per_s,
-       p.achieved_flops_per_s / r.peak_flops                 AS share_of_peak
+       p.achieved_flops_per_s / r.peak_flops                 AS share_of_peak,
+       p.achieved_flops_per_s / greatest(r.ceiling_matmul_flops, r.ceiling_conv_flops) AS share_of_ceiling
 FROM rated p JOIN runs r USING (run_id);
 
--- Per-step times, with the job and run they belong to.
+-- Per-step times, with the job and run they belong to. duration_per_image_s divides a step by the
+-- images its UNet call carried (its rows, halved with CFG): 1 in sequential mode, up to min(B, S) in stream.
 CREATE OR REPLACE VIEW step_times AS
 SELECT s.job_id, j.run_id, r.mode, j.batch_size, j.warmup, j.profiled, j.status,
        s.call_index, s.step_index, s.timestep, s.unet_rows, s.start_s, s.duration_s,
-       s.duration_s / j.batch_size AS duration_per_image_s
+       s.duration_s / coalesce(s.unet_rows / CASE WHEN r.cfg THEN 2 ELSE 1 END, j.batch_size)
+           AS duration_per_image_s
 FROM steps s JOIN jobs j USING (job_id) JOIN runs r USING (run_id);
 
 -- Where the time of a job goes, per run, batch size and phase (measured jobs; medians).
+-- The phase 'outside' is the rest of each job: its time outside every phase (the Python between them,
+-- the generator's own bookkeeping), so the phases of a job add up to the job.
 CREATE OR REPLACE VIEW phase_breakdown AS
-SELECT j.run_id, j.batch_size, p.phase,
-       count(*)                          AS jobs,
-       median(p.duration_s)              AS median_s,
-       median(p.duration_s / j.wall_s)   AS median_share
-FROM phases p JOIN measured_jobs j USING (job_id)
+WITH per_job AS (
+    SELECT j.run_id, j.batch_size, j.job_id, j.wall_s, p.phase, sum(p.duration_s) AS duration_s
+    FROM phases p JOIN measured_jobs j USING (job_id)
+    GROUP BY ALL
+), with_rest AS (
+    SELECT run_id, batch_size, job_id, wall_s, phase, duration_s FROM per_job
+    UNION ALL
+    SELECT run_id, batch_size, job_id, any_value(wall_s), 'outside', greatest(any_value(wall_s) - sum(duration_s), 0)
+    FROM per_job GROUP BY run_id, batch_size, job_id
+)
+SELECT run_id, batch_size, phase,
+       count(*)                        AS jobs,
+       median(duration_s)              AS median_s,
+       median(duration_s / wall_s)     AS median_share
+FROM with_rest
 GROUP BY ALL;
 
 -- UNet time by operator category, per run and batch size (profiled jobs).
@@ -262,3 +279,29 @@ SELECT j.job_id, j.run_id, r.task, r.mode, r.height, r.width, j.batch_size, j.un
        j.warmup, j.started_at, j.status, j.error, j.peak_mem_bytes
 FROM jobs j JOIN runs r USING (run_id)
 WHERE j.status <> 'ok';
+
+-- The roofline floor of each run and batch size (measured jobs): the least time the UNet calls could
+-- take on the run's measured ceilings, against the denoising time measured. Compute: the job's UNet
+-- FLOPs at the higher of the matmul and conv ceilings; memory: the UNet's weights read once per call
+-- at the copy ceiling. floor_s is the larger of the two (a lower bound: activations and idle time
+-- only add); above_floor_share is the share of the denoising time above it.
+CREATE OR REPLACE VIEW roofline_by_batch AS
+WITH per_batch AS (
+    SELECT j.run_id, j.batch_size,
+           count(*)                       AS jobs,
+           median(d.duration_s)           AS denoise_s,
+           median(j.unet_flops_total)     AS unet_flops,
+           median(j.unet_calls)           AS unet_calls
+    FROM measured_jobs j JOIN phases d ON d.job_id = j.job_id AND d.phase = 'denoise'
+    GROUP BY j.run_id, j.batch_size
+), floors AS (
+    SELECT p.*,
+           p.unet_flops / greatest(r.ceiling_matmul_flops, r.ceiling_conv_flops)  AS compute_floor_s,
+           p.unet_calls * r.unet_weight_bytes / r.ceiling_copy_bytes_per_s        AS memory_floor_s,
+           p.unet_flops / r.peak_flops                                            AS datasheet_floor_s
+    FROM per_batch p JOIN runs r USING (run_id)
+)
+SELECT f.*,
+       greatest(f.compute_floor_s, coalesce(f.memory_floor_s, 0))              AS floor_s,
+       1 - greatest(f.compute_floor_s, coalesce(f.memory_floor_s, 0)) / f.denoise_s AS above_floor_share
+FROM floors f;
