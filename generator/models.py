@@ -166,6 +166,11 @@ def load_pipeline(task: str = "txt2img", model: str | None = None, seed: int = 0
     return pipe, model_id
 
 
+def weight_bytes(module) -> int:
+    """Bytes of a module's weights (and buffers): what one forward call reads at least once."""
+    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+
+
 def count_params(pipe) -> int:
     """Parameters of the UNet, text encoder and VAE together."""
     return sum(p.numel() for name in ("unet", "text_encoder", "vae")

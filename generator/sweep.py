@@ -83,18 +83,22 @@ class _Sweep:
     def run(self, run: RunPlan, bar) -> None:
         """One run: its record and sampler, then its jobs in plan order; after an out-of-memory the rest
         of the run is skipped (with --until-oom, that is where the batch sizes stop)."""
+        from .ceilings import measure_ceilings
         from .telemetry import Sampler
 
         cfg = self.cfg
         # 1. What the run's jobs share: the picture and masks to inpaint, the UNet FLOPs per row.
         shared = self._shared(run.height, run.width)
-        # 2. The run's record, and the sampler whose samples each job's file carries.
+        # 2. What the device measurably reaches now: the run's ceilings, timed before its sampler starts.
+        ceilings = measure_ceilings(cfg.device, cfg.dtype)
+        # 3. The run's record, and the sampler whose samples each job's file carries.
         ids = {"run_id": new_id("run"), "sweep_id": self.sweep_id, "started_at": utc_now_iso()}
         sampler = Sampler(ids["run_id"], cfg.sample_hz, cfg.device).start()
-        ctx = JobContext(cfg=cfg, pipe=self.pipe, timer=self.timer, peak_rss=self.peak_rss, plan=run,
-                         run=run_record(self.metadata, cfg, run, ids, telemetry_gpu=sampler.gpu), **shared)
+        record = run_record({**self.metadata, **ceilings}, cfg, run, ids, telemetry_gpu=sampler.gpu)
+        ctx = JobContext(cfg=cfg, pipe=self.pipe, timer=self.timer, peak_rss=self.peak_rss, plan=run, run=record,
+                         **shared)
         try:
-            # 3. The jobs, each into one atomic spool file with the samples taken meanwhile.
+            # 4. The jobs, each into one atomic spool file with the samples taken meanwhile.
             for job in run.jobs:
                 bar.set_description(run.label(job))
                 result = run_job(ctx, job)

@@ -98,7 +98,9 @@ def test_a_run_record_is_the_sweeps_metadata_plus_the_runs_own_fields():
     cfg = CONFIGS[1]
     metadata = {"host": "h", "device": "cpu", "device_name": "cpu", "torch_version": "2", "diffusers_version": "0",
                 "model_id": "m", "model_params": 1, "scheduler": "DDIMScheduler", "threads": 2, "peak_flops": None,
-                "peak_flops_source": "none"}
+                "peak_flops_source": "none", "gpu_uuid": None, "math_mode": "float32", "tf32_matmul": None,
+                "tf32_cudnn": None, "ceiling_matmul_flops": 1e11, "ceiling_conv_flops": 1e11,
+                "ceiling_copy_bytes_per_s": 2e10, "unet_weight_bytes": 4_000_000}
     ids = {"run_id": "run-1", "sweep_id": "sweep-1", "started_at": "t"}
     records = [run_record(metadata, cfg, run, ids, telemetry_gpu=False) for run in plan(cfg)]
     for rec, run in zip(records, plan(cfg)):
