@@ -94,8 +94,8 @@ class _Sweep:
         # 3. The run's record, and the sampler whose samples each job's file carries.
         ids = {"run_id": new_id("run"), "sweep_id": self.sweep_id, "started_at": utc_now_iso()}
         sampler = Sampler(ids["run_id"], cfg.sample_hz, cfg.device).start()
-        record = run_record({**self.metadata, **ceilings}, cfg, run, ids, telemetry_gpu=sampler.gpu)
-        ctx = JobContext(cfg=cfg, pipe=self.pipe, timer=self.timer, peak_rss=self.peak_rss, plan=run, run=record,
+        run_rec = run_record({**self.metadata, **ceilings}, cfg, run, ids, telemetry_gpu=sampler.gpu)
+        ctx = JobContext(cfg=cfg, pipe=self.pipe, timer=self.timer, peak_rss=self.peak_rss, plan=run, run=run_rec,
                          **shared)
         try:
             # 4. The jobs, each into one atomic spool file with the samples taken meanwhile.
