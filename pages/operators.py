@@ -1,4 +1,4 @@
-"""Operators: where UNet time goes by operator category, and achieved FLOP/s against the device's peak."""
+"""Operators: where UNet time goes by operator category, and achieved FLOP/s against the peak and the ceiling."""
 
 import altair as alt
 import streamlit as st
@@ -34,22 +34,22 @@ def render():
         if conv:
             st.markdown(conv)
 
-    # 2. Achieved FLOP/s and share of peak: at batch 1 the device idles.
+    # 2. Achieved FLOP/s as a share of the datasheet peak and of the ceiling measured on the run's device.
     tp = query("throughput", db_path(), run_ids)
     st.subheader("Achieved FLOP/s against batch size")
     if tp.achieved_flops_per_s.isna().all():
         st.info("No FLOP counts in this sweep.")
         return
-    peak = runs.set_index("run_id").peak_flops_source
-    st.altair_chart(alt.Chart(tp).mark_line(point=True).encode(
+    shares = tp.melt(id_vars=["label", "batch_size", "achieved_flops_per_s"],
+                     value_vars=["share_of_peak", "share_of_ceiling"], var_name="of", value_name="share").replace(
+        {"of": {"share_of_peak": "datasheet peak", "share_of_ceiling": "measured ceiling"}}).dropna(subset=["share"])
+    st.altair_chart(alt.Chart(shares).mark_line(point=True).encode(
         x=alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size"),
-        y=alt.Y("share_of_peak:Q", title="share of peak FLOP/s", axis=alt.Axis(format="%")),
-        color=alt.Color("label:N", title="run"),
-        tooltip=["label", "batch_size", alt.Tooltip("achieved_flops_per_s:Q", format=".3s"),
-                 alt.Tooltip("share_of_peak:Q", format=".2%")]), width="stretch")
-    st.caption("UNet FLOPs (torch.utils.flop_counter) over denoise time. The roofline story: at batch 1 "
-               "the device does a small share of what it could; batching raises it until compute saturates. "
-               f"Peak: {peak.iloc[0]}.")
+        y=alt.Y("share:Q", title="share of FLOP/s", axis=alt.Axis(format="%")),
+        color=alt.Color("label:N", title="run"), strokeDash=alt.StrokeDash("of:N", title="share of"),
+        tooltip=["label", "batch_size", "of", alt.Tooltip("achieved_flops_per_s:Q", format=".3s"),
+                 alt.Tooltip("share:Q", format=".2%")]), width="stretch")
+    st.caption(explain.flops_caption(runs.peak_flops_source.iloc[0]))
 
 
 guarded(render)

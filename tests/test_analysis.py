@@ -251,6 +251,22 @@ def test_roofline_floor_is_the_larger_of_compute_and_weight_reads(wh):
     ends = analysis.roofline_ends(queries.roofline(wh.path, [compute, memory]))
     assert len(ends) == 1 and (ends[0].low_batch, ends[0].high_batch) == (1, 4)
     assert (ends[0].low_share, ends[0].high_share) == (pytest.approx(0.0), pytest.approx(0.6))
+    assert ends[0].above_measured is None
+
+
+def test_roofline_ceilings_are_the_best_of_the_sweep_and_a_floor_above_the_time_is_flagged(wh):
+    quiet, busy = wh.run({1: 1.0, 2: 1.0}, phases={"denoise": 0.5}), wh.run({1: 1.0, 2: 1.0}, phases={"denoise": 0.5})
+    with db.writer(wh.path) as con:   # the busy run timed its ceilings at a tenth; the quiet one's hold for both
+        con.execute("UPDATE runs SET sweep_id = 'ceilings', ceiling_matmul_flops = CASE run_id WHEN ? THEN 1e10 "
+                    "ELSE 1e9 END, ceiling_conv_flops = 0, ceiling_copy_bytes_per_s = 1e9, unet_weight_bytes = 0 "
+                    "WHERE run_id IN (?, ?)", [quiet, quiet, busy])
+        con.execute("UPDATE jobs SET unet_flops_total = 1e9 * batch_size * 4, unet_calls = 1 WHERE run_id IN (?, ?)",
+                    [quiet, busy])
+    roof = queries.roofline(wh.path, [quiet, busy]).set_index(["run_id", "batch_size"])
+    assert roof.loc[(busy, 1)].ceiling_flops == 1e10 and roof.loc[(busy, 1)].floor_s == pytest.approx(0.4)
+    assert roof.loc[(busy, 2)].floor_s == pytest.approx(0.8) and roof.loc[(busy, 2)].above_floor_share < 0
+    ends = {e.label[-9:-1]: e for e in analysis.roofline_ends(queries.roofline(wh.path, [quiet, busy]))}
+    assert ends[busy].above_measured == 2 and ends[quiet].above_measured == 2
 
 
 def test_published_figures_are_per_image_step_with_the_speedup_over_their_batch_one(tmp_path):

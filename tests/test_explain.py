@@ -233,3 +233,9 @@ def test_memory_fit_names_the_failure_only_when_a_batch_failed(wh):
     assert text[oom].endswith(": largest batch that fitted: 2; batch 4 failed (error).")
     assert explain.memory_fit(analysis.MemoryFit("r", None, 1, "oom")) == (
         "**r**: largest batch that fitted: none; batch 1 failed (oom).")
+
+
+def test_roofline_sentence_gives_no_share_when_a_floor_exceeds_the_measurement():
+    text = explain.roofline(analysis.RooflineEnds("r", 1, -0.8, 16, 0.4, 0.2, 0.1, above_measured=1))
+    assert text.startswith("**r**: at batch 1 the roofline floor is above the denoising time measured")
+    assert "%" not in text

@@ -265,6 +265,7 @@ class RooflineEnds:
     high_share: float
     low_floor_s: float
     low_denoise_s: float
+    above_measured: int | None = None   # a batch whose floor exceeds its measured time (the ceilings read low)
 
 
 def roofline_ends(roof: pd.DataFrame) -> list[RooflineEnds]:
@@ -275,9 +276,11 @@ def roofline_ends(roof: pd.DataFrame) -> list[RooflineEnds]:
             continue
         g = g.sort_values("batch_size")
         lo, hi = g.iloc[0], g.iloc[-1]
+        under = g[g.above_floor_share < 0]
         out.append(RooflineEnds(label=str(label), low_batch=int(lo.batch_size), low_share=float(lo.above_floor_share),
                                 high_batch=int(hi.batch_size), high_share=float(hi.above_floor_share),
-                                low_floor_s=float(lo.floor_s), low_denoise_s=float(lo.denoise_s)))
+                                low_floor_s=float(lo.floor_s), low_denoise_s=float(lo.denoise_s),
+                                above_measured=int(under.batch_size.iloc[0]) if len(under) else None))
     return out
 
 

@@ -150,7 +150,12 @@ def phase_saturation(first: FirstFull | None, fitted: int) -> str | None:
 
 
 def roofline(r: RooflineEnds) -> str:
-    """The share of denoising time above the roofline floor, at the smallest and the largest batch."""
+    """The share of denoising time above the roofline floor, at the smallest and the largest batch; no share
+    when a floor exceeds the time measured (the ceilings read low)."""
+    if r.above_measured is not None:
+        return (f"**{r.label}**: at batch {r.above_measured} the roofline floor is above the denoising time measured: "
+                "the ceilings timed at the start of the sweep's runs understate this device (another process was "
+                "busy?), so no share above the floor is given.")
     text = (f"**{r.label}**: at batch {r.low_batch}, {_pct(r.low_share)} of the denoising time lay above the "
             f"roofline floor ({r.low_floor_s:.3g} s of {r.low_denoise_s:.3g} s: the UNet's FLOPs and weight reads "
             f"at this device's measured ceilings); at batch {r.high_batch}, {_pct(r.high_share)}")
@@ -274,6 +279,12 @@ def conv_share(c: ConvShare | None, cite: Cite) -> str | None:
     if hi_share < lo_share:
         return text + ": a fixed cost per call, shared by more images as the batch grows."
     return text + ": it did not shrink as the batch grew."
+
+
+def flops_caption(peak_source: str) -> str:
+    return ("UNet FLOPs (torch.utils.flop_counter, attention included) over denoising time, as a share of the "
+            f"datasheet peak ({peak_source}) and of the ceiling measured at the start of each run (the higher of a "
+            "matrix product and a 3x3 convolution, timed on the run's device and dtype).")
 
 
 def conv_rule_tooltip() -> str:

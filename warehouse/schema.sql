@@ -281,12 +281,20 @@ FROM jobs j JOIN runs r USING (run_id)
 WHERE j.status <> 'ok';
 
 -- The roofline floor of each run and batch size (measured jobs): the least time the UNet calls could
--- take on the run's measured ceilings, against the denoising time measured. Compute: the job's UNet
+-- take on the device's measured ceilings, against the denoising time measured. Compute: the job's UNet
 -- FLOPs at the higher of the matmul and conv ceilings; memory: the UNet's weights read once per call
 -- at the copy ceiling. floor_s is the larger of the two (a lower bound: activations and idle time
--- only add); above_floor_share is the share of the denoising time above it.
+-- only add); above_floor_share is the share of the denoising time above it. A ceiling timed while
+-- another process held the device reads low, so each ceiling is the best any run of the sweep on the
+-- same device and dtype reached.
 CREATE OR REPLACE VIEW roofline_by_batch AS
-WITH per_batch AS (
+WITH ceilings AS (
+    SELECT run_id,
+           max(greatest(ceiling_matmul_flops, ceiling_conv_flops)) OVER w AS ceiling_flops,
+           max(ceiling_copy_bytes_per_s) OVER w                         AS ceiling_bytes_per_s
+    FROM runs
+    WINDOW w AS (PARTITION BY sweep_id, device, device_name, dtype)
+), per_batch AS (
     SELECT j.run_id, j.batch_size,
            count(*)                       AS jobs,
            median(d.duration_s)           AS denoise_s,
@@ -296,10 +304,11 @@ WITH per_batch AS (
     GROUP BY j.run_id, j.batch_size
 ), floors AS (
     SELECT p.*,
-           p.unet_flops / greatest(r.ceiling_matmul_flops, r.ceiling_conv_flops)  AS compute_floor_s,
-           p.unet_calls * r.unet_weight_bytes / r.ceiling_copy_bytes_per_s        AS memory_floor_s,
+           c.ceiling_flops, c.ceiling_bytes_per_s,
+           p.unet_flops / c.ceiling_flops                                         AS compute_floor_s,
+           p.unet_calls * r.unet_weight_bytes / c.ceiling_bytes_per_s             AS memory_floor_s,
            p.unet_flops / r.peak_flops                                            AS datasheet_floor_s
-    FROM per_batch p JOIN runs r USING (run_id)
+    FROM per_batch p JOIN runs r USING (run_id) JOIN ceilings c USING (run_id)
 )
 SELECT f.*,
        greatest(f.compute_floor_s, coalesce(f.memory_floor_s, 0))              AS floor_s,
