@@ -56,11 +56,13 @@ def watch(cfg: CollectorConfig, stop: threading.Event | None = None) -> None:
     observer.schedule(OnSpoolFile(), str(spool), recursive=True)
     observer.start()
     log.info("watching %s -> %s (rescan every %.1f s)", spool, cfg.db, cfg.interval)
+    first = True
     try:
         while not stop.is_set():
             wake.clear()
             try:
-                report = ingest_pending(cfg)
+                report = ingest_pending(cfg, upgrade=first)
+                first = False
                 if report.files or report.quarantined:
                     log.info("%s", report)
             except CorruptWarehouse:  # retrying cannot mend the file: stop and say so
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "watch":
             watch(cfg)
             return 0
-        report = ingest_pending(cfg)
+        report = ingest_pending(cfg, upgrade=True)
     except (WarehouseBusy, CorruptWarehouse) as exc:  # the spool keeps everything; nothing was moved
         record_error(cfg.spool, str(exc))
         print(f"error: {exc}", file=sys.stderr)

@@ -111,15 +111,17 @@ def pending_files(spool: Path) -> list[Path]:
     return sorted(files)
 
 
-def ingest_pending(cfg: CollectorConfig, files: list[Path] | None = None) -> IngestReport:
+def ingest_pending(cfg: CollectorConfig, files: list[Path] | None = None, upgrade: bool = False) -> IngestReport:
     """One pass: ingest every complete spool file not seen before; quarantine bad ones.
 
     `files` is the listing to work from (default: the spool's pending files, listed now); a
-    file in it that another collector took meanwhile is skipped (`gone`), never an error."""
+    file in it that another collector took meanwhile is skipped (`gone`), never an error.
+    With `upgrade`, the warehouse is opened even with nothing to ingest, so that its migrations
+    and views are brought up to this version's schema.sql (the CLI's first pass does this)."""
     spool = Path(cfg.spool)
     report = IngestReport()
     files = pending_files(spool) if files is None else files
-    if files:
+    if files or upgrade:
         with db.writer(cfg.db, wait_s=cfg.busy_wait) as con, db.damage_named(cfg.db):
             schemas = table_schemas(con)
             for start in range(0, len(files), cfg.batch_files):

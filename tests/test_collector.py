@@ -331,3 +331,16 @@ def test_retention_deletes_old_done_files_only(collector_cfg, spool):
     os.utime(done[0], (old, old))
     assert prune_done(spool, retention_days=2) == 1
     assert not done[0].exists() and all(p.exists() for p in done[1:])
+
+
+def test_collector_ingest_brings_an_older_warehouse_up_to_date_with_nothing_to_ingest(tmp_path):
+    from collector.__main__ import main as collector_main
+
+    path, spool = tmp_path / "w.duckdb", tmp_path / "spool"
+    spool.mkdir()
+    with db.writer(path) as con:   # a warehouse as an older version left it: one view not there yet
+        con.execute("DROP VIEW roofline_by_batch")
+    views = "SELECT count(*) FROM duckdb_views() WHERE view_name = 'roofline_by_batch'"
+    assert db.query_df(str(path), views).iloc[0, 0] == 0
+    assert collector_main(["ingest", "--spool", str(spool), "--db", str(path)]) == 0
+    assert db.query_df(str(path), views).iloc[0, 0] == 1
