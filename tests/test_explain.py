@@ -103,7 +103,8 @@ def test_phase_saturation_names_the_first_phase_only_when_one_saturates():
     first = analysis.FirstFull(phase="one denoising step", knee=4.0, steady=("text encoding",))
     assert explain.phase_saturation(first, 2) == ("Of the phases, **one denoising step** saturates first, at batch 4; "
                                                   "text encoding did not saturate within the measured batches.")
-    assert explain.phase_saturation(None, 2).startswith("No phase saturates within the measured batches")
+    assert explain.phase_saturation(None, 2).startswith("No phase (text encoding, one denoising step, VAE decoding) "
+                                                        "saturates within the measured batches")
     assert explain.phase_saturation(None, 0) is None
 
 

@@ -142,7 +142,8 @@ def phase_saturation(first: FirstFull | None, fitted: int) -> str | None:
     if fitted == 0:
         return None
     if first is None:
-        return "No phase saturates within the measured batches: every phase's model is a line or its slopes overlap."
+        return ("No phase (text encoding, one denoising step, VAE decoding) saturates within the measured batches "
+                "beyond its intervals.")
     text = f"Of the phases, **{first.phase}** saturates first, at batch {first.knee:g}"
     if first.steady:
         text += f"; {', '.join(first.steady)} did not saturate within the measured batches"

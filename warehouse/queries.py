@@ -174,11 +174,10 @@ def memory_by_batch(db_path: str, run_ids: list[str]) -> pd.DataFrame:
     whether every job of that size fitted (every job: a warm-up that ran out of memory did not fit)."""
     return db.query_df(db_path, f"""
         SELECT j.run_id, {RUN_LABEL} AS label, r.device, j.batch_size,
-               max(j.peak_mem_bytes) FILTER (WHERE NOT j.warmup AND NOT coalesce(j.profiled, false)
-                                             AND j.status = 'ok') AS peak_mem_bytes,
+               max(m.peak_mem_bytes) AS peak_mem_bytes,
                bool_and(j.status = 'ok') AS fitted,
                string_agg(DISTINCT j.status, ', ') AS statuses
-        FROM jobs j JOIN runs r USING (run_id)
+        FROM jobs j JOIN runs r USING (run_id) LEFT JOIN measured_jobs m USING (job_id)
         WHERE list_contains($run_ids, j.run_id)
         GROUP BY ALL
         ORDER BY j.run_id, j.batch_size

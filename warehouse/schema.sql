@@ -171,13 +171,23 @@ SELECT j.*
 FROM jobs j
 WHERE NOT j.warmup AND NOT coalesce(j.profiled, false) AND j.status = 'ok';
 
+-- The ceilings each run's figures are held against: the best that any run of its sweep on the same
+-- device and dtype reached (a ceiling timed while another process held the device reads low).
+-- ceiling_flops is the higher of the matmul and conv ceilings, ceiling_bytes_per_s the copy's.
+CREATE OR REPLACE VIEW run_ceilings AS
+SELECT run_id,
+       max(greatest(ceiling_matmul_flops, ceiling_conv_flops)) OVER w AS ceiling_flops,
+       max(ceiling_copy_bytes_per_s) OVER w                         AS ceiling_bytes_per_s
+FROM runs
+WINDOW w AS (PARTITION BY sweep_id, device, device_name, dtype);
+
 -- Throughput per run and batch size, over measured jobs.
 -- images_per_s uses the median job time. The one definition of speed-up and batching efficiency:
 -- base_batch is the run's smallest measured batch (batch 1 when it was measured and succeeded);
 -- speedup = images_per_s over base_batch's; efficiency = speedup / (batch_size / base_batch)
 -- (1.0: every extra image as fast as those of the smallest batch).
 -- achieved_flops_per_s = UNet FLOPs of a job / its denoise time (median), share_of_peak of the device's
--- datasheet peak, share_of_ceiling of the higher of the run's measured matmul and conv ceilings.
+-- datasheet peak, share_of_ceiling of the measured ceiling (view run_ceilings).
 CREATE OR REPLACE VIEW throughput_by_batch AS
 WITH per_batch AS (
     SELECT j.run_id,
@@ -215,8 +225,8 @@ SELECT p.run_id,
        p.speedup / (p.batch_size / p.base_batch)             AS efficiency,
        p.achieved_flops_per_s,
        p.achieved_flops_per_s / r.peak_flops                 AS share_of_peak,
-       p.achieved_flops_per_s / greatest(r.ceiling_matmul_flops, r.ceiling_conv_flops) AS share_of_ceiling
-FROM rated p JOIN runs r USING (run_id);
+       p.achieved_flops_per_s / c.ceiling_flops              AS share_of_ceiling
+FROM rated p JOIN runs r USING (run_id) JOIN run_ceilings c USING (run_id);
 
 -- Per-step times, with the job and run they belong to. duration_per_image_s divides a step by the
 -- images its UNet call carried (its rows, halved with CFG): 1 in sequential mode, up to min(B, S) in stream.
@@ -284,17 +294,9 @@ WHERE j.status <> 'ok';
 -- take on the device's measured ceilings, against the denoising time measured. Compute: the job's UNet
 -- FLOPs at the higher of the matmul and conv ceilings; memory: the UNet's weights read once per call
 -- at the copy ceiling. floor_s is the larger of the two (a lower bound: activations and idle time
--- only add); above_floor_share is the share of the denoising time above it. A ceiling timed while
--- another process held the device reads low, so each ceiling is the best any run of the sweep on the
--- same device and dtype reached.
+-- only add); above_floor_share is the share of the denoising time above it. Ceilings: run_ceilings.
 CREATE OR REPLACE VIEW roofline_by_batch AS
-WITH ceilings AS (
-    SELECT run_id,
-           max(greatest(ceiling_matmul_flops, ceiling_conv_flops)) OVER w AS ceiling_flops,
-           max(ceiling_copy_bytes_per_s) OVER w                         AS ceiling_bytes_per_s
-    FROM runs
-    WINDOW w AS (PARTITION BY sweep_id, device, device_name, dtype)
-), per_batch AS (
+WITH per_batch AS (
     SELECT j.run_id, j.batch_size,
            count(*)                       AS jobs,
            median(d.duration_s)           AS denoise_s,
@@ -308,7 +310,7 @@ WITH ceilings AS (
            p.unet_flops / c.ceiling_flops                                         AS compute_floor_s,
            p.unet_calls * r.unet_weight_bytes / c.ceiling_bytes_per_s             AS memory_floor_s,
            p.unet_flops / r.peak_flops                                            AS datasheet_floor_s
-    FROM per_batch p JOIN runs r USING (run_id) JOIN ceilings c USING (run_id)
+    FROM per_batch p JOIN runs r USING (run_id) JOIN run_ceilings c USING (run_id)
 )
 SELECT f.*,
        greatest(f.compute_floor_s, coalesce(f.memory_floor_s, 0))              AS floor_s,
