@@ -267,27 +267,36 @@ def test_any_noise_free_line_is_fitted_as_that_line(fixed, marginal, sizes, repe
 
 def test_a_batch_that_rides_along_free_up_to_the_knee_is_a_saturating_hinge():
     """The tool's headline case: extra images cost nothing up to batch 8, then 0.25 s each. The slope
-    before the knee is 0, so the fitted value lands at +-1e-16 (noise-free) or a little below 0 (noisy)
-    and `point.m1 <= 0` turns the clearest saturation there is into NoModel("too_noisy")."""
+    before the knee is 0, so its fitted value lands at +-1e-16 and `point.m1 <= 0` turns the clearest
+    saturation there is into NoModel("too_noisy")."""
+    m = fit_cost(*jobs(hinge(2.0, 0.0, 8, 0.25), HINGE_SIZES), resamples=FAST)
+    assert isinstance(m, CostModel), m
+    assert m.kind == "hinge" and m.knee.value == 8 and m.saturates
+    assert m.marginal_s.value == pytest.approx(0.0, abs=1e-9)
+    assert m.marginal_after_s.value == pytest.approx(0.25, rel=1e-9)
+
+
+def test_noise_around_a_free_ride_does_not_refuse_the_model():
+    """The same law with 3% noise, 20 seeds: the slope before the knee comes out a little below 0 about
+    half the time, and every one of those is refused as too noisy. A refusal should need a slope whose
+    interval lies below 0 (expected about 1 time in 40 when the true slope is 0): at most 2 of 20."""
     law = hinge(2.0, 0.0, 8, 0.25)
-    exact = fit_cost(*jobs(law, HINGE_SIZES), resamples=FAST)
-    assert isinstance(exact, CostModel), exact
-    assert exact.kind == "hinge" and exact.knee.value == 8 and exact.saturates
-    assert exact.marginal_s.value == pytest.approx(0.0, abs=1e-9)
-    noisy = fit_cost(*jobs(law, HINGE_SIZES, noise=0.03, seed=0), resamples=FAST)
-    assert isinstance(noisy, CostModel), noisy
-    assert noisy.kind == "hinge" and noisy.knee.value == 8 and noisy.saturates
+    results = [fit_cost(*jobs(law, HINGE_SIZES, noise=0.03, seed=seed), resamples=FAST) for seed in range(20)]
+    refused = [seed for seed, m in enumerate(results) if isinstance(m, NoModel)]
+    assert len(refused) <= 2, f"refused as too noisy at seeds {refused}"
+    assert all(m.saturates and m.knee.value == 8 for m in results if isinstance(m, CostModel))
 
 
 def test_the_95_percent_intervals_hold_the_true_values_most_of_the_time():
-    """Over 40 seeds of a noisy line (3 repeats, 3% noise), a 95% interval should miss the true value
-    about twice; 34 of 40 is a lenient floor (a true 95% interval falls below it about 1.4% of the time).
-    The repeat bootstrap redraws 3 jobs from 3, which shrinks the spread by sqrt(2/3)."""
+    """Over 60 seeds of a noisy line (3 repeats at each of 6 sizes, 3% noise), a 95% interval should
+    miss the true value about 3 times; 51 of 60 (85%) is a lenient floor that a true 95% interval falls
+    below about 1 time in 1000. The repeat bootstrap redraws 3 jobs from 3, which alone shrinks the
+    spread by sqrt(2/3)."""
     law = line(0.5, 0.5)
     fixed_hits = marginal_hits = 0
-    for seed in range(40):
+    for seed in range(60):
         m = model(*jobs(law, HINGE_SIZES, noise=0.03, seed=seed))
         fixed_hits += inside(m.fixed_s, 0.5)
         marginal_hits += inside(m.marginal_s, 0.5)
-    assert fixed_hits >= 34, f"fixed cost: the 95% interval held the truth in {fixed_hits} of 40"
-    assert marginal_hits >= 34, f"marginal cost: the 95% interval held the truth in {marginal_hits} of 40"
+    assert min(fixed_hits, marginal_hits) >= 51, (
+        f"the 95% intervals held the truth in {fixed_hits} of 60 (fixed) and {marginal_hits} of 60 (marginal)")

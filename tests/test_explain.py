@@ -240,3 +240,11 @@ def test_roofline_sentence_gives_no_share_when_a_floor_exceeds_the_measurement()
     text = explain.roofline(analysis.RooflineEnds("r", 1, -0.8, 16, 0.4, 0.2, 0.1, above_measured=1))
     assert text.startswith("**r**: at batch 1 the roofline floor is above the denoising time measured")
     assert "%" not in text
+
+
+def test_an_extra_image_that_costs_nothing_measurable_is_said_to_ride_along_free():
+    free = explain.model(_model({b: 2.0 + 0.25 * max(b - 8, 0) for b in (1, 2, 4, 8, 16, 32)}))
+    assert free.startswith("The times bend at batch 8 [8–8]: up to it each extra image adds 0 s [0–0] (not "
+                           "distinguishable from zero: extra images ride along free), after it 0.25 s [0.25–0.25].")
+    assert "device is full" in free
+    assert "ride along free" not in explain.model(_model(LINE))

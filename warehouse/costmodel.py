@@ -15,7 +15,8 @@ The Bayesian information criterion picks between them (the hinge pays for its tw
 parameters, the slope after the knee and the knee itself), so a straight line stays a
 straight line and a knee is claimed only where the data bend. Every figure gets a 95%
 interval by bootstrap: the jobs of each batch size are redrawn with replacement (over
-repeats), or, where some batch size has a single job, the fit's residuals are. Saturation
+repeats), or, where some batch size has a single job, the fit's residuals are; a slope whose
+interval lies below zero is "too noisy to fit", not a model. Saturation
 is claimed only when the slope after the knee exceeds the slope before it beyond both
 intervals. Pure functions of arrays and frames: no I/O, no words (explain.py words them).
 """
@@ -140,12 +141,14 @@ def _figures(kind: str, b: np.ndarray, t: np.ndarray, knees, base: int) -> tuple
     return _Point(float(fixed), float(m1), float(m2), float(knee), float(share)), fitted
 
 
-def _estimate(value: float, draws: np.ndarray) -> Estimate:
+def _estimate(value: float, draws: np.ndarray, nearest: bool = False) -> Estimate:
+    """The figure with the percentile interval of its bootstrap draws (`nearest`: a draw's own value, for
+    the knee, which is one of the measured batch sizes)."""
     draws = draws[np.isfinite(draws)]
     if not len(draws):
         return Estimate(value, np.nan, np.nan)
     tail = (1 - LEVEL) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail])
+    low, high = np.percentile(draws, [tail, 100 - tail], method="nearest" if nearest else "linear")
     return Estimate(float(value), float(min(low, value)), float(max(high, value)))
 
 
@@ -172,16 +175,20 @@ def fit_cost(batch_sizes, seconds, resamples: int = RESAMPLES) -> CostModel | No
         bic_hinge = _bic(rss_hinge, n, 4, floor)
     kind = "hinge" if bic_hinge is not None and bic_hinge < bic_line else "line"
     point, fitted = _figures(kind, b, t, knees, base)
-    if point.m1 <= 0 or (kind == "hinge" and point.m2 <= 0):
-        return NoModel("too_noisy", sizes, marginal_s=point.m1 if point.m1 <= 0 else point.m2)
     # 3. Bootstrap: redraw each batch size's jobs (or the residuals, with a single job somewhere), refit.
     draws = _bootstrap(kind, b, t, fitted, knees, base, resamples)
     method = "repeats" if _each_size_repeated(b) else "residuals"
     col = {name: np.array([getattr(p, name) for p in draws]) for name in ("fixed", "m1", "m2", "knee", "share")}
+    m1, m2 = _estimate(point.m1, col["m1"]), _estimate(point.m2, col["m2"]) if kind == "hinge" else None
+    # 4. A slope below zero beyond its interval (time that falls as images are added) is noise, not a model;
+    #    one whose interval holds zero is an extra image that costs nothing measurable.
+    tol = ZERO_RMS * float(np.mean(np.abs(t))) / max(sizes)
+    for slope in (m1, m2):
+        if slope is not None and slope.high < -tol:
+            return NoModel("too_noisy", sizes, marginal_s=slope.value)
     return CostModel(
-        kind=kind, fixed_s=_estimate(point.fixed, col["fixed"]), marginal_s=_estimate(point.m1, col["m1"]),
-        marginal_after_s=_estimate(point.m2, col["m2"]) if kind == "hinge" else None,
-        knee=_estimate(point.knee, col["knee"]) if kind == "hinge" else None, base_batch=base,
+        kind=kind, fixed_s=_estimate(point.fixed, col["fixed"]), marginal_s=m1, marginal_after_s=m2,
+        knee=_estimate(point.knee, col["knee"], nearest=True) if kind == "hinge" else None, base_batch=base,
         fixed_share=_estimate(point.share, col["share"]), batch_sizes=sizes, jobs=n, method=method,
         bic_line=float(bic_line), bic_hinge=None if bic_hinge is None else float(bic_hinge))
 
@@ -192,18 +199,27 @@ def _each_size_repeated(b: np.ndarray) -> bool:
 
 
 def _bootstrap(kind, b, t, fitted, knees, base, resamples) -> list[_Point]:
+    """Refits on redrawn data. With repeats at every size, each size's deviations from its own mean are
+    redrawn; otherwise the fit's residuals are. Either is scaled up by sqrt(n / (n - fitted parameters)):
+    drawing r values from r with replacement shrinks their spread by sqrt((r - 1) / r), which with three
+    repeats would leave a "95%" interval holding the truth about four times in five."""
     rng = np.random.default_rng(SEED)
-    groups = [np.flatnonzero(b == s) for s in np.unique(b)]
-    by_repeats = _each_size_repeated(b)
-    residuals = t - fitted
+    if _each_size_repeated(b):
+        centre = np.empty_like(t)
+        groups = [np.flatnonzero(b == s) for s in np.unique(b)]
+        for g in groups:
+            centre[g] = t[g].mean()
+        dev = [(t[g] - centre[g]) * np.sqrt(len(g) / (len(g) - 1)) for g in groups]
+    else:
+        centre, groups = fitted, [np.arange(len(t))]
+        params = 2 if kind == "line" else 3
+        dev = [(t - fitted) * np.sqrt(len(t) / max(len(t) - params, 1))]
     out = []
     for _ in range(resamples):
-        if by_repeats:
-            idx = np.concatenate([rng.choice(g, size=len(g)) for g in groups])
-            bb, tt = b[idx], t[idx]
-        else:
-            bb, tt = b, fitted + rng.choice(residuals, size=len(t))
-        out.append(_figures(kind, bb, tt, knees, base)[0])
+        tt = centre.copy()
+        for g, d in zip(groups, dev):
+            tt[g] += rng.choice(d, size=len(g))
+        out.append(_figures(kind, b, tt, knees, base)[0])
     return out
 
 

@@ -85,9 +85,19 @@ def scaling(s: Scaling) -> str:
             f"{s.speedup:.1f}x the images per second.")
 
 
+def _g(x: float) -> str:
+    """Three significant figures; below a nanosecond (a fit's rounding) reads as 0."""
+    return f"{0.0 if abs(x) < 1e-9 else x:.3g}"
+
+
 def _est(e: Estimate, unit: str = " s") -> str:
     """A figure with its 95% interval: '0.12 s [0.10–0.14]'."""
-    return f"{e.value:.3g}{unit} [{e.low:.3g}–{e.high:.3g}]"
+    return f"{_g(e.value)}{unit} [{_g(e.low)}–{_g(e.high)}]"
+
+
+def _free(e: Estimate) -> str:
+    """A note when an extra image's cost is not distinguishable from zero."""
+    return " (not distinguishable from zero: extra images ride along free)" if e.low <= 0 else ""
 
 
 def _share(e: Estimate) -> str:
@@ -105,10 +115,10 @@ def model(m: CostModel | NoModel) -> str:
                 f"({m.marginal_s:.3g} s). More repeats (`--repeats`) would tell.")
     if m.kind == "line":
         text = (f"A straight line fits best (the data do not bend): t(B) = fixed + marginal x B, with a fixed "
-                f"cost of {_est(m.fixed_s)} per call and {_est(m.marginal_s)} per extra image.")
+                f"cost of {_est(m.fixed_s)} per call and {_est(m.marginal_s)} per extra image{_free(m.marginal_s)}.")
     else:
         text = (f"The times bend at batch {m.knee.value:g} [{m.knee.low:g}–{m.knee.high:g}]: up to it each extra "
-                f"image adds {_est(m.marginal_s)}, after it {_est(m.marginal_after_s)}.")
+                f"image adds {_est(m.marginal_s)}{_free(m.marginal_s)}, after it {_est(m.marginal_after_s)}.")
         if m.saturates:
             text += (" The slope after the knee is above the slope before it beyond both intervals: past "
                      f"batch {m.knee.value:g} the device is full, and extra images no longer ride along.")
@@ -233,7 +243,9 @@ MODEL_COLUMNS = ["run", "model", "fixed s", "per image s", "knee", "after knee s
 
 
 def _cell(e: Estimate | None, fmt: str = ".3g") -> str:
-    return "" if e is None else f"{e.value:{fmt}} [{e.low:{fmt}}–{e.high:{fmt}}]"
+    if e is None:
+        return ""
+    return f"{e.value:g} [{e.low:g}–{e.high:g}]" if fmt == "g" else _est(e, "")
 
 
 def model_table(models: dict[str, CostModel | NoModel], labels: dict[str, str]) -> pd.DataFrame:
