@@ -248,3 +248,9 @@ def test_an_extra_image_that_costs_nothing_measurable_is_said_to_ride_along_free
                            "distinguishable from zero: extra images ride along free), after it 0.25 s [0.25–0.25].")
     assert "device is full" in free
     assert "ride along free" not in explain.model(_model(LINE))
+
+
+def test_phase_saturation_lists_the_steady_phases_in_words():
+    first = analysis.FirstFull(phase="VAE decoding", knee=4.0, steady=("text encoding", "one denoising step"))
+    assert explain.phase_saturation(first, 3).endswith(
+        "at batch 4; text encoding and one denoising step did not saturate within the measured batches.")

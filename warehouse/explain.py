@@ -156,7 +156,9 @@ def phase_saturation(first: FirstFull | None, fitted: int) -> str | None:
                 "beyond its intervals.")
     text = f"Of the phases, **{first.phase}** saturates first, at batch {first.knee:g}"
     if first.steady:
-        text += f"; {', '.join(first.steady)} did not saturate within the measured batches"
+        steady = list(first.steady)
+        named = " and ".join([", ".join(steady[:-1]), steady[-1]] if len(steady) > 1 else steady)
+        text += f"; {named} did not saturate within the measured batches"
     return text + "."
 
 
