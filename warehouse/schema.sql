@@ -162,6 +162,16 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS ceiling_conv_flops DOUBLE;        -- m
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS ceiling_copy_bytes_per_s DOUBLE;  -- measured bytes/s of a large copy (read + write)
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS unet_weight_bytes BIGINT;         -- bytes of the UNet's weights: read at least once per call
 
+-- migration 6: how far to trust a measurement: rounds, why a run stopped, and what else the machine did
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS rounds INTEGER;                 -- measured rounds the run took part in
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS stop_reason VARCHAR;            -- why its rounds stopped (repeats, target met, cap)
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS round INTEGER;                  -- 0-based round of the sweep the job ran in
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS other_cpu_util DOUBLE;       -- percent of one core used by other processes
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_steal DOUBLE;            -- percent of CPU time stolen by the hypervisor
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_mhz DOUBLE;              -- current CPU clock
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS gpu_throttle_reasons BIGINT; -- NVML clocks-event (throttle) reason bitmask
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS gpu_other_processes INTEGER; -- compute processes on the GPU besides this one
+
 -- views
 
 -- The one definition of a measured job: not warm-up, not profiled (the profiler slows it), status ok.
