@@ -33,3 +33,20 @@ def half_width(times, level: float = LEVEL) -> float:
     if not np.isfinite(median) or median == 0:
         return np.nan
     return (high - low) / 2 / abs(median)
+
+
+def ratio_interval(numerator, denominator, level: float = LEVEL,
+                   resamples: int = RESAMPLES) -> tuple[float, float, float]:
+    """(ratio, low, high): median(numerator) / median(denominator) and its bootstrap interval, each
+    side redrawn on its own. NaNs without times on either side."""
+    a, b = (np.asarray(x, dtype=float) for x in (numerator, denominator))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if not len(a) or not len(b) or np.median(b) == 0:
+        return np.nan, np.nan, np.nan
+    ratio = float(np.median(a) / np.median(b))
+    rng = np.random.default_rng(SEED)
+    draws = (np.median(rng.choice(a, size=(resamples, len(a))), axis=1)
+             / np.median(rng.choice(b, size=(resamples, len(b))), axis=1))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(draws[np.isfinite(draws)], [tail, 100 - tail])
+    return ratio, float(min(low, ratio)), float(max(high, ratio))

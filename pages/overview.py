@@ -34,15 +34,17 @@ def render():
 
     # 3. Why it barely slowed down: the model of batch cost, per run, with its intervals.
     st.header("3. Why it barely slowed down")
-    curves = []
+    curves, intervals = [], analysis.batch_intervals(costs)
     for run in runs.itertuples():
-        rows = tp[tp.run_id == run.run_id]
+        rows, jobs = tp[tp.run_id == run.run_id], costs[costs.run_id == run.run_id]
         st.subheader(run.label)
-        scaled = analysis.scaling(rows)
+        scaled = analysis.scaling(rows, jobs)
         if scaled is None:
             st.warning(explain.NO_MEASURED_JOBS)
             continue
         st.markdown(f"**{explain.scaling(scaled)}**")
+        st.caption(explain.trust(analysis.trust(run.label, intervals[intervals.run_id == run.run_id],
+                                                run._asdict())))
         model = models.get(run.run_id)
         if model is not None:
             st.markdown(explain.model(model))

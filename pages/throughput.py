@@ -22,25 +22,27 @@ def render():
         st.info("Choose at least one run.")
         return
     tp = query("throughput", db_path(), run_ids)
-    tp = tp.assign(cfg=tp.cfg.fillna(False).map({True: "CFG on", False: "CFG off"}),
-                   size=tp.height.astype(str) + "x" + tp.width.astype(str))
+    costs, models, _ = cost_models(db_path(), tuple(run_ids))
+    tp = _with_intervals(tp, analysis.batch_intervals(costs)).assign(
+        cfg=tp.cfg.fillna(False).map({True: "CFG on", False: "CFG off"}),
+        size=tp.height.astype(str) + "x" + tp.width.astype(str))
     facet = st.radio("Facet by", ["none", "mode", "cfg", "size", "device"], horizontal=True)
 
     # 2. Four views of the same medians; speed-up and efficiency are the view's (over each run's smallest batch).
+    #    Error bars: the 95% interval of each median; an uncertain one (wider than ±5%) is drawn faint.
     x = alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size")
     base = alt.Chart(tp).encode(x=x, color=alt.Color("label:N", title="run"),
                                 tooltip=["label", "batch_size", alt.Tooltip("images_per_s:Q", format=".2f"),
                                          alt.Tooltip("median_wall_s:Q", format=".3f"),
+                                         alt.Tooltip("interval:N", title="95% interval"), "certainty",
                                          alt.Tooltip("base_batch:Q", title="speed-up over batch"),
                                          alt.Tooltip("speedup:Q", format=".2f"),
                                          alt.Tooltip("efficiency:Q", format=".2f")])
     charts = {
-        "Images per second": base.mark_line(point=True).encode(y=alt.Y("images_per_s:Q", title="images / s")),
-        "Latency per batch": base.mark_line(point=True).encode(y=alt.Y("median_wall_s:Q", title="median s")),
-        explain.speedup_title(tp.base_batch): base.mark_line(point=True).encode(
-            y=alt.Y("speedup:Q", title=explain.speedup_axis(tp.base_batch))),
-        "Batching efficiency": base.mark_line(point=True).encode(
-            y=alt.Y("efficiency:Q", title=explain.efficiency_axis(tp.base_batch))),
+        "Images per second": _with_bars(base, "images_per_s", "images / s", "ips_low", "ips_high"),
+        "Latency per batch": _with_bars(base, "median_wall_s", "median s", "low_s", "high_s"),
+        explain.speedup_title(tp.base_batch): _with_bars(base, "speedup", explain.speedup_axis(tp.base_batch)),
+        "Batching efficiency": _with_bars(base, "efficiency", explain.efficiency_axis(tp.base_batch)),
     }
     cols = st.columns(2)
     for i, (title, chart) in enumerate(charts.items()):
@@ -53,11 +55,11 @@ def render():
     # 3. The cost model of each run, with its intervals (the same fit as the Overview's).
     st.subheader("Cost model per run")
     st.caption(explain.model_caption())
-    _, models, _ = cost_models(db_path(), tuple(run_ids))
     labels = dict(zip(all_runs.run_id, all_runs.label))
     st.dataframe(explain.model_table(models, labels), hide_index=True, width="stretch")
-    st.dataframe(tp[["label", "batch_size", "unet_batch", "jobs", "median_wall_s", "images_per_s", "base_batch",
-                     "speedup", "efficiency", "share_of_peak", "share_of_ceiling"]], hide_index=True, width="stretch")
+    st.dataframe(tp[["label", "batch_size", "unet_batch", "jobs", "median_wall_s", "interval", "certainty",
+                     "images_per_s", "base_batch", "speedup", "efficiency", "share_of_peak", "share_of_ceiling"]],
+                 hide_index=True, width="stretch")
 
     # 4. Is my number sane? Published figures beside the person's own, per image-step.
     st.subheader("Beside published figures")
@@ -65,6 +67,24 @@ def render():
     steps = all_runs.set_index("run_id").steps
     st.dataframe(pd.concat([analysis.own_figures(tp, steps), analysis.published_figures()], ignore_index=True)
                  .round({"ms_per_image_step": 2, "speedup": 2}), hide_index=True, width="stretch")
+
+
+def _with_intervals(tp: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+    """The throughput rows with each median's 95% interval (as seconds and as images/s) and its certainty."""
+    tp = tp.merge(intervals[["run_id", "batch_size", "low_s", "high_s", "half_width", "uncertain"]],
+                  on=["run_id", "batch_size"], how="left")
+    return tp.assign(ips_low=tp.batch_size / tp.high_s, ips_high=tp.batch_size / tp.low_s,
+                     interval=[explain.interval_text(lo, hi) for lo, hi in zip(tp.low_s, tp.high_s)],
+                     certainty=[explain.certainty(h) for h in tp.half_width])
+
+
+def _with_bars(base: alt.Chart, y: str, title: str, low: str | None = None, high: str | None = None) -> alt.Chart:
+    """A line through the medians, points faint where uncertain, and error bars where an interval is given."""
+    opacity = alt.condition("datum.uncertain", alt.value(0.3), alt.value(1.0))
+    chart = base.mark_line(point=True).encode(y=alt.Y(f"{y}:Q", title=title), opacity=opacity)
+    if low is None:
+        return chart
+    return chart + base.mark_rule().encode(y=f"{low}:Q", y2=f"{high}:Q", opacity=opacity)
 
 
 guarded(render)

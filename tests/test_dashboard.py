@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import stats
 from warehouse import costmodel, db, explain, queries
 
 from .conftest import ROOT
@@ -61,7 +62,8 @@ def test_overview_states_the_fit_of_the_warehouse_numbers(rich, monkeypatch):
                              "ORDER BY batch_size", [run_id])
         b = np.array([r[0] for r in rows], float)
         t = np.array([r[1] for r in rows], float)
-        assert f"Batch 4 took {t[-1] / t[0]:.1f}x as long as batch 1: {4 * t[0] / t[-1]:.1f}x the images" in text
+        assert re.search(rf"Batch 4 took {t[-1] / t[0]:.1f}x \[[0-9.]+–[0-9.]+\] as long as batch 1: "
+                         rf"{4 * t[0] / t[-1]:.1f}x the images", text), mode
         # The cost model of the run's measured jobs is stated; a line is the least-squares line through them,
         # each job weighted by 1 / its batch size's median time (relative residuals).
         jobs = _sql(db_path, "SELECT batch_size, wall_s FROM measured_jobs WHERE run_id = ?", [run_id])
@@ -81,6 +83,13 @@ def test_throughput_table_is_the_view(rich, monkeypatch):
     shown = at.dataframe[1].value.sort_values(["label", "batch_size"])
     view = _sql(db_path, "SELECT count(*), sum(images_per_s) FROM throughput_by_batch")[0]
     assert len(shown) == view[0] and shown.images_per_s.sum() == pytest.approx(view[1])
+    # Each median carries its interval and certainty, computed from the run's measured jobs.
+    for row in shown.itertuples():
+        times = [r[0] for r in _sql(db_path, "SELECT wall_s FROM measured_jobs j JOIN runs r USING (run_id) WHERE "
+                                    f"{queries.RUN_LABEL} = ? AND batch_size = ?", [row.label, row.batch_size])]
+        median, low, high = stats.median_interval(times)
+        assert median == pytest.approx(row.median_wall_s) and row.interval == f"{low:.3g}–{high:.3g} s"
+        assert row.certainty.startswith("uncertain") == ((high - low) / 2 / median > 0.05)
 
 
 def _charts(at) -> dict[str, list]:

@@ -254,3 +254,29 @@ def test_phase_saturation_lists_the_steady_phases_in_words():
     first = analysis.FirstFull(phase="VAE decoding", knee=4.0, steady=("text encoding", "one denoising step"))
     assert explain.phase_saturation(first, 3).endswith(
         "at batch 4; text encoding and one denoising step did not saturate within the measured batches.")
+
+
+def test_the_headline_quotes_its_interval_and_says_when_it_is_uncertain(wh):
+    steady = wh.run({1: [1.0, 1.01, 0.99], 8: [2.0, 2.02, 1.98]})
+    text = explain.scaling(analysis.scaling(wh.throughput(steady), queries.job_costs(wh.path, [steady])))
+    assert text.startswith("Batch 8 took 2.0x [") and "Uncertain" not in text
+    shaky = wh.run({1: [1.0, 1.5, 0.7], 8: [2.0, 3.0, 1.5]})
+    text = explain.scaling(analysis.scaling(wh.throughput(shaky), queries.job_costs(wh.path, [shaky])))
+    assert text.endswith("_(Uncertain: the interval is wider than ±5%.)_")
+
+
+def test_the_trust_line_names_the_widest_interval_and_what_to_do_only_when_it_is_wide(wh):
+    steady = wh.run({1: [1.0, 1.01, 0.99], 8: [2.0, 2.02, 1.98]})
+    rows = analysis.batch_intervals(queries.job_costs(wh.path, [steady]))
+    quiet = explain.trust(analysis.trust("r", rows, {"rounds": 3, "stop_reason": "repeats: 3 rounds as asked"}))
+    assert quiet.startswith("**How sure**: 3 measured jobs per batch size in 3 rounds (repeats: 3 rounds as asked); "
+                            "the widest 95% interval of a median is ±")
+    assert "To be surer" not in quiet and "uncertain" not in quiet
+    shaky = wh.run({1: [1.0, 1.5, 0.7], 8: [2.0, 2.02, 1.98]})
+    rows = analysis.batch_intervals(queries.job_costs(wh.path, [shaky]))
+    t = analysis.trust("r", rows, {})
+    assert t.widest_batch == 1 and t.widest > analysis.UNCERTAIN
+    loud = explain.trust(t)
+    assert "(batch 1), wider than ±5%: figures at that batch are uncertain" in loud
+    assert loud.endswith("To be surer: add repeats (`--repeats`).")
+    assert explain.trust(None) is None

@@ -38,3 +38,10 @@ def test_nothing_to_say_without_times_and_the_same_answer_twice():
     assert all(math.isnan(x) for x in stats.median_interval([]))
     assert math.isnan(stats.half_width([float("nan")]))
     assert stats.median_interval(_times(7, 0.1)) == stats.median_interval(_times(7, 0.1))
+
+
+def test_a_ratio_of_medians_has_an_interval_around_it():
+    ratio, low, high = stats.ratio_interval([2.0, 2.1, 1.9], [1.0, 1.05, 0.95])
+    assert ratio == 2.0 and low < 2.0 < high
+    assert stats.ratio_interval([2.0] * 3, [1.0] * 3) == (2.0, 2.0, 2.0)
+    assert all(math.isnan(x) for x in stats.ratio_interval([], [1.0]))

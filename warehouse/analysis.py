@@ -17,9 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import stats
+
 from .costmodel import CostModel, NoModel, fit_cost, fitted_curve  # noqa: F401  (fitted_curve: for the pages)
 
 CONV_SHARE_REPORTED = 0.44  # arXiv 2312.14385: convolution up to 44% of diffusion TTI execution time
+UNCERTAIN = 0.05   # a median (or ratio) whose 95% interval is wider than ±5% of it is shown as uncertain
 PHASES = {"encode_s": "text encoding", "step_s": "one denoising step", "decode_s": "VAE decoding"}
 PUBLISHED = Path(__file__).with_name("published.toml")
 
@@ -61,17 +64,31 @@ class Scaling:
     speedup: float             # the view's speed-up at top_batch
     efficiency: float          # the view's efficiency at top_batch
     base_images_per_s: float
+    ratio_low: float | None = None   # 95% bootstrap interval of time_ratio (None without the jobs)
+    ratio_high: float | None = None
+
+    @property
+    def uncertain(self) -> bool:
+        """The time ratio's interval is wider than ±UNCERTAIN of it."""
+        return (self.ratio_low is not None and np.isfinite(self.ratio_low)
+                and (self.ratio_high - self.ratio_low) / 2 > UNCERTAIN * self.time_ratio)
 
 
-def scaling(tp: pd.DataFrame) -> Scaling | None:
-    """The largest batch against the smallest, from one run's throughput rows; None without rows."""
+def scaling(tp: pd.DataFrame, costs: pd.DataFrame | None = None) -> Scaling | None:
+    """The largest batch against the smallest, from one run's throughput rows (and, given its job_costs
+    rows, the interval of the time ratio); None without rows."""
     if tp.empty:
         return None
     tp = tp.sort_values("batch_size")
     base, top = tp.iloc[0], tp.iloc[-1]
+    low = high = None
+    if costs is not None and not costs.empty:
+        _, low, high = stats.ratio_interval(costs[costs.batch_size == top.batch_size].wall_s,
+                                            costs[costs.batch_size == base.batch_size].wall_s)
     return Scaling(base_batch=int(base.batch_size), top_batch=int(top.batch_size),
                    time_ratio=float(top.median_wall_s / base.median_wall_s), speedup=float(top.speedup),
-                   efficiency=float(top.efficiency), base_images_per_s=float(base.images_per_s))
+                   efficiency=float(top.efficiency), base_images_per_s=float(base.images_per_s),
+                   ratio_low=low, ratio_high=high)
 
 
 @dataclass(frozen=True)
@@ -317,3 +334,40 @@ def own_figures(tp: pd.DataFrame, steps: pd.Series) -> pd.DataFrame:
                         "ms_per_image_step": 1000.0 * row.median_wall_s / (row.batch_size * steps[run_id]),
                         "speedup": float(row.speedup), "source": "your measurement"})
     return pd.DataFrame(out, columns=["setting", "device", "batch", "ms_per_image_step", "speedup", "source"])
+
+
+def batch_intervals(costs: pd.DataFrame) -> pd.DataFrame:
+    """Per run and batch size (job_costs rows): the median job time, its 95% bootstrap interval, the
+    interval's half-width as a fraction of the median, and whether that is wider than UNCERTAIN."""
+    rows = []
+    for (run_id, batch), g in costs.groupby(["run_id", "batch_size"], sort=False):
+        median, low, high = stats.median_interval(g.wall_s)
+        rows.append({"run_id": run_id, "batch_size": int(batch), "jobs": len(g), "median_s": median,
+                     "low_s": low, "high_s": high, "half_width": stats.half_width(g.wall_s)})
+    out = pd.DataFrame(rows, columns=["run_id", "batch_size", "jobs", "median_s", "low_s", "high_s", "half_width"])
+    return out.assign(uncertain=out.half_width > UNCERTAIN)
+
+
+@dataclass(frozen=True)
+class Trust:
+    """How far to trust one run: its repeats, its widest interval, what else the machine did."""
+    label: str
+    jobs_per_batch: int            # the fewest measured jobs of any batch size
+    rounds: int | None             # measured rounds (None before rounds were recorded)
+    stop_reason: str | None
+    widest: float                  # the widest half-width over its batch sizes (fraction of the median)
+    widest_batch: int
+    flags: tuple = ()              # contention findings: (kind, value)
+
+
+def trust(label: str, intervals: pd.DataFrame, run: dict, flags=()) -> Trust | None:
+    """From one run's batch_intervals rows and its run row (rounds, stop_reason); None without rows."""
+    if intervals.empty:
+        return None
+    widest = intervals.loc[intervals.half_width.fillna(0).idxmax()]
+    rounds = run.get("rounds")
+    return Trust(label=label, jobs_per_batch=int(intervals.jobs.min()),
+                 rounds=None if rounds is None or pd.isna(rounds) else int(rounds),
+                 stop_reason=run.get("stop_reason") if isinstance(run.get("stop_reason"), str) else None,
+                 widest=float(widest.half_width) if pd.notna(widest.half_width) else 0.0,
+                 widest_batch=int(widest.batch_size), flags=tuple(flags))

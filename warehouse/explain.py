@@ -15,6 +15,7 @@ import pandas as pd
 
 from .analysis import (
     CONV_SHARE_REPORTED,
+    UNCERTAIN,
     ConvShare,
     Effects,
     FirstFull,
@@ -24,6 +25,7 @@ from .analysis import (
     Scaling,
     StreamGain,
     SweepSummary,
+    Trust,
 )
 from .costmodel import CostModel, Estimate, NoModel
 
@@ -81,8 +83,12 @@ def scaling(s: Scaling) -> str:
     """The largest batch against the smallest measured one."""
     if s.top_batch == s.base_batch:
         return f"Only batch {s.base_batch} was measured: {s.base_images_per_s:.2f} images per second."
-    return (f"Batch {s.top_batch} took {s.time_ratio:.1f}x as long as batch {s.base_batch}: "
+    span = "" if s.ratio_low is None else f" [{s.ratio_low:.1f}–{s.ratio_high:.1f}]"
+    text = (f"Batch {s.top_batch} took {s.time_ratio:.1f}x{span} as long as batch {s.base_batch}: "
             f"{s.speedup:.1f}x the images per second.")
+    if s.uncertain:
+        text += f" _(Uncertain: the interval is wider than ±{UNCERTAIN:.0%}.)_"
+    return text
 
 
 def _g(x: float) -> str:
@@ -145,6 +151,34 @@ def _intervals(m: CostModel) -> str:
     over = ("the repeats of each batch size" if m.method == "repeats"
             else "the fit's residuals (some batch size has a single job)")
     return f"_Brackets: 95% intervals, bootstrap over {over}; {m.jobs} jobs._"
+
+
+def trust(t: Trust | None) -> str | None:
+    """How far to trust one run: its repeats, its widest interval, what else the machine did, what to do."""
+    if t is None:
+        return None
+    rounds = f" in {t.rounds} rounds" if t.rounds is not None else ""
+    stopped = f" ({t.stop_reason})" if t.stop_reason else ""
+    text = (f"**How sure**: {t.jobs_per_batch} measured jobs per batch size{rounds}{stopped}; the widest 95% "
+            f"interval of a median is ±{t.widest:.1%} (batch {t.widest_batch})")
+    said = [CONTENTION[kind](value) for kind, value in t.flags if kind in CONTENTION]
+    advice = []
+    if t.widest > UNCERTAIN:
+        text += f", wider than ±{UNCERTAIN:.0%}: figures at that batch are uncertain"
+        advice.append("add repeats (`--repeats`)")
+    text += "."
+    if said:
+        text += " " + " ".join(said)
+        advice.insert(0, "close other programs and run again")
+    if any(kind.startswith("gpu_throttle") for kind, _ in t.flags):
+        advice.append("pin the GPU clock (`nvidia-smi -lgc`) or let the card cool")
+    if advice:
+        text += " To be surer: " + "; ".join(advice) + "."
+    return text
+
+
+# Contention findings (kind -> wording of its value), from warehouse/contention.py.
+CONTENTION: dict[str, Callable] = {}
 
 
 def phase_saturation(first: FirstFull | None, fitted: int) -> str | None:
@@ -262,6 +296,22 @@ def model_table(models: dict[str, CostModel | NoModel], labels: dict[str, str]) 
         rows.append([labels[run_id], m.kind, _cell(m.fixed_s), _cell(m.marginal_s), _cell(m.knee, "g"),
                      _cell(m.marginal_after_s), share, "yes" if m.saturates else "no"])
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
+
+
+def interval_text(low_s: float, high_s: float) -> str:
+    """A median's interval for a table cell: '0.101–0.109 s' ('' without one)."""
+    if pd.isna(low_s) or pd.isna(high_s):
+        return ""
+    return f"{low_s:.3g}–{high_s:.3g} s"
+
+
+def certainty(half_width: float) -> str:
+    """'±2.1%' for a median within the bound, 'uncertain: ±7.4% (wider than ±5%)' beyond it."""
+    if pd.isna(half_width):
+        return ""
+    if half_width > UNCERTAIN:
+        return f"uncertain: ±{half_width:.1%} (wider than ±{UNCERTAIN:.0%})"
+    return f"±{half_width:.1%}"
 
 
 def model_caption() -> str:
