@@ -49,3 +49,4 @@ clean:
 bench: $(STAMP)
 	$(PY) -m benchmarks.bench_generator
 	$(PY) -m benchmarks.bench_warehouse
+	$(PY) -m benchmarks.bench_reproducibility
