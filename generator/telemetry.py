@@ -1,16 +1,19 @@
 """Telemetry: a sampler thread for the length of a run.
 
-psutil always (process CPU % of one core, RSS); NVML through nvidia-ml-py
-(`import pynvml`) when the run is on an NVIDIA GPU. NVML numbers GPUs by PCI bus and
-ignores CUDA_VISIBLE_DEVICES, so torch's device is found in NVML by its UUID, else by
+psutil always (process CPU % of one core, RSS, and what the rest of the machine did: CPU
+time of other processes, CPU steal, the CPU clock); NVML through nvidia-ml-py
+(`import pynvml`) when the run is on an NVIDIA GPU (its use, clocks, power, and the
+clocks-event (throttle) reasons and other processes on it). NVML numbers GPUs by PCI bus
+and ignores CUDA_VISIBLE_DEVICES, so torch's device is found in NVML by its UUID, else by
 its PCI bus id, never by index. The NVML adapter is the one part a CPU machine cannot
-exercise, so it is kept thin (`_nvml_reader`); the ids it looks up are formatted by the
-small pure functions above it.
+exercise, so it is kept thin (`_nvml_reader`); the ids it looks up and the arithmetic on
+what it and psutil read (counter deltas to percentages) are small pure functions.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -19,6 +22,54 @@ import psutil
 
 log = logging.getLogger("generator.telemetry")
 _said_no_gpu = False
+# The CPU clock is read at most this often (s), and carried into the samples between: psutil reads
+# /proc/cpuinfo and a few files per CPU for it, which costs more than the rest of a sample on a large machine.
+CPU_MHZ_EVERY_S = 1.0
+# psutil.cpu_times() fields that Linux already counts inside user and nice (time spent running guests).
+_GUEST_FIELDS = ("guest", "guest_nice")
+_IDLE_FIELDS = ("idle", "iowait")
+
+
+# The arithmetic: counters read twice, a sample interval apart, to percentages.
+
+def system_cpu_seconds(times) -> tuple[float, float, float | None]:
+    """(busy, total, steal) CPU seconds summed over all CPUs, from `psutil.cpu_times()` (or any object
+    with its fields). busy excludes idle, iowait and steal (time the hypervisor ran someone else);
+    steal is None where the platform does not report it."""
+    fields = times._asdict() if hasattr(times, "_asdict") else dict(times)
+    total = sum(v for k, v in fields.items() if k not in _GUEST_FIELDS)
+    steal = fields.get("steal")
+    busy = total - sum(fields.get(k, 0.0) for k in _IDLE_FIELDS) - (steal or 0.0)
+    return busy, total, steal
+
+
+def own_cpu_util(own_s: float, interval_s: float) -> float | None:
+    """Percent of one core this process used: its CPU seconds over the interval (as psutil's
+    Process.cpu_percent, rounded to 0.1)."""
+    return round(max(0.0, own_s) * 100.0 / interval_s, 1) if interval_s > 0 else None
+
+
+def other_cpu_util(busy_s: float, own_s: float, interval_s: float) -> float | None:
+    """Percent of one core used by every process but this one: the machine's busy CPU seconds
+    less this process's, over the interval; 0 at least (the two counters tick apart)."""
+    return round(max(0.0, busy_s - own_s) * 100.0 / interval_s, 1) if interval_s > 0 else None
+
+
+def cpu_steal(steal_s: float | None, total_s: float) -> float | None:
+    """Percent of all CPU time stolen (given by the hypervisor to another guest) over the interval:
+    steal seconds over all CPU seconds, as top's %st; None without a steal counter."""
+    if steal_s is None or total_s <= 0:
+        return None
+    return round(min(100.0, max(0.0, steal_s * 100.0 / total_s)), 1)
+
+
+def other_gpu_processes(pids, own_pid: int) -> int:
+    """Compute processes on the GPU besides this one, from the pids NVML lists. NVML lists the
+    host's pids: in a container (its own pid namespace) this process's pid is not among them, and
+    then one of them is taken as this one (by the time the sampler starts, the run's ceilings
+    have made this process's CUDA context on the GPU)."""
+    pids = set(pids)
+    return len(pids - {own_pid}) if own_pid in pids else max(0, len(pids) - 1)
 
 
 def cuda_index(device: str) -> int | None:
@@ -86,6 +137,14 @@ def _nvml_reader(uuid: str | None, pci_bus_id: str | None):
     if handle is None:
         return None, f"NVML does not find the GPU ({'; '.join(failed) or 'torch reports no UUID or PCI bus id'})"
 
+    # Clocks-event reasons: the current name (nvidia-ml-py 12.535 on), else the older one.
+    reasons = (getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+               or getattr(pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None))
+    throttle = _optional("clocks-event reasons", lambda: int(reasons(handle)) if reasons else None)
+    own_pid = os.getpid()
+    others = _optional("compute processes", lambda: other_gpu_processes(
+        [p.pid for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)], own_pid))
+
     def read() -> dict:
         util = pynvml.nvmlDeviceGetUtilizationRates(handle)
         mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
@@ -96,9 +155,29 @@ def _nvml_reader(uuid: str | None, pci_bus_id: str | None):
             "power_w": pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,  # mW -> W
             "sm_clock_mhz": float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)),
             "temp_c": float(pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)),
+            "gpu_throttle_reasons": throttle(),
+            "gpu_other_processes": others(),
         }
 
     return read, None
+
+
+def _optional(what: str, read):
+    """`read`, or None once it has failed: a field this GPU or driver does not support (NVML's
+    NotSupported, NoPermission) is not asked again at every sample, nor costs the others."""
+    failed = []
+
+    def call():
+        if failed:
+            return None
+        try:
+            return read()
+        except Exception as exc:
+            failed.append(exc)
+            log.info("telemetry: NVML %s not recorded (%s)", what, exc)
+            return None
+
+    return call
 
 
 class Sampler:
@@ -118,7 +197,8 @@ class Sampler:
                 _said_no_gpu = True
         self.gpu = self._gpu is not None
         self._proc = psutil.Process()
-        self._proc.cpu_percent(None)  # the first reading primes the counter
+        self._last = self._counters()  # the first reading primes the deltas
+        self._mhz, self._mhz_at, self._mhz_ok = None, float("-inf"), True
         self._samples: list[dict] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -135,9 +215,33 @@ class Sampler:
         if self._thread.is_alive():
             self._thread.join()
 
+    def _counters(self) -> tuple:
+        """(monotonic s, this process's CPU s, the machine's busy, total and steal CPU s)."""
+        own = self._proc.cpu_times()
+        return (time.monotonic(), own.user + own.system, *system_cpu_seconds(psutil.cpu_times()))
+
+    def _cpu_mhz(self, now: float) -> float | None:
+        """The current CPU clock (psutil's mean over CPUs), read at most every CPU_MHZ_EVERY_S."""
+        if self._mhz_ok and now - self._mhz_at >= CPU_MHZ_EVERY_S:
+            self._mhz_at = now
+            try:
+                freq = psutil.cpu_freq()
+            except (AttributeError, NotImplementedError, OSError):  # no cpufreq on this platform
+                freq = None
+            self._mhz = float(freq.current) if freq is not None and freq.current else None
+            self._mhz_ok = self._mhz is not None
+        return self._mhz
+
     def sample(self) -> dict:
+        (t0, own0, busy0, total0, steal0), now = self._last, self._counters()
+        self._last = now
+        t1, own1, busy1, total1, steal1 = now
+        interval, own = t1 - t0, own1 - own0
+        steal = None if steal0 is None or steal1 is None else steal1 - steal0
         row = {"run_id": self.run_id, "t": time.time(), "device_index": self.device_index,
-               "cpu_util": self._proc.cpu_percent(None), "rss_bytes": self._proc.memory_info().rss}
+               "cpu_util": own_cpu_util(own, interval), "rss_bytes": self._proc.memory_info().rss,
+               "other_cpu_util": other_cpu_util(busy1 - busy0, own, interval),
+               "cpu_steal": cpu_steal(steal, total1 - total0), "cpu_mhz": self._cpu_mhz(t1)}
         if self._gpu is not None:
             try:
                 row.update(self._gpu())

@@ -6,6 +6,7 @@ datasheet peaks the table cites (TFLOP/s), written out here again so that a slip
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import types
 from pathlib import Path
@@ -297,7 +298,9 @@ def _fake_pynvml(monkeypatch, known: dict) -> list:
         nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu={"h1": 50, "h3": 7}[h]),
         nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=1, total=2),
         nvmlDeviceGetPowerUsage=lambda h: 300_000, nvmlDeviceGetClockInfo=lambda h, c: 1980,
-        nvmlDeviceGetTemperature=lambda h, t: 60, NVML_CLOCK_SM=1, NVML_TEMPERATURE_GPU=0)
+        nvmlDeviceGetTemperature=lambda h, t: 60, NVML_CLOCK_SM=1, NVML_TEMPERATURE_GPU=0,
+        nvmlDeviceGetCurrentClocksEventReasons=lambda h: 0x4,  # SW power cap
+        nvmlDeviceGetComputeRunningProcesses=lambda h: [types.SimpleNamespace(pid=p) for p in (os.getpid(), 4711)])
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     return calls
 
@@ -330,6 +333,25 @@ def test_the_sampler_reads_the_runs_gpu(monkeypatch):
     sampler = telemetry.Sampler("run-1", hz=0, device="cuda:1")
     row = sampler.sample()
     assert sampler.gpu and row["device_index"] == 1 and row["gpu_util"] == 50.0 and row["power_w"] == 300.0
+    assert row["gpu_throttle_reasons"] == 0x4 and row["gpu_other_processes"] == 1
+
+
+def test_older_bindings_and_unsupported_nvml_fields_cost_only_those_fields(monkeypatch):
+    _fake_pynvml(monkeypatch, {UUID: "h1"})
+    fake = sys.modules["pynvml"]
+    del fake.nvmlDeviceGetCurrentClocksEventReasons  # nvidia-ml-py before 12.535: the older name
+    fake.nvmlDeviceGetCurrentClocksThrottleReasons = lambda h: 0x40 | 0x8
+    asked = []
+
+    def not_supported(h):
+        asked.append(h)
+        raise RuntimeError("Not Supported")
+
+    fake.nvmlDeviceGetComputeRunningProcesses = not_supported
+    read, why = telemetry._nvml_reader(UUID, BUS)
+    rows = [read(), read()]
+    assert why is None and all(r["gpu_throttle_reasons"] == 0x48 and r["gpu_util"] == 50.0 for r in rows)
+    assert all(r["gpu_other_processes"] is None for r in rows) and asked == ["h1"]  # not asked again
 
 
 def test_a_cpu_sampler_never_asks_nvml(monkeypatch):

@@ -160,6 +160,15 @@ def telemetry(db_path: str, run_id: str) -> pd.DataFrame:
                        {"run_id": run_id})
 
 
+def run_samples(db_path: str, run_ids: list[str]) -> pd.DataFrame:
+    """The telemetry samples of the given runs, with what the rest of the machine did (contention)."""
+    return db.query_df(db_path, """
+        SELECT run_id, t, cpu_util, other_cpu_util, cpu_steal, cpu_mhz, gpu_util, sm_clock_mhz,
+               gpu_throttle_reasons, gpu_other_processes
+        FROM samples WHERE list_contains($run_ids, run_id) ORDER BY run_id, t
+    """, {"run_ids": list(run_ids)})
+
+
 def job_marks(db_path: str, run_id: str) -> pd.DataFrame:
     """When each job of a run started and ended, for marking job boundaries on a time axis."""
     return db.query_df(db_path, """

@@ -165,6 +165,7 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS unet_weight_bytes BIGINT;         -- b
 -- migration 6: how far to trust a measurement: rounds, why a run stopped, and what else the machine did
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS rounds INTEGER;                 -- measured rounds the run took part in
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS stop_reason VARCHAR;            -- why its rounds stopped (repeats, target met, cap)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS cpu_count INTEGER;              -- logical CPUs of the machine (contention shares)
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS round INTEGER;                  -- 0-based round of the sweep the job ran in
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS other_cpu_util DOUBLE;       -- percent of one core used by other processes
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_steal DOUBLE;            -- percent of CPU time stolen by the hypervisor
