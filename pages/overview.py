@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from pages._shared import cost_models, db_path, guarded, paper, query, sweep_runs
-from warehouse import analysis, explain
+from warehouse import analysis, contention, explain
 
 
 def render():
@@ -35,6 +35,7 @@ def render():
     # 3. Why it barely slowed down: the model of batch cost, per run, with its intervals.
     st.header("3. Why it barely slowed down")
     curves, intervals = [], analysis.batch_intervals(costs)
+    samples = query("run_samples", db_path(), run_ids)
     for run in runs.itertuples():
         rows, jobs = tp[tp.run_id == run.run_id], costs[costs.run_id == run.run_id]
         st.subheader(run.label)
@@ -43,8 +44,10 @@ def render():
             st.warning(explain.NO_MEASURED_JOBS)
             continue
         st.markdown(f"**{explain.scaling(scaled)}**")
+        busy = contention.flags(contention.contention(samples[samples.run_id == run.run_id],
+                                                      cores=analysis.cores(run._asdict())))
         st.caption(explain.trust(analysis.trust(run.label, intervals[intervals.run_id == run.run_id],
-                                                run._asdict())))
+                                                run._asdict(), busy)))
         model = models.get(run.run_id)
         if model is not None:
             st.markdown(explain.model(model))

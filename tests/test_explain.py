@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from warehouse import analysis, costmodel, explain, queries
+from warehouse import analysis, contention, costmodel, db, explain, queries
 
 from .test_analysis import HandMade
 
@@ -280,3 +280,35 @@ def test_the_trust_line_names_the_widest_interval_and_what_to_do_only_when_it_is
     assert "(batch 1), wider than ±5%: figures at that batch are uncertain" in loud
     assert loud.endswith("To be surer: add repeats (`--repeats`).")
     assert explain.trust(None) is None
+
+
+def _trust_of(wh, run_id: str) -> str:
+    """The Overview's trust line of a hand-made run, through the same queries and functions the page uses."""
+    run = queries.runs(wh.path).set_index("run_id").loc[run_id].to_dict()
+    samples = queries.run_samples(wh.path, [run_id])
+    flags = contention.flags(contention.contention(samples, cores=analysis.cores(run)))
+    rows = analysis.batch_intervals(queries.job_costs(wh.path, [run_id]))
+    return explain.trust(analysis.trust(run_id, rows, run, flags))
+
+
+def test_the_trust_line_flags_a_busy_run_and_not_a_quiet_one(wh):
+    steady = {1: [1.0, 1.01, 0.99], 8: [2.0, 2.02, 1.98]}
+    busy, quiet = wh.run(steady), wh.run(steady)
+    with db.writer(wh.path) as con:   # 2 logical CPUs; other processes used 0.9 cores in one run, 0.02 in the other
+        con.execute("UPDATE runs SET cpu_count = 2 WHERE run_id IN (?, ?)", [busy, quiet])
+        for run_id, other in ((busy, 90.0), (quiet, 2.0)):
+            for i in range(20):
+                con.execute("INSERT INTO samples (run_id, t, cpu_util, other_cpu_util, schema_version) "
+                            "VALUES (?, ?, 150, ?, 1)", [run_id, 1000.0 + i / 10, other])
+    loud = _trust_of(wh, busy)
+    assert "Other processes used 45% of the machine's CPU during this run." in loud
+    assert loud.endswith("To be surer: close other programs and run again.")
+    calm = _trust_of(wh, quiet)
+    assert "Other processes" not in calm and "To be surer" not in calm
+
+
+def test_gpu_throttling_is_worded_with_its_reason_and_the_clock_advice():
+    t = analysis.Trust("r", 3, None, None, 0.01, 1, flags=(contention.Flag("gpu_throttled_power", 0.3),))
+    text = explain.trust(t)
+    assert "The GPU clock was throttled for power in 30% of samples." in text
+    assert "pin the GPU clock" in text

@@ -360,6 +360,15 @@ class Trust:
     flags: tuple = ()              # contention findings: (kind, value)
 
 
+def cores(run: dict) -> int | None:
+    """The logical CPUs other processes' CPU use is a share of: the run's cpu_count, else its torch threads."""
+    for key in ("cpu_count", "threads"):
+        value = run.get(key)
+        if value is not None and not pd.isna(value) and value > 0:
+            return int(value)
+    return None
+
+
 def trust(label: str, intervals: pd.DataFrame, run: dict, flags=()) -> Trust | None:
     """From one run's batch_intervals rows and its run row (rounds, stop_reason); None without rows."""
     if intervals.empty:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 import pandas as pd
 
+from . import contention
 from .analysis import (
     CONV_SHARE_REPORTED,
     UNCERTAIN,
@@ -170,7 +171,7 @@ def trust(t: Trust | None) -> str | None:
     if said:
         text += " " + " ".join(said)
         advice.insert(0, "close other programs and run again")
-    if any(kind.startswith("gpu_throttle") for kind, _ in t.flags):
+    if any(kind.startswith("gpu_throttled") or kind == contention.GPU_CLOCK_DROP for kind, _ in t.flags):
         advice.append("pin the GPU clock (`nvidia-smi -lgc`) or let the card cool")
     if advice:
         text += " To be surer: " + "; ".join(advice) + "."
@@ -178,7 +179,16 @@ def trust(t: Trust | None) -> str | None:
 
 
 # Contention findings (kind -> wording of its value), from warehouse/contention.py.
-CONTENTION: dict[str, Callable] = {}
+CONTENTION: dict[str, Callable] = {
+    contention.OTHER_CPU: lambda v: f"Other processes used {v:.0%} of the machine's CPU during this run.",
+    contention.CPU_STEAL: lambda v: f"The hypervisor gave {v:.0%} of the CPU time elsewhere (steal).",
+    contention.CPU_CLOCK_DROP: lambda v: f"The CPU clock fell by {v:.0%} between parts of the run.",
+    contention.GPU_CLOCK_DROP: lambda v: f"The GPU clock fell by {v:.0%} between parts of the run.",
+    contention.GPU_SHARED: lambda v: f"Another process was on the GPU in {v:.0%} of samples.",
+    **{contention.gpu_throttled(group): (lambda g: lambda v: f"The GPU clock was throttled for {g} in {v:.0%} "
+                                                             "of samples.")(group)
+       for group in contention.THROTTLE_GROUPS},
+}
 
 
 def phase_saturation(first: FirstFull | None, fitted: int) -> str | None:
