@@ -28,13 +28,13 @@ import duckdb
 import pyarrow as pa
 
 from settings import SPOOL_DIR, WAREHOUSE_DB, setting
-from spool import REPEATED, SCHEMA_VERSION, TABLES, BadSpoolFile, parse_spool_file, table_schemas
+from spool import LATE, REPEATED, SCHEMA_VERSION, TABLES, BadSpoolFile, parse_spool_file, table_schemas
 from warehouse import db
 
 log = logging.getLogger("collector")
 
 # Tables whose rows repeat across files (every job file carries its run): kept once, by their key.
-SHARED_TABLES = {TABLES[kind] for kind in REPEATED}
+SHARED_TABLES = {TABLES[kind]: kind for kind in REPEATED}
 QUARANTINE, DONE = "quarantine", "done"
 # Test-only: COLLECTOR_PAUSE_AT=<point>:<n> stops the collector the n-th time it passes <point>
 # (inserted: a batch inserted, not committed; committed: committed, no file moved yet; archiving:
@@ -223,14 +223,30 @@ def _bulk_insert(con, spool: Path, batch: list[_Entry], schemas: dict) -> None:
             raise duckdb.InvalidInputException(f"unknown kind or schema_version: {bad[0]}")
         for kind, table in TABLES.items():
             cols = ", ".join(f'"{c}"' for c in schemas[table]["columns"])
-            if kind in REPEATED:  # the run record repeats in every file of the run
-                con.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT DISTINCT ON ({REPEATED[kind]}) {cols} "
-                            f"FROM incoming WHERE kind = '{kind}'")
+            if kind in REPEATED:  # the run record repeats in every file of the run; its end file adds LATE fields
+                key = REPEATED[kind]
+                con.execute(f"INSERT INTO {table} BY NAME SELECT DISTINCT ON ({key}) {cols} FROM incoming "
+                            f"WHERE kind = '{kind}' ORDER BY {key}, {_late_missing(kind)} {_on_conflict(kind)}")
             else:
                 con.execute(f"INSERT INTO {table} BY NAME SELECT {cols} FROM incoming WHERE kind = '{kind}'")
     finally:  # in a transaction that failed this fails too: the rollback drops the table then
         with contextlib.suppress(duckdb.Error):
             con.execute("DROP TABLE IF EXISTS incoming")
+
+
+def _late_missing(kind: str) -> str:
+    """SQL true when a record lacks its late fields (spool.LATE): ordered last, so DISTINCT ON keeps the
+    fullest record."""
+    return "(" + " AND ".join([f'"{c}" IS NULL' for c in LATE.get(kind, ())] or ["true"]) + ")"
+
+
+def _on_conflict(kind: str) -> str:
+    """The row already there keeps its fields; a late field is filled in when this record has it."""
+    table, key = TABLES[kind], REPEATED[kind]
+    if not LATE.get(kind):
+        return f"ON CONFLICT ({key}) DO NOTHING"
+    sets = ", ".join(f'"{c}" = coalesce(EXCLUDED."{c}", {table}."{c}")' for c in LATE[kind])
+    return f"ON CONFLICT ({key}) DO UPDATE SET {sets}"
 
 
 def _record_ingested(con, rows: list[tuple[str, str, int]]) -> None:
@@ -258,9 +274,11 @@ def _ingest_one(con, spool: Path, e: _Entry, schemas: dict, report: IngestReport
         for table, arrow in tables.items():
             con.register("one_file", arrow)
             try:
-                verb = "INSERT OR IGNORE" if table in SHARED_TABLES else "INSERT"
-                distinct = "DISTINCT " if table in SHARED_TABLES else ""
-                con.execute(f"{verb} INTO {table} BY NAME SELECT {distinct}* FROM one_file")
+                if table in SHARED_TABLES:
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT DISTINCT * FROM one_file "
+                                f"{_on_conflict(SHARED_TABLES[table])}")
+                else:
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM one_file")
             finally:  # in a failed transaction this fails too; keep the error that counts
                 with contextlib.suppress(duckdb.Error):
                     con.unregister("one_file")

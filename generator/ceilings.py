@@ -5,7 +5,8 @@ here a square matrix product (the compute roof of dense algebra), a 3x3 convolut
 of UNet-like shape (the compute roof the UNet's dominant operator actually reaches)
 and a large copy (the memory roof). Each figure is the best (max) rate over a few
 repetitions after one warm-up, so it is an achievable ceiling, not an average. The
-generator measures them once per run, before the first job.
+generator measures them once per image size, before its first job (every run of that size
+shares them).
 
 Sizes grow along a short ladder until one run takes `grow_until_s`: a slow path
 (float16 on a CPU without half-precision units runs a 1024 product at about 1 GFLOP/s)

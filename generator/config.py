@@ -1,11 +1,13 @@
 """Settings of one sweep: the SweepConfig dataclass, its choices and its checks.
 
 Each field is one flag of `python -m generator sweep`; a bad value raises ValueError
-that quotes it. What the sweep runs, in which order, is generator/plan.py's decision.
+that quotes it. What the sweep runs, in which order, is generator/plan.py's decision;
+when warm-up has settled and when rounds stop, generator/rounds.py's.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from settings import OUTPUT_DIR, SPOOL_DIR, setting
@@ -16,6 +18,7 @@ SAVE_IMAGES = ("first", "all", "none")
 DEVICES = ("cpu", "cuda", "mps")
 DTYPES = ("float32", "float16", "bfloat16")
 CFG_SETTINGS = ("off", "full")
+AUTO = "auto"  # --repeats auto: measured rounds until the interval target or a cap
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,25 @@ class SweepConfig:
     mode: tuple[str, ...] = setting(
         "Execution modes, one run each: sequential (batch-1 calls), static (one call), stream (Stream Batch).", ("static",))
     steps: int = setting("Denoising steps per image (the same in every mode).", 10)
-    repeats: int = setting("Measured jobs per batch size; the dashboard quotes their median.", 3)
-    warmup: int = setting("Warm-up jobs per batch size before the measured ones: recorded, flagged, excluded.", 1)
+    # Read as text by the flag builder (str first), made an int or AUTO by __post_init__.
+    repeats: str | int = setting(
+        "Measured rounds per size; each round runs every batch size of every run of the size once, in a rotating "
+        "order. A whole number, or auto: rounds until every batch size's 95% interval of its median is within "
+        "--target, or --max-rounds or --max-seconds is reached. The dashboard quotes the medians.", AUTO)
+    warmup: int = setting(
+        "Warm-up jobs per batch size and run, at least (0: none); more follow until two in a row differ by less "
+        "than --settle, up to --warmup-max. Recorded, flagged, excluded.", 1)
+    warmup_max: int = setting("The most warm-up jobs per batch size and run, settled or not.", 5)
+    settle: float = setting(
+        "Warm-up has settled when two successive warm-up jobs differ by less than this fraction of the shorter "
+        "(0.05: 5%).", 0.05)
+    target: float = setting(
+        "With --repeats auto: rounds stop once every batch size's 95% interval half-width is within this fraction "
+        "of its median (0.03: ±3%); checked from the third round on.", 0.03)
+    max_rounds: int = setting("With --repeats auto: the most measured rounds per size.", 20)
+    max_seconds: float = setting(
+        "With --repeats auto: the most seconds of measured rounds per size; a round that would end past it, at "
+        "the mean round time so far, is not started.", 50.0)
     task: str = setting(
         "txt2img or inpaint (inpaint uses a generated picture and a centre mask unless --mask is given).", "txt2img")
     guidance: float = setting(
@@ -59,17 +79,24 @@ class SweepConfig:
     max_batch: int = setting("The largest batch size --until-oom tries.", 4096)
 
     def __post_init__(self):
-        # 1. Batch sizes and counts.
+        # 1. Batch sizes and counts; repeats as a whole number or AUTO.
         if not self.batch_sizes:
             raise ValueError("batch sizes must list at least one size, got none")
         for b in self.batch_sizes:
             if b < 1:
                 raise ValueError(f"batch size must be >= 1, got {b}")
-        for name in ("steps", "repeats", "max_batch"):
+        object.__setattr__(self, "repeats", parse_repeats(self.repeats))
+        for name in ("steps", "max_batch", "max_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
-        if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+        for name in ("warmup", "warmup_max"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name.replace('_', ' ')} must be >= 0, got {getattr(self, name)}")
+        for name, value in [("settle", self.settle), ("target", self.target)]:
+            if not 0 < value < 1:
+                raise ValueError(f"{name} must be a fraction between 0 and 1 (0.05 is 5%), got {value}")
+        if self.max_seconds <= 0:
+            raise ValueError(f"max seconds must be > 0, got {self.max_seconds}")
         # 2. Sizes: multiples of 8, the VAE's downsampling factor.
         for name, value in [("height", self.height), ("width", self.width)] + [
             ("resolution", r) for r in self.resolutions
@@ -120,8 +147,33 @@ class SweepConfig:
         settings = self.classifier_free_guidance or (("full",) if self.guidance > 1.0 else ("off",))
         return [self.guidance if c == "full" else 1.0 for c in settings]
 
+    @property
+    def auto(self) -> bool:
+        """--repeats auto: the rounds stop at the interval target or a cap, decided as they go."""
+        return self.repeats == AUTO
+
+    def rounds(self) -> int:
+        """The most measured rounds a size runs: --repeats, or with auto --max-rounds."""
+        return self.max_rounds if self.auto else self.repeats
+
     def jobs_total(self) -> int:
-        """Jobs of the listed batch sizes (the progress bar's total); --until-oom may run more."""
-        per_batch = self.warmup + self.repeats + (1 if self.profile_ops else 0)
+        """Jobs of the listed batch sizes with the fewest warm-ups and the most rounds (the progress bar's
+        first total); settling warm-ups and --until-oom may run more, auto and out-of-memory fewer."""
+        per_batch = self.warmup + self.rounds() + (1 if self.profile_ops else 0)
         runs = len(self.sizes()) * len(self.mode) * len(self.guidances())
         return runs * len(self.batch_sizes) * per_batch
+
+
+def parse_repeats(value) -> int | str:
+    """--repeats as given (an int, or text from the flag): a whole number >= 1, or AUTO."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == AUTO:
+            return AUTO
+        if re.fullmatch(r"[+-]?\d+", text):
+            value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"repeats must be a whole number >= 1 or {AUTO!r}, got {value!r}")
+    if value < 1:
+        raise ValueError(f"repeats must be >= 1, got {value} (or {AUTO!r})")
+    return value

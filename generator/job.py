@@ -1,7 +1,9 @@
 """One job: a timed batch execution and the records of its spool file.
 
-A job runs from a JobContext (what every job of a run shares) and a JobPlan (its batch
-size, repeat and kind). A failure is recorded with its status (oom | error) and error,
+A job runs from a JobContext (what every job of a run shares), a JobPlan (its batch
+size, kind and round) and its repeat (its index among the jobs of its run and batch
+size, warm-ups first, counted by the runner, since warm-up lasts until it settles).
+A failure is recorded with its status (oom | error) and error,
 not raised; an image that cannot be saved fails its job, not the sweep.
 """
 
@@ -72,8 +74,9 @@ class _Execution:
     image_rows: list = dataclasses.field(default_factory=list)
 
 
-def run_job(ctx: JobContext, job: JobPlan) -> JobResult:
-    """Run one job; a failure is recorded in the result, not raised."""
+def run_job(ctx: JobContext, job: JobPlan, repeat: int) -> JobResult:
+    """Run one job, the `repeat`-th (0-based) of its run and batch size; a failure is recorded in the result,
+    not raised."""
     # 1. The images: one prompt, seed (and mask) each.
     inputs = job_inputs(ctx, job.batch_size)
     # 2. Execute the batch in the run's mode, timed (under the profiler for a profiled job).
@@ -81,7 +84,7 @@ def run_job(ctx: JobContext, job: JobPlan) -> JobResult:
     # 3. Save the images the plan keeps; an image that cannot be saved fails the job.
     execution = _keep_images(ctx, job, inputs, execution)
     # 4. The records of the job's spool file: the run, the job, its phases, steps, operators, images.
-    return _records(ctx, job, execution)
+    return _records(ctx, job, repeat, execution)
 
 
 def job_inputs(ctx: JobContext, batch_size: int) -> JobInputs:
@@ -138,7 +141,7 @@ def _keep_images(ctx: JobContext, job: JobPlan, inputs: JobInputs, execution: _E
     return dataclasses.replace(execution, image_rows=image_rows)
 
 
-def _records(ctx: JobContext, job: JobPlan, execution: _Execution) -> JobResult:
+def _records(ctx: JobContext, job: JobPlan, repeat: int, execution: _Execution) -> JobResult:
     """The job record (by name) and every record of its spool file, the run's first."""
     import torch
 
@@ -148,13 +151,13 @@ def _records(ctx: JobContext, job: JobPlan, execution: _Execution) -> JobResult:
     flops_per_row = ctx.flops_per_row
     job_record = record(
         "job", job_id=job_id, run_id=ctx.run["run_id"], batch_size=job.batch_size, unet_batch=rows_per_call,
-        repeat=job.repeat, warmup=job.warmup, profiled=job.profiled, started_at=execution.started_at,
+        repeat=repeat, warmup=job.warmup, profiled=job.profiled, started_at=execution.started_at,
         wall_s=execution.wall_s, images=len(execution.images), status=execution.status, error=execution.error,
         peak_mem_bytes=(torch.cuda.max_memory_allocated() if cfg.device == "cuda" else ctx.peak_rss.peak()),
         unet_calls=timing.unet_calls if timing else None, unet_rows=rows_total,
         unet_flops_per_call=flops_per_row * rows_per_call if flops_per_row else None,
         unet_flops_total=flops_per_row * rows_total if flops_per_row and rows_total else None,
-        unet_profiled_s=ops["unet_s"] if ops else None,
+        unet_profiled_s=ops["unet_s"] if ops else None, round=job.round,
     )
     rows = [ctx.run, job_record]
     if timing is not None:

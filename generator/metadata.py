@@ -9,6 +9,7 @@ that metadata plus the run's own fields.
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from spool import record
@@ -23,7 +24,7 @@ RUN_FIELDS = (
     "diffusers_version", "model_id", "model_params", "task", "mode", "height", "width", "steps", "guidance_scale",
     "cfg", "dtype", "math_mode", "tf32_matmul", "tf32_cudnn", "scheduler", "seed", "threads", "peak_flops",
     "peak_flops_source", "ceiling_matmul_flops", "ceiling_conv_flops", "ceiling_copy_bytes_per_s",
-    "unet_weight_bytes", "telemetry_gpu", "tags",
+    "unet_weight_bytes", "cpu_count", "telemetry_gpu", "tags",
 )
 # The name an MPS run's device gets when the Mac's CPU brand names no Apple chip (an Intel Mac's GPU).
 MPS_DEVICE_NAME = "Apple GPU (mps)"
@@ -41,7 +42,7 @@ def collect_metadata(cfg: SweepConfig, pipe, model_id: str) -> dict:
         "host": hostname(), "device": cfg.device, **_device_fields(cfg.device, mode["math_mode"], threads),
         "torch_version": torch.__version__, "diffusers_version": _version("diffusers"), "model_id": model_id,
         "model_params": models.count_params(pipe), "unet_weight_bytes": models.weight_bytes(pipe.unet),
-        "scheduler": type(pipe.scheduler).__name__, "threads": threads,
+        "scheduler": type(pipe.scheduler).__name__, "threads": threads, "cpu_count": os.cpu_count(),
         **mode,
     }
 

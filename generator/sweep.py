@@ -1,18 +1,26 @@
-"""A sweep, as plan -> run -> record: `plan(cfg)` lists the runs and their jobs
-(generator/plan.py), `run_sweep` follows it, and each job ends as one spool file
+"""A sweep, as plan -> run -> record: `plan(cfg)` lists the sizes, their runs and their
+jobs (generator/plan.py), `run_sweep` follows it, and each job ends as one spool file
 (generator/job.py builds its records), whether it succeeded or failed, so a crash
 loses at most the job in flight and a failed job is on record.
 
-Telemetry samples of a run go into the spool file of the job they were taken during;
-the samples after a run's last job get a file of their own. A spool file that cannot be
-written (disk full, file too large) cannot record that failure itself: it is reported
-on stderr and in the outcome's `unwritten`, and the sweep goes on.
+The runs of a size are open together: warm-up until settled, then measured rounds
+that interleave them, then the profiled jobs. When warm-up has settled and when the
+rounds stop is generator/rounds.py's decision, asked as the size goes.
+
+One telemetry sampler runs per size; the samples drained after a job go into that
+job's spool file under its run's id. Each run ends with one more file: its run record
+with `rounds` and `stop_reason` (known only then), named `stop-*.jsonl`, and, in the
+file of the run whose job ran last, the samples taken after that job. A spool file that cannot be written
+(disk full, file too large) cannot record that failure itself: it is reported on
+stderr and in the outcome's `unwritten`, and the sweep goes on.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+import time
+from collections import Counter
+from dataclasses import dataclass, field
 
 from spool import SpoolWriter, record
 
@@ -20,7 +28,8 @@ from .config import CFG_SETTINGS, DEVICES, DTYPES, SAVE_IMAGES, SweepConfig
 from .ids import new_id, utc_now_iso
 from .job import JobContext, JobResult, error_line, run_job
 from .metadata import collect_metadata, run_record
-from .plan import JobPlan, RunPlan, plan
+from .plan import JobPlan, RunPlan, SizePlan, out_of_memory, plan
+from .rounds import settled, stop_rule
 
 __all__ = ["CFG_SETTINGS", "DEVICES", "DTYPES", "SAVE_IMAGES", "SweepConfig", "SweepOutcome", "run_sweep"]
 
@@ -53,11 +62,11 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> SweepOutcome:
     sweep = _Sweep(cfg=cfg, pipe=pipe, timer=PipelineTimer(pipe, clock_for(cfg.device)), peak_rss=PeakRss(),
                    writer=SpoolWriter(cfg.spool), metadata=collect_metadata(cfg, pipe, model_id),
                    sweep_id=new_id("sweep"), masks=masks)
-    # 3. Follow the plan: run by run, job by job, one spool file per job.
+    # 3. Follow the plan size by size, job by job, one spool file per job.
     bar = tqdm(total=cfg.jobs_total(), unit="job", disable=not progress, file=sys.stderr)
     try:
-        for run in plan(cfg):
-            sweep.run(run, bar)
+        for size in plan(cfg):
+            _Size(sweep, size, bar).run()
     finally:
         bar.close()
     return sweep.outcome
@@ -65,7 +74,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> SweepOutcome:
 
 @dataclass
 class _Sweep:
-    """What the runs of one sweep share: the pipeline and its instruments, the metadata, the writer."""
+    """What the sizes of one sweep share: the pipeline and its instruments, the metadata, the writer."""
 
     cfg: SweepConfig
     pipe: object
@@ -78,57 +87,18 @@ class _Sweep:
 
     def __post_init__(self):
         self.outcome = SweepOutcome()
-        self._by_size: dict[tuple[int, int], dict] = {}
 
-    def run(self, run: RunPlan, bar) -> None:
-        """One run: its record and sampler, then its jobs in plan order; after an out-of-memory the rest
-        of the run is skipped (with --until-oom, that is where the batch sizes stop)."""
-        from .ceilings import measure_ceilings
-        from .telemetry import Sampler
+    def shared(self, height: int, width: int) -> dict:
+        """The JobContext fields that depend on the size only: the picture and masks to inpaint, the UNet
+        FLOPs per row."""
+        from . import inputs
 
         cfg = self.cfg
-        # 1. What the run's jobs share: the picture and masks to inpaint, the UNet FLOPs per row.
-        shared = self._shared(run.height, run.width)
-        # 2. What the device measurably reaches now: the run's ceilings, timed before its sampler starts.
-        ceilings = measure_ceilings(cfg.device, cfg.dtype)
-        # 3. The run's record, and the sampler whose samples each job's file carries.
-        ids = {"run_id": new_id("run"), "sweep_id": self.sweep_id, "started_at": utc_now_iso()}
-        sampler = Sampler(ids["run_id"], cfg.sample_hz, cfg.device).start()
-        run_rec = run_record({**self.metadata, **ceilings}, cfg, run, ids, telemetry_gpu=sampler.gpu)
-        ctx = JobContext(cfg=cfg, pipe=self.pipe, timer=self.timer, peak_rss=self.peak_rss, plan=run, run=run_rec,
-                         **shared)
-        try:
-            # 4. The jobs, each into one atomic spool file with the samples taken meanwhile.
-            for job in run.jobs:
-                bar.set_description(run.label(job))
-                result = run_job(ctx, job)
-                self.write(ids["run_id"], result.job_id,
-                           result.rows + [record("sample", **s) for s in sampler.drain()],
-                           _describe(run, job, result))
-                bar.update()
-                if result.status == "oom":
-                    break
-        finally:
-            # 4. The samples taken after the last job, in a file of their own.
-            sampler.stop()
-            samples = sampler.drain()
-            if samples:
-                self.write(ids["run_id"], f"samples-{new_id('end')}",
-                           [ctx.run] + [record("sample", **s) for s in samples],
-                           f"the last telemetry samples of run {ids['run_id']}")
-
-    def _shared(self, height: int, width: int) -> dict:
-        """The JobContext fields that depend on the size only, computed once a size."""
-        if (height, width) not in self._by_size:
-            from . import inputs
-
-            cfg = self.cfg
-            self._by_size[height, width] = {
-                "picture": inputs.test_image(height, width, cfg.seed) if cfg.task == "inpaint" else None,
-                "masks": tuple(self.masks.get((height, width)) or [inputs.test_mask(height, width)]),
-                "flops_per_row": self._flops(height, width),
-            }
-        return self._by_size[height, width]
+        return {
+            "picture": inputs.test_image(height, width, cfg.seed) if cfg.task == "inpaint" else None,
+            "masks": tuple(self.masks.get((height, width)) or [inputs.test_mask(height, width)]),
+            "flops_per_row": self._flops(height, width),
+        }
 
     def _flops(self, height: int, width: int) -> float | None:
         """UNet FLOPs per latent row: they depend on the size only, not on CFG or mode."""
@@ -154,7 +124,122 @@ class _Sweep:
                        file=sys.stderr)
 
 
-def _describe(run: RunPlan, job: JobPlan, result: JobResult) -> str:
+@dataclass
+class _Size:
+    """The runs of one size, open together, and what the runner counts while following their jobs."""
+
+    sweep: _Sweep
+    plan: SizePlan
+    bar: object                                               # tqdm
+    contexts: dict[RunPlan, JobContext] = field(default_factory=dict)
+    repeats: Counter = field(default_factory=Counter)         # (run, batch size) -> jobs run so far
+    times: dict = field(default_factory=dict)                 # (run, batch size) -> measured ok wall_s
+    oom: dict[RunPlan, int] = field(default_factory=dict)     # run -> smallest batch size out of memory
+    rounds: Counter = field(default_factory=Counter)          # run -> measured rounds it took part in
+    stop_reason: str | None = None
+    last: RunPlan | None = None                               # the run whose job ran last
+    sampler: object = None                                    # telemetry.Sampler, started in run()
+
+    def run(self) -> None:
+        """Open the size's runs, follow its plan, and close each run with its end file."""
+        from .ceilings import measure_ceilings
+        from .telemetry import Sampler
+
+        cfg = self.sweep.cfg
+        # 1. What the device measurably reaches now: ceilings, timed once for the runs of the size, before the
+        #    sampler starts.
+        shared = self.sweep.shared(self.plan.height, self.plan.width)
+        ceilings = measure_ceilings(cfg.device, cfg.dtype)
+        # 2. One sampler for the size (its samples get the run id of the job they were drained after).
+        ids = {run: {"run_id": new_id("run"), "sweep_id": self.sweep.sweep_id, "started_at": utc_now_iso()}
+               for run in self.plan.runs}
+        self.sampler = Sampler(ids[self.plan.runs[0]]["run_id"], cfg.sample_hz, cfg.device).start()
+        # 3. Each run's record (first in each of its job files) and its job context.
+        for run in self.plan.runs:
+            run_rec = run_record({**self.sweep.metadata, **ceilings}, cfg, run, ids[run],
+                                 telemetry_gpu=self.sampler.gpu)
+            self.contexts[run] = JobContext(cfg=cfg, pipe=self.sweep.pipe, timer=self.sweep.timer,
+                                            peak_rss=self.sweep.peak_rss, plan=run, run=run_rec, **shared)
+        try:
+            # 4. Warm-up per (run, batch size) until settled, the measured rounds, the profiled jobs.
+            for job in self.plan.warmups:
+                self.warm_up(job)
+            self.stop_reason = self.measure()
+            for job in self.plan.profiled:
+                self.job(job)
+        finally:
+            # 5. Each run's end file: its record with rounds and stop reason; the last samples go with the
+            #    run whose job ran last.
+            self.sampler.stop()
+            self.close_runs()
+
+    def warm_up(self, job: JobPlan) -> None:
+        """Warm-up jobs of one (run, batch size) until their times settle (rounds.settled); a failed job ends
+        the warm-up of its batch size."""
+        cfg, times = self.sweep.cfg, []
+        while True:
+            result = self.job(job)
+            if result is None or result.status != "ok":
+                return
+            times.append(result.job["wall_s"])
+            if settled(times, cfg.warmup, cfg.warmup_max, cfg.settle):
+                return
+            if len(times) >= cfg.warmup:  # past the warm-ups the progress bar counted
+                self.bar.total += 1
+                self.bar.refresh()
+
+    def measure(self) -> str:
+        """The measured rounds, in plan order, until rounds.stop_rule stops them; return why they stopped."""
+        start, reason = time.monotonic(), "no measured rounds planned"
+        for r, jobs in enumerate(self.plan.rounds):
+            ran = {job.run for job in jobs if self.job(job) is not None}
+            self.rounds.update(ran)
+            stop, reason = stop_rule(self.live_times(), r + 1, time.monotonic() - start, self.sweep.cfg)
+            if stop:
+                self.bar.total -= sum(len(later) for later in self.plan.rounds[r + 1:])
+                self.bar.refresh()
+                return reason
+        return reason
+
+    def live_times(self) -> dict[str, list[float]]:
+        """The measured times of each (run, batch size) still running, by name (its measured job's label)."""
+        return {job.run.label(job): self.times.get(job.slot, [])
+                for job in self.plan.rounds[0] if not out_of_memory(job, self.oom)}
+
+    def job(self, job: JobPlan) -> JobResult | None:
+        """Run one job into its spool file, with the samples taken meanwhile; None when --until-oom's rule
+        skips it."""
+        if out_of_memory(job, self.oom):
+            return None
+        ctx = self.contexts[job.run]
+        run_id = ctx.run["run_id"]
+        self.bar.set_description(job.run.label(job))
+        result = run_job(ctx, job, self.repeats[job.slot])
+        self.repeats[job.slot] += 1
+        self.last = job.run
+        samples = [record("sample", **{**s, "run_id": run_id}) for s in self.sampler.drain()]
+        self.sweep.write(run_id, result.job_id, result.rows + samples, _describe(job, result))
+        self.bar.update()
+        if result.status == "oom":
+            self.oom[job.run] = min(job.batch_size, self.oom.get(job.run, job.batch_size))
+        elif result.status == "ok" and job.kind == "measured":
+            self.times.setdefault(job.slot, []).append(result.job["wall_s"])
+        return result
+
+    def close_runs(self) -> None:
+        """One end file per run: the run record plus `rounds` and `stop_reason`, and the samples left."""
+        reason = self.stop_reason or f"interrupted after {max(self.rounds.values(), default=0)} rounds"
+        samples = self.sampler.drain()
+        for run, ctx in self.contexts.items():
+            run_id = ctx.run["run_id"]
+            mine = samples if run == (self.last or self.plan.runs[0]) else []
+            rows = [{**ctx.run, "rounds": self.rounds[run], "stop_reason": reason}]
+            rows += [record("sample", **{**s, "run_id": run_id}) for s in mine]
+            self.sweep.write(run_id, new_id("stop"), rows, f"the end record of run {run_id}")
+
+
+def _describe(job: JobPlan, result: JobResult) -> str:
     """A job as the error line about its spool file names it."""
+    run = job.run
     return (f"job {result.job_id} ({run.mode} {run.height}x{run.width} batch {job.batch_size} {job.kind}, "
             f"ran with status {result.status}{': ' + result.error if result.error else ''})")

@@ -2,7 +2,8 @@
 
 A spool file is JSON Lines: one record a line, each a flat object whose first key is
 `kind` and which carries `schema_version`. One file holds one job (its run record, the
-job, its phases, steps, operators, samples and images) or the run's last samples. The
+job, its phases, steps, operators, samples and images) or a run's end: its run record with
+the LATE fields filled in, and its last samples. The
 fields of each kind, and their types, are the columns of its table in
 warehouse/schema.sql; the reader takes them from the live warehouse, so a field is
 added in one place (a migration) and a reader ignores fields it does not know.
@@ -12,7 +13,11 @@ Schema history (a version changes only when a reader of the old one would misrea
   version because older readers ignore them and newer ones read them as NULL when absent:
   step call_index and unet_rows; job profiled, unet_calls, unet_rows, unet_flops_total,
   unet_profiled_s; run cfg, threads, peak_flops, peak_flops_source, telemetry_gpu;
-  image mask_path (warehouse migration 3).
+  image mask_path (warehouse migration 3); run math_mode, tf32_matmul, tf32_cudnn, gpu_uuid,
+  ceiling_matmul_flops, ceiling_conv_flops, ceiling_copy_bytes_per_s, unet_weight_bytes
+  (migration 5); run rounds, stop_reason, cpu_count, job round, sample other_cpu_util,
+  cpu_steal, cpu_mhz, gpu_throttle_reasons, gpu_other_processes (migration 6). A run's end
+  file (`stop-*.jsonl`) carries its run record with rounds and stop_reason (LATE).
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ TABLES = {"run": "runs", "job": "jobs", "phase": "phases", "step": "steps",
 KINDS = tuple(TABLES)
 # Kinds repeated in several files (every job file carries its run), kept once by this key.
 REPEATED = {"run": "run_id"}
+# Fields of a repeated record that only a later file knows (a run's rounds and why they stopped,
+# in its end file): whichever file comes first, a known value is kept, never overwritten by a missing one.
+LATE = {"run": ("rounds", "stop_reason")}
 
 
 def record(kind: str, **fields) -> dict:

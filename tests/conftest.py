@@ -17,8 +17,9 @@ from generator.sweep import SweepConfig, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: subprocesses run from here
 
-# The small sweep every end-to-end test shares: 2 batch sizes, 2 steps, one size.
-SMALL = dict(batch_sizes=(1, 2), resolutions=(64,), steps=2, repeats=2, warmup=1)
+# The small sweep every end-to-end test shares: 2 batch sizes, 2 steps, one size, exactly one warm-up
+# per batch size (--warmup-max 1: no warm-up until settled), two rounds.
+SMALL = dict(batch_sizes=(1, 2), resolutions=(64,), steps=2, repeats=2, warmup=1, warmup_max=1)
 
 
 @pytest.fixture(scope="session")

@@ -74,7 +74,10 @@ def test_overview_states_the_fit_of_the_warehouse_numbers(rich, monkeypatch):
             weights = 1 / np.array([np.median(jt[jb == b]) for b in jb])
             assert model.marginal_s.value == pytest.approx(np.polyfit(jb, jt, 1, w=weights)[0])
     assert "2. Input → model → output" in [h.value for h in at.header]
-    assert "LDM" in text and "/papers#ldm" in text
+    # Each effect shown cites its paper; with none shown, the page says so.
+    effects = [m.value for m in at.markdown if m.value.startswith("- **")]
+    assert all("/papers#" in e for e in effects)
+    assert effects or explain.NO_EFFECTS in [c.value for c in at.caption]
 
 
 def test_throughput_table_is_the_view(rich, monkeypatch):

@@ -209,7 +209,7 @@ def test_a_spool_write_that_fails_leaves_nothing_half_written_and_is_reported(tm
     # The CLI fails at the end, with one summary line: how many files, and why.
     assert out.returncode == 1, out.stderr[-2000:]
     assert "Traceback" not in out.stderr
-    assert lines[-1] == (f"error: 1 spool file could not be written (File too large); 2 were written to '{spool}'. "
+    assert lines[-1] == (f"error: 1 spool file could not be written (File too large); 3 were written to '{spool}'. "
                          "The spool cannot record a failure it cannot write: the jobs not written are only in the "
                          "messages above"), lines[-1]
     # The failed job was reported with the OS error, the moment it happened.
@@ -223,8 +223,8 @@ def test_a_spool_write_that_fails_leaves_nothing_half_written_and_is_reported(tm
     assert all(f.suffix == ".jsonl" and not f.name.startswith(".") for f in files), files
     assert not failed_path.exists() and failed_path.parent == files[0].parent
     # Every file present is complete, and there is one per job reported written: the later,
-    # smaller batch-1 job was written after the failure.
-    assert len(files) == 2
+    # smaller batch-1 job was written after the failure, and so was the run's end file.
+    assert len(files) == 3
     jobs = []
     for f in files:
         text = f.read_text()
@@ -252,7 +252,7 @@ def test_an_image_that_cannot_be_saved_fails_its_job_not_the_sweep(tmp_path):
         "--sample-hz", "0", "--save-images", "all", "--spool", str(spool), "--out", str(images)])
     # Failed jobs are on record, so the sweep itself succeeds.
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stderr.strip().splitlines()[-1] == f"wrote 2 spool files to {spool}"
+    assert out.stderr.strip().splitlines()[-1] == f"wrote 3 spool files to {spool}"  # 2 jobs, 1 end file
     jobs = sorted(_jobs(spool.rglob("*.jsonl")), key=lambda j: j["batch_size"])
     assert [j["batch_size"] for j in jobs] == [1, 2]
     for j in jobs:
@@ -313,10 +313,14 @@ def test_the_sweep_runs_its_plan_in_order(modes_sweep):
     from generator.plan import plan
 
     cfg, jobs = modes_sweep
-    planned = [(r.mode, r.cfg, j.batch_size, j.repeat, j.kind) for r in plan(cfg) for j in r.jobs]
-    ran = [(j["run"]["mode"], j["run"]["cfg"], j["batch_size"], j["repeat"],
+    # No warm-up to settle (--warmup 0) and whole --repeats: the jobs run exactly as planned, the runs of
+    # the size interleaved round by round, then the profiled jobs.
+    planned = [(j.run.mode, j.run.cfg, j.batch_size, j.round, j.kind) for size in plan(cfg) for j in size.jobs()]
+    ran = [(j["run"]["mode"], j["run"]["cfg"], j["batch_size"], j["round"],
             "profiled" if j["profiled"] else "warmup" if j["warmup"] else "measured") for j in jobs]
     assert ran == planned
+    # repeat counts the jobs of each run and batch size: the measured one first, then the profiled one.
+    assert {(j["profiled"], j["repeat"]) for j in jobs} == {(False, 0), (True, 1)}
 
 
 def test_every_run_carries_the_sweeps_metadata_and_its_own_fields(modes_sweep):
