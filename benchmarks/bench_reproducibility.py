@@ -53,6 +53,8 @@ def spread(values: list[float]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweeps", type=int, default=3, help="default sweeps to run one after another")
+    parser.add_argument("--keep", help="folder to keep the sweeps' spools and warehouses in (default: a temporary "
+                                           "one, removed after)")
     parser.add_argument("sweep_args", nargs="*", help="extra flags for every sweep (after --)")
     args = parser.parse_args(argv)
     results = Results()
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         sweeps = []
         for i in range(args.sweeps):
             print(f"sweep {i + 1} of {args.sweeps} ...", flush=True)
-            sweeps.append(one_sweep(Path(tmp) / str(i), args.sweep_args))
+            sweeps.append(one_sweep(Path(args.keep or tmp) / str(i), args.sweep_args))
     print(f"\nReproducibility over {args.sweeps} default sweeps (target: headline and fixed share within "
           f"±{TARGET:.0%}, the same knee)")
     print(f"{'run':<22}{'headline (x)':<28}{'spread':>8}   {'fixed share':<24}{'spread':>8}   knee")
