@@ -4,6 +4,7 @@ import altair as alt
 import streamlit as st
 
 from pages._shared import db_path, guarded, paper, query, sweep_runs
+from warehouse import explain
 
 
 def render():
@@ -13,7 +14,7 @@ def render():
         return
     run_ids = list(runs.run_id)
 
-    # 1. Per-step time: flat across steps (every step is one UNet call), rising with batch.
+    # 1. Per-step time against step index, per batch size.
     steps = query("step_profile", db_path(), run_ids)
     st.subheader("Median time per denoising step")
     if steps.empty:
@@ -33,7 +34,8 @@ def render():
     if not phases.empty:
         st.altair_chart(alt.Chart(phases).mark_bar().encode(
             x=alt.X("batch_size:O", title="batch size"), y=alt.Y("median_s:Q", title="median s"),
-            color=alt.Color("phase:N", sort=["encode_prompt", "prepare", "denoise", "decode", "postprocess"]),
+            color=alt.Color("phase:N", sort=["encode_prompt", "prepare", "denoise", "decode", "postprocess",
+                                             "outside"]),
             column=alt.Column("label:N", title=None),
             tooltip=["label", "batch_size", "phase", "median_s", alt.Tooltip("median_share:Q", format=".0%")]
         ).properties(width=220), width="content")
@@ -44,9 +46,7 @@ def render():
     if latency.empty:
         st.caption("No stream-mode run in this sweep: run a sweep with `--mode stream`.")
     else:
-        st.caption(f"In Stream Batch ({paper('streamdiffusion')}) a request enters one UNet call after the "
-                   "previous one and leaves after its last step: latency stays near one image's while "
-                   "throughput grows.")
+        st.caption(explain.stream_latency_caption(cite=paper))
         st.altair_chart(alt.Chart(latency).mark_line(point=True).encode(
             x=alt.X("request:O", title="request (order of entry)"), y=alt.Y("latency_s:Q", title="latency (s)"),
             color=alt.Color("batch_size:O", title="batch"), tooltip=["batch_size", "request", "latency_s"]),

@@ -337,6 +337,13 @@ def published_caption() -> str:
             "of the order of magnitude, not a ranking.")
 
 
+def stream_latency_caption(cite: Cite) -> str:
+    """What the stream latency chart shows (a description: it quotes no figure and claims no outcome)."""
+    return (f"In Stream Batch ({cite('streamdiffusion')}) a request enters one UNet call after the previous one "
+            "and leaves after its last step; each point is a request's time from entering to leaving, the "
+            "median over the run's measured jobs.")
+
+
 # Operators and telemetry.
 
 def conv_share(c: ConvShare | None, cite: Cite) -> str | None:
