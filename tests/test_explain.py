@@ -269,7 +269,8 @@ def test_the_trust_line_names_the_widest_interval_and_what_to_do_only_when_it_is
     steady = wh.run({1: [1.0, 1.01, 0.99], 8: [2.0, 2.02, 1.98]})
     rows = analysis.batch_intervals(queries.job_costs(wh.path, [steady]))
     quiet = explain.trust(analysis.trust("r", rows, {"rounds": 3, "stop_reason": "repeats: 3 rounds as asked"}))
-    assert quiet.startswith("**How sure**: 3 measured jobs per batch size in 3 rounds (repeats: 3 rounds as asked); "
+    assert quiet.startswith("**How sure**: 3 measured jobs per batch size in 3 rounds, stopped by repeats: 3 rounds "
+                            "as asked; "
                             "the widest 95% interval of a median is ±")
     assert "To be surer" not in quiet and "uncertain" not in quiet
     shaky = wh.run({1: [1.0, 1.5, 0.7], 8: [2.0, 2.02, 1.98]})

@@ -159,7 +159,7 @@ def trust(t: Trust | None) -> str | None:
     if t is None:
         return None
     rounds = f" in {t.rounds} rounds" if t.rounds is not None else ""
-    stopped = f" ({t.stop_reason})" if t.stop_reason else ""
+    stopped = f", stopped by {t.stop_reason}" if t.stop_reason else ""
     text = (f"**How sure**: {t.jobs_per_batch} measured jobs per batch size{rounds}{stopped}; the widest 95% "
             f"interval of a median is ±{t.widest:.1%} (batch {t.widest_batch})")
     said = [CONTENTION[kind](value) for kind, value in t.flags if kind in CONTENTION]
