@@ -62,7 +62,11 @@ class SweepConfig:
         flag="--cfg")
     seed: int = setting("Image i of every job is drawn with seed + i.", 0)
     model: str | None = setting(
-        "A local diffusers pipeline folder; None runs the embedded tiny model (offline).", None)
+        "A local diffusers pipeline folder; None runs the model --arch builds (offline).", None)
+    arch: str = setting(
+        "Model built from config with seeded random weights, offline, when no --model is given (--model wins): "
+        "tiny (the embedded model), sd15, sd15-inpaint (task inpaint) or sdxl; the presets have the real model's "
+        "shapes, so they time like it but draw noise.", "tiny")
     device: str = setting("Where PyTorch runs: cpu, cuda or mps.", "cpu")
     dtype: str = setting("Weights and activations: float32, float16 or bfloat16.", "float32")
     spool: str = setting("Spool folder the collector ingests from.", env=SPOOL_DIR)
@@ -107,12 +111,20 @@ class SweepConfig:
             raise ValueError("resolutions must list at least one size, got none")
         # 3. Choices and ranges.
         from .models import TASKS
+        from .presets import check_arch
+
+        check_arch(self.arch)  # names a bad preset and the allowed ones, --model given or not
 
         for name, value, allowed in [("task", self.task, TASKS), ("device", self.device, DEVICES),
                                      ("dtype", self.dtype, DTYPES),
                                      ("save images", self.save_images, SAVE_IMAGES)]:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.model is None:  # the preset builds this task (--model wins over --arch)
+            check_arch(self.arch, self.task)
+            if self.arch == "sdxl" and ("stream" in self.mode or self.profile_ops):
+                raise ValueError("arch 'sdxl' runs sequential and static modes without --profile-ops, got "
+                                 + ("mode 'stream'" if "stream" in self.mode else "--profile-ops"))
         if not self.mode:
             raise ValueError(f"mode must list at least one of {', '.join(MODES)}, got none")
         for m in self.mode:

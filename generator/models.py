@@ -50,7 +50,7 @@ def build_tokenizer():
 def build_embedded_components(task: str = "txt2img", seed: int = 0) -> dict:
     """Tiny SD-shaped components: UNet widths 32/64, VAE widths 8/16/16/16 (factor 8)."""
     _quiet_imports()
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     if task not in TASKS:
@@ -97,14 +97,7 @@ def build_embedded_components(task: str = "txt2img", seed: int = 0) -> dict:
         norm_num_groups=8,
         sample_size=64,
     )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = ddim_scheduler()
     return dict(
         unet=unet,
         vae=vae,
@@ -117,6 +110,21 @@ def build_embedded_components(task: str = "txt2img", seed: int = 0) -> dict:
     )
 
 
+def ddim_scheduler():
+    """The DDIM schedule of SD 1.5 (scaled-linear betas 0.00085..0.012), shared by every built model."""
+    _quiet_imports()
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+
+
 def _pipeline_class(task: str):
     from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
@@ -125,13 +133,21 @@ def _pipeline_class(task: str):
 
 # 3. Load: the embedded model, or a local diffusers folder (never a hub download).
 def load_pipeline(task: str = "txt2img", model: str | None = None, seed: int = 0,
-                  device: str = "cpu", dtype: torch.dtype = torch.float32):
-    """Return (pipeline, model_id). `model` is None for the embedded model or a local folder."""
+                  device: str = "cpu", dtype: torch.dtype = torch.float32, arch: str = "tiny"):
+    """Return (pipeline, model_id). `model` is None for a model built from config (`arch`: the
+    embedded tiny model, or a preset of generator/presets.py) or a local folder, which wins over `arch`."""
+    from . import presets
+
     _quiet_imports()
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     cls = _pipeline_class(task)
-    if model is None:
+    if model is None and arch != presets.DEFAULT_ARCH:
+        presets.check_arch(arch, task)
+        with contextlib.redirect_stderr(io.StringIO()):
+            pipe = presets.pipeline_class(arch, task)(**presets.build_components(arch, seed))
+        model_id = f"preset-{arch}-random-{task}"
+    elif model is None:
         pipe = cls(**build_embedded_components(task, seed))
         model_id = f"{EMBEDDED_MODEL_ID}-{task}"
     else:
@@ -172,6 +188,6 @@ def weight_bytes(module) -> int:
 
 
 def count_params(pipe) -> int:
-    """Parameters of the UNet, text encoder and VAE together."""
-    return sum(p.numel() for name in ("unet", "text_encoder", "vae")
-               for p in getattr(pipe, name).parameters())
+    """Parameters of the UNet, text encoder(s) and VAE together (SDXL has a second text encoder)."""
+    return sum(p.numel() for name in ("unet", "text_encoder", "text_encoder_2", "vae")
+               if getattr(pipe, name, None) is not None for p in getattr(pipe, name).parameters())

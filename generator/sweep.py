@@ -58,7 +58,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> SweepOutcome:
     masks = inputs.load_masks(cfg.mask, cfg.sizes()) if cfg.mask else {}
     # 2. Load the pipeline once, hook the timer into it, and read the machine's metadata once.
     pipe, model_id = models.load_pipeline(cfg.task, cfg.model, seed=cfg.seed, device=cfg.device,
-                                          dtype=getattr(torch, cfg.dtype))
+                                          dtype=getattr(torch, cfg.dtype), arch=cfg.arch)
     sweep = _Sweep(cfg=cfg, pipe=pipe, timer=PipelineTimer(pipe, clock_for(cfg.device)), peak_rss=PeakRss(),
                    writer=SpoolWriter(cfg.spool), metadata=collect_metadata(cfg, pipe, model_id),
                    sweep_id=new_id("sweep"), masks=masks)

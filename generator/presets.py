@@ -1,0 +1,145 @@
+"""Architecture presets: real model shapes, random seeded weights, built offline from config.
+
+`--arch sd15` builds a pipeline with the shapes of Stable Diffusion 1.5, `--arch sdxl` one
+with the shapes of SDXL base 1.0, and so on, from the same configs the published checkpoints
+carry (runwayml/stable-diffusion-v1-5, stabilityai/stable-diffusion-xl-base-1.0): nothing is
+downloaded, the tokenizer is the project's embedded one (models.build_tokenizer, 77 tokens).
+The weights are random, so the pictures are noise, but every layer has the real size, so a
+step takes as long as the real model's. "tiny" is the embedded model (models.py).
+
+Each builder takes no seed: the caller seeds (torch.manual_seed) before construction, or builds
+on the meta device (`with torch.device("meta"):`) to count parameters without allocating.
+"""
+
+from __future__ import annotations
+
+ARCHS = ("tiny", "sd15", "sd15-inpaint", "sdxl")
+DEFAULT_ARCH = "tiny"
+# The tasks each preset builds (the UNet's input channels follow the task: 4, or 9 for inpainting).
+ARCH_TASKS = {
+    "tiny": ("txt2img", "inpaint"),
+    "sd15": ("txt2img",),
+    "sd15-inpaint": ("inpaint",),
+    "sdxl": ("txt2img",),
+}
+CLIP_VOCAB = 49408  # the real CLIP BPE vocabulary: kept so the parameter count matches the real model
+
+
+def check_arch(arch: str, task: str | None = None) -> None:
+    """Raise ValueError naming a bad preset (and the allowed ones), or a task the preset does not build."""
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    if task is not None and task not in ARCH_TASKS[arch]:
+        hint = {"sd15": "; use --arch sd15-inpaint for inpaint", "sd15-inpaint": "; use --arch sd15 for txt2img"}
+        raise ValueError(f"arch {arch!r} builds task {' or '.join(ARCH_TASKS[arch])}, got task {task!r}"
+                         f"{hint.get(arch, '')}")
+
+
+# 1. Components, one builder each (shapes as published; see the module docstring).
+def clip_text_encoder(vocab_size: int = CLIP_VOCAB):
+    """CLIP ViT-L/14 text encoder (SD 1.5's, and SDXL's first): 768 wide, 12 layers, 12 heads."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(CLIPTextConfig(
+        vocab_size=vocab_size, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+        num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
+        bos_token_id=0, eos_token_id=1, pad_token_id=1,
+    ))
+
+
+def clip_bigg_text_encoder(vocab_size: int = CLIP_VOCAB):
+    """OpenCLIP ViT-bigG/14 text encoder with projection (SDXL's second): 1280 wide, 32 layers, 20 heads."""
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    return CLIPTextModelWithProjection(CLIPTextConfig(
+        vocab_size=vocab_size, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
+        num_attention_heads=20, max_position_embeddings=77, hidden_act="gelu", projection_dim=1280,
+        bos_token_id=0, eos_token_id=1, pad_token_id=1,
+    ))
+
+
+def sd15_unet(in_channels: int = 4):
+    """SD 1.5's UNet (4 input channels; 9 for the inpainting model: latent + masked-image latent + mask)."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=64, in_channels=in_channels, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=768, attention_head_dim=8,
+    )
+
+
+def sdxl_unet():
+    """SDXL base 1.0's UNet: three levels, 1/2/10 transformer layers, text-time added conditioning."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=128, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20),
+        cross_attention_dim=2048, use_linear_projection=True,
+        addition_embed_type="text_time", addition_time_embed_dim=256,
+        # 2816 = 1280 (pooled text embedding) + 6 time ids x 256.
+        projection_class_embeddings_input_dim=2816,
+    )
+
+
+def sd_vae(scaling_factor: float = 0.18215, sample_size: int = 512):
+    """The SD VAE (SD 1.5's; SDXL's has the same shapes, scaling 0.13025, sample size 1024)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, sample_size=sample_size, scaling_factor=scaling_factor,
+    )
+
+
+# 2. The models of a preset, by pipeline component name (what the tests count on the meta device).
+def build_models(arch: str) -> dict:
+    """The nn.Modules of a preset other than "tiny", built on the current default device, unseeded."""
+    check_arch(arch)
+    if arch in ("sd15", "sd15-inpaint"):
+        return dict(unet=sd15_unet(in_channels=9 if arch == "sd15-inpaint" else 4),
+                    text_encoder=clip_text_encoder(), vae=sd_vae())
+    if arch == "sdxl":
+        return dict(unet=sdxl_unet(), text_encoder=clip_text_encoder(),
+                    text_encoder_2=clip_bigg_text_encoder(), vae=sd_vae(scaling_factor=0.13025, sample_size=1024))
+    raise ValueError(f"arch {arch!r} is the embedded model: build it with models.build_embedded_components")
+
+
+def build_components(arch: str, seed: int = 0) -> dict:
+    """Keyword arguments of the preset's pipeline class: seeded random weights, embedded tokenizer(s)."""
+    import torch
+
+    from .models import build_tokenizer, ddim_scheduler
+
+    tokenizer = build_tokenizer()
+    if len(tokenizer) > CLIP_VOCAB:  # every id the tokenizer makes must have an embedding row
+        raise ValueError(f"the embedded tokenizer has {len(tokenizer)} tokens, more than CLIP's {CLIP_VOCAB}")
+    torch.manual_seed(seed)
+    parts = build_models(arch)
+    parts.update(tokenizer=tokenizer, scheduler=ddim_scheduler())
+    if arch == "sdxl":
+        parts.update(tokenizer_2=build_tokenizer(), add_watermarker=False)
+    else:
+        parts.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return parts
+
+
+def pipeline_class(arch: str, task: str):
+    """The diffusers pipeline class a preset runs for a task."""
+    from diffusers import (
+        StableDiffusionInpaintPipeline,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+    )
+
+    check_arch(arch, task)
+    if arch == "sdxl":
+        return StableDiffusionXLPipeline
+    return StableDiffusionPipeline if task == "txt2img" else StableDiffusionInpaintPipeline
