@@ -35,7 +35,8 @@ def render():
     if jobs.empty:
         st.info("No images kept in this sweep (`--save-images none`).")
         return
-    note = explain.embedded_images_note(analysis.uses_embedded_model(runs.model_id))
+    note = explain.embedded_images_note(analysis.uses_embedded_model(runs.model_id)
+                                        or analysis.uses_preset(runs.model_id))
     if note:
         st.caption(note)
     options = {f"{j.label} · batch {j.batch_size}": j.job_id for j in jobs.itertuples()}

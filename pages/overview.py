@@ -18,9 +18,10 @@ def render():
     tp = query("throughput", db_path(), run_ids)
     costs, models, phase_models = cost_models(db_path(), tuple(run_ids))
     first = next(runs.itertuples())
-    note = explain.embedded_note(analysis.uses_embedded_model(runs.model_id))
-    if note:
-        st.info(note)
+    for note in (explain.embedded_note(analysis.uses_embedded_model(runs.model_id)),
+                 explain.preset_note(analysis.uses_preset(runs.model_id))):
+        if note:
+            st.info(note)
 
     # 1. The task: what was measured.
     st.header("1. What you measured")

@@ -136,6 +136,11 @@ def test_embedded_notes_appear_only_for_the_embedded_model():
     assert explain.embedded_images_note(False) is None
 
 
+def test_the_preset_note_appears_only_for_a_preset():
+    assert "architecture preset" in explain.preset_note(analysis.uses_preset(["preset-sd15-random-txt2img"]))
+    assert explain.preset_note(analysis.uses_preset(["embedded-tiny-ldm-txt2img", "/models/sd15"])) is None
+
+
 def test_phase_label_and_caption_quote_the_shares_and_the_rest():
     shares = analysis.phase_shares(pd.DataFrame({"batch_size": [1, 1, 4, 4], "phase": ["denoise", "decode"] * 2,
                                                  "median_s": [0.3, 0.1, 0.6, 0.6]}))

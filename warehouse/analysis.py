@@ -198,6 +198,11 @@ def uses_embedded_model(model_ids) -> bool:
     return any(str(m).startswith("embedded-") for m in model_ids)
 
 
+def uses_preset(model_ids) -> bool:
+    """Whether any run used an architecture preset (--arch: a real model's shapes, random weights)."""
+    return any(str(m).startswith("preset-") for m in model_ids)
+
+
 def sweep_summary(runs: pd.DataFrame, tp: pd.DataFrame) -> SweepSummary:
     """From the sweep's runs (the first one's model and device) and their throughput rows."""
     first = runs.iloc[0].to_dict()

@@ -51,9 +51,18 @@ def embedded_note(embedded: bool) -> str | None:
             "`--model` at a local diffusers folder for real weights.")
 
 
-def embedded_images_note(embedded: bool) -> str | None:
-    """Gallery: why the images of the embedded model are noise."""
-    return "The embedded tiny model has random weights: its images are noise, by design." if embedded else None
+def preset_note(preset: bool) -> str | None:
+    """When a run used an architecture preset: what its figures mean."""
+    if not preset:
+        return None
+    return ("These runs used an architecture preset (`--arch`): the real model's shapes with random, seeded "
+            "weights, built offline. They time like the real model and draw noise; point `--model` at a local "
+            "diffusers folder for real weights.")
+
+
+def embedded_images_note(random_weights: bool) -> str | None:
+    """Gallery: why the images of the embedded model (or a preset) are noise."""
+    return "These models have random weights: their images are noise, by design." if random_weights else None
 
 
 def what_you_measured(s: SweepSummary) -> str:
