@@ -18,6 +18,7 @@ SAVE_IMAGES = ("first", "all", "none")
 DEVICES = ("cpu", "cuda", "mps")
 DTYPES = ("float32", "float16", "bfloat16")
 CFG_SETTINGS = ("off", "full")
+VAE_SLICING = ("off", "on")
 AUTO = "auto"  # --repeats auto: measured rounds until the interval target or a cap
 
 
@@ -60,6 +61,9 @@ class SweepConfig:
     classifier_free_guidance: tuple[str, ...] | None = setting(
         "CFG settings, one run each: off (guidance 1) or full (--guidance); default: full if guidance > 1.", None,
         flag="--cfg")
+    vae_slicing: tuple[str, ...] = setting(
+        "VAE slicing settings, one run each: off (decode the batch in one call) or on (one image at a time, "
+        "diffusers' enable_slicing: less decode memory, the same pictures).", ("off",))
     seed: int = setting("Image i of every job is drawn with seed + i.", 0)
     model: str | None = setting(
         "A local diffusers pipeline folder; None runs the model --arch builds (offline).", None)
@@ -139,6 +143,11 @@ class SweepConfig:
                 raise ValueError(f"cfg must be one of {', '.join(CFG_SETTINGS)}, got {c!r}")
         if "full" in (self.classifier_free_guidance or ()) and self.guidance <= 1.0:
             raise ValueError(f"cfg full needs guidance > 1, got {self.guidance}")
+        if not self.vae_slicing:
+            raise ValueError(f"vae slicing must list at least one of {', '.join(VAE_SLICING)}, got none")
+        for v in self.vae_slicing:
+            if v not in VAE_SLICING:
+                raise ValueError(f"vae slicing must be one of {', '.join(VAE_SLICING)}, got {v!r}")
         if self.sample_hz < 0:
             raise ValueError(f"sample hz must be >= 0, got {self.sample_hz}")
         if self.seed < 0:
@@ -172,7 +181,7 @@ class SweepConfig:
         """Jobs of the listed batch sizes with the fewest warm-ups and the most rounds (the progress bar's
         first total); settling warm-ups and --until-oom may run more, auto and out-of-memory fewer."""
         per_batch = self.warmup + self.rounds() + (1 if self.profile_ops else 0)
-        runs = len(self.sizes()) * len(self.mode) * len(self.guidances())
+        runs = len(self.sizes()) * len(self.mode) * len(self.guidances()) * len(self.vae_slicing)
         return runs * len(self.batch_sizes) * per_batch
 
 

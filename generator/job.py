@@ -31,7 +31,7 @@ class JobContext:
     cfg: SweepConfig
     pipe: object
     timer: object            # timing.PipelineTimer hooked into `pipe`
-    peak_rss: object         # telemetry.PeakRss
+    memory: object           # telemetry.PeakMemory, shared with the timer
     run: dict                # the run record, first in every job file
     plan: RunPlan
     flops_per_row: float | None  # UNet FLOPs per latent row at this size; None when not counted
@@ -41,10 +41,13 @@ class JobContext:
 
 @dataclass(frozen=True)
 class JobResult:
-    """A finished job: its job record, and every record of its spool file (the run's first)."""
+    """A finished job: its job record, every record of its spool file (the run's first), and its images with
+    their seeds (kept in memory for the runner's comparisons, not saved unless the plan keeps them)."""
 
     job: dict
     rows: list[dict]
+    images: list = dataclasses.field(default_factory=list)
+    seeds: list = dataclasses.field(default_factory=list)
 
     @property
     def job_id(self) -> str:
@@ -84,7 +87,8 @@ def run_job(ctx: JobContext, job: JobPlan, repeat: int) -> JobResult:
     # 3. Save the images the plan keeps; an image that cannot be saved fails the job.
     execution = _keep_images(ctx, job, inputs, execution)
     # 4. The records of the job's spool file: the run, the job, its phases, steps, operators, images.
-    return _records(ctx, job, repeat, execution)
+    result = _records(ctx, job, repeat, execution)
+    return dataclasses.replace(result, images=execution.images, seeds=inputs.seeds)
 
 
 def job_inputs(ctx: JobContext, batch_size: int) -> JobInputs:
@@ -106,14 +110,12 @@ def _default_prompts(batch_size: int) -> list[str]:
 
 def _execute(ctx: JobContext, job: JobPlan, inputs: JobInputs) -> _Execution:
     """Reset the memory peaks, then run the batch; an exception becomes the job's status and error."""
-    import torch
-
+    from .models import set_vae_slicing
     from .profiling import profile_unet
 
+    set_vae_slicing(ctx.pipe, ctx.plan.vae_slicing)
     execution = _Execution(job_id=new_id("job"), started_at=utc_now_iso())
-    if ctx.cfg.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    ctx.peak_rss.reset()
+    ctx.memory.reset()
     mode, ops = ctx.plan.mode, None
     t0 = time.perf_counter()
     try:
@@ -143,8 +145,6 @@ def _keep_images(ctx: JobContext, job: JobPlan, inputs: JobInputs, execution: _E
 
 def _records(ctx: JobContext, job: JobPlan, repeat: int, execution: _Execution) -> JobResult:
     """The job record (by name) and every record of its spool file, the run's first."""
-    import torch
-
     cfg, mode, timing, ops = ctx.cfg, ctx.plan.mode, execution.timing, execution.ops
     job_id, rows_total = execution.job_id, (timing.unet_rows if timing else None)
     rows_per_call = batching.unet_rows_per_call(mode, job.batch_size, cfg.steps, ctx.plan.cfg)
@@ -153,7 +153,7 @@ def _records(ctx: JobContext, job: JobPlan, repeat: int, execution: _Execution) 
         "job", job_id=job_id, run_id=ctx.run["run_id"], batch_size=job.batch_size, unet_batch=rows_per_call,
         repeat=repeat, warmup=job.warmup, profiled=job.profiled, started_at=execution.started_at,
         wall_s=execution.wall_s, images=len(execution.images), status=execution.status, error=execution.error,
-        peak_mem_bytes=(torch.cuda.max_memory_allocated() if cfg.device == "cuda" else ctx.peak_rss.peak()),
+        peak_mem_bytes=ctx.memory.peak(),
         unet_calls=timing.unet_calls if timing else None, unet_rows=rows_total,
         unet_flops_per_call=flops_per_row * rows_per_call if flops_per_row else None,
         unet_flops_total=flops_per_row * rows_total if flops_per_row and rows_total else None,

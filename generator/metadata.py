@@ -24,7 +24,7 @@ RUN_FIELDS = (
     "diffusers_version", "model_id", "model_params", "task", "mode", "height", "width", "steps", "guidance_scale",
     "cfg", "dtype", "math_mode", "tf32_matmul", "tf32_cudnn", "scheduler", "seed", "threads", "peak_flops",
     "peak_flops_source", "ceiling_matmul_flops", "ceiling_conv_flops", "ceiling_copy_bytes_per_s",
-    "unet_weight_bytes", "cpu_count", "telemetry_gpu", "tags",
+    "unet_weight_bytes", "cpu_count", "device_memory_bytes", "vae_slicing", "telemetry_gpu", "tags",
 )
 # The name an MPS run's device gets when the Mac's CPU brand names no Apple chip (an Intel Mac's GPU).
 MPS_DEVICE_NAME = "Apple GPU (mps)"
@@ -43,7 +43,7 @@ def collect_metadata(cfg: SweepConfig, pipe, model_id: str) -> dict:
         "torch_version": torch.__version__, "diffusers_version": _version("diffusers"), "model_id": model_id,
         "model_params": models.count_params(pipe), "unet_weight_bytes": models.weight_bytes(pipe.unet),
         "scheduler": type(pipe.scheduler).__name__, "threads": threads, "cpu_count": os.cpu_count(),
-        **mode,
+        "device_memory_bytes": device_memory_bytes(cfg.device), **mode,
     }
 
 
@@ -117,6 +117,22 @@ def _device_fields(device: str, precision: str, threads: int) -> dict:
     return {"device_name": name, "gpu_uuid": uuid, "peak_flops": peak, "peak_flops_source": source}
 
 
+def device_memory_bytes(device: str) -> int | None:
+    """The memory the run's peaks are held against: the GPU's (CUDA total memory), else the machine's RAM
+    (a CPU run's, and an MPS run's, whose GPU shares it)."""
+    if device.startswith("cuda"):
+        import torch
+
+        from .telemetry import cuda_index
+
+        index = cuda_index(device)
+        return int(torch.cuda.get_device_properties(torch.cuda.current_device() if index is None else index)
+                   .total_memory)
+    import psutil
+
+    return int(psutil.virtual_memory().total)
+
+
 def _cpu_brand() -> str | None:
     """macOS's CPU brand string ('Apple M2 Pro'), or None where sysctl does not give one."""
     try:
@@ -133,7 +149,7 @@ def run_record(metadata: dict, cfg: SweepConfig, run: RunPlan, ids: dict, teleme
     `ids` holds run_id, sweep_id and started_at."""
     fields = {
         **metadata, **ids, "task": cfg.task, "mode": run.mode, "height": run.height, "width": run.width,
-        "steps": cfg.steps, "guidance_scale": run.guidance, "cfg": run.cfg, "dtype": cfg.dtype, "seed": cfg.seed,
+        "steps": cfg.steps, "guidance_scale": run.guidance, "cfg": run.cfg, "vae_slicing": run.vae_slicing, "dtype": cfg.dtype, "seed": cfg.seed,
         "telemetry_gpu": telemetry_gpu, "tags": {"threads": metadata["threads"]},
     }
     missing = [name for name in RUN_FIELDS if name not in fields]

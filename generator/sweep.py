@@ -26,6 +26,7 @@ from spool import SpoolWriter, record
 
 from .config import CFG_SETTINGS, DEVICES, DTYPES, SAVE_IMAGES, SweepConfig
 from .ids import new_id, utc_now_iso
+from .invariance import References
 from .job import JobContext, JobResult, error_line, run_job
 from .metadata import collect_metadata, run_record
 from .plan import JobPlan, RunPlan, SizePlan, out_of_memory, plan
@@ -49,7 +50,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> SweepOutcome:
     from tqdm import tqdm
 
     from . import inputs, models
-    from .telemetry import PeakRss
+    from .telemetry import PeakMemory
     from .timing import PipelineTimer, clock_for
 
     # 1. Validate what needs the machine or the files, before any work.
@@ -59,7 +60,8 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> SweepOutcome:
     # 2. Load the pipeline once, hook the timer into it, and read the machine's metadata once.
     pipe, model_id = models.load_pipeline(cfg.task, cfg.model, seed=cfg.seed, device=cfg.device,
                                           dtype=getattr(torch, cfg.dtype), arch=cfg.arch)
-    sweep = _Sweep(cfg=cfg, pipe=pipe, timer=PipelineTimer(pipe, clock_for(cfg.device)), peak_rss=PeakRss(),
+    memory = PeakMemory(cfg.device)
+    sweep = _Sweep(cfg=cfg, pipe=pipe, timer=PipelineTimer(pipe, clock_for(cfg.device), memory), memory=memory,
                    writer=SpoolWriter(cfg.spool), metadata=collect_metadata(cfg, pipe, model_id),
                    sweep_id=new_id("sweep"), masks=masks)
     # 3. Follow the plan size by size, job by job, one spool file per job.
@@ -79,7 +81,7 @@ class _Sweep:
     cfg: SweepConfig
     pipe: object
     timer: object       # timing.PipelineTimer
-    peak_rss: object    # telemetry.PeakRss
+    memory: object      # telemetry.PeakMemory: the job's and each phase's peak
     writer: SpoolWriter
     metadata: dict      # collect_metadata(): the same for every run
     sweep_id: str
@@ -138,6 +140,7 @@ class _Size:
     rounds: Counter = field(default_factory=Counter)          # run -> measured rounds it took part in
     stop_reason: str | None = None
     last: RunPlan | None = None                               # the run whose job ran last
+    references: References = field(default_factory=References)  # first pictures per (run, batch size)
     sampler: object = None                                    # telemetry.Sampler, started in run()
 
     def run(self) -> None:
@@ -159,7 +162,7 @@ class _Size:
             run_rec = run_record({**self.sweep.metadata, **ceilings}, cfg, run, ids[run],
                                  telemetry_gpu=self.sampler.gpu)
             self.contexts[run] = JobContext(cfg=cfg, pipe=self.sweep.pipe, timer=self.sweep.timer,
-                                            peak_rss=self.sweep.peak_rss, plan=run, run=run_rec, **shared)
+                                            memory=self.sweep.memory, plan=run, run=run_rec, **shared)
         try:
             # 4. Warm-up per (run, batch size) until settled, the measured rounds, the profiled jobs.
             for job in self.plan.warmups:
@@ -217,8 +220,10 @@ class _Size:
         result = run_job(ctx, job, self.repeats[job.slot])
         self.repeats[job.slot] += 1
         self.last = job.run
+        checks = [record("image_check", job_id=result.job_id, **c)
+                  for c in self.references.check(job.run, job.batch_size, result.job_id, result.seeds, result.images)]
         samples = [record("sample", **{**s, "run_id": run_id}) for s in self.sampler.drain()]
-        self.sweep.write(run_id, result.job_id, result.rows + samples, _describe(job, result))
+        self.sweep.write(run_id, result.job_id, result.rows + checks + samples, _describe(job, result))
         self.bar.update()
         if result.status == "oom":
             self.oom[job.run] = min(job.batch_size, self.oom.get(job.run, job.batch_size))

@@ -268,14 +268,16 @@ class Sampler:
 
 
 class PeakRss:
-    """Peak resident memory of this process over a window (Linux: VmHWM, reset per window)."""
+    """Peak resident memory of this process (Linux: VmHWM), with a reset (writing 5 to clear_refs)."""
 
-    def reset(self) -> None:
+    def reset(self) -> bool:
+        """Start a new window; False where the counter cannot be reset (then peak() is the process's)."""
         try:
             with open("/proc/self/clear_refs", "w") as fh:
-                fh.write("5")  # resets the peak RSS counter (VmHWM)
+                fh.write("5")  # resets the peak RSS counter (VmHWM) to the current RSS
         except OSError:
-            pass
+            return False
+        return True
 
     def peak(self) -> int | None:
         try:
@@ -285,3 +287,80 @@ class PeakRss:
         except OSError:
             return None
         return None
+
+
+def release_free_heap() -> bool:
+    """glibc's malloc_trim(0): return freed heap pages to the system; False where there is no glibc."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if not _LIBC:
+        return False
+    _LIBC.malloc_trim(0)
+    return True
+
+
+_LIBC = None
+
+
+class PeakMemory:
+    """The peak memory of a job and of windows within it (the timer's phases).
+
+    On CUDA, the caching allocator's max allocated bytes (torch.cuda.reset_peak_memory_stats
+    starts a window); elsewhere the process's peak RSS (PeakRss), which counts the weights, the
+    libraries and the activations alike. `reset()` starts a job, `mark()` ends a window and
+    returns its peak (None where windows cannot be told apart: an RSS peak that cannot be reset),
+    `peak()` is the job's peak so far.
+    """
+
+    def __init__(self, device: str = "cpu"):
+        self.cuda = device.startswith("cuda")
+        self._rss = PeakRss()
+        self._job_peak: int | None = None
+        self._resettable = True
+
+    def _read(self) -> int | None:
+        if self.cuda:
+            import torch
+
+            return int(torch.cuda.max_memory_allocated())
+        return self._rss.peak()
+
+    def _restart(self) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self._resettable = self._rss.reset()
+
+    def reset(self) -> None:
+        """Start a job: its peak and the first window start now. On a CPU, the C allocator first hands the
+        memory it keeps from earlier jobs back to the system (glibc's malloc_trim), so that a small batch after
+        a large one does not read the large one's leftovers as its own peak."""
+        self._job_peak = None
+        if not self.cuda:
+            release_free_heap()
+        self._restart()
+
+    def mark(self) -> int | None:
+        """End the current window and start the next; the ended window's peak."""
+        peak = self._read()
+        if peak is not None:
+            self._job_peak = max(peak, self._job_peak or 0)
+        windowed = self._resettable
+        self._restart()
+        return peak if windowed else None
+
+    def peak(self) -> int | None:
+        """The job's peak so far (every window since reset)."""
+        now = self._read()
+        known = [p for p in (now, self._job_peak) if p is not None]
+        return max(known) if known else None

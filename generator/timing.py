@@ -1,8 +1,14 @@
 """Per-phase and per-step timing of one pipeline call.
 
-Hooks are plain: the text encoder phase by wrapping `encode_prompt`, the start of
-denoising by a forward pre-hook on the UNet, the end of each step through
-diffusers' `callback_on_step_end`, and decoding by wrapping `vae.decode`.
+Hooks are plain: the text encoder phase by wrapping `encode_prompt` (a pipeline
+without text, like the LDM inpainting model, has none), the start of denoising by a
+forward pre-hook on the UNet, the end of each step through diffusers'
+`callback_on_step_end`, and decoding by wrapping `vae.decode`.
+
+Memory: given a telemetry.PeakMemory, the timer ends a memory window at each phase
+boundary, so each phase gets the peak reached while it ran (CUDA's max allocated, or
+the process's peak RSS on a CPU); the window from the call's start to the encoder is in
+no phase.
 
 Clocks: on CUDA each mark records a CUDA event on the current stream and the
 times are read after one synchronize at the end of the call, so marks cost no
@@ -60,22 +66,31 @@ def clock_for(device: str | torch.device):
     return CpuClock()
 
 
+# The memory window that ends at a mark belongs to this phase (the one ending at encode_start to none).
+PHASE_ENDING_AT = {"encode_end": "encode_prompt", "denoise_start": "prepare", "decode_start": "denoise",
+                   "decode_end": "decode", "call_end": "postprocess"}
+
+
 class PipelineTimer:
-    """Installed once on a pipeline; `begin()` ... `end()` brackets one call."""
+    """Installed once on a pipeline; `begin()` ... `end()` brackets one call. `memory` (a
+    telemetry.PeakMemory, optional) gives each phase its peak memory."""
 
-    def __init__(self, pipe, clock):
+    def __init__(self, pipe, clock, memory=None):
         self.clock = clock
+        self.memory = memory
         self._marks: dict | None = None
-        # 1. encode_prompt: wrap the bound method on this instance.
-        encode = pipe.encode_prompt
+        # 1. encode_prompt: wrap the bound method on this instance (when the pipeline encodes text).
+        self._wrapped_encode = hasattr(pipe, "encode_prompt")
+        if self._wrapped_encode:
+            encode = pipe.encode_prompt
 
-        def timed_encode(*args, **kwargs):
-            self._mark_first("encode_start")
-            out = encode(*args, **kwargs)
-            self._mark_last("encode_end")
-            return out
+            def timed_encode(*args, **kwargs):
+                self._mark_first("encode_start")
+                out = encode(*args, **kwargs)
+                self._mark_last("encode_end")
+                return out
 
-        pipe.encode_prompt = timed_encode
+            pipe.encode_prompt = timed_encode
         # 2. Denoising starts with the first UNet call; every UNet call is counted.
         self._pipe = pipe
         self._hook = pipe.unet.register_forward_pre_hook(self._on_unet_call)
@@ -92,7 +107,8 @@ class PipelineTimer:
 
     def remove(self) -> None:
         """Take the hooks out again: the pipeline is as it was before."""
-        del self._pipe.encode_prompt  # the instance attribute; the class method shows again
+        if self._wrapped_encode:
+            del self._pipe.encode_prompt  # the instance attribute; the class method shows again
         del self._pipe.vae.decode
         self._hook.remove()
 
@@ -100,10 +116,22 @@ class PipelineTimer:
     def _mark_first(self, name: str) -> None:
         if self._marks is not None and name not in self._marks:
             self._marks[name] = self.clock.now()
+            self._end_window(name)
 
     def _mark_last(self, name: str) -> None:
         if self._marks is not None:
             self._marks[name] = self.clock.now()
+            self._end_window(name)
+
+    def _end_window(self, name: str) -> None:
+        """End the memory window at mark `name`: its peak goes to the phase that ends there (the highest,
+        when a mark is passed more than once)."""
+        if self.memory is None:
+            return
+        peak, phase = self.memory.mark(), PHASE_ENDING_AT.get(name)
+        if phase is not None and peak is not None:
+            peaks = self._marks["peaks"]
+            peaks[phase] = max(peak, peaks.get(phase, peak))
 
     def _on_unet_call(self, module, args) -> None:
         if self._marks is not None:
@@ -125,13 +153,16 @@ class PipelineTimer:
         self._marks = None
 
     def begin(self) -> None:
-        self._marks = {"steps": [], "unet_rows": []}
+        self._marks = {"steps": [], "unet_rows": [], "peaks": {}}
+        if self.memory is not None:
+            self.memory.mark()  # what ran before this call is in no phase of it
         self._marks["call_start"] = self.clock.now()
 
     def end(self) -> "CallTiming":
         """Close the call; times are seconds from the call's start."""
         marks = self._marks
         marks["call_end"] = self.clock.now()
+        self._end_window("call_end")
         self._marks = None
         self.clock.finish()
         t0 = marks["call_start"]
@@ -149,7 +180,8 @@ class PipelineTimer:
             "decode": (since(marks.get("decode_start")), since(marks.get("decode_end"))),
             "postprocess": (since(marks.get("decode_end")), since(marks["call_end"])),
         }
-        phases = [{"phase": name, "start_s": start, "duration_s": stop - start}
+        peaks = marks["peaks"]
+        phases = [{"phase": name, "start_s": start, "duration_s": stop - start, "peak_mem_bytes": peaks.get(name)}
                   for name, (start, stop) in spans.items() if start is not None and stop is not None]
         step_rows, previous = [], denoise_start if denoise_start is not None else 0.0
         rows = marks["unet_rows"]
@@ -170,12 +202,16 @@ class CallTiming:
 
     @staticmethod
     def merge(calls: list["CallTiming"]) -> "CallTiming":
-        """Consecutive calls as one job: phase durations add up, steps keep their call index."""
+        """Consecutive calls as one job: phase durations add up, a phase's peak memory is the highest of its
+        calls', steps keep their call index."""
         offset, phases, steps = 0.0, {}, []
         for call_index, call in enumerate(calls):
             for p in call.phases:
                 if p["phase"] in phases:
-                    phases[p["phase"]]["duration_s"] += p["duration_s"]
+                    merged = phases[p["phase"]]
+                    merged["duration_s"] += p["duration_s"]
+                    known = [m for m in (merged.get("peak_mem_bytes"), p.get("peak_mem_bytes")) if m is not None]
+                    merged["peak_mem_bytes"] = max(known) if known else None
                 else:
                     phases[p["phase"]] = dict(p, start_s=p["start_s"] + offset)
             steps += [dict(s, call_index=call_index, start_s=s["start_s"] + offset) for s in call.steps]

@@ -1,4 +1,5 @@
-"""Gallery: the images a job kept, with prompt and seed. Only files under the output folder are shown."""
+"""Gallery: the images a job kept, with prompt and seed, each beside the same seed at batch 1 and in the other
+modes with how far they differ. Only files under the output folder are shown."""
 
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import streamlit as st
 from settings import OUTPUT_DIR, path
 
 from pages._shared import db_path, guarded, query, sweep_runs
-from warehouse import analysis, explain
+from warehouse import analysis, explain, invariance
 
 
 def output_dir() -> Path:
@@ -53,6 +54,22 @@ def render():
                     if not _show(path, caption):
                         refused.append(path)
             st.caption(img.prompt)
+    # The same seeds elsewhere: each kept image beside the kept picture it was compared with.
+    pairs = invariance.pairs(query("image_checks", db_path(), list(runs.run_id)), job_id)
+    if not pairs.empty:
+        st.subheader("The same seed at batch 1 and in the other modes")
+        for pair in pairs.itertuples():
+            ref = (f"seed {pair.seed} at {pair.ref_mode} batch {pair.ref_batch_size}"
+                   + (" with VAE slicing" if pair.ref_vae_slicing else ""))
+            left, right, text = st.columns([1, 1, 4])
+            with left:
+                if not _show(pair.path, f"#{pair.index} · batch {jobs.set_index('job_id').batch_size[job_id]}"):
+                    refused.append(pair.path)
+            with right:
+                if not _show(pair.ref_path, ref):
+                    refused.append(pair.ref_path)
+            with text:
+                st.markdown(explain.pair_caption(pair.kind, int(pair.max_abs_diff), pair.psnr_db, ref))
     if refused:
         st.warning(f"{len(refused)} image path(s) lie outside the output folder {output_dir()} and were not shown: "
                    + ", ".join(refused[:3]))

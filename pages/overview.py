@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from pages._shared import cost_models, db_path, guarded, paper, query, sweep_runs
-from warehouse import analysis, contention, explain
+from warehouse import analysis, contention, explain, invariance
 
 
 def render():
@@ -70,6 +70,18 @@ def render():
         for end in ends:
             st.markdown(explain.roofline(end))
         st.altair_chart(_roofline_chart(roof.dropna(subset=["floor_s"])), width="stretch")
+
+    # 5. Did batching change the pictures? Each image against the same seed at batch 1 and in the other modes.
+    found = invariance.invariance(query("image_checks", db_path(), run_ids))
+    if found:
+        st.header("5. Did batching change the pictures?")
+        for kind in invariance.KINDS:
+            said = explain.invariance(found.get(kind))
+            if said:
+                st.markdown("- " + said)
+        caveat = explain.repeat_caveat(found)
+        if caveat:
+            st.caption(caveat)
 
     st.header("The effects your data shows")
     notes = explain.effects(analysis.effects(runs, tp, models, costs), cite=paper)

@@ -1,10 +1,9 @@
-"""Telemetry: utilisation, memory, power and clock over a run, with job boundaries; peak memory per batch."""
+"""Telemetry: utilisation, memory, power and clock over a run, with job boundaries."""
 
 import altair as alt
 import streamlit as st
 
 from pages._shared import db_path, guarded, query, sweep_runs
-from warehouse import analysis, explain
 
 
 def render():
@@ -35,18 +34,7 @@ def render():
             line = alt.Chart(samples).mark_line().encode(
                 x=alt.X("second:T", title="time"), y=alt.Y(f"{column}:Q", title=title))
             st.altair_chart((rules + line).properties(height=180), width="stretch")
-
-    # 2. Peak memory per batch size, and the largest batch that fitted.
-    mem = query("memory_by_batch", db_path(), list(runs.run_id))
-    st.subheader("Peak memory per batch size")
-    st.altair_chart(alt.Chart(mem).mark_line(point=True).encode(
-        x=alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size"),
-        y=alt.Y("peak_mem_bytes:Q", title="peak memory (bytes)"),
-        color=alt.Color("label:N", title="run"), shape=alt.Shape("fitted:N"),
-        tooltip=["label", "batch_size", "peak_mem_bytes", "statuses"]), width="stretch")
-    for fit in analysis.memory_fits(mem):
-        st.markdown(explain.memory_fit(fit))
-    st.caption("Peak memory is CUDA's max allocated on a GPU, the process's peak RSS on a CPU.")
+    st.caption("Peak memory per phase and the largest batch that fits: the Memory page.")
 
 
 guarded(render)

@@ -17,7 +17,9 @@ Schema history (a version changes only when a reader of the old one would misrea
   ceiling_matmul_flops, ceiling_conv_flops, ceiling_copy_bytes_per_s, unet_weight_bytes
   (migration 5); run rounds, stop_reason, cpu_count, job round, sample other_cpu_util,
   cpu_steal, cpu_mhz, gpu_throttle_reasons, gpu_other_processes (migration 6). A run's end
-  file (`stop-*.jsonl`) carries its run record with rounds and stop_reason (LATE).
+  file (`stop-*.jsonl`) carries its run record with rounds and stop_reason (LATE). Run
+  device_memory_bytes, vae_slicing, phase peak_mem_bytes, and the kind image_check (each image
+  of a job against the same seed at batch 1 and in the other modes; migration 7).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 SCHEMA_VERSION = 1
 # Record kind -> the warehouse table its records land in.
 TABLES = {"run": "runs", "job": "jobs", "phase": "phases", "step": "steps",
-          "op": "ops", "sample": "samples", "image": "images"}
+          "op": "ops", "sample": "samples", "image": "images", "image_check": "image_checks"}
 KINDS = tuple(TABLES)
 # Kinds repeated in several files (every job file carries its run), kept once by this key.
 REPEATED = {"run": "run_id"}

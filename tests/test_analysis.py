@@ -47,7 +47,8 @@ class HandMade:
                             [job_id, run_id, b, 2 * b if cfg else b, repeat, warmup, profiled, wall,
                              b if status == "ok" else 0, status, 1000 * b * extra])
                 for phase, share in (phases or {}).items():
-                    con.execute("INSERT INTO phases VALUES (?, ?, 0, ?, 1)", [job_id, phase, share * wall])
+                    con.execute("INSERT INTO phases (job_id, phase, start_s, duration_s, schema_version) "
+                                "VALUES (?, ?, 0, ?, 1)", [job_id, phase, share * wall])
         return run_id
 
     def ops(self, run_id: str, batch: int, seconds: dict[str, float]) -> None:

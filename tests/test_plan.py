@@ -193,15 +193,16 @@ def test_a_run_record_is_the_sweeps_metadata_plus_the_runs_own_fields():
                 "model_id": "m", "model_params": 1, "scheduler": "DDIMScheduler", "threads": 2, "peak_flops": None,
                 "peak_flops_source": "none", "gpu_uuid": None, "math_mode": "float32", "tf32_matmul": None,
                 "tf32_cudnn": None, "ceiling_matmul_flops": 1e11, "ceiling_conv_flops": 1e11,
-                "ceiling_copy_bytes_per_s": 2e10, "unet_weight_bytes": 4_000_000, "cpu_count": 2}
+                "ceiling_copy_bytes_per_s": 2e10, "unet_weight_bytes": 4_000_000, "cpu_count": 2,
+                "device_memory_bytes": 8 * 2**30}
     ids = {"run_id": "run-1", "sweep_id": "sweep-1", "started_at": "t"}
     runs = [run for size in plan(cfg) for run in size.runs]
     records = [run_record(metadata, cfg, run, ids, telemetry_gpu=False) for run in runs]
     for rec, run in zip(records, runs):
         assert list(rec) == ["kind", "schema_version", *RUN_FIELDS]
         assert {k: rec[k] for k in metadata} == metadata
-        assert (rec["mode"], rec["height"], rec["guidance_scale"], rec["cfg"]) == (
-            run.mode, run.height, run.guidance, run.cfg)
+        assert (rec["mode"], rec["height"], rec["guidance_scale"], rec["cfg"], rec["vae_slicing"]) == (
+            run.mode, run.height, run.guidance, run.cfg, run.vae_slicing)
         assert rec["tags"] == {"threads": 2}
     with pytest.raises(ValueError, match="needs the fields host"):
         run_record({k: v for k, v in metadata.items() if k != "host"}, cfg, runs[0], ids, False)

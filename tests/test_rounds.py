@@ -149,7 +149,7 @@ def test_more_rounds_of_the_same_spread_meet_the_target_in_the_end():
 METADATA = {"host": "h", "device": "cpu", "device_name": "cpu", "torch_version": "2", "diffusers_version": "0",
             "model_id": "m", "model_params": 1, "scheduler": "DDIMScheduler", "threads": 2, "peak_flops": None,
             "peak_flops_source": "none", "gpu_uuid": None, "math_mode": "float32", "tf32_matmul": None,
-            "tf32_cudnn": None, "unet_weight_bytes": 1, "cpu_count": 2}
+            "tf32_cudnn": None, "unet_weight_bytes": 1, "cpu_count": 2, "device_memory_bytes": 2**33}
 
 
 class _Sampler:
@@ -188,7 +188,7 @@ def _run_sizes(cfg: SweepConfig, tmp_path: Path, wall_s, monkeypatch) -> tuple[l
     monkeypatch.setattr("generator.ceilings.measure_ceilings", lambda device, dtype: {
         "ceiling_matmul_flops": None, "ceiling_conv_flops": None, "ceiling_copy_bytes_per_s": None})
     cfg = dataclasses.replace(cfg, spool=str(tmp_path / "spool"), out=str(tmp_path / "img"))
-    state = sweep_module._Sweep(cfg=cfg, pipe=None, timer=None, peak_rss=None, writer=SpoolWriter(cfg.spool),
+    state = sweep_module._Sweep(cfg=cfg, pipe=None, timer=None, memory=None, writer=SpoolWriter(cfg.spool),
                                 metadata=METADATA, sweep_id="sweep-1", masks={})
     monkeypatch.setattr(state, "shared", lambda h, w: {"picture": None, "masks": (), "flops_per_row": None})
 

@@ -103,9 +103,10 @@ class StreamGain:
 
 
 def stream_over_sequential(costs: pd.DataFrame) -> list[StreamGain]:
-    """From job_costs rows: one gain per size and CFG setting with both a stream and a sequential run."""
+    """From job_costs rows: one gain per size and CFG setting with both a stream and a sequential run (of one
+    model, task and VAE slicing setting)."""
     out = []
-    for (h, w, cfg), g in costs.groupby(["height", "width", "cfg"]):
+    for (h, w, cfg, *_), g in costs.groupby(["height", "width", "cfg", *_variant(costs)]):
         stream, seq = g[g["mode"] == "stream"], g[g["mode"] == "sequential"]
         common = set(stream.batch_size) & set(seq.batch_size)
         if not common:
@@ -116,6 +117,12 @@ def stream_over_sequential(costs: pd.DataFrame) -> list[StreamGain]:
                               end_to_end=float(q.wall_s.median() / s.wall_s.median()),
                               denoise=float(q.denoise_s.median() / s.denoise_s.median())))
     return out
+
+
+def _variant(rows: pd.DataFrame) -> list[str]:
+    """The columns that make two runs a different thing to compare, besides size, mode and CFG: the model, the
+    task and the VAE slicing (where the rows carry them)."""
+    return [c for c in ("model_id", "task", "vae_slicing") if c in rows.columns]
 
 
 @dataclass(frozen=True)
@@ -134,7 +141,7 @@ class ResolutionGain:
 def resolution_gain(tp: pd.DataFrame) -> list[ResolutionGain]:
     """From throughput rows carrying mode and cfg: one gain per mode and CFG setting measured at two heights."""
     out = []
-    for (mode, cfg), g in tp.groupby(["mode", "cfg"]):
+    for (mode, cfg, *_), g in tp.groupby(["mode", "cfg", *_variant(tp)]):
         if g.height.nunique() < 2:
             continue
         small, large = g[g.height == g.height.min()], g[g.height == g.height.max()]
@@ -180,9 +187,10 @@ def effects(runs: pd.DataFrame, tp: pd.DataFrame, models: dict, costs: pd.DataFr
 @dataclass(frozen=True)
 class SweepSummary:
     """What a sweep measured, for its description."""
-    task: str
+    task: str                        # the first run's (and `models` every task with its model)
     model_id: str
     model_params: float | None
+    models: tuple[tuple[str, str, float | None], ...]  # (task, model_id, parameters), in the runs' order
     device_name: str
     dtype: str
     runs: int
@@ -207,9 +215,12 @@ def sweep_summary(runs: pd.DataFrame, tp: pd.DataFrame) -> SweepSummary:
     """From the sweep's runs (the first one's model and device) and their throughput rows."""
     first = runs.iloc[0].to_dict()
     params = first["model_params"]
+    models = tuple(dict.fromkeys(
+        (str(t), str(m), None if pd.isna(p) else float(p))
+        for t, m, p in zip(runs.task, runs.model_id, runs.model_params)))
     return SweepSummary(
         task=str(first["task"]), model_id=str(first["model_id"]),
-        model_params=None if pd.isna(params) else float(params),
+        model_params=None if pd.isna(params) else float(params), models=models,
         device_name=str(first["device_name"]), dtype=str(first["dtype"]), runs=len(runs),
         sizes=tuple(f"{h}x{w}" for h, w in sorted({(int(h), int(w)) for h, w in zip(runs.height, runs.width)})),
         modes=tuple(sorted(set(runs["mode"]))), batch_sizes=tuple(sorted({int(b) for b in tp.batch_size})),

@@ -29,6 +29,8 @@ from .analysis import (
     Trust,
 )
 from .costmodel import CostModel, Estimate, NoModel
+from .invariance import Invariance
+from .memory import FAR, GROWTH_MIN, Limit
 
 Cite = Callable[[str], str]
 
@@ -66,8 +68,12 @@ def embedded_images_note(random_weights: bool) -> str | None:
 
 
 def what_you_measured(s: SweepSummary) -> str:
-    params = f" ({s.model_params / 1e6:.1f} M parameters)" if s.model_params is not None else ""
-    return (f"Batched latent-diffusion **{s.task}** generation with `{s.model_id}`{params} "
+    def one(task, model_id, params):
+        size = f" ({params / 1e6:.1f} M parameters)" if params is not None else ""
+        return f"**{task}** generation with `{model_id}`{size}"
+
+    models = s.models or ((s.task, s.model_id, s.model_params),)
+    return (f"Batched latent-diffusion {' and '.join(one(*m) for m in models)} "
             f"on **{s.device_name}** ({s.dtype}): {s.runs} runs at {', '.join(s.sizes)} px, "
             f"modes {', '.join(s.modes)}, batch sizes {', '.join(map(str, s.batch_sizes))}, "
             f"{s.steps} denoising steps, guidance {', '.join(f'{g:g}' for g in s.guidance)}.")
@@ -389,3 +395,128 @@ def memory_fit(m: MemoryFit) -> str:
     if m.first_failed is not None:
         text += f"; batch {m.first_failed} failed ({m.failed_statuses})"
     return text + "."
+
+
+# -- Did batching change my images? (warehouse/invariance.py) --------------------------------------------------
+
+def _diff(worst) -> str:
+    psnr = f", PSNR {worst.psnr_db:.1f} dB" if worst.psnr_db is not None else ""
+    return f"{worst.max_abs_diff}/255{psnr}"
+
+
+def _side(mode: str, batch: int, slicing: bool) -> str:
+    return f"{mode} batch {batch}" + (" with VAE slicing" if slicing else "")
+
+
+def invariance(inv: Invariance | None) -> str | None:
+    """One kind of comparison as a sentence: identical, within 1/255, or the largest difference and where."""
+    if inv is None:
+        return None
+    w = inv.worst
+    what = {
+        "batching": ("**Did batching change the pictures?**",
+                     f"{inv.compared} images drawn at batch {_span(inv.batch_sizes, exclude=1)} against the same "
+                     "seed at batch 1 of the same run"),
+        "repeat": ("**Does batch 1 repeat itself?**",
+                   f"{inv.compared} batch-1 images drawn again against their first drawing"),
+        "mode": ("**Did the mode change the pictures?**",
+                 f"{inv.compared} images of {', '.join(inv.modes)} against the same seed and batch size in "
+                 "another mode"),
+        "vae_slicing": ("**Did VAE slicing change the pictures?**",
+                        f"{inv.compared} images with VAE slicing on against off (same seed and batch size)"),
+    }[inv.kind]
+    if inv.all_identical:
+        return f"{what[0]} No: {what[1]} are identical, pixel for pixel."
+    where = (f"seed {w.seed}, {_side(w.mode, w.batch_size, w.vae_slicing)} against "
+             f"{_side(w.ref_mode, w.ref_batch_size, w.ref_vae_slicing)} ({w.label})")
+    if w.max_abs_diff <= 1:
+        return (f"{what[0]} Not visibly: {what[1]} differ by at most 1/255 in any pixel channel "
+                f"({inv.identical} of {inv.compared} identical; the largest difference {_diff(w)} at {where}).")
+    return (f"{what[0]} Yes: {what[1]}: {inv.identical} of {inv.compared} identical; the largest difference is "
+            f"{_diff(w)}, {where}.")
+
+
+def repeat_caveat(inv: dict) -> str | None:
+    """When batch 1 does not repeat itself, differences under batching may be the device's own noise."""
+    rep = inv.get("repeat")
+    if rep is None or rep.all_identical or "batching" not in inv:
+        return None
+    return (f"Batch 1 drawn again differs from its first drawing by up to {rep.worst.max_abs_diff}/255, so "
+            "differences of that size under batching may be this device's own variation, not the batch's.")
+
+
+def _span(sizes: tuple[int, ...], exclude: int | None = None) -> str:
+    sizes = tuple(b for b in sizes if b != exclude) or sizes
+    return str(sizes[0]) if len(sizes) == 1 else f"{min(sizes)}–{max(sizes)}"
+
+
+def pair_caption(kind: str, max_abs_diff: int, psnr_db: float | None, ref: str) -> str:
+    """The figures under a pair of pictures in the Gallery."""
+    if max_abs_diff == 0:
+        return f"identical to {ref}"
+    psnr = f", PSNR {psnr_db:.1f} dB" if psnr_db is not None and not pd.isna(psnr_db) else ""
+    return f"against {ref}: largest difference {max_abs_diff}/255{psnr}"
+
+
+# -- What batch fits on my card? (warehouse/memory.py) ----------------------------------------------------------
+
+def _bytes(n: float) -> str:
+    for unit, size in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if abs(n) >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+PHASE_NAMES = {"encode_prompt": "text encoding", "prepare": "preparing the latents", "denoise": "denoising",
+               "decode": "VAE decoding", "postprocess": "post-processing"}
+
+
+def memory_limit(label: str, lines: dict, here: Limit | None, device: str, measured_oom: int | None,
+                 largest_fitted: int | None) -> str | None:
+    """The phase that sets the limit on this device and the largest batch it allows, with the measured
+    out-of-memory point beside it when there is one."""
+    if not lines:
+        return None
+    if here is None or here.phase is None:
+        sizes = tuple(sorted({b for line in lines.values() for b in line.sizes}))
+        return (f"**{label}**: no phase's peak memory grew by {GROWTH_MIN:.0%} or more of its base over batch "
+                f"{_span(sizes)}, so these data set no limit.")
+    line = lines[here.phase]
+    what = "GPU memory" if device.startswith("cuda") else "RAM (the process's peak RSS)"
+    text = (f"**{label}**: {PHASE_NAMES.get(here.phase, here.phase)} sets the limit: its peak grows by "
+            f"{_bytes(line.per_image)} per image from {_bytes(line.base)} (fitted on batch "
+            f"{_span(line.sizes)}, within {line.worst_residual:.0%}). With this device's "
+            f"{_bytes(here.capacity)} of {what} ")
+    if here.too_far:
+        text += (f"the largest batch lies more than {FAR}x beyond the largest measured ({max(line.sizes)}): too "
+                 "far to extrapolate")
+    else:
+        text += (f"the largest batch is about {here.largest_batch}"
+                 + (" (an extrapolation beyond the batch sizes measured, and an upper bound: the device keeps "
+                    "some memory for itself)" if here.extrapolated else ""))
+    if measured_oom is not None:
+        text += (f"; measured: batch {measured_oom} ran out of memory"
+                 + (f", batch {largest_fitted} fitted" if largest_fitted is not None else ""))
+    return text + "."
+
+
+def slicing_effect(phase_off, phase_on, limit_off: Limit, limit_on: Limit, capacity_name: str) -> str | None:
+    """What VAE slicing bought: decode's growth per image with and without it, and the largest batch."""
+    if phase_off is None or phase_on is None or phase_off.per_image <= 0:
+        return None
+    text = (f"**VAE slicing**: decoding grew by {_bytes(phase_off.per_image)} per image without it and "
+            f"{_bytes(max(phase_on.per_image, 0))} with it")
+    if limit_off.largest_batch is not None and limit_on.largest_batch is not None:
+        text += (f"; the largest batch on {capacity_name} goes from about {limit_off.largest_batch} "
+                 f"({PHASE_NAMES.get(limit_off.phase, limit_off.phase)} the limit) to about "
+                 f"{limit_on.largest_batch} ({PHASE_NAMES.get(limit_on.phase, limit_on.phase)} the limit)")
+    return text + "."
+
+
+def memory_caption(device: str) -> str:
+    if device.startswith("cuda"):
+        return ("Peak memory per phase: CUDA's max allocated, reset at each phase boundary. Lines: "
+                "m(B) = m0 + m1·B fitted per phase on the median peak of each batch size.")
+    return ("Peak memory per phase: the process's peak RSS (weights, runtime and libraries included), reset at "
+            "each phase boundary; on a CPU a phase's peak includes what earlier phases of the job left allocated. "
+            "Lines: m(B) = m0 + m1·B fitted per phase on the median peak of each batch size.")

@@ -12,6 +12,8 @@ from . import db
 from .sandbox import QueryTimeout, SqlRefused, SqlResult, run_sql  # noqa: F401  the SQL page's names
 
 RUN_LABEL = ("r.task || ' ' || r.height || 'x' || r.width || ' ' || r.mode "
+             "|| CASE WHEN r.cfg THEN ' cfg ' || r.guidance_scale ELSE '' END "
+             "|| CASE WHEN r.vae_slicing THEN ' vae slicing' ELSE '' END "
              "|| ' (' || right(r.run_id, 8) || ')'")
 
 
@@ -47,7 +49,8 @@ def runs(db_path: str, sweep_id: str | None = None) -> pd.DataFrame:
 def throughput(db_path: str, run_ids: list[str]) -> pd.DataFrame:
     """throughput_by_batch for the given runs, with each run's label, task and size."""
     return db.query_df(db_path, f"""
-        SELECT t.*, {RUN_LABEL} AS label, r.task, r.height, r.width, r.mode, r.cfg, r.device, r.model_id
+        SELECT t.*, {RUN_LABEL} AS label, r.task, r.height, r.width, r.mode, r.cfg, r.device, r.model_id,
+               coalesce(r.vae_slicing, false) AS vae_slicing
         FROM throughput_by_batch t JOIN runs r USING (run_id)
         WHERE list_contains($run_ids, t.run_id)
         ORDER BY r.height, r.width, t.run_id, t.batch_size
@@ -78,7 +81,8 @@ def job_costs(db_path: str, run_ids: list[str]) -> pd.DataFrame:
         ), st AS (
             SELECT job_id, median(duration_s) AS step_s FROM steps GROUP BY job_id
         )
-        SELECT j.run_id, {RUN_LABEL} AS label, r.mode, r.height, r.width, r.cfg, j.job_id, j.batch_size,
+        SELECT j.run_id, {RUN_LABEL} AS label, r.mode, r.height, r.width, r.cfg, r.task, r.model_id,
+               coalesce(r.vae_slicing, false) AS vae_slicing, j.job_id, j.batch_size,
                j."repeat", j.wall_s, ph.encode_s, ph.denoise_s, ph.decode_s, st.step_s
         FROM measured_jobs j JOIN runs r USING (run_id) LEFT JOIN ph USING (job_id) LEFT JOIN st USING (job_id)
         WHERE list_contains($run_ids, j.run_id)
@@ -190,6 +194,42 @@ def memory_by_batch(db_path: str, run_ids: list[str]) -> pd.DataFrame:
         WHERE list_contains($run_ids, j.run_id)
         GROUP BY ALL
         ORDER BY j.run_id, j.batch_size
+    """, {"run_ids": list(run_ids)})
+
+
+def memory_by_phase(db_path: str, run_ids: list[str]) -> pd.DataFrame:
+    """Peak memory of each phase of each measured job (what warehouse/memory.py fits per phase), with the
+    run's device memory."""
+    return db.query_df(db_path, f"""
+        SELECT j.run_id, {RUN_LABEL} AS label, r.device, r.device_memory_bytes, r.vae_slicing, j.job_id,
+               j.batch_size, p.phase, p.peak_mem_bytes
+        FROM phases p JOIN measured_jobs j USING (job_id) JOIN runs r USING (run_id)
+        WHERE list_contains($run_ids, j.run_id) AND p.peak_mem_bytes IS NOT NULL
+        ORDER BY j.run_id, j.batch_size, p.phase
+    """, {"run_ids": list(run_ids)})
+
+
+def image_checks(db_path: str, run_ids: list[str]) -> pd.DataFrame:
+    """Every comparison of an image with the same seed elsewhere (image_checks), with both jobs' run, mode and
+    batch size; and the saved picture of each side where a job kept it: the reference's own, else one the
+    same run kept of the same seed at the reference's batch size (`ref_path_same_job` says which)."""
+    return db.query_df(db_path, f"""
+        SELECT c.job_id, c."index", c.seed, c.against, c.ref_job_id, c.ref_index, c.max_abs_diff,
+               c.mean_abs_diff, c.psnr_db, j.run_id, {RUN_LABEL} AS label, r.mode, r.vae_slicing, r.cfg,
+               r.height, r.width, r.task, j.batch_size, j.warmup,
+               rj.run_id AS ref_run_id, rr.mode AS ref_mode, rr.vae_slicing AS ref_vae_slicing,
+               rj.batch_size AS ref_batch_size, i.path,
+               coalesce(ri.path, (SELECT min(i2.path) FROM images i2 JOIN jobs j2 ON j2.job_id = i2.job_id
+                                  WHERE j2.run_id = rj.run_id AND j2.batch_size = rj.batch_size
+                                    AND i2.seed = c.seed)) AS ref_path,
+               ri.path IS NOT NULL AS ref_path_same_job
+        FROM image_checks c
+        JOIN jobs j USING (job_id) JOIN runs r ON r.run_id = j.run_id
+        JOIN jobs rj ON rj.job_id = c.ref_job_id JOIN runs rr ON rr.run_id = rj.run_id
+        LEFT JOIN images i ON i.job_id = c.job_id AND i."index" = c."index"
+        LEFT JOIN images ri ON ri.job_id = c.ref_job_id AND ri."index" = c.ref_index
+        WHERE list_contains($run_ids, j.run_id)
+        ORDER BY r.height, j.run_id, j.batch_size, c."index"
     """, {"run_ids": list(run_ids)})
 
 

@@ -173,6 +173,26 @@ ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_mhz DOUBLE;              -- cur
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS gpu_throttle_reasons BIGINT; -- NVML clocks-event (throttle) reason bitmask
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS gpu_other_processes INTEGER; -- compute processes on the GPU besides this one
 
+-- migration 7: what fits on the card, and whether batching changed the pictures
+-- A phase's peak is the highest memory reached while it ran (CUDA max allocated, or the process's peak RSS);
+-- image_checks compares each image of a job with the image of the same seed at batch 1 of the same run
+-- ('batch_1'), and at the same batch size in the runs that differ only in mode ('mode') or VAE slicing.
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS device_memory_bytes BIGINT;  -- GPU memory (CUDA), else the machine's RAM
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS vae_slicing BOOLEAN;         -- the VAE decoded one image at a time
+ALTER TABLE phases ADD COLUMN IF NOT EXISTS peak_mem_bytes BIGINT;     -- the highest memory while the phase ran
+CREATE TABLE IF NOT EXISTS image_checks (
+    job_id         VARCHAR NOT NULL,
+    "index"        INTEGER NOT NULL,  -- the image within its job
+    seed           BIGINT,
+    against        VARCHAR NOT NULL,  -- batch_1 | mode | vae_slicing
+    ref_job_id     VARCHAR NOT NULL,  -- the job of the reference image
+    ref_index      INTEGER NOT NULL,  -- the reference image within that job
+    max_abs_diff   INTEGER,           -- largest difference of a pixel channel, 0-255
+    mean_abs_diff  DOUBLE,            -- mean difference of a pixel channel, 0-255
+    psnr_db        DOUBLE,            -- NULL when the pictures are identical (infinite PSNR)
+    schema_version INTEGER NOT NULL
+);
+
 -- views
 
 -- The one definition of a measured job: not warm-up, not profiled (the profiler slows it), status ok.
