@@ -135,7 +135,8 @@ def _pipeline_class(task: str):
 def load_pipeline(task: str = "txt2img", model: str | None = None, seed: int = 0,
                   device: str = "cpu", dtype: torch.dtype = torch.float32, arch: str = "tiny"):
     """Return (pipeline, model_id). `model` is None for a model built from config (`arch`: the
-    embedded tiny model, or a preset of generator/presets.py) or a local folder, which wins over `arch`."""
+    embedded tiny model, or a preset of generator/presets.py) or a local folder, which wins over `arch`;
+    with an LDM arch, `model` is a CompVis checkpoint file (last.ckpt) loaded into that arch's shapes."""
     from . import presets
 
     _quiet_imports()
@@ -150,12 +151,23 @@ def load_pipeline(task: str = "txt2img", model: str | None = None, seed: int = 0
     elif model is None:
         pipe = cls(**build_embedded_components(task, seed))
         model_id = f"{EMBEDDED_MODEL_ID}-{task}"
+    elif arch in presets.LDM_ARCHS:
+        presets.check_arch(arch, task)
+        if not Path(model).is_file():
+            raise ModelLoadError(f"arch {arch!r} loads a CompVis checkpoint file (models/ldm/inpainting_big/"
+                                 f"last.ckpt), got {str(model)!r}, which is not a file")
+        from .ldm import load_compvis_checkpoint
+
+        with contextlib.redirect_stderr(io.StringIO()):
+            pipe = load_compvis_checkpoint(str(model), arch)
+        model_id = str(Path(model).resolve())
     else:
         folder = Path(model)
         if not (folder / "model_index.json").is_file():
+            hint = "; a CompVis .ckpt file needs --arch ldm-inpaint" if folder.is_file() else ""
             raise ModelLoadError(
                 f"model folder {str(model)!r} is not a local diffusers pipeline "
-                "(expected a folder holding model_index.json, as written by save_pretrained)"
+                f"(expected a folder holding model_index.json, as written by save_pretrained){hint}"
             )
         try:
             with contextlib.redirect_stderr(io.StringIO()):
@@ -180,6 +192,14 @@ def load_pipeline(task: str = "txt2img", model: str | None = None, seed: int = 0
     pipe = pipe.to(device=device, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe, model_id
+
+
+def set_vae_slicing(pipe, on: bool) -> None:
+    """Decode one image at a time (on) or the whole batch at once (off): the pipeline's own switch where it
+    has one (enable_vae_slicing: the LDM pipeline, whose VQ model does not slice), else the VAE's (diffusers'
+    AutoencoderKL.enable_slicing)."""
+    owner, name = (pipe, "vae_slicing") if hasattr(pipe, "enable_vae_slicing") else (pipe.vae, "slicing")
+    getattr(owner, f"{'enable' if on else 'disable'}_{name}")()
 
 
 def weight_bytes(module) -> int:

@@ -5,7 +5,10 @@ with the shapes of SDXL base 1.0, and so on, from the same configs the published
 carry (runwayml/stable-diffusion-v1-5, stabilityai/stable-diffusion-xl-base-1.0): nothing is
 downloaded, the tokenizer is the project's embedded one (models.build_tokenizer, 77 tokens).
 The weights are random, so the pictures are noise, but every layer has the real size, so a
-step takes as long as the real model's. "tiny" is the embedded model (models.py).
+step takes as long as the real model's. "tiny" is the embedded model (models.py). "ldm-inpaint" is
+the CompVis latent-diffusion inpainting model (inpainting_big: a VQ f=4 first stage and an
+unconditional 7-channel UNet, no text) and "ldm-inpaint-tiny" the same family at toy widths; both
+run generator/ldm.py's LDMInpaintPipeline.
 
 Each builder takes no seed: the caller seeds (torch.manual_seed) before construction, or builds
 on the meta device (`with torch.device("meta"):`) to count parameters without allocating.
@@ -13,7 +16,8 @@ on the meta device (`with torch.device("meta"):`) to count parameters without al
 
 from __future__ import annotations
 
-ARCHS = ("tiny", "sd15", "sd15-inpaint", "sdxl")
+ARCHS = ("tiny", "sd15", "sd15-inpaint", "sdxl", "ldm-inpaint", "ldm-inpaint-tiny")
+LDM_ARCHS = ("ldm-inpaint", "ldm-inpaint-tiny")
 DEFAULT_ARCH = "tiny"
 # The tasks each preset builds (the UNet's input channels follow the task: 4, or 9 for inpainting).
 ARCH_TASKS = {
@@ -21,6 +25,8 @@ ARCH_TASKS = {
     "sd15": ("txt2img",),
     "sd15-inpaint": ("inpaint",),
     "sdxl": ("txt2img",),
+    "ldm-inpaint": ("inpaint",),
+    "ldm-inpaint-tiny": ("inpaint",),
 }
 CLIP_VOCAB = 49408  # the real CLIP BPE vocabulary: kept so the parameter count matches the real model
 
@@ -30,7 +36,9 @@ def check_arch(arch: str, task: str | None = None) -> None:
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
     if task is not None and task not in ARCH_TASKS[arch]:
-        hint = {"sd15": "; use --arch sd15-inpaint for inpaint", "sd15-inpaint": "; use --arch sd15 for txt2img"}
+        hint = {"sd15": "; use --arch sd15-inpaint for inpaint", "sd15-inpaint": "; use --arch sd15 for txt2img",
+                **{a: " (the CompVis LDM inpainting model has no text; use --arch sd15 for txt2img)"
+                   for a in LDM_ARCHS}}
         raise ValueError(f"arch {arch!r} builds task {' or '.join(ARCH_TASKS[arch])}, got task {task!r}"
                          f"{hint.get(arch, '')}")
 
@@ -103,6 +111,11 @@ def sd_vae(scaling_factor: float = 0.18215, sample_size: int = 512):
 def build_models(arch: str) -> dict:
     """The nn.Modules of a preset other than "tiny", built on the current default device, unseeded."""
     check_arch(arch)
+    if arch in LDM_ARCHS:
+        from . import ldm
+
+        unet_cfg, vq_cfg = ldm.CONFIGS[arch]
+        return dict(unet=ldm.build_unet(unet_cfg), vae=ldm.build_vq(vq_cfg))
     if arch in ("sd15", "sd15-inpaint"):
         return dict(unet=sd15_unet(in_channels=9 if arch == "sd15-inpaint" else 4),
                     text_encoder=clip_text_encoder(), vae=sd_vae())
@@ -113,11 +126,17 @@ def build_models(arch: str) -> dict:
 
 
 def build_components(arch: str, seed: int = 0) -> dict:
-    """Keyword arguments of the preset's pipeline class: seeded random weights, embedded tokenizer(s)."""
+    """Keyword arguments of the preset's pipeline class: seeded random weights, embedded tokenizer(s)
+    (none for the LDM presets, which have no text encoder)."""
     import torch
 
     from .models import build_tokenizer, ddim_scheduler
 
+    if arch in LDM_ARCHS:
+        from .ldm import build_scheduler
+
+        torch.manual_seed(seed)
+        return dict(build_models(arch), scheduler=build_scheduler())
     tokenizer = build_tokenizer()
     if len(tokenizer) > CLIP_VOCAB:  # every id the tokenizer makes must have an embedding row
         raise ValueError(f"the embedded tokenizer has {len(tokenizer)} tokens, more than CLIP's {CLIP_VOCAB}")
@@ -140,6 +159,10 @@ def pipeline_class(arch: str, task: str):
     )
 
     check_arch(arch, task)
+    if arch in LDM_ARCHS:
+        from .ldm import LDMInpaintPipeline
+
+        return LDMInpaintPipeline
     if arch == "sdxl":
         return StableDiffusionXLPipeline
     return StableDiffusionPipeline if task == "txt2img" else StableDiffusionInpaintPipeline

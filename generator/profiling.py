@@ -309,10 +309,13 @@ def unet_flops_per_row(pipe, height: int, width: int, cfg: bool) -> float:
     unet = pipe.unet
     latent = torch.zeros(1, unet.config.in_channels, height // pipe.vae_scale_factor,
                          width // pipe.vae_scale_factor, device=unet.device, dtype=unet.dtype)
-    tokens = pipe.tokenizer.model_max_length
-    context = torch.zeros(1, tokens, unet.config.cross_attention_dim, device=unet.device, dtype=unet.dtype)
     timestep = torch.tensor([500], device=unet.device)
+    kwargs = {}
+    if unet.config.get("cross_attention_dim") is not None:  # an unconditional UNet (UNet2DModel) has no text
+        tokens = pipe.tokenizer.model_max_length
+        kwargs["encoder_hidden_states"] = torch.zeros(1, tokens, unet.config.cross_attention_dim,
+                                                      device=unet.device, dtype=unet.dtype)
     counter = flop_counter()
     with torch.no_grad(), counter:
-        unet(latent, timestep, encoder_hidden_states=context, return_dict=False)
+        unet(latent, timestep, return_dict=False, **kwargs)
     return float(counter.get_total_flops())

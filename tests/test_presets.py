@@ -78,7 +78,7 @@ def test_embedded_tokenizer_fits_the_clip_vocabulary():
 def test_arch_setting_defaults_to_tiny_and_refuses_bad_values(tmp_path):
     dirs = dict(spool=str(tmp_path / "s"), out=str(tmp_path / "o"))
     assert SweepConfig(**dirs).arch == "tiny"
-    with pytest.raises(ValueError, match=r"arch must be one of tiny, sd15, sd15-inpaint, sdxl, got 'sd3'"):
+    with pytest.raises(ValueError, match=r"arch must be one of tiny, sd15, sd15-inpaint, sdxl, ldm-inpaint, ldm-inpaint-tiny, got 'sd3'"):
         SweepConfig(arch="sd3", **dirs)
     with pytest.raises(ValueError, match=r"sd15-inpaint"):
         SweepConfig(arch="sd15", task="inpaint", **dirs)
@@ -87,6 +87,13 @@ def test_arch_setting_defaults_to_tiny_and_refuses_bad_values(tmp_path):
     with pytest.raises(ValueError, match=r"sdxl.*stream"):
         SweepConfig(arch="sdxl", mode=("stream",), **dirs)
     assert SweepConfig(arch="sd15-inpaint", task="inpaint", **dirs).arch == "sd15-inpaint"
+    # The LDM inpainting model has no text encoder: no stream mode, no CFG.
+    with pytest.raises(ValueError, match=r"arch 'ldm-inpaint' has no text encoder: .* got mode 'stream'"):
+        SweepConfig(arch="ldm-inpaint", task="inpaint", mode=("static", "stream"), **dirs)
+    with pytest.raises(ValueError, match=r"arch 'ldm-inpaint-tiny' has no text encoder: .* got guidance 7.5"):
+        SweepConfig(arch="ldm-inpaint-tiny", task="inpaint", guidance=7.5, **dirs)
+    with pytest.raises(ValueError, match=r"arch 'ldm-inpaint' builds task inpaint, got task 'txt2img'"):
+        SweepConfig(arch="ldm-inpaint", **dirs)
     # --model wins: a preset that does not build the task is not used, so it is not refused.
     assert SweepConfig(arch="sd15", task="inpaint", model=str(tmp_path), **dirs).model == str(tmp_path)
 
@@ -101,7 +108,7 @@ def test_arch_flag_refuses_a_bad_value_by_name(tmp_path):
                            str(tmp_path / "s"), "--out", str(tmp_path / "o")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode != 0
-    assert "arch must be one of tiny, sd15, sd15-inpaint, sdxl, got 'sd3'" in done.stderr
+    assert "arch must be one of tiny, sd15, sd15-inpaint, sdxl, ldm-inpaint, ldm-inpaint-tiny, got 'sd3'" in done.stderr
 
 
 @pytest.mark.parametrize("arch, task, cls", [("sd15", "txt2img", "StableDiffusionPipeline"),
