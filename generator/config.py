@@ -66,11 +66,13 @@ class SweepConfig:
         "diffusers' enable_slicing: less decode memory, the same pictures).", ("off",))
     seed: int = setting("Image i of every job is drawn with seed + i.", 0)
     model: str | None = setting(
-        "A local diffusers pipeline folder; None runs the model --arch builds (offline).", None)
+        "A local diffusers pipeline folder (with --arch ldm-inpaint: the CompVis release's last.ckpt); None runs "
+        "the model --arch builds (offline).", None)
     arch: str = setting(
         "Model built from config with seeded random weights, offline, when no --model is given (--model wins): "
-        "tiny (the embedded model), sd15, sd15-inpaint (task inpaint) or sdxl; the presets have the real model's "
-        "shapes, so they time like it but draw noise.", "tiny")
+        "tiny (the embedded model), sd15, sd15-inpaint (task inpaint), sdxl, ldm-inpaint (CompVis inpainting_big: "
+        "task inpaint, no text, no CFG) or ldm-inpaint-tiny (its shape at toy widths); the presets have the real "
+        "model's shapes, so they time like it but draw noise.", "tiny")
     device: str = setting("Where PyTorch runs: cpu, cuda or mps.", "cpu")
     dtype: str = setting("Weights and activations: float32, float16 or bfloat16.", "float32")
     spool: str = setting("Spool folder the collector ingests from.", env=SPOOL_DIR)
@@ -124,6 +126,12 @@ class SweepConfig:
                                      ("save images", self.save_images, SAVE_IMAGES)]:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.arch.startswith("ldm-"):  # no text encoder: stream mode and CFG need one
+            if "stream" in self.mode or "full" in (self.classifier_free_guidance or ()) or (
+                    self.classifier_free_guidance is None and self.guidance > 1.0):
+                raise ValueError(f"arch {self.arch!r} has no text encoder: it runs sequential and static modes "
+                                 "without CFG, got " + ("mode 'stream'" if "stream" in self.mode
+                                                        else f"guidance {self.guidance}"))
         if self.model is None:  # the preset builds this task (--model wins over --arch)
             check_arch(self.arch, self.task)
             if self.arch == "sdxl" and ("stream" in self.mode or self.profile_ops):

@@ -68,6 +68,8 @@ class References:
         """Compare a finished job's images with the references there are; keep them if they are the first of
         their (run, batch size). Returns one row per comparison (image_check fields but the job id)."""
         arrays = [pixels(img) for img in images]
+        if not arrays or len(arrays) != len(seeds):  # a failed job: nothing to compare, nothing to keep
+            return []
         rows = []
         # 1. Against batch 1 of the same run, seed by seed.
         ref = self.first.get((run, 1))

@@ -44,8 +44,9 @@ class SweepOutcome(list):
         self.unwritten: list[dict] = []
 
 
-def run_sweep(cfg: SweepConfig, progress: bool = True) -> SweepOutcome:
-    """Run every job of the sweep; return the spool files written, in order (see SweepOutcome)."""
+def run_sweep(cfg: SweepConfig, progress: bool = True, sweep_id: str | None = None) -> SweepOutcome:
+    """Run every job of the sweep; return the spool files written, in order (see SweepOutcome). `sweep_id`
+    joins the runs to a sweep begun by another call (the demo's parts); None begins a new one."""
     import torch
     from tqdm import tqdm
 
@@ -63,7 +64,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> SweepOutcome:
     memory = PeakMemory(cfg.device)
     sweep = _Sweep(cfg=cfg, pipe=pipe, timer=PipelineTimer(pipe, clock_for(cfg.device), memory), memory=memory,
                    writer=SpoolWriter(cfg.spool), metadata=collect_metadata(cfg, pipe, model_id),
-                   sweep_id=new_id("sweep"), masks=masks)
+                   sweep_id=sweep_id or new_id("sweep"), masks=masks)
     # 3. Follow the plan size by size, job by job, one spool file per job.
     bar = tqdm(total=cfg.jobs_total(), unit="job", disable=not progress, file=sys.stderr)
     try:
@@ -220,8 +221,9 @@ class _Size:
         result = run_job(ctx, job, self.repeats[job.slot])
         self.repeats[job.slot] += 1
         self.last = job.run
-        checks = [record("image_check", job_id=result.job_id, **c)
-                  for c in self.references.check(job.run, job.batch_size, result.job_id, result.seeds, result.images)]
+        checks = [] if result.status != "ok" else [
+            record("image_check", job_id=result.job_id, **c)
+            for c in self.references.check(job.run, job.batch_size, result.job_id, result.seeds, result.images)]
         samples = [record("sample", **{**s, "run_id": run_id}) for s in self.sampler.drain()]
         self.sweep.write(run_id, result.job_id, result.rows + checks + samples, _describe(job, result))
         self.bar.update()

@@ -175,7 +175,8 @@ class PipelineTimer:
         step_ends = [since(stop) for _, _, stop in steps]
         spans = {
             "encode_prompt": (since(marks.get("encode_start")), since(marks.get("encode_end"))),
-            "prepare": (since(marks.get("encode_end")), denoise_start),
+            # Without a text encoder (the LDM inpainting model) preparing starts with the call.
+            "prepare": (since(marks.get("encode_end")) if self._wrapped_encode else 0.0, denoise_start),
             "denoise": (denoise_start, step_ends[-1] if step_ends else None),
             "decode": (since(marks.get("decode_start")), since(marks.get("decode_end"))),
             "postprocess": (since(marks.get("decode_end")), since(marks["call_end"])),
