@@ -21,7 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
-	$(PY) -m generator sweep
+	$(PY) -m generator demo
 	$(PY) -m collector ingest
 	@$(MAKE) --no-print-directory dashboard
 

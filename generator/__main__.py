@@ -1,4 +1,5 @@
-"""CLI: `python -m generator sweep ...`; every flag sets one SweepConfig field."""
+"""CLI: `python -m generator sweep ...` (every flag sets one SweepConfig field) and `python -m generator demo`
+(the default demo's sweep: generator/demo.py)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,24 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="sweep batch sizes (and sizes) and write one spool file per job")
     add_flags(sweep, SweepConfig)
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    from settings import OUTPUT_DIR, SPOOL_DIR, path
+
+    from .demo import describe
+
+    demo = sub.add_parser("demo", help="the default demo: one sweep that shows every effect the dashboard explains, "
+                                       "on the tiny models (a few minutes on 2 CPU cores)",
+                          description=f"Parts: {describe()}.")
+    demo.add_argument("--spool", default=path(SPOOL_DIR), help=f"spool folder (env {SPOOL_DIR})")
+    demo.add_argument("--out", default=path(OUTPUT_DIR), help=f"folder for generated PNG files (env {OUTPUT_DIR})")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        return _demo(args)
     try:
         cfg = from_flags(args, SweepConfig)
     except ValueError as exc:
@@ -47,6 +60,25 @@ def main(argv: list[str] | None = None) -> int:
               "the jobs not written are only in the messages above", file=sys.stderr)
         return 1
     print(f"wrote {len(written)} spool files to {cfg.spool}", file=sys.stderr)
+    return 0
+
+
+def _demo(args) -> int:
+    """Run the demo's parts into one sweep; the same exits as a sweep's."""
+    from .demo import run_demo
+
+    try:
+        outcomes = run_demo(progress=not args.quiet, spool=args.spool, out=args.out)
+    except KeyboardInterrupt:
+        print("interrupted: every job finished so far is in the spool", file=sys.stderr)
+        return 130
+    unwritten = [u for o in outcomes for u in o.unwritten]
+    written = sum(len(o) for o in outcomes)
+    if unwritten:
+        print(f"error: {len(unwritten)} spool files could not be written; {written} were written to "
+              f"'{args.spool}'", file=sys.stderr)
+        return 1
+    print(f"wrote {written} spool files to {args.spool} (one sweep, {len(outcomes)} parts)", file=sys.stderr)
     return 0
 
 

@@ -41,7 +41,9 @@ def render():
     if note:
         st.caption(note)
     options = {f"{j.label} · batch {j.batch_size}": j.job_id for j in jobs.itertuples()}
-    job_id = options[st.selectbox("Job", list(options))]
+    # First shown: a job of more than one image, whose pictures can be held against batch 1.
+    batched = [n for n, j in enumerate(jobs.itertuples()) if j.batch_size > 1]
+    job_id = options[st.selectbox("Job", list(options), index=batched[0] if batched else 0)]
     task = jobs.set_index("job_id").task[job_id]
     if task == "inpaint":
         st.caption("Inpainting: each image with the mask it was inpainted with (white = repainted).")

@@ -21,7 +21,10 @@ def render():
         st.info("No peak memory per phase in this sweep (it was recorded from schema migration 7 on).")
         return
     labels = list(dict.fromkeys(peaks.label))
-    label = st.selectbox("Run", labels)
+    # First shown: the run whose memory grows fastest with the batch (where the question bites).
+    growth = {lab: max((line.per_image for line in memory.phase_lines(g).values()), default=0.0)
+              for lab, g in peaks.groupby("label", sort=False)}
+    label = st.selectbox("Run", labels, index=labels.index(max(labels, key=lambda lab: growth.get(lab, 0.0))))
     mine = peaks[peaks.label == label]
     run = runs.set_index("label").loc[label]
     lines = memory.phase_lines(mine)

@@ -62,6 +62,17 @@ def rich(tmp_path_factory):
     return str(base / "w.duckdb"), cfg.out
 
 
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The default demo (`make demo`'s sweep: generator/demo.py), ingested: (db path, image folder)."""
+    from generator.demo import run_demo
+
+    base = tmp_path_factory.mktemp("demo")
+    run_demo(progress=False, spool=str(base / "spool"), out=str(base / "images"))
+    ingest_pending(CollectorConfig(spool=str(base / "spool"), db=str(base / "w.duckdb")))
+    return str(base / "w.duckdb"), str(base / "images")
+
+
 def wait_until(condition, limit_s: float = 300.0, every_s: float = 0.02) -> None:
     """Poll until `condition()` holds; the limit only turns a hang into a failure, it measures nothing."""
     deadline = time.monotonic() + limit_s

@@ -1,4 +1,5 @@
-"""The dashboard in a real browser: `streamlit run` on a free port, every page opened in Chromium.
+"""The dashboard in a real browser: `streamlit run` on a free port, every page opened in Chromium, on the
+default demo's sweep (`make demo`), which must fill every page: no "No ... in this sweep" notice anywhere.
 
 Needs Debian's chromium at /usr/bin/chromium (`make test` installs it when run as root).
 Screenshots of every page go to test-output/screenshots/.
@@ -7,6 +8,7 @@ Screenshots of every page go to test-output/screenshots/.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,9 +23,11 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 PAGES = {"overview": "", "throughput": "throughput", "steps": "steps", "operators": "operators",
-         "telemetry": "telemetry", "gallery": "gallery", "papers": "papers", "sql": "sql"}
+         "telemetry": "telemetry", "memory": "memory", "gallery": "gallery", "papers": "papers", "sql": "sql"}
 SHOTS = ROOT / "test-output" / "screenshots"
-CHART_PAGES = ("overview", "throughput", "steps", "operators", "telemetry")
+CHART_PAGES = ("overview", "throughput", "steps", "operators", "telemetry", "memory")
+# A notice that the sweep lacks what the page is for ("No profiled jobs in this sweep", "No stream-mode run").
+MISSING = re.compile(r"\bNo\b[^.\n]*\b(?:in this sweep|run in this sweep)|No stream-mode run")
 
 if not Path(CHROMIUM).exists():
     pytest.skip("browser tests need Debian's chromium: `apt-get install chromium` as root "
@@ -37,8 +41,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(rich):
-    db_path, out = rich
+def server(demo):
+    db_path, out = demo
     port = _free_port()
     env = dict(os.environ, WAREHOUSE_DB=db_path, OUTPUT_DIR=out)
     proc = subprocess.Popen(
@@ -94,5 +98,10 @@ def test_page_renders_in_a_real_browser(name, server, browser):
         assert page.locator('[data-testid="stMainBlockContainer"] h1').first.inner_text().strip()
         if name in CHART_PAGES:
             assert page.locator('[data-testid="stVegaLiteChart"]').count() > 0
+        text = page.locator('[data-testid="stMainBlockContainer"]').inner_text()
+        assert not MISSING.search(text), f"the demo sweep leaves the {name} page without data: {MISSING.search(text)[0]}"
+        if name == "overview":  # the whole story: the effects, and whether batching changed the pictures
+            assert "Did batching change the pictures?" in text and "Stream Batch" in text
+            assert "Classifier-free guidance" in text and "Resolution" in text
     finally:
         page.close()

@@ -94,3 +94,13 @@ def test_vae_slicing_is_credited_only_when_decode_grew_without_it():
     flat = memory.phase_lines(_rows("decode", 1000 * MIB, 0))
     assert explain.slicing_effect(flat["decode"], on["decode"], memory.limit(flat, cap), memory.limit(on, cap),
                                   "2 GiB") is None
+
+
+def test_a_later_phase_that_only_carries_the_peak_on_does_not_take_the_limit():
+    # On a CPU postprocess's peak includes what decode left allocated: a hair above it, it is the same limit.
+    lines = memory.phase_lines(_rows("decode", 1000 * MIB, 100 * MIB) + _rows("postprocess", 1001 * MIB, 100.5 * MIB))
+    lim = memory.limit(lines, 8 * memory.GIB)
+    assert lim.phase == "decode" and lim.largest_batch == 71
+    # Well apart, the phase that runs out first takes it, whatever its place.
+    lines = memory.phase_lines(_rows("decode", 1000 * MIB, 100 * MIB) + _rows("postprocess", 1000 * MIB, 150 * MIB))
+    assert memory.limit(lines, 8 * memory.GIB).phase == "postprocess"

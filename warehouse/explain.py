@@ -502,11 +502,12 @@ def memory_limit(label: str, lines: dict, here: Limit | None, device: str, measu
 
 def slicing_effect(phase_off, phase_on, limit_off: Limit, limit_on: Limit, capacity_name: str) -> str | None:
     """What VAE slicing bought: decode's growth per image with and without it, and the largest batch."""
-    if phase_off is None or phase_on is None or phase_off.per_image <= 0:
+    if phase_off is None or phase_on is None or not phase_off.grows:
         return None
     text = (f"**VAE slicing**: decoding grew by {_bytes(phase_off.per_image)} per image without it and "
             f"{_bytes(max(phase_on.per_image, 0))} with it")
-    if limit_off.largest_batch is not None and limit_on.largest_batch is not None:
+    named = [lim for lim in (limit_off, limit_on) if lim.largest_batch is not None and not lim.too_far]
+    if len(named) == 2:
         text += (f"; the largest batch on {capacity_name} goes from about {limit_off.largest_batch} "
                  f"({PHASE_NAMES.get(limit_off.phase, limit_off.phase)} the limit) to about "
                  f"{limit_on.largest_batch} ({PHASE_NAMES.get(limit_on.phase, limit_on.phase)} the limit)")

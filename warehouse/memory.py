@@ -31,6 +31,8 @@ PHASES = ("encode_prompt", "prepare", "denoise", "decode", "postprocess")
 # A phase grows with the batch when its fitted growth over the batch sizes measured is at least this share of
 # its base: below it, the slope is within what the base itself moves between jobs, and sets no limit.
 GROWTH_MIN = 0.02
+# Largest batches within this share of each other are a tie, which the earlier phase takes.
+TIE = 0.02
 # A largest batch more than this many times the largest batch measured is not named: too far to extrapolate.
 FAR = 16
 
@@ -60,7 +62,8 @@ class MemoryLine:
             return 0
         if not self.grows:
             return None
-        return int(math.floor((capacity - self.base) / self.per_image))
+        # A hair of tolerance: a fitted line's floats land a batch that fits exactly at 10.999999.
+        return int(math.floor((capacity - self.base) / self.per_image + 1e-9))
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,12 @@ def limit(lines: dict[str, MemoryLine], capacity: float) -> Limit:
     bounded = [(b, phase) for b, phase in found if b is not None]
     if not bounded:
         return Limit(capacity, None, None, False)
-    batch, phase = min(bounded)
+    # The phase that runs out first; within TIE of the least batch, the earliest phase: on a CPU a phase's peak
+    # carries what earlier phases left allocated, so a later phase ties with the one that raised the peak.
+    least = min(b for b, _ in bounded)
+    order = {p: i for i, p in enumerate(PHASES)}
+    batch, phase = min(((b, p) for b, p in bounded if b <= least * (1 + TIE)),
+                       key=lambda bp: (order.get(bp[1], len(order)), bp[0]))
     largest_measured = max(max(line.sizes) for line in lines.values())
     return Limit(capacity, phase, batch, batch > largest_measured, batch > FAR * largest_measured)
 
