@@ -65,11 +65,14 @@ def _parser_for(name: str, hint) -> tuple[typing.Callable | None, bool]:
     raise TypeError(f"setting {name!r} has a type the flag builder does not read: {hint!r}")
 
 
-def add_flags(parser: argparse.ArgumentParser, cls) -> None:
-    """One flag per field of the settings dataclass `cls`: --field-name, typed from its hint, with its help."""
+def add_flags(parser: argparse.ArgumentParser, cls, only: tuple[str, ...] | None = None) -> None:
+    """One flag per field of the settings dataclass `cls` (or of the fields named in `only`): --field-name,
+    typed from its hint, with its help."""
     hints = typing.get_type_hints(cls)
     defaults = cls()
     for f in dataclasses.fields(cls):
+        if only is not None and f.name not in only:
+            continue
         default = getattr(defaults, f.name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         # argparse formats help with %, so a literal percent sign must be doubled.
@@ -82,7 +85,11 @@ def add_flags(parser: argparse.ArgumentParser, cls) -> None:
             parser.add_argument(flag_of(f), dest=f.name, type=read, default=None, help=text)
 
 
+def given_flags(args: argparse.Namespace, cls) -> dict:
+    """The fields of `cls` the flags set (a flag not given reads None, and is left out)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
+
+
 def from_flags(args: argparse.Namespace, cls):
     """The settings the flags name, defaults for the rest; ValueError (from the dataclass) on a bad value."""
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None}
-    return cls(**given)
+    return cls(**given_flags(args, cls))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from settings import add_flags, from_flags
+from settings import add_flags, from_flags, given_flags
 
 from .config import SweepConfig
 
@@ -18,15 +18,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="sweep batch sizes (and sizes) and write one spool file per job")
     add_flags(sweep, SweepConfig)
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
-    from settings import OUTPUT_DIR, SPOOL_DIR, path
-
     from .demo import describe
 
     demo = sub.add_parser("demo", help="the default demo: one sweep that shows every effect the dashboard explains, "
                                        "on the tiny models (a few minutes on 2 CPU cores)",
                           description=f"Parts: {describe()}.")
-    demo.add_argument("--spool", default=path(SPOOL_DIR), help=f"spool folder (env {SPOOL_DIR})")
-    demo.add_argument("--out", default=path(OUTPUT_DIR), help=f"folder for generated PNG files (env {OUTPUT_DIR})")
+    add_flags(demo, SweepConfig, only=("spool", "out"))
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -68,17 +65,16 @@ def _demo(args) -> int:
     from .demo import run_demo
 
     try:
-        outcomes = run_demo(progress=not args.quiet, spool=args.spool, out=args.out)
+        outcomes = run_demo(progress=not args.quiet, **given_flags(args, SweepConfig))
     except KeyboardInterrupt:
         print("interrupted: every job finished so far is in the spool", file=sys.stderr)
         return 130
     unwritten = [u for o in outcomes for u in o.unwritten]
     written = sum(len(o) for o in outcomes)
     if unwritten:
-        print(f"error: {len(unwritten)} spool files could not be written; {written} were written to "
-              f"'{args.spool}'", file=sys.stderr)
+        print(f"error: {len(unwritten)} spool files could not be written; {written} were written", file=sys.stderr)
         return 1
-    print(f"wrote {written} spool files to {args.spool} (one sweep, {len(outcomes)} parts)", file=sys.stderr)
+    print(f"wrote {written} spool files (one sweep, {len(outcomes)} parts)", file=sys.stderr)
     return 0
 
 
