@@ -32,12 +32,10 @@ def render():
     # 1. The limit on this device, and the measured out-of-memory point beside it.
     here = memory.limit(lines, run.device_memory_bytes) if pd.notna(run.device_memory_bytes) else None
     fit = fits.get(label)
-    said = explain.memory_limit(label, lines, here, run.device,
-                                fit.first_failed if fit and fit.failed_statuses and "oom" in fit.failed_statuses
-                                else None, fit.largest_fitted if fit else None)
+    said = explain.memory_limit(label, lines, here, run.device)
     if said:
         st.markdown(said)
-    elif fit is not None and fit.first_failed is not None:
+    if fit is not None:
         st.markdown(explain.memory_fit(fit))
 
     # 2. Peak memory per phase and batch size, with each phase's line.

@@ -78,7 +78,7 @@ def render():
         for kind in invariance.KINDS:
             said = explain.invariance(found.get(kind))
             if said:
-                st.markdown("- " + said)
+                st.markdown(said)
         caveat = explain.repeat_caveat(found)
         if caveat:
             st.caption(caveat)

@@ -158,17 +158,30 @@ def test_steps_page_shows_stream_latency(rich, monkeypatch):
     assert "Stream Batch: each request's latency" in [s.value for s in at.subheader]
 
 
-def test_telemetry_page_names_the_largest_batch_that_fitted(rich, monkeypatch):
+def test_memory_page_names_the_largest_batch_that_fitted(rich, monkeypatch):
     db_path, out = rich
-    at = _app(monkeypatch, db_path, out, "telemetry")
-    assert "largest batch that fitted: 4" in _text(at)
+    at = _app(monkeypatch, db_path, out, "memory")
+    assert "measured: largest batch that fitted: 4" in _text(at)
+
+
+def _pairs(db_path: str, job_label: str):
+    """The gallery's pairs for the job the page chose (by its label: run label · batch B)."""
+    from warehouse import invariance, queries
+
+    jobs = queries.jobs_with_images(db_path, list(queries.runs(db_path).run_id))
+    label, batch = job_label.rsplit(" · batch ", 1)
+    job = jobs[(jobs.label == label) & (jobs.batch_size == int(batch))].job_id.iloc[0]
+    return invariance.pairs(queries.image_checks(db_path, list(jobs.run_id.unique())), job)
 
 
 def test_gallery_shows_the_job_images_and_refuses_paths_outside_the_output_folder(rich, monkeypatch, tmp_path):
     db_path, out = rich
     at = _app(monkeypatch, db_path, out, "gallery")
     job = at.selectbox[-1].value
-    assert len(at.get("image")) == int(re.search(r"batch (\d+)", job).group(1))
+    # The job's images, and each kept picture beside the one of the same seed it was held against.
+    pairs = _pairs(db_path, job)
+    assert len(pairs) > 0
+    assert len(at.get("image")) == int(re.search(r"batch (\d+)", job).group(1)) + 2 * len(pairs)
     # A warehouse row pointing elsewhere is refused, not read.
     copy = str(tmp_path / "copy.duckdb")
     shutil.copy(db_path, copy)
@@ -224,7 +237,9 @@ def test_gallery_refuses_a_symlink_in_the_output_folder_that_points_outside_it(r
     batch = int(re.search(r"batch (\d+)", at.selectbox[-1].value).group(1))
     assert [w.value for w in at.warning] == [
         f"1 image path(s) lie outside the output folder {images.resolve()} and were not shown: {link}"]
-    assert len(at.get("image")) == batch - 1
+    pairs = _pairs(copy, at.selectbox[-1].value)
+    shown_in_pairs = sum((pairs.path != str(link)).astype(int) + (pairs.ref_path != str(link)).astype(int))
+    assert len(at.get("image")) == batch - 1 + shown_in_pairs
 
 
 def test_gallery_shows_each_inpainted_image_with_its_mask(tmp_path, monkeypatch):

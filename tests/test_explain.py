@@ -235,10 +235,10 @@ def test_memory_fit_names_the_failure_only_when_a_batch_failed(wh):
     ok, oom = wh.run({1: 1.0, 2: 1.0}), wh.run({1: 1.0, 2: 1.0}, failed={8: "oom", 4: "error"})
     text = {f.label[-9:-1]: explain.memory_fit(f)
             for f in analysis.memory_fits(queries.memory_by_batch(wh.path, [ok, oom]))}
-    assert text[ok].endswith(f"({ok})**: largest batch that fitted: 2.") and "failed" not in text[ok]
+    assert text[ok].endswith(f"({ok})**, measured: largest batch that fitted: 2.") and "failed" not in text[ok]
     assert text[oom].endswith(": largest batch that fitted: 2; batch 4 failed (error).")
     assert explain.memory_fit(analysis.MemoryFit("r", None, 1, "oom")) == (
-        "**r**: largest batch that fitted: none; batch 1 failed (oom).")
+        "**r**, measured: largest batch that fitted: none; batch 1 failed (oom).")
 
 
 def test_roofline_sentence_gives_no_share_when_a_floor_exceeds_the_measurement():

@@ -47,7 +47,7 @@ def test_a_phase_that_does_not_grow_sets_no_limit():
     assert not flat["decode"].grows
     lim = memory.limit(flat, 8 * memory.GIB)
     assert (lim.phase, lim.largest_batch) == (None, None)
-    said = explain.memory_limit("run", flat, lim, "cpu", None, None)
+    said = explain.memory_limit("run", flat, lim, "cpu")
     assert said.startswith("**run**: no phase's peak memory grew by 2% or more") and "limit." in said
 
 
@@ -55,7 +55,7 @@ def test_a_largest_batch_far_beyond_the_data_is_not_named():
     lines = memory.phase_lines(_rows("decode", 1000 * MIB, 25 * MIB))  # grows 175 MiB over 1-8: 17.5% of base
     lim = memory.limit(lines, 141 * memory.GIB)
     assert lim.too_far and lim.largest_batch > memory.FAR * 8
-    said = explain.memory_limit("run", lines, lim, "cuda", None, None)
+    said = explain.memory_limit("run", lines, lim, "cuda")
     assert "too far to extrapolate" in said and str(lim.largest_batch) not in said
 
 
@@ -68,15 +68,14 @@ def test_limits_list_this_device_then_the_common_sizes():
     assert [name for name, _ in memory.limits(lines, None)][0] == "8 GiB"
 
 
-def test_the_limit_sentence_quotes_the_phase_its_growth_and_the_measured_out_of_memory_point():
+def test_the_limit_sentence_quotes_the_phase_and_its_growth():
     lines = memory.phase_lines(_rows("denoise", 900 * MIB, 5 * MIB) + _rows("decode", 1000 * MIB, 100 * MIB))
     lim = memory.limit(lines, 2 * memory.GIB)
-    said = explain.memory_limit("txt2img 512x512 static", lines, lim, "cuda", measured_oom=16, largest_fitted=8)
+    said = explain.memory_limit("txt2img 512x512 static", lines, lim, "cuda")
     assert said == ("**txt2img 512x512 static**: VAE decoding sets the limit: its peak grows by 100 MiB per image "
                     "from 1e+03 MiB (fitted on batch 1–8, within 0%). With this device's 2 GiB of GPU memory the "
                     "largest batch is about 10 (an extrapolation beyond the batch sizes measured, and an upper "
-                    "bound: the device keeps some memory for itself); measured: batch 16 ran out of memory, "
-                    "batch 8 fitted.")
+                    "bound: the device keeps some memory for itself).")
 
 
 def test_vae_slicing_is_credited_only_when_decode_grew_without_it():

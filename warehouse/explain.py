@@ -389,9 +389,9 @@ def conv_rule_tooltip() -> str:
 
 
 def memory_fit(m: MemoryFit) -> str:
-    """The largest batch that fitted in memory, and the smallest that did not (if one failed)."""
+    """Measured: the largest batch that fitted in memory, and the smallest that did not (if one failed)."""
     fitted = m.largest_fitted if m.largest_fitted is not None else "none"
-    text = f"**{m.label}**: largest batch that fitted: {fitted}"
+    text = f"**{m.label}**, measured: largest batch that fitted: {fitted}"
     if m.first_failed is not None:
         text += f"; batch {m.first_failed} failed ({m.failed_statuses})"
     return text + "."
@@ -471,10 +471,9 @@ PHASE_NAMES = {"encode_prompt": "text encoding", "prepare": "preparing the laten
                "decode": "VAE decoding", "postprocess": "post-processing"}
 
 
-def memory_limit(label: str, lines: dict, here: Limit | None, device: str, measured_oom: int | None,
-                 largest_fitted: int | None) -> str | None:
-    """The phase that sets the limit on this device and the largest batch it allows, with the measured
-    out-of-memory point beside it when there is one."""
+def memory_limit(label: str, lines: dict, here: Limit | None, device: str) -> str | None:
+    """The phase that sets the limit on this device and the largest batch it allows (the measured
+    out-of-memory point goes beside it: memory_fit)."""
     if not lines:
         return None
     if here is None or here.phase is None:
@@ -494,9 +493,6 @@ def memory_limit(label: str, lines: dict, here: Limit | None, device: str, measu
         text += (f"the largest batch is about {here.largest_batch}"
                  + (" (an extrapolation beyond the batch sizes measured, and an upper bound: the device keeps "
                     "some memory for itself)" if here.extrapolated else ""))
-    if measured_oom is not None:
-        text += (f"; measured: batch {measured_oom} ran out of memory"
-                 + (f", batch {largest_fitted} fitted" if largest_fitted is not None else ""))
     return text + "."
 
 
