@@ -14,9 +14,9 @@ requests in flight and the time, and says what the server does next:
 
 A `Cost` gives the seconds of a unit of work: `job(n)` for n requests run together from start to end
 (fifo, batch), `step(rows)` for one UNet call of `rows` requests at whatever step each is, and
-`finish(n)` for decoding n requests that left at one step boundary (stream). `simulate` runs a policy
-against arrivals with such a cost; `Server` is the same loop for a real clock, where the caller does the
-work and reports when it ended.
+`finish(n)` for decoding n requests that left at one step boundary (stream). `serve` is the server loop
+over any clock; `simulate` runs it on a simulated clock with such a cost, and the load generator
+(generator/load.py) on the real clock with the pipeline doing the work.
 """
 
 from __future__ import annotations
@@ -168,43 +168,96 @@ class LinearCost(Cost):
         return self.finish_fixed_s + self.finish_marginal_s * n if n else 0.0
 
 
-def simulate(policy: Policy, arrivals: list[Request], cost: Cost) -> list[Done]:
-    """Run `policy` against requests arriving at their arrival times, each unit of work taking what `cost`
-    says; return every request, finished, in the order they finished. A discrete-event simulation: the
-    clock jumps from event to event."""
-    pending = deque(sorted(arrivals, key=lambda r: (r.arrival_s, r.id)))
-    now, finished, group = 0.0, [], 0
+class SimClock:
+    """A simulated clock: waiting jumps to the time, work spends its cost."""
+
+    def __init__(self, start_s: float = 0.0):
+        self.t = start_s
+
+    def now(self) -> float:
+        return self.t
+
+    def wait_until(self, t: float) -> None:
+        self.t = max(self.t, t)
+
+    def spend(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def leaving(policy: Policy, launch: Launch) -> tuple[Request, ...]:
+    """The requests a unit of work finishes: all of a job; of a stream step, those whose last step it was
+    (the policy advances every request in it)."""
+    return launch.requests if launch.kind == "job" else policy.stepped(launch)
+
+
+def serve(policy: Policy, arrivals: list[Request], clock, run, on_finish=None, on_work=None) -> list[Done]:
+    """The server loop, the same for a simulated and a real clock.
+
+    `clock` has now() and wait_until(t); `run(launch)` does the work (spends its cost on a simulated clock,
+    runs the pipeline on a real one) and returns the requests it finished (see `leaving`). `on_finish(done)`
+    may return a new Request (a closed loop's client asking again), `on_work(index, launch, start, end,
+    finished)` hears of every unit of work. Returns every request, finished, in the order they finished."""
+    pending = sorted(arrivals, key=lambda r: (r.arrival_s, r.id))
+    pending = deque(pending)
+    finished, index = [], 0
     started: dict[int, tuple[float, int, int]] = {}      # request id -> (start, group, most rows)
     while pending or not policy.idle:
         # 1. Everything that has arrived by now joins the queue.
+        now = clock.now()
         while pending and pending[0].arrival_s <= now:
             policy.arrive(pending.popleft())
         decision = policy.next(now)
-        # 2. Nothing to run: jump to the next arrival (or the batch's deadline, if sooner).
+        # 2. Nothing to run: wait for the next arrival (or the batch's deadline, if sooner).
         if isinstance(decision, Wait):
             nxt = pending[0].arrival_s if pending else None
             if decision.until_s is not None and (nxt is None or decision.until_s < nxt):
                 nxt = decision.until_s
             if nxt is None:
                 raise RuntimeError(f"policy {policy.name!r} waits with nothing to wait for")
-            now = max(now, nxt)
+            clock.wait_until(nxt)
             continue
-        # 3. Run the work: a whole job, or one stream step and the decode of those that finish with it.
+        # 3. Run the work; record who started in it and who it finished.
+        start = clock.now()
         for r in decision.requests:
-            first = started.setdefault(r.id, (now, group, 0))
+            first = started.setdefault(r.id, (start, index, 0))
             started[r.id] = (first[0], first[1], max(first[2], len(decision.requests)))
-        if decision.kind == "job":
-            now += cost.job(len(decision.requests))
-            leaving = decision.requests
-        else:
-            now += cost.step(len(decision.requests))
-            leaving = policy.stepped(decision)
-            now += cost.finish(len(leaving))
-        group += 1
-        for r in leaving:
-            start, g, rows = started.pop(r.id)
-            finished.append(Done(r, start, now, rows, g))
+        done_now = run(decision)
+        end = clock.now()
+        if on_work is not None:
+            on_work(index, decision, start, end, done_now)
+        index += 1
+        for r in done_now:
+            first, group, rows = started.pop(r.id)
+            done = Done(r, first, end, rows, group)
+            finished.append(done)
+            again = on_finish(done) if on_finish is not None else None
+            if again is not None:
+                _insert(pending, again)
     return finished
+
+
+def _insert(pending: deque, request: Request) -> None:
+    """Put a request among the pending ones in arrival order."""
+    at = next((i for i, r in enumerate(pending) if r.arrival_s > request.arrival_s), len(pending))
+    pending.insert(at, request)
+
+
+def simulate(policy: Policy, arrivals: list[Request], cost: Cost, on_finish=None) -> list[Done]:
+    """Run `policy` against requests arriving at their arrival times, each unit of work taking what `cost`
+    says; return every request, finished, in the order they finished. A discrete-event simulation: the
+    clock jumps from event to event."""
+    clock = SimClock()
+
+    def run(launch: Launch) -> tuple[Request, ...]:
+        if launch.kind == "job":
+            clock.spend(cost.job(len(launch.requests)))
+            return launch.requests
+        clock.spend(cost.step(len(launch.requests)))
+        out = leaving(policy, launch)
+        clock.spend(cost.finish(len(out)))
+        return out
+
+    return serve(policy, arrivals, clock, run, on_finish=on_finish)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -94,3 +94,35 @@ def test_percentile_interpolates_between_order_statistics():
     assert percentile([1, 2, 3, 4, 5], 90) == pytest.approx(4.6)
     with pytest.raises(ValueError):
         percentile([], 50)
+
+
+def test_a_closed_loop_client_asks_again_when_its_request_finishes():
+    """Two clients, think time 0: each new request arrives as the last one finishes; under fifo they
+    alternate and the server is never idle."""
+    asked = []
+
+    def again(done):
+        if len(asked) >= 4:
+            return None
+        asked.append(done.request.id)
+        return Request(100 + len(asked), done.finish_s, 2)
+
+    done = simulate(Policy("fifo"), _at(0, 0), COST, on_finish=again)
+    assert len(done) == 6
+    assert [d.finish_s for d in done] == pytest.approx([1.25 * k for k in range(1, 7)])
+    assert all(d.request.arrival_s == pytest.approx(prev.finish_s) for prev, d in zip(done, done[2:]))
+
+
+def test_serve_reports_every_unit_of_work_with_its_rows_and_who_left():
+    from generator.scheduler import SimClock, leaving, serve
+
+    clock, policy, work = SimClock(), Policy("stream", max_batch=4), []
+
+    def run(launch):
+        clock.spend(COST.step(len(launch.requests)))
+        return leaving(policy, launch)
+
+    serve(policy, _at(0, 0.12), clock, run,
+          on_work=lambda i, launch, start, end, out: work.append((i, len(launch.requests), len(out), start, end)))
+    assert [(i, rows, out) for i, rows, out, _, _ in work] == [(0, 1, 0), (1, 2, 1), (2, 1, 1)]
+    assert [(round(s, 2), round(e, 2)) for *_, s, e in work] == [(0, 0.15), (0.15, 0.35), (0.35, 0.5)]
