@@ -9,6 +9,7 @@ import sys
 from settings import add_flags, from_flags, given_flags
 
 from .config import SweepConfig
+from .load import LoadConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     from .demo import describe
 
+    load = sub.add_parser("load", help="requests arriving under load, served by the fifo, batch and stream "
+                                       "policies, with the latency the batch cost predicts beside the measured")
+    add_flags(load, LoadConfig)
+    load.add_argument("--quiet", action="store_true", help="no progress bar")
     demo = sub.add_parser("demo", help="the default demo: one sweep that shows every effect the dashboard explains, "
                                        "on the tiny models (a few minutes on 2 CPU cores)",
                           description=f"Parts: {describe()}.")
@@ -33,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "load":
+        return _load(parser, args)
     try:
         cfg = from_flags(args, SweepConfig)
     except ValueError as exc:
@@ -57,6 +64,27 @@ def main(argv: list[str] | None = None) -> int:
               "the jobs not written are only in the messages above", file=sys.stderr)
         return 1
     print(f"wrote {len(written)} spool files to {cfg.spool}", file=sys.stderr)
+    return 0
+
+
+def _load(parser, args) -> int:
+    """Run a load run: every policy at every load, one spool file per level."""
+    from .load import run_load
+    from .models import ModelLoadError
+
+    try:
+        cfg = from_flags(args, LoadConfig)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        written = run_load(cfg, progress=not args.quiet)
+    except (ModelLoadError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: every level finished so far is in the spool", file=sys.stderr)
+        return 130
+    print(f"wrote {len(written)} load levels to {cfg.spool}", file=sys.stderr)
     return 0
 
 

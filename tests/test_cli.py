@@ -12,6 +12,7 @@ from collector.__main__ import build_parser as collector_parser
 from collector.ingest import CollectorConfig
 from generator.__main__ import build_parser as generator_parser
 from generator.__main__ import main
+from generator.load import LoadConfig
 from generator.sweep import SweepConfig
 from settings import flag_of
 
@@ -82,18 +83,23 @@ def test_inpaint_runs_with_a_nine_channel_unet(tmp_path):
     assert '"status":"ok"' in text and '"task":"inpaint"' in text and '"images":2' in text
 
 
-@pytest.mark.parametrize("cls, parser", [(SweepConfig, generator_parser), (CollectorConfig, collector_parser)])
-def test_every_setting_is_documented_and_has_a_flag(cls, parser):
-    actions = {a.option_strings[0]: a for a in _all_actions(parser()) if a.option_strings}
+@pytest.mark.parametrize("cls, parser, command", [
+    (SweepConfig, generator_parser, "sweep"), (LoadConfig, generator_parser, "load"),
+    (CollectorConfig, collector_parser, None)])
+def test_every_setting_is_documented_and_has_a_flag(cls, parser, command):
+    """Each field of a settings class is a flag of its command (the subcommand's own, where flags like --spool
+    are shared by several), with the field's help."""
+    actions = {a.option_strings[0]: a for a in _all_actions(parser(), command) if a.option_strings}
     for f in dataclasses.fields(cls):
         assert len(f.metadata.get("help", "")) > 10, f"{cls.__name__}.{f.name} has no help"
         assert flag_of(f) in actions, f"{cls.__name__}.{f.name} has no CLI flag"
         assert f.metadata["help"].replace("%", "%%") in actions[flag_of(f)].help
 
 
-def _all_actions(parser):
+def _all_actions(parser, command=None):
+    """The parser's actions and its subcommands' (only `command`'s, when given)."""
     for action in parser._actions:
         yield action
         for sub in getattr(action, "choices", None) or {}:
-            if hasattr(action.choices[sub], "_actions"):
+            if hasattr(action.choices[sub], "_actions") and command in (None, sub):
                 yield from action.choices[sub]._actions

@@ -1,0 +1,426 @@
+"""Many requests at once: `python -m generator load`, a load generator and a server in one process.
+
+Requests (one image each) arrive by a Poisson process at a given rate, from a closed loop of N clients
+(each asks again the moment its image is back), from a trace file, or as a burst of N at once; an
+in-process server runs them on the sweep's pipelines under each scheduling policy of
+generator/scheduler.py (fifo, batch, stream), on the real clock, doing the work through
+generator/engine.py. Each (policy, load) pair is one **level**, written as one spool file at its end:
+the level record, a record per request and one per unit of work (spool/contract.py; the tables
+load_levels, requests and server_steps of warehouse/README.md).
+
+The plan of a load run:
+1. load the pipeline, and calibrate the batch cost on this machine: jobs of 1 and max_batch requests
+   (t(B) = fixed + marginal x B), and stream steps of 1 and max_batch rows with and without requests
+   leaving (step and decode costs), fitted by least squares (`calibrate`);
+2. the offered loads: with Poisson arrivals, multiples (`--loads`) of the capacity the fitted cost
+   predicts at the largest batch, max_batch / t(max_batch); each level runs at least --min-requests
+   requests and --min-seconds of arrivals, as MLPerf's server scenario sets a minimum query count and
+   duration;
+3. every level under every policy, and with --burst N, bursts of 1 and N per policy ("N requests sent
+   at once finished in X times the time of one");
+4. beside each level's measurement, the prediction: the discrete-event simulation of the same policy on
+   the same arrival times with the calibrated cost (`scheduler.simulate`), recorded in the level.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from settings import SPOOL_DIR, setting
+
+from .scheduler import POLICIES, Done, LinearCost, Policy, Request, check_policy, percentile, serve, simulate
+
+ARRIVALS = ("poisson", "closed", "trace")
+TRACE_FIELDS = ("arrival_s", "prompt", "seed", "steps", "size")
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """Settings of one load run; each CLI flag of `python -m generator load` sets one field."""
+
+    policies: tuple[str, ...] = setting(
+        "Scheduling policies, one level each per load: fifo (one request at a time), batch (dynamic batching: "
+        "up to --max-batch, waiting at most --max-delay), stream (step-level continuous batching).",
+        ("fifo", "batch", "stream"))
+    arrival: str = setting(
+        "How requests arrive: poisson (at --loads times the predicted capacity), closed (--clients clients, "
+        "each asking again when its image is back) or trace (--trace file).", "poisson")
+    loads: tuple[float, ...] = setting(
+        "Poisson offered loads as multiples of the capacity the calibrated batch cost predicts at --max-batch "
+        "(requests/s), light to past capacity.", (0.25, 0.5, 0.75, 1.0, 1.25, 1.5))
+    clients: tuple[int, ...] = setting("Closed-loop client counts, one level each.", (1, 2, 4, 8))
+    trace: str | None = setting(
+        "A CSV file with a header arrival_s,prompt,seed,steps,size and one request per line (one size and "
+        "step count in a file: the server runs one).", None)
+    burst: int = setting(
+        "Also send bursts of 1 and of this many requests at once under each policy (0: none).", 8)
+    max_batch: int = setting("The most requests the batch and stream policies run together.", 8)
+    max_delay: float = setting(
+        "batch policy: the most seconds the oldest request waits for the batch to fill.", 0.05)
+    min_requests: int = setting("Requests per level, at least.", 24)
+    min_seconds: float = setting("Seconds of arrivals per level, at least (Poisson).", 5.0)
+    resolution: int = setting("Square image size in pixels (one per load run).", 64)
+    steps: int = setting("Denoising steps per request.", 10)
+    guidance: float = setting("Classifier-free guidance scale (above 1: CFG on, twice the UNet rows).", 1.0)
+    arch: str = setting("Model built from config when no --model is given (as the sweep's --arch; txt2img).",
+                        "tiny")
+    model: str | None = setting("A local diffusers txt2img pipeline folder; None builds --arch.", None)
+    device: str = setting("Where PyTorch runs: cpu, cuda or mps.", "cpu")
+    dtype: str = setting("Weights and activations: float32, float16 or bfloat16.", "float32")
+    seed: int = setting("Seed of the arrival times and of request i's image (seed + i).", 0)
+    spool: str = setting("Spool folder the collector ingests from.", env=SPOOL_DIR)
+
+    def __post_init__(self):
+        from .config import DEVICES, DTYPES
+        from .presets import check_arch
+
+        if not self.policies:
+            raise ValueError(f"policies must list at least one of {', '.join(POLICIES)}, got none")
+        for p in self.policies:
+            check_policy(p, self.max_batch, self.max_delay)
+        if self.arrival not in ARRIVALS:
+            raise ValueError(f"arrival must be one of {', '.join(ARRIVALS)}, got {self.arrival!r}")
+        if self.arrival == "poisson":
+            if not self.loads:
+                raise ValueError("loads must list at least one multiple of capacity, got none")
+            for x in self.loads:
+                if not x > 0:
+                    raise ValueError(f"load must be > 0 (a multiple of capacity, e.g. 0.5), got {x}")
+        if self.arrival == "closed":
+            for n in self.clients or (0,):
+                if n < 1:
+                    raise ValueError(f"clients must be >= 1, got {n}")
+        if self.arrival == "trace" and not self.trace:
+            raise ValueError("arrival 'trace' needs --trace FILE, got none")
+        if self.trace and self.arrival != "trace":
+            raise ValueError(f"--trace is for arrival 'trace', got arrival {self.arrival!r}")
+        for name in ("min_requests", "steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
+        if self.burst < 0:
+            raise ValueError(f"burst must be >= 0, got {self.burst}")
+        if self.min_seconds < 0:
+            raise ValueError(f"min seconds must be >= 0, got {self.min_seconds}")
+        if self.resolution < 8 or self.resolution % 8:
+            raise ValueError(f"resolution must be a positive multiple of 8, got {self.resolution}")
+        if self.guidance < 0:
+            raise ValueError(f"guidance must be >= 0, got {self.guidance}")
+        for name, value, allowed in [("device", self.device, DEVICES), ("dtype", self.dtype, DTYPES)]:
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.model is None:
+            check_arch(self.arch, "txt2img")
+            if self.arch == "sdxl" and "stream" in self.policies:
+                raise ValueError("arch 'sdxl' has no stream engine; use policies fifo,batch, got policy 'stream'")
+
+
+# 1. Arrivals: plain lists of Requests (and, for a closed loop, the rule that makes the next one).
+
+def poisson(rate: float, n: int, steps: int, seed: int) -> list[Request]:
+    """n requests with exponential gaps of mean 1/rate, the first at the first gap."""
+    if not rate > 0:
+        raise ValueError(f"rate must be > 0 requests/s, got {rate}")
+    gaps = np.random.default_rng(seed).exponential(1.0 / rate, n)
+    return [Request(i, float(t), steps) for i, t in enumerate(np.cumsum(gaps))]
+
+
+def burst(n: int, steps: int) -> list[Request]:
+    """n requests at once."""
+    return [Request(i, 0.0, steps) for i in range(n)]
+
+
+class ClosedLoop:
+    """N clients with no think time: each asks again when its image is back, until `total` were asked."""
+
+    def __init__(self, clients: int, total: int, steps: int):
+        self.first = [Request(i, 0.0, steps) for i in range(clients)]
+        self.asked, self.total, self.steps = clients, max(total, clients), steps
+
+    def again(self, done: Done) -> Request | None:
+        if self.asked >= self.total:
+            return None
+        self.asked += 1
+        return Request(self.asked - 1, done.finish_s, self.steps)
+
+
+def read_trace(path: str) -> tuple[list[Request], dict[int, str], dict[int, int], int, int]:
+    """(requests, prompt by id, seed by id, steps, size) from a trace CSV; every line checked before any work."""
+    try:
+        fh = open(path, newline="", encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"trace {path!r} cannot be read: {exc.strerror}") from None
+    with fh:
+        reader = csv.DictReader(fh)
+        missing = [f for f in TRACE_FIELDS if f not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"trace {path!r}: the header must name {', '.join(TRACE_FIELDS)}; "
+                             f"missing {', '.join(missing)}")
+        rows = list(reader)
+    if not rows:
+        raise ValueError(f"trace {path!r} holds no requests")
+    requests, prompts, seeds, shapes = [], {}, {}, set()
+    for i, row in enumerate(rows):
+        line = i + 2  # the header is line 1
+        empty = [f for f in TRACE_FIELDS if row.get(f) in (None, "") and f != "prompt"]
+        if empty:
+            raise ValueError(f"trace {path!r} line {line}: missing field {empty[0]!r}")
+        try:
+            arrival, seed, steps, size = float(row["arrival_s"]), int(row["seed"]), int(row["steps"]), int(row["size"])
+        except ValueError:
+            raise ValueError(f"trace {path!r} line {line}: arrival_s must be a number and seed, steps, size "
+                             f"whole numbers, got {dict((f, row[f]) for f in TRACE_FIELDS if f != 'prompt')}") from None
+        if arrival < 0 or steps < 1 or size < 8 or size % 8 or seed < 0:
+            raise ValueError(f"trace {path!r} line {line}: arrival_s >= 0, seed >= 0, steps >= 1 and size a "
+                             f"multiple of 8 are allowed, got arrival_s {arrival}, seed {seed}, steps {steps}, "
+                             f"size {size}")
+        shapes.add((steps, size))
+        if len(shapes) > 1:
+            raise ValueError(f"trace {path!r} line {line}: asks for {steps} steps at {size} px, earlier lines for "
+                             f"{sorted(shapes)[0][0]} steps at {sorted(shapes)[0][1]} px; one trace serves one "
+                             "size and step count")
+        requests.append(Request(i, arrival, steps))
+        prompts[i], seeds[i] = row["prompt"] or "", seed
+    steps, size = shapes.pop()
+    return requests, prompts, seeds, steps, size
+
+
+# 2. Calibration: the batch cost of this model, size and device, fitted on short real runs.
+
+def fit_job(durations: dict[int, list[float]]) -> tuple[float, float]:
+    """(fixed, marginal) of t(B) = fixed + marginal x B through the median time of each batch size."""
+    sizes = sorted(durations)
+    if len(sizes) < 2:
+        raise ValueError(f"a job cost needs two batch sizes, got {sizes}")
+    marginal, fixed = np.polyfit(sizes, [float(np.median(durations[b])) for b in sizes], 1)
+    return float(fixed), float(marginal)
+
+
+def fit_step(work: list[tuple[int, int, float]]) -> tuple[float, float, float, float]:
+    """(step fixed, step per row, decode fixed, decode per request) from stream work units (rows, leaving,
+    seconds): seconds = a + b x rows + (c + d x leaving if any left), least squares."""
+    x = np.array([[1.0, rows, 1.0 if out else 0.0, out] for rows, out, _ in work])
+    y = np.array([s for *_, s in work])
+    if np.linalg.matrix_rank(x) < 4:
+        raise ValueError("a stream cost needs steps of two row counts, with and without requests leaving")
+    (a, b, c, d), *_ = np.linalg.lstsq(x, y, rcond=None)
+    return float(a), float(b), float(c), float(d)
+
+
+def calibrate(worker_for, max_batch: int, steps: int, repeats: int = 3) -> LinearCost:
+    """Time jobs of 1 and max_batch requests and stream bursts of 1 and max_batch on the real clock, and fit
+    the LinearCost the simulation predicts with. `worker_for(policy)` gives the function serve runs work
+    with. A first run of each is warm-up, not fitted."""
+    from .engine import RealClock
+
+    top = max(2, max_batch)
+    jobs: dict[int, list[float]] = {1: [], top: []}
+    stream: list[tuple[int, int, float]] = []
+    for r in range(repeats + 1):
+        for n in (1, top):
+            for name in ("batch", "stream"):
+                log: list = []
+                policy = Policy(name, max_batch=top, max_delay_s=0.0)
+                serve(policy, burst(n, steps), RealClock(), worker_for(policy),
+                      on_work=lambda i, launch, start, end, out, log=log: log.append(
+                          (len(launch.requests), len(out), end - start)))
+                if r == 0:
+                    continue  # warm-up
+                if name == "batch":
+                    jobs[n] += [s for rows, _, s in log if rows == n]
+                else:
+                    stream += log
+    job_fixed, job_marginal = fit_job(jobs)
+    step_fixed, step_marginal, finish_fixed, finish_marginal = fit_step(stream)
+    return LinearCost(job_fixed, job_marginal, step_fixed, step_marginal, finish_fixed, finish_marginal)
+
+
+def capacity(cost: LinearCost, max_batch: int) -> float:
+    """Requests per second the batch cost allows at the largest batch: max_batch / t(max_batch)."""
+    return max_batch / cost.job(max_batch)
+
+
+# 3. A level: its arrivals, the measurement, the prediction, its records.
+
+@dataclass(frozen=True)
+class Level:
+    """One policy at one load: how requests arrive."""
+
+    policy: str
+    arrival: str                  # poisson | closed | trace | burst
+    requests: tuple[Request, ...]  # the first arrivals (a closed loop adds the rest as it goes)
+    offered_rps: float | None = None
+    clients: int | None = None
+    load_factor: float | None = None
+    total: int | None = None      # closed loop: requests asked in all
+
+
+def levels(cfg: LoadConfig, cap: float, trace: list[Request] | None = None) -> list[Level]:
+    """Every level of the run, in order: per load (or client count, or the trace) every policy, then the
+    bursts."""
+    out = []
+    if cfg.arrival == "poisson":
+        for k, x in enumerate(cfg.loads):
+            rate = x * cap
+            n = max(cfg.min_requests, math.ceil(rate * cfg.min_seconds))
+            arrivals = tuple(poisson(rate, n, cfg.steps, cfg.seed + k))
+            out += [Level(p, "poisson", arrivals, offered_rps=rate, load_factor=x) for p in cfg.policies]
+    elif cfg.arrival == "closed":
+        for n in cfg.clients:
+            out += [Level(p, "closed", tuple(burst(n, cfg.steps)), clients=n, total=max(cfg.min_requests, n))
+                    for p in cfg.policies]
+    else:
+        out += [Level(p, "trace", tuple(trace)) for p in cfg.policies]
+    if cfg.burst:
+        for n in sorted({1, cfg.burst}):
+            out += [Level(p, "burst", tuple(burst(n, cfg.steps)), clients=n) for p in cfg.policies]
+    return out
+
+
+def predict(level: Level, cfg: LoadConfig, cost: LinearCost) -> dict:
+    """The simulated p50/p90/p99 latency and throughput of a level on the calibrated cost."""
+    loop = ClosedLoop(level.clients, level.total, cfg.steps) if level.arrival == "closed" else None
+    done = simulate(Policy(level.policy, cfg.max_batch, cfg.max_delay), list(level.requests), cost,
+                    on_finish=loop.again if loop else None)
+    return {f"predicted_{k}": v for k, v in summary(done).items()}
+
+
+def summary(done: list[Done]) -> dict:
+    """p50/p90/p99 latency (s) and throughput (requests/s, from the first arrival to the last finish)."""
+    latencies = [d.latency_s for d in done]
+    span = max(d.finish_s for d in done) - min(d.request.arrival_s for d in done)
+    return {"p50_s": percentile(latencies, 50), "p90_s": percentile(latencies, 90),
+            "p99_s": percentile(latencies, 99), "rps": len(done) / span if span > 0 else None}
+
+
+def run_load(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = None) -> list:
+    """Calibrate, then run every level on the real clock into one spool file each; return the files written."""
+    import torch
+    from tqdm import tqdm
+
+    from spool import SpoolWriter
+
+    from . import models
+    from .ids import new_id
+
+    # 1. Check the trace (before any work), load the pipeline, and make the work of each policy.
+    trace, prompts, seeds = None, {}, {}
+    steps, size = cfg.steps, cfg.resolution
+    if cfg.arrival == "trace":
+        trace, prompts, seeds, steps, size = read_trace(cfg.trace)
+        cfg = _with(cfg, steps=steps, resolution=size)
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device must be one that this machine has, got 'cuda' (no CUDA device found)")
+    pipe, model_id = models.load_pipeline("txt2img", cfg.model, seed=cfg.seed, device=cfg.device,
+                                          dtype=getattr(torch, cfg.dtype), arch=cfg.arch)
+    worker_for = _Workers(pipe, cfg, prompts, seeds)
+    # 2. The batch cost on this machine, and the loads it implies.
+    if progress:
+        print("calibrating the batch cost (jobs and stream steps of 1 and --max-batch)", file=sys.stderr)
+    cost = calibrate(worker_for, cfg.max_batch, cfg.steps)
+    cap = capacity(cost, cfg.max_batch)
+    plan = levels(cfg, cap, trace)
+    # 3. Every level: measured on the real clock, predicted on the simulated one, one spool file.
+    writer, sweep_id, written = SpoolWriter(cfg.spool), sweep_id or new_id("sweep"), []
+    shared = _shared_fields(cfg, model_id, cost, cap, sweep_id)
+    bar = tqdm(plan, unit="level", disable=not progress, file=sys.stderr)
+    for level in bar:
+        bar.set_description(f"{level.policy} {level.arrival} "
+                            + (f"{level.offered_rps:.3g}/s" if level.offered_rps else f"{level.clients or ''}"))
+        rows = measure(level, cfg, worker_for, shared)
+        level_id = rows[0]["level_id"]
+        rows[0].update(predict(level, cfg, cost))
+        written.append(writer.write(level_id, level_id, rows))
+    return written
+
+
+def measure(level: Level, cfg: LoadConfig, worker_for, shared: dict) -> list[dict]:
+    """Run one level on the real clock; its records: the level, each request, each unit of work. A failure
+    (out of memory, say) ends the level: the requests not finished are recorded with the error."""
+    from spool import record
+
+    from .engine import RealClock
+    from .ids import new_id, utc_now_iso
+    from .job import error_line
+
+    policy = Policy(level.policy, cfg.max_batch, cfg.max_delay)
+    loop = ClosedLoop(level.clients, level.total, cfg.steps) if level.arrival == "closed" else None
+    level_id, started_at, work, done, error = new_id("level"), utc_now_iso(), [], [], None
+    asked = {r.id: r for r in level.requests}
+
+    def on_finish(d: Done):
+        done.append(d)
+        again = loop.again(d) if loop else None
+        if again is not None:
+            asked[again.id] = again
+        return again
+
+    try:
+        serve(policy, list(level.requests), RealClock(), worker_for(policy), on_finish=on_finish,
+              on_work=lambda i, launch, start, end, out: work.append(record(
+                  "server_step", level_id=level_id, step_index=i, kind=launch.kind, start_s=start,
+                  duration_s=end - start, rows=len(launch.requests), finished=len(out))))
+    except Exception as exc:  # recorded with the requests it left unfinished; the run goes on
+        error = error_line(exc)
+    finished = {d.request.id for d in done}
+    seed_of = worker_for.seed_of
+    requests = [record("request", level_id=level_id, request_id=d.request.id, seed=seed_of(d.request),
+                       steps=d.request.steps, arrival_s=d.request.arrival_s, start_s=d.start_s,
+                       finish_s=d.finish_s, wait_s=d.wait_s, latency_s=d.latency_s, batch=d.batch,
+                       group_index=d.group, status="ok", error=None) for d in done]
+    requests += [record("request", level_id=level_id, request_id=r.id, seed=seed_of(r), steps=r.steps,
+                        arrival_s=r.arrival_s, start_s=None, finish_s=None, wait_s=None, latency_s=None,
+                        batch=None, group_index=None, status="error", error=error or "not run")
+                 for r in asked.values() if r.id not in finished]
+    first = min((r.arrival_s for r in asked.values()), default=0.0)
+    head = record(
+        "load_level", level_id=level_id, started_at=started_at, policy=level.policy, arrival=level.arrival,
+        offered_rps=level.offered_rps, clients=level.clients, load_factor=level.load_factor,
+        requests=len(asked), duration_s=(max(d.finish_s for d in done) - first) if done else None,
+        arrival_seed=cfg.seed, **shared)
+    return [head] + requests + work
+
+
+def _shared_fields(cfg: LoadConfig, model_id: str, cost: LinearCost, cap: float, sweep_id: str) -> dict:
+    """The fields every level record of the run carries."""
+    import torch
+
+    from .ids import hostname
+
+    name = torch.cuda.get_device_name() if cfg.device.startswith("cuda") else cfg.device
+    return {"sweep_id": sweep_id, "host": hostname(), "device": cfg.device, "device_name": name,
+            "model_id": model_id, "task": "txt2img", "height": cfg.resolution, "width": cfg.resolution,
+            "steps": cfg.steps, "dtype": cfg.dtype, "threads": torch.get_num_threads(),
+            "max_batch": cfg.max_batch, "max_delay_s": cfg.max_delay, "capacity_rps": cap,
+            "job_fixed_s": cost.job_fixed_s, "job_marginal_s": cost.job_marginal_s,
+            "step_fixed_s": cost.step_fixed_s, "step_marginal_s": cost.step_marginal_s,
+            "finish_fixed_s": cost.finish_fixed_s, "finish_marginal_s": cost.finish_marginal_s}
+
+
+class _Workers:
+    """The work function serve runs for a policy: a fresh engine per level, on the one pipeline."""
+
+    def __init__(self, pipe, cfg: LoadConfig, prompts: dict, seeds: dict):
+        from .inputs import DEFAULT_PROMPTS
+
+        self.pipe, self.cfg = pipe, cfg
+        self.prompt_of = lambda r: prompts.get(r.id, DEFAULT_PROMPTS[r.id % len(DEFAULT_PROMPTS)])
+        self.seed_of = lambda r: seeds.get(r.id, cfg.seed + r.id)
+
+    def __call__(self, policy: Policy):
+        from .engine import Worker
+
+        worker = Worker(self.pipe, height=self.cfg.resolution, width=self.cfg.resolution, steps=self.cfg.steps,
+                        guidance=self.cfg.guidance, prompt_of=self.prompt_of, seed_of=self.seed_of,
+                        device=self.cfg.device)
+        return lambda launch: worker.run(policy, launch)
+
+
+def _with(cfg: LoadConfig, **changes) -> LoadConfig:
+    import dataclasses
+
+    return dataclasses.replace(cfg, **changes)
