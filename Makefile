@@ -50,3 +50,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.bench_generator
 	$(PY) -m benchmarks.bench_warehouse
 	$(PY) -m benchmarks.bench_reproducibility
+	$(PY) -m benchmarks.bench_load

@@ -84,6 +84,10 @@ def _load(parser, args) -> int:
     except KeyboardInterrupt:
         print("interrupted: every level finished so far is in the spool", file=sys.stderr)
         return 130
+    if written.unwritten:
+        print(f"error: {len(written.unwritten)} load levels could not be written; {len(written)} were written to "
+              f"'{cfg.spool}'", file=sys.stderr)
+        return 1
     print(f"wrote {len(written)} load levels to {cfg.spool}", file=sys.stderr)
     return 0
 

@@ -178,51 +178,25 @@ def ddim_update(scheduler, alphas: torch.Tensor | None, x: torch.Tensor, model_o
     return prev.to(x.dtype)
 
 
-@torch.no_grad()
 def _stream_batch(pipe, timer, job: JobInputs) -> list:
-    """Stream Batch denoising with a vectorised DDIM (eta = 0) update; txt2img."""
-    from diffusers.utils.torch_utils import randn_tensor
+    """Stream Batch denoising with a vectorised DDIM (eta = 0) update; txt2img. The stream engine
+    (generator/engine.py) under this mode's admission rule: one request joins per UNet call while
+    fewer than `steps` are in flight."""
+    from .engine import StreamEngine
 
-    scheduler = pipe.scheduler
-    check_stream_scheduler(scheduler)  # before any work: an unsupported scheduler fails at once
-    device, dtype = pipe.unet.device, pipe.unet.dtype
-    count, cfg = len(job.prompts), job.guidance > 1.0
-    # 1. Encode every prompt once (and the empty prompt for guidance).
-    embeds, negative = pipe.encode_prompt(job.prompts, device, 1, cfg)
-    # 2. Timesteps, and each request's initial noise from its own seed (as the pipeline draws it).
-    scheduler.set_timesteps(job.steps, device=device)
-    timesteps = scheduler.timesteps
-    alphas = scheduler.alphas_cumprod.to(device)
-    shape = (1, pipe.unet.config.in_channels, job.height // pipe.vae_scale_factor,
-             job.width // pipe.vae_scale_factor)
-    latents = [randn_tensor(shape, generator=g, device=device, dtype=dtype) * scheduler.init_noise_sigma
-               for g in _generators(job.seeds)]
-    step_of = [0] * count                                # next step of each request
-    waiting, active, call_index = list(range(count)), [], 0
+    # 1. The engine refuses an unsupported pipeline or scheduler before any work.
+    engine = StreamEngine(pipe, height=job.height, width=job.width, steps=job.steps, guidance=job.guidance)
+    # 2. Every prompt encoded once, each request's initial noise drawn from its own seed.
+    ids = list(range(len(job.prompts)))
+    engine.add(ids, job.prompts, job.seeds)
     # 3. Denoise: one request enters per UNet call; every active request advances one step.
+    waiting, active, call_index = list(ids), [], 0
     while waiting or active:
         if waiting and len(active) < job.steps:
             active.append(waiting.pop(0))
-        x = torch.cat([latents[r] for r in active])
-        t = timesteps[[step_of[r] for r in active]]
-        cond = embeds[active]
-        if cfg:
-            model_in, t_in = torch.cat([x, x]), torch.cat([t, t])
-            cond = torch.cat([negative[active], cond])
-        else:
-            model_in, t_in = x, t
-        out = pipe.unet(model_in, t_in, encoder_hidden_states=cond, return_dict=False)[0]
-        if cfg:
-            uncond, text = out.chunk(2)
-            out = uncond + job.guidance * (text - uncond)
-        # Vectorised DDIM update, each row at its own timestep.
-        x = ddim_update(scheduler, alphas, x, out, t)
-        for row, r in enumerate(active):
-            latents[r] = x[row: row + 1]
-            step_of[r] += 1
-        active = [r for r in active if step_of[r] < job.steps]
+        t = engine.step(active)
+        active = [r for r in active if not engine.is_done(r)]
         timer.on_step_end(pipe, call_index, t if t.numel() == 1 else torch.tensor([]), {})
         call_index += 1
     # 4. Decode all finished latents together, as the static pipeline does.
-    decoded = pipe.vae.decode(torch.cat(latents) / pipe.vae.config.scaling_factor, return_dict=False)[0]
-    return pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True] * count)
+    return engine.finish(ids)

@@ -298,7 +298,8 @@ def summary(done: list[Done]) -> dict:
 
 
 def run_load(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = None) -> list:
-    """Calibrate, then run every level on the real clock into one spool file each; return the files written."""
+    """Calibrate, then run every level on the real clock into one spool file each; return the files written
+    (a sweep.SweepOutcome: with `unwritten`, the levels whose file could not be written)."""
     import torch
     from tqdm import tqdm
 
@@ -325,7 +326,9 @@ def run_load(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = None
     cap = capacity(cost, cfg.max_batch)
     plan = levels(cfg, cap, trace)
     # 3. Every level: measured on the real clock, predicted on the simulated one, one spool file.
-    writer, sweep_id, written = SpoolWriter(cfg.spool), sweep_id or new_id("sweep"), []
+    from .sweep import SweepOutcome
+
+    writer, sweep_id, written = SpoolWriter(cfg.spool), sweep_id or new_id("sweep"), SweepOutcome()
     shared = _shared_fields(cfg, model_id, cost, cap, sweep_id)
     bar = tqdm(plan, unit="level", disable=not progress, file=sys.stderr)
     for level in bar:
@@ -334,7 +337,13 @@ def run_load(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = None
         rows = measure(level, cfg, worker_for, shared)
         level_id = rows[0]["level_id"]
         rows[0].update(predict(level, cfg, cost))
-        written.append(writer.write(level_id, level_id, rows))
+        try:
+            written.append(writer.write(level_id, level_id, rows))
+        except OSError as exc:  # reported here and in the outcome; the next level may still be written
+            written.unwritten.append({"what": f"load level {level_id}", "path": str(writer.spool_dir / level_id),
+                                      "reason": exc.strerror or str(exc)})
+            tqdm.write(f"error: load level {level_id} ({level.policy} {level.arrival}) could not be written: "
+                       f"{exc}", file=sys.stderr)
     return written
 
 
@@ -362,7 +371,7 @@ def measure(level: Level, cfg: LoadConfig, worker_for, shared: dict) -> list[dic
     try:
         serve(policy, list(level.requests), RealClock(), worker_for(policy), on_finish=on_finish,
               on_work=lambda i, launch, start, end, out: work.append(record(
-                  "server_step", level_id=level_id, step_index=i, kind=launch.kind, start_s=start,
+                  "server_step", level_id=level_id, step_index=i, unit=launch.kind, start_s=start,
                   duration_s=end - start, rows=len(launch.requests), finished=len(out))))
     except Exception as exc:  # recorded with the requests it left unfinished; the run goes on
         error = error_line(exc)
@@ -416,7 +425,7 @@ class _Workers:
 
         worker = Worker(self.pipe, height=self.cfg.resolution, width=self.cfg.resolution, steps=self.cfg.steps,
                         guidance=self.cfg.guidance, prompt_of=self.prompt_of, seed_of=self.seed_of,
-                        device=self.cfg.device)
+                        device=self.cfg.device, stream=policy.name == "stream")
         return lambda launch: worker.run(policy, launch)
 
 
