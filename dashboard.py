@@ -61,6 +61,7 @@ page = st.navigation([
     st.Page("pages/operators.py", title="Operators", icon=":material/memory:"),
     st.Page("pages/telemetry.py", title="Telemetry", icon=":material/monitor_heart:"),
     st.Page("pages/memory.py", title="Memory", icon=":material/sd_card:"),
+    st.Page("pages/load.py", title="Load", icon=":material/groups:"),
     st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
     st.Page("pages/papers.py", title="Papers", icon=":material/menu_book:"),
     st.Page("pages/sql.py", title="SQL", icon=":material/terminal:"),

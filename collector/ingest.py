@@ -33,7 +33,7 @@ from warehouse import db
 
 log = logging.getLogger("collector")
 
-# Tables whose rows repeat across files (every job file carries its run): kept once, by their key.
+# Tables whose rows may repeat across files (every job file carries its run): kept once, by their key.
 SHARED_TABLES = {TABLES[kind]: kind for kind in REPEATED}
 QUARANTINE, DONE = "quarantine", "done"
 # Test-only: COLLECTOR_PAUSE_AT=<point>:<n> stops the collector the n-th time it passes <point>
@@ -223,10 +223,10 @@ def _bulk_insert(con, spool: Path, batch: list[_Entry], schemas: dict) -> None:
             raise duckdb.InvalidInputException(f"unknown kind or schema_version: {bad[0]}")
         for kind, table in TABLES.items():
             cols = ", ".join(f'"{c}"' for c in schemas[table]["columns"])
-            if kind in REPEATED:  # the run record repeats in every file of the run; its end file adds LATE fields
+            if kind in REPEATED:  # kept once by its key (a run repeats in every file of the run; LATE fields)
                 key = REPEATED[kind]
                 con.execute(f"INSERT INTO {table} BY NAME SELECT DISTINCT ON ({key}) {cols} FROM incoming "
-                            f"WHERE kind = '{kind}' ORDER BY {key}, {_late_missing(kind)} {_on_conflict(kind)}")
+                            f"WHERE kind = '{kind}' ORDER BY {key}{_late_missing(kind)} {_on_conflict(kind)}")
             else:
                 con.execute(f"INSERT INTO {table} BY NAME SELECT {cols} FROM incoming WHERE kind = '{kind}'")
     finally:  # in a transaction that failed this fails too: the rollback drops the table then
@@ -235,9 +235,10 @@ def _bulk_insert(con, spool: Path, batch: list[_Entry], schemas: dict) -> None:
 
 
 def _late_missing(kind: str) -> str:
-    """SQL true when a record lacks its late fields (spool.LATE): ordered last, so DISTINCT ON keeps the
-    fullest record."""
-    return "(" + " AND ".join([f'"{c}" IS NULL' for c in LATE.get(kind, ())] or ["true"]) + ")"
+    """A second ORDER BY term, true when a record lacks its late fields (spool.LATE): ordered last, so
+    DISTINCT ON keeps the fullest record. None for a kind without late fields (DuckDB refuses a constant)."""
+    late = LATE.get(kind, ())
+    return ", (" + " AND ".join(f'"{c}" IS NULL' for c in late) + ")" if late else ""
 
 
 def _on_conflict(kind: str) -> str:

@@ -12,6 +12,7 @@ from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy
 EMPTY_STATE = ("No runs yet: run `python -m generator sweep`, then `python -m collector ingest` "
                "(or keep `python -m collector watch` running).")
 PAPERS_PAGE = "/papers"
+LOAD_ONLY = "This sweep is a load run (`python -m generator load`): its figures are on the Load page."
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -38,15 +39,27 @@ def sweep_id() -> str | None:
     return st.session_state.get("sweep_id")
 
 
-def sweep_runs():
-    """Runs of the chosen sweep, or None (with the empty state or the warehouse's error shown)."""
+def sweep_chosen() -> bool:
+    """Whether a sweep is chosen and the warehouse can be read; if not, the empty state or the error is shown."""
     if st.session_state.get("warehouse_error"):
         st.error(st.session_state["warehouse_error"])
-        return None
+        return False
     if sweep_id() is None:
         st.info(EMPTY_STATE)
+        return False
+    return True
+
+
+def sweep_runs():
+    """Runs of the chosen sweep, or None (with the empty state, the warehouse's error, or, for a load run's
+    sweep, where its figures are, shown)."""
+    if not sweep_chosen():
         return None
-    return query("runs", db_path(), sweep_id())
+    runs = query("runs", db_path(), sweep_id())
+    if runs.empty:  # a load run's sweep: its levels are on the Load page
+        st.info(LOAD_ONLY)
+        return None
+    return runs
 
 
 def paper(key: str) -> str:

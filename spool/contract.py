@@ -2,8 +2,9 @@
 
 A spool file is JSON Lines: one record a line, each a flat object whose first key is
 `kind` and which carries `schema_version`. One file holds one job (its run record, the
-job, its phases, steps, operators, samples and images) or a run's end: its run record with
-the LATE fields filled in, and its last samples. The
+job, its phases, steps, operators, samples and images), a run's end (its run record with
+the LATE fields filled in, and its last samples), or one load level (the level, its
+requests and the server's units of work). The
 fields of each kind, and their types, are the columns of its table in
 warehouse/schema.sql; the reader takes them from the live warehouse, so a field is
 added in one place (a migration) and a reader ignores fields it does not know.
@@ -19,7 +20,10 @@ Schema history (a version changes only when a reader of the old one would misrea
   cpu_steal, cpu_mhz, gpu_throttle_reasons, gpu_other_processes (migration 6). A run's end
   file (`stop-*.jsonl`) carries its run record with rounds and stop_reason (LATE). Run
   device_memory_bytes, vae_slicing, phase peak_mem_bytes, and the kind image_check (each image
-  of a job against the same seed at batch 1 and in the other modes; migration 7).
+  of a job against the same seed at batch 1 and in the other modes; migration 7). The kinds load_level,
+  request and server_step (migration 8): a load run (`python -m generator load`) writes one file per
+  level, its load_level record first (kept once by level_id), then a request record per request and a
+  server_step record per unit of work the server ran (its `unit`: job or step).
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ from __future__ import annotations
 SCHEMA_VERSION = 1
 # Record kind -> the warehouse table its records land in.
 TABLES = {"run": "runs", "job": "jobs", "phase": "phases", "step": "steps",
-          "op": "ops", "sample": "samples", "image": "images", "image_check": "image_checks"}
+          "op": "ops", "sample": "samples", "image": "images", "image_check": "image_checks",
+          "load_level": "load_levels", "request": "requests", "server_step": "server_steps"}
 KINDS = tuple(TABLES)
-# Kinds repeated in several files (every job file carries its run), kept once by this key.
-REPEATED = {"run": "run_id"}
+# Kinds that may repeat across files (every job file carries its run), kept once by this key.
+REPEATED = {"run": "run_id", "load_level": "level_id"}
 # Fields of a repeated record that only a later file knows (a run's rounds and why they stopped,
 # in its end file): whichever file comes first, a known value is kept, never overwritten by a missing one.
 LATE = {"run": ("rounds", "stop_reason")}

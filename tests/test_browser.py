@@ -23,11 +23,12 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 PAGES = {"overview": "", "throughput": "throughput", "steps": "steps", "operators": "operators",
-         "telemetry": "telemetry", "memory": "memory", "gallery": "gallery", "papers": "papers", "sql": "sql"}
+         "telemetry": "telemetry", "memory": "memory", "load": "load", "gallery": "gallery", "papers": "papers",
+         "sql": "sql"}
 SHOTS = ROOT / "test-output" / "screenshots"
-CHART_PAGES = ("overview", "throughput", "steps", "operators", "telemetry", "memory")
+CHART_PAGES = ("overview", "throughput", "steps", "operators", "telemetry", "memory", "load")
 # A notice that the sweep lacks what the page is for ("No profiled jobs in this sweep", "No stream-mode run").
-MISSING = re.compile(r"\bNo\b[^.\n]*\b(?:in this sweep|run in this sweep)|No stream-mode run")
+MISSING = re.compile(r"\bNo\b[^.\n]*\bin this sweep|No stream-mode run")
 
 if not Path(CHROMIUM).exists():
     pytest.skip("browser tests need Debian's chromium: `apt-get install chromium` as root "

@@ -19,7 +19,7 @@ from .conftest import ROOT
 
 pytestmark = pytest.mark.slow  # every page on a real sweep's warehouse
 
-PAGES = ["overview", "throughput", "steps", "operators", "telemetry", "gallery", "papers", "sql"]
+PAGES = ["overview", "throughput", "steps", "operators", "telemetry", "memory", "load", "gallery", "papers", "sql"]
 
 
 def _app(monkeypatch, db_path, out, page=None):

@@ -18,16 +18,23 @@ RUN_LABEL = ("r.task || ' ' || r.height || 'x' || r.width || ' ' || r.mode "
 
 
 def sweeps(db_path: str) -> pd.DataFrame:
-    """One row per sweep, newest first: sweep_id, started_at, runs, tasks, sizes."""
+    """One row per sweep, newest first: sweep_id, started_at, runs, tasks, sizes; a load run with no sweep runs
+    of its own (python -m generator load) is a sweep too, of 0 runs and task 'load'."""
     return db.query_df(db_path, """
+        WITH parts AS (
+            SELECT sweep_id, started_at, 1 AS run, task, height || 'x' || width AS size, model_id, device
+            FROM runs
+            UNION ALL
+            SELECT sweep_id, started_at, 0, 'load', height || 'x' || width, model_id, device FROM load_levels
+        )
         SELECT sweep_id,
                min(started_at)                                       AS started_at,
-               count(*)                                              AS runs,
+               sum(run)                                              AS runs,
                string_agg(DISTINCT task, ', ' ORDER BY task)         AS tasks,
-               string_agg(DISTINCT height || 'x' || width, ', ')     AS sizes,
+               string_agg(DISTINCT size, ', ')                       AS sizes,
                any_value(model_id)                                   AS model_id,
                any_value(device)                                     AS device
-        FROM runs
+        FROM parts
         GROUP BY sweep_id
         ORDER BY started_at DESC
     """)
@@ -65,6 +72,8 @@ EXAMPLE_QUERIES = {
     "Operator mix": "SELECT * FROM op_mix ORDER BY run_id, batch_size, share DESC",
     "Failed jobs": "SELECT * FROM jobs_failed",
     "Effects and papers": "SELECT key, short, effect, figure FROM papers",
+    "Latency under load": "SELECT policy, arrival, offered_rps, clients, p50_s, p99_s, predicted_p99_s\n"
+                          "FROM load_latency ORDER BY policy, arrival, offered_rps, clients",
 }
 
 
@@ -267,3 +276,44 @@ def schema_objects(db_path: str) -> pd.DataFrame:
         GROUP BY ALL
         ORDER BY type, name
     """)
+
+
+def load_levels(db_path: str, sweep_id: str) -> pd.DataFrame:
+    """The load levels of a sweep (view load_latency): by policy, arrival, offered load (then clients)."""
+    return db.query_df(db_path, """
+        SELECT * FROM load_latency
+        WHERE sweep_id = $sweep_id
+        ORDER BY policy, arrival, offered_rps NULLS LAST, clients NULLS LAST, level_id
+    """, {"sweep_id": sweep_id})
+
+
+def load_requests(db_path: str, level_ids: list[str]) -> pd.DataFrame:
+    """Every request of the given load levels, with its level's policy and load."""
+    return db.query_df(db_path, """
+        SELECT r.*, l.policy, l.arrival, l.offered_rps, l.clients, l.load_factor
+        FROM requests r JOIN load_levels l USING (level_id)
+        WHERE list_contains($level_ids, r.level_id)
+        ORDER BY l.policy, l.arrival, l.offered_rps NULLS LAST, l.clients NULLS LAST, r.level_id, r.request_id
+    """, {"level_ids": list(level_ids)})
+
+
+def load_goodput(db_path: str, sweep_id: str, objective_s: float) -> pd.DataFrame:
+    """Per load level of a sweep: the ok requests within a latency objective (`within`), their share of all
+    the level's requests (`share_within`: a failed request misses it), and goodput_rps: those requests per
+    second of the level, over the same span as load_latency's throughput_rps."""
+    return db.query_df(db_path, """
+        WITH met AS (
+            SELECT level_id,
+                   count(*) FILTER (WHERE status = 'ok' AND latency_s <= $objective_s) AS within
+            FROM requests GROUP BY level_id
+        )
+        SELECT l.level_id, l.policy, l.arrival, l.offered_rps, l.clients, l.load_factor, l.requests,
+               l.requests_ok, l.throughput_rps, l.p99_s,
+               $objective_s                                     AS objective_s,
+               coalesce(m.within, 0)                            AS within,
+               coalesce(m.within, 0) / nullif(l.requests, 0)    AS share_within,
+               coalesce(m.within, 0) / nullif(l.span_s, 0)      AS goodput_rps
+        FROM load_latency l LEFT JOIN met m USING (level_id)
+        WHERE l.sweep_id = $sweep_id
+        ORDER BY l.policy, l.arrival, l.offered_rps NULLS LAST, l.clients NULLS LAST, l.level_id
+    """, {"sweep_id": sweep_id, "objective_s": float(objective_s)})

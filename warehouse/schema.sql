@@ -193,6 +193,75 @@ CREATE TABLE IF NOT EXISTS image_checks (
     schema_version INTEGER NOT NULL
 );
 
+-- migration 8: serving under load: levels, requests and server steps
+-- A load run (python -m generator load) writes one spool file per level: one scheduling policy at one
+-- offered load. Times of requests and server steps are seconds from the level's start. The level carries
+-- the batch cost calibrated on the machine and the latency and throughput that a discrete-event
+-- simulation of the policy on the level's own arrival times predicts with it.
+CREATE TABLE IF NOT EXISTS load_levels (
+    level_id          VARCHAR PRIMARY KEY,
+    sweep_id          VARCHAR NOT NULL,
+    started_at        TIMESTAMPTZ NOT NULL,
+    host              VARCHAR,
+    device            VARCHAR NOT NULL,   -- cpu | cuda | mps
+    device_name       VARCHAR,
+    model_id          VARCHAR NOT NULL,
+    task              VARCHAR NOT NULL,   -- txt2img
+    height            INTEGER NOT NULL,   -- pixels
+    width             INTEGER NOT NULL,   -- pixels
+    steps             INTEGER NOT NULL,   -- denoising steps per request
+    dtype             VARCHAR,
+    threads           INTEGER,            -- torch intra-op threads
+    policy            VARCHAR NOT NULL,   -- fifo | batch | stream
+    max_batch         INTEGER NOT NULL,   -- the most requests batch and stream run together
+    max_delay_s       DOUBLE,             -- batch: the most the oldest request waits for the batch to fill
+    arrival           VARCHAR NOT NULL,   -- poisson | closed | trace | burst
+    offered_rps       DOUBLE,             -- poisson: the arrival rate (requests/s); NULL otherwise
+    clients           INTEGER,            -- closed and burst: N; NULL otherwise
+    load_factor       DOUBLE,             -- offered_rps / capacity_rps (poisson); NULL otherwise
+    capacity_rps      DOUBLE,             -- max_batch / job(max_batch) of the calibrated cost
+    requests          INTEGER NOT NULL,   -- requests in the level
+    duration_s        DOUBLE,             -- first arrival to last finish
+    arrival_seed      BIGINT,
+    job_fixed_s       DOUBLE,             -- calibrated cost: job(n) = job_fixed_s + job_marginal_s * n
+    job_marginal_s    DOUBLE,
+    step_fixed_s      DOUBLE,             -- step(rows) = step_fixed_s + step_marginal_s * rows (stream)
+    step_marginal_s   DOUBLE,
+    finish_fixed_s    DOUBLE,             -- finish(n) = finish_fixed_s + finish_marginal_s * n (stream decode)
+    finish_marginal_s DOUBLE,
+    predicted_p50_s   DOUBLE,             -- the simulation's latency percentiles and throughput
+    predicted_p90_s   DOUBLE,
+    predicted_p99_s   DOUBLE,
+    predicted_rps     DOUBLE,
+    schema_version    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    level_id       VARCHAR NOT NULL,
+    request_id     INTEGER NOT NULL,
+    seed           BIGINT,
+    steps          INTEGER,
+    arrival_s      DOUBLE NOT NULL,   -- from the level's start
+    start_s        DOUBLE,            -- NULL when it never ran
+    finish_s       DOUBLE,
+    wait_s         DOUBLE,            -- start_s - arrival_s
+    latency_s      DOUBLE,            -- finish_s - arrival_s
+    batch          INTEGER,           -- fifo, batch: requests run together; stream: the most rows it shared a call with
+    group_index    INTEGER,           -- the batch or first step it ran in, 0-based
+    status         VARCHAR NOT NULL,  -- ok | error
+    error          VARCHAR,
+    schema_version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS server_steps (
+    level_id       VARCHAR NOT NULL,
+    step_index     INTEGER NOT NULL,  -- 0-based unit of work of the level
+    unit           VARCHAR NOT NULL,  -- job (fifo, batch: whole requests) | step (stream: one UNet call)
+    start_s        DOUBLE NOT NULL,   -- from the level's start
+    duration_s     DOUBLE NOT NULL,
+    "rows"         INTEGER NOT NULL,  -- requests in it
+    finished       INTEGER,           -- requests that left with it
+    schema_version INTEGER NOT NULL
+);
+
 -- views
 
 -- The one definition of a measured job: not warm-up, not profiled (the profiler slows it), status ok.
@@ -347,3 +416,31 @@ SELECT f.*,
        greatest(f.compute_floor_s, coalesce(f.memory_floor_s, 0))              AS floor_s,
        1 - greatest(f.compute_floor_s, coalesce(f.memory_floor_s, 0)) / f.denoise_s AS above_floor_share
 FROM floors f;
+
+-- Latency under load: one row per load level, its settings and what its ok requests measured beside what
+-- the simulation predicted. Percentiles are quantile_cont (linear between order statistics, as numpy's
+-- default); throughput_rps = ok requests / (their last finish - their first arrival), as predicted_rps.
+CREATE OR REPLACE VIEW load_latency AS
+WITH ok AS (
+    SELECT level_id,
+           count(*)                                        AS requests_ok,
+           quantile_cont(latency_s, 0.5)                   AS p50_s,
+           quantile_cont(latency_s, 0.9)                   AS p90_s,
+           quantile_cont(latency_s, 0.99)                  AS p99_s,
+           max(latency_s)                                  AS max_s,
+           avg(wait_s)                                     AS mean_wait_s,
+           max(finish_s) - min(arrival_s)                  AS span_s,
+           avg(batch)                                      AS mean_batch
+    FROM requests
+    WHERE status = 'ok'
+    GROUP BY level_id
+)
+SELECT l.level_id, l.sweep_id, l.started_at, l.model_id, l.height, l.width, l.steps, l.device,
+       l.policy, l.max_batch, l.max_delay_s, l.arrival, l.offered_rps, l.clients, l.load_factor, l.capacity_rps,
+       l.requests,
+       coalesce(o.requests_ok, 0)                          AS requests_ok,
+       o.p50_s, o.p90_s, o.p99_s, o.max_s, o.mean_wait_s, o.span_s,
+       o.requests_ok / nullif(o.span_s, 0)                 AS throughput_rps,
+       o.mean_batch,
+       l.predicted_p50_s, l.predicted_p90_s, l.predicted_p99_s, l.predicted_rps
+FROM load_levels l LEFT JOIN ok o USING (level_id);

@@ -1,0 +1,117 @@
+"""Load: many requests at once. Latency against offered load per scheduling policy, measured beside the
+simulation's prediction; throughput against latency; what each policy serves within a latency objective;
+and what a burst of requests sent at once costs against one."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from pages._shared import db_path, guarded, query, sweep_chosen, sweep_id
+from warehouse import explain, load
+
+
+def render():
+    st.title("Many requests at once")
+    if not sweep_chosen():  # no sweep, or the warehouse cannot be read: already said
+        return
+    levels = query("load_levels", db_path(), sweep_id())
+    if levels.empty:
+        st.info(explain.NO_LOAD)
+        return
+
+    # 1. What a burst costs against one request.
+    said = explain.load_burst(load.burst(levels))
+    if said:
+        st.markdown(said)
+
+    # 2. Latency against offered load, measured and predicted.
+    curves = load.latency_curves(levels)
+    if not curves.empty:
+        st.subheader("Latency against offered load")
+        st.altair_chart(_latency_chart(curves), width="stretch")
+        st.caption(explain.load_latency_caption())
+    said = explain.load_prediction(load.prediction_gaps(levels))
+    if said:
+        st.markdown(said)
+
+    # 3. Throughput against p99 latency.
+    served = load.throughput_curves(levels)
+    if not served.empty:
+        st.subheader("Throughput against p99 latency")
+        st.altair_chart(_throughput_chart(served), width="stretch")
+        st.caption(explain.load_throughput_caption())
+
+    # 4. A latency objective: what each policy serves within it.
+    start = load.default_objective(levels) or 1.0
+    objective = st.number_input("Latency objective (s)", min_value=0.001, value=float(start), step=start / 4,
+                                format="%.3g", key="load_objective")
+    said = explain.load_capacity(load.capacity_at(levels, objective))
+    if said:
+        st.markdown(said)
+    goodput = query("load_goodput", db_path(), sweep_id(), float(objective))
+    poisson = goodput[goodput.arrival == "poisson"]
+    if not poisson.empty:
+        st.subheader("Goodput against offered load")
+        st.altair_chart(_goodput_chart(poisson), width="stretch")
+        st.caption(explain.load_goodput_caption(objective))
+
+    # 5. Every level, and the latency of each request of one.
+    st.subheader("Levels")
+    st.dataframe(levels[["policy", "arrival", "offered_rps", "clients", "load_factor", "requests", "requests_ok",
+                         "p50_s", "p90_s", "p99_s", "predicted_p50_s", "predicted_p99_s", "throughput_rps",
+                         "predicted_rps", "mean_wait_s", "mean_batch"]], hide_index=True, width="stretch")
+    _request_latencies(levels)
+
+
+def _latency_chart(curves: pd.DataFrame) -> alt.Chart:
+    base = alt.Chart(curves).encode(
+        x=alt.X("offered_rps:Q", title="offered load (requests/s)"),
+        y=alt.Y("latency_s:Q", title="latency (s)"),
+        color=alt.Color("policy:N", title="policy"),
+        strokeDash=alt.StrokeDash("source:N", title="", sort=["measured", "predicted"]),
+        tooltip=["policy", "percentile", "source", alt.Tooltip("offered_rps:Q", format=".3g"),
+                 alt.Tooltip("load_factor:Q", format=".2f"), alt.Tooltip("latency_s:Q", format=".3g")])
+    lines = base.mark_line()
+    points = base.transform_filter(alt.datum.source == "measured").mark_point(filled=True, size=50)
+    return alt.layer(lines, points).facet(column=alt.Column("percentile:N", title=None))
+
+
+def _throughput_chart(served: pd.DataFrame) -> alt.Chart:
+    base = alt.Chart(served).encode(
+        x=alt.X("p99_s:Q", title="p99 latency (s)"),
+        y=alt.Y("throughput_rps:Q", title="throughput (requests/s)"),
+        color=alt.Color("policy:N", title="policy"),
+        strokeDash=alt.StrokeDash("source:N", title="", sort=["measured", "predicted"]),
+        order="offered_rps:Q",
+        tooltip=["policy", "source", alt.Tooltip("offered_rps:Q", format=".3g"), alt.Tooltip("p99_s:Q", format=".3g"),
+                 alt.Tooltip("throughput_rps:Q", format=".3g")])
+    return base.mark_line() + base.transform_filter(alt.datum.source == "measured").mark_point(filled=True, size=50)
+
+
+def _goodput_chart(goodput: pd.DataFrame) -> alt.Chart:
+    base = alt.Chart(goodput).encode(
+        x=alt.X("offered_rps:Q", title="offered load (requests/s)"),
+        y=alt.Y("goodput_rps:Q", title="goodput (requests/s within the objective)"),
+        color=alt.Color("policy:N", title="policy"),
+        tooltip=["policy", alt.Tooltip("offered_rps:Q", format=".3g"), alt.Tooltip("goodput_rps:Q", format=".3g"),
+                 alt.Tooltip("share_within:Q", format=".0%"), "within", "requests"])
+    return base.mark_line() + base.mark_point(filled=True, size=50)
+
+
+def _request_latencies(levels: pd.DataFrame) -> None:
+    """The latency of every request of one load, per policy."""
+    groups = load.load_groups(levels)
+    chosen = st.selectbox("Requests of the load", list(groups), key="load_requests")
+    rows = query("load_requests", db_path(), groups[chosen])
+    rows = rows[rows.status == "ok"]
+    if rows.empty:
+        return
+    chart = alt.Chart(rows).mark_tick(thickness=2).encode(
+        x=alt.X("latency_s:Q", title="latency (s)"), y=alt.Y("policy:N", title="policy"),
+        color=alt.Color("policy:N", legend=None),
+        tooltip=["policy", "request_id", alt.Tooltip("arrival_s:Q", format=".3g"),
+                 alt.Tooltip("wait_s:Q", format=".3g"), alt.Tooltip("latency_s:Q", format=".3g"), "batch"])
+    st.altair_chart(chart.properties(title="Latency of each request that finished"), width="stretch")
+
+
+guarded(render)
