@@ -116,3 +116,27 @@ def test_the_prediction_is_the_simulation_of_the_level(tmp_path):
     assert batch["predicted_p50_s"] == batch["predicted_p99_s"] == pytest.approx(COST.job(8))
     closed = load.predict(load.Level("fifo", "closed", tuple(load.burst(2, 2)), clients=2, total=6), cfg, COST)
     assert closed["predicted_rps"] == pytest.approx(1 / 1.25)  # the server never idles: one per job time
+
+
+@pytest.mark.slow
+def test_a_real_load_run_lands_in_the_warehouse(tmp_path):
+    """generator load on the tiny model -> spool -> collector -> the load_latency view: every level, every
+    request finished, the prediction beside the measurement."""
+    from collector.ingest import CollectorConfig, ingest_pending
+    from warehouse import queries
+
+    cfg = LoadConfig(loads=(0.5, 1.2), burst=3, max_batch=3, max_delay=0.02, min_requests=5, min_seconds=0.1,
+                     steps=2, resolution=64, spool=str(tmp_path / "spool"))
+    written = load.run_load(cfg, progress=False)
+    assert len(written) == 3 * 2 + 3 * 2 and not written.unwritten  # 3 policies x (2 loads + bursts of 1, 3)
+    report = ingest_pending(CollectorConfig(spool=cfg.spool, db=str(tmp_path / "w.duckdb")))
+    assert not report.quarantined
+    sweep = queries.sweeps(str(tmp_path / "w.duckdb")).sweep_id.iloc[0]
+    levels = queries.load_levels(str(tmp_path / "w.duckdb"), sweep)
+    assert len(levels) == 12 and (levels.requests_ok == levels.requests).all()
+    assert levels.p99_s.notna().all() and levels.predicted_p99_s.notna().all() and (levels.capacity_rps > 0).all()
+    poisson = levels[levels.arrival == "poisson"]
+    assert sorted(set(poisson.load_factor)) == [0.5, 1.2]
+    # The three policies of one load saw the same arrivals; each burst level held its N requests.
+    assert poisson.groupby("load_factor").requests.nunique().eq(1).all()
+    assert sorted(levels[levels.arrival == "burst"].clients.unique()) == [1, 3]
