@@ -5,7 +5,7 @@ The model of batch cost (a line or a hinge, chosen by BIC, with bootstrap interv
 the pages show. Speed-up and batching efficiency are defined once, in the warehouse view
 `throughput_by_batch` (over each run's smallest measured batch, its `base_batch`): the functions
 here read those columns and never recompute them. Sentences about these findings are made in
-`warehouse/explain.py`.
+`warehouse/explain/`.
 """
 
 from __future__ import annotations

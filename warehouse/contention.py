@@ -2,7 +2,7 @@
 
 Pure: one run's rows of `samples` (a DataFrame) in, a `Contention` out, and `flags()` keeps
 the figures above their thresholds as (kind, value) pairs. No I/O and no sentences:
-`explain.py` words the flags. A figure whose columns are all NULL (a CPU-only run has no
+`warehouse/explain/` words the flags. A figure whose columns are all NULL (a CPU-only run has no
 NVML fields; a platform without a steal counter has no cpu_steal) is None, never a flag.
 
 Units. `other_cpu_util` in a sample is percent of one core used by other processes;

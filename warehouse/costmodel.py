@@ -18,7 +18,7 @@ interval by bootstrap: the jobs of each batch size are redrawn with replacement 
 repeats), or, where some batch size has a single job, the fit's residuals are; a slope whose
 interval lies below zero is "too noisy to fit", not a model. Saturation
 is claimed only when the slope after the knee exceeds the slope before it beyond both
-intervals. Pure functions of arrays and frames: no I/O, no words (explain.py words them).
+intervals. Pure functions of arrays and frames: no I/O, no words (warehouse/explain/ words them).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 
 import pandas as pd
 
-from . import contention
-from .analysis import (
+from .. import contention
+from ..analysis import (
     CONV_SHARE_REPORTED,
     UNCERTAIN,
     ConvShare,
@@ -28,10 +28,7 @@ from .analysis import (
     SweepSummary,
     Trust,
 )
-from .costmodel import CostModel, Estimate, NoModel
-from .invariance import Invariance
-from .load import TOLERANCE, Burst, Capacity, Gap, parts_ways
-from .memory import FAR, GROWTH_MIN, Limit
+from ..costmodel import CostModel, Estimate, NoModel
 
 Cite = Callable[[str], str]
 
@@ -398,213 +395,16 @@ def memory_fit(m: MemoryFit) -> str:
     return text + "."
 
 
-# -- Did batching change my images? (warehouse/invariance.py) --------------------------------------------------
-
-def _diff(worst) -> str:
-    psnr = f", PSNR {worst.psnr_db:.1f} dB" if worst.psnr_db is not None else ""
-    return f"{worst.max_abs_diff}/255{psnr}"
-
-
-def _side(mode: str, batch: int, slicing: bool) -> str:
-    return f"{mode} batch {batch}" + (" with VAE slicing" if slicing else "")
-
-
-def invariance(inv: Invariance | None) -> str | None:
-    """One kind of comparison as a sentence: identical, within 1/255, or the largest difference and where."""
-    if inv is None:
-        return None
-    w = inv.worst
-    what = {
-        "batching": ("**Did batching change the pictures?**",
-                     f"{inv.compared} images drawn at batch {_span(inv.batch_sizes, exclude=1)} against the same "
-                     "seed at batch 1 of the same run"),
-        "repeat": ("**Does batch 1 repeat itself?**",
-                   f"{inv.compared} batch-1 images drawn again against their first drawing"),
-        "mode": ("**Did the mode change the pictures?**",
-                 f"{inv.compared} images of {', '.join(inv.modes)} against the same seed and batch size in "
-                 "another mode"),
-        "vae_slicing": ("**Did VAE slicing change the pictures?**",
-                        f"{inv.compared} images with VAE slicing on against off (same seed and batch size)"),
-    }[inv.kind]
-    if inv.all_identical:
-        return f"{what[0]} No: {what[1]} are identical, pixel for pixel."
-    where = (f"seed {w.seed}, {_side(w.mode, w.batch_size, w.vae_slicing)} against "
-             f"{_side(w.ref_mode, w.ref_batch_size, w.ref_vae_slicing)} ({w.label})")
-    if w.max_abs_diff <= 1:
-        return (f"{what[0]} Not visibly: {what[1]} differ by at most 1/255 in any pixel channel "
-                f"({inv.identical} of {inv.compared} identical; the largest difference {_diff(w)} at {where}).")
-    return (f"{what[0]} Yes: {what[1]}: {inv.identical} of {inv.compared} identical; the largest difference is "
-            f"{_diff(w)}, {where}.")
-
-
-def repeat_caveat(inv: dict) -> str | None:
-    """When batch 1 does not repeat itself, differences under batching may be the device's own noise."""
-    rep = inv.get("repeat")
-    if rep is None or rep.all_identical or "batching" not in inv:
-        return None
-    return (f"Batch 1 drawn again differs from its first drawing by up to {rep.worst.max_abs_diff}/255, so "
-            "differences of that size under batching may be this device's own variation, not the batch's.")
-
-
-def _span(sizes: tuple[int, ...], exclude: int | None = None) -> str:
-    sizes = tuple(b for b in sizes if b != exclude) or sizes
-    return str(sizes[0]) if len(sizes) == 1 else f"{min(sizes)}–{max(sizes)}"
-
-
-def pair_caption(kind: str, max_abs_diff: int, psnr_db: float | None, ref: str) -> str:
-    """The figures under a pair of pictures in the Gallery."""
-    if max_abs_diff == 0:
-        return f"identical to {ref}"
-    psnr = f", PSNR {psnr_db:.1f} dB" if psnr_db is not None and not pd.isna(psnr_db) else ""
-    return f"against {ref}: largest difference {max_abs_diff}/255{psnr}"
-
-
-# -- What batch fits on my card? (warehouse/memory.py) ----------------------------------------------------------
-
-def _bytes(n: float) -> str:
-    for unit, size in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
-        if abs(n) >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n:.0f} B"
-
-
-PHASE_NAMES = {"encode_prompt": "text encoding", "prepare": "preparing the latents", "denoise": "denoising",
-               "decode": "VAE decoding", "postprocess": "post-processing"}
-
-
-def memory_limit(label: str, lines: dict, here: Limit | None, device: str) -> str | None:
-    """The phase that sets the limit on this device and the largest batch it allows (the measured
-    out-of-memory point goes beside it: memory_fit)."""
-    if not lines:
-        return None
-    if here is None or here.phase is None:
-        sizes = tuple(sorted({b for line in lines.values() for b in line.sizes}))
-        return (f"**{label}**: no phase's peak memory grew by {GROWTH_MIN:.0%} or more of its base over batch "
-                f"{_span(sizes)}, so these data set no limit.")
-    line = lines[here.phase]
-    what = "GPU memory" if device.startswith("cuda") else "RAM (the process's peak RSS)"
-    text = (f"**{label}**: {PHASE_NAMES.get(here.phase, here.phase)} sets the limit: its peak grows by "
-            f"{_bytes(line.per_image)} per image from {_bytes(line.base)} (fitted on batch "
-            f"{_span(line.sizes)}, within {line.worst_residual:.0%}). With this device's "
-            f"{_bytes(here.capacity)} of {what} ")
-    if here.too_far:
-        text += (f"the largest batch lies more than {FAR}x beyond the largest measured ({max(line.sizes)}): too "
-                 "far to extrapolate")
-    else:
-        text += (f"the largest batch is about {here.largest_batch}"
-                 + (" (an extrapolation beyond the batch sizes measured, and an upper bound: the device keeps "
-                    "some memory for itself)" if here.extrapolated else ""))
-    return text + "."
-
-
-def slicing_effect(phase_off, phase_on, limit_off: Limit, limit_on: Limit, capacity_name: str) -> str | None:
-    """What VAE slicing bought: decode's growth per image with and without it, and the largest batch."""
-    if phase_off is None or phase_on is None or not phase_off.grows:
-        return None
-    text = (f"**VAE slicing**: decoding grew by {_bytes(phase_off.per_image)} per image without it and "
-            f"{_bytes(max(phase_on.per_image, 0))} with it")
-    named = [lim for lim in (limit_off, limit_on) if lim.largest_batch is not None and not lim.too_far]
-    if len(named) == 2:
-        text += (f"; the largest batch on {capacity_name} goes from about {limit_off.largest_batch} "
-                 f"({PHASE_NAMES.get(limit_off.phase, limit_off.phase)} the limit) to about "
-                 f"{limit_on.largest_batch} ({PHASE_NAMES.get(limit_on.phase, limit_on.phase)} the limit)")
-    return text + "."
-
-
-def memory_caption(device: str) -> str:
-    if device.startswith("cuda"):
-        return ("Peak memory per phase: CUDA's max allocated, reset at each phase boundary. Lines: "
-                "m(B) = m0 + m1·B fitted per phase on the median peak of each batch size.")
-    return ("Peak memory per phase: the process's peak RSS (weights, runtime and libraries included), reset at "
-            "each phase boundary; on a CPU a phase's peak includes what earlier phases of the job left allocated. "
-            "Lines: m(B) = m0 + m1·B fitted per phase on the median peak of each batch size.")
-
-
-# -- Serving under load (warehouse/load.py) ---------------------------------------------------------------------
-
-NO_LOAD = "No load run in this sweep: run `python -m generator load`."
-
-
-def _fig(x: float) -> str:
-    """A time or a rate: one decimal from 1 up (2.0, 12.3), two significant figures below (0.35, 0.042)."""
-    return f"{x:.1f}" if abs(x) >= 1 else f"{x:.2g}"
-
-
-def _load(offered_rps: float | None, load_factor: float | None) -> str:
-    if load_factor is not None:
-        return f"{round(load_factor, 2):g}x capacity"
-    return f"{_fig(offered_rps)} requests/s"
-
-
-def _names(policies: list[str]) -> str:
-    named = [f"`{p}`" for p in policies]
-    return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
-
-
-def load_burst(bursts: list[Burst]) -> str | None:
-    """N requests sent at once against one alone, per policy (load.burst): '**8 requests sent at once**
-    finished in 1.4x the time of one under `batch`, 7.9x under `fifo`.' One sentence per burst size."""
-    if not bursts:
-        return None
-    sentences = []
-    for n in sorted({b.n for b in bursts}):
-        clauses = [f"{b.ratio:.1f}x" + (" the time of one" if i == 0 else "") + f" under `{b.policy}`"
-                   for i, b in enumerate(b for b in bursts if b.n == n)]
-        sentences.append(f"**{n} requests sent at once** finished in {', '.join(clauses)}.")
-    return " ".join(sentences)
-
-
-def load_capacity(capacities: dict[str, Capacity]) -> str | None:
-    """Per policy, the most it served within a latency objective (load.capacity_at), the largest first; the
-    policies that missed the objective at every Poisson load measured last."""
-    if not capacities:
-        return None
-    first = next(iter(capacities.values()))
-    served = sorted((c for c in capacities.values() if c.served_rps is not None),
-                    key=lambda c: (-c.served_rps, c.policy))
-    missed = sorted(c.policy for c in capacities.values() if c.served_rps is None)
-    clauses = [f"`{c.policy}` " + ("served up to " if i == 0 else "") + f"{_fig(c.served_rps)} requests/s"
-               for i, c in enumerate(served)]
-    if missed:
-        clauses.append(f"{_names(missed)} missed it at every load measured")
-    return f"Within a {first.percentile} of {_fig(first.objective_s)} s, {'; '.join(clauses)}."
-
-
-def load_prediction(gaps: list[Gap], tolerance: float = TOLERANCE) -> str | None:
-    """Where the simulation from the calibrated batch cost and the measurement part by more than `tolerance`
-    in p99 over the Poisson loads (load.prediction_gaps): per policy, within it at every load, or the lowest
-    load where they part, with both figures."""
-    poisson = [g for g in gaps if g.arrival == "poisson" and g.offered_rps is not None and g.p99_gap is not None]
-    if not poisson:
-        return None
-    agree, parted = [], []
-    for policy in sorted({g.policy for g in poisson}):
-        mine = sorted((g for g in poisson if g.policy == policy), key=lambda g: g.offered_rps)
-        first = next((g for g in mine if parts_ways(g.p99_gap, tolerance)), None)
-        if first is None:
-            agree.append(policy)
-        else:
-            parted.append((policy, _load(first.offered_rps, first.load_factor),
-                           f"predicted {_fig(first.predicted_p99_s)} s, measured {_fig(first.p99_s)} s"))
-    within = f"{tolerance:.0%}"
-    if agree:
-        return (f"The simulation from the batch cost predicts p99 within {within} at every load for {_names(agree)}"
-                + "".join(f"; for `{p}` it parts at {at}: {figures}" for p, at, figures in parted) + ".")
-    return (f"The simulation from the batch cost and the measured p99 part by more than {within}: "
-            + "; ".join(f"`{p}` at {at} ({figures})" for p, at, figures in parted) + ".")
-
-
-def load_latency_caption() -> str:
-    return ("Latency of the requests that finished, against the offered load (Poisson arrivals). Solid with "
-            "points: measured; dashed: the discrete-event simulation of the same policy on the level's own "
-            "arrival times with the batch cost calibrated at the start of the run.")
-
-
-def load_throughput_caption() -> str:
-    return ("Requests served per second (first arrival to last finish) against the p99 latency at each offered "
-            "load: the further up and to the left, the better. Solid: measured; dashed: simulated.")
-
-
-def load_goodput_caption(objective_s: float) -> str:
-    return (f"Goodput: requests that finished within {_fig(objective_s)} s, per second of the level; a request "
-            "that failed or took longer does not count.")
+# The sentences of the questions asked after the first (the same place, split by question): whether batching
+# changed the pictures, what batch fits in memory, and serving under load.
+from .capacity import PHASE_NAMES, memory_caption, memory_limit, slicing_effect  # noqa: E402,F401
+from .pictures import invariance, pair_caption, repeat_caveat  # noqa: E402,F401
+from .serving import (  # noqa: E402,F401
+    NO_LOAD,
+    load_burst,
+    load_capacity,
+    load_goodput_caption,
+    load_latency_caption,
+    load_prediction,
+    load_throughput_caption,
+)

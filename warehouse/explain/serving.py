@@ -1,0 +1,92 @@
+"""Sentences: many requests at once. From warehouse/load.py's bursts, capacities and prediction gaps."""
+
+from __future__ import annotations
+
+from ..load import TOLERANCE, Burst, Capacity, Gap, parts_ways
+
+NO_LOAD = "No load run in this sweep: run `python -m generator load`."
+
+
+def _fig(x: float) -> str:
+    """A time or a rate: one decimal from 1 up (2.0, 12.3), two significant figures below (0.35, 0.042)."""
+    return f"{x:.1f}" if abs(x) >= 1 else f"{x:.2g}"
+
+
+def _load(offered_rps: float | None, load_factor: float | None) -> str:
+    if load_factor is not None:
+        return f"{round(load_factor, 2):g}x capacity"
+    return f"{_fig(offered_rps)} requests/s"
+
+
+def _names(policies: list[str]) -> str:
+    named = [f"`{p}`" for p in policies]
+    return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+
+
+def load_burst(bursts: list[Burst]) -> str | None:
+    """N requests sent at once against one alone, per policy (load.burst): '**8 requests sent at once**
+    finished in 1.4x the time of one under `batch`, 7.9x under `fifo`.' One sentence per burst size."""
+    if not bursts:
+        return None
+    sentences = []
+    for n in sorted({b.n for b in bursts}):
+        clauses = [f"{b.ratio:.1f}x" + (" the time of one" if i == 0 else "") + f" under `{b.policy}`"
+                   for i, b in enumerate(b for b in bursts if b.n == n)]
+        sentences.append(f"**{n} requests sent at once** finished in {', '.join(clauses)}.")
+    return " ".join(sentences)
+
+
+def load_capacity(capacities: dict[str, Capacity]) -> str | None:
+    """Per policy, the most it served within a latency objective (load.capacity_at), the largest first; the
+    policies that missed the objective at every Poisson load measured last."""
+    if not capacities:
+        return None
+    first = next(iter(capacities.values()))
+    served = sorted((c for c in capacities.values() if c.served_rps is not None),
+                    key=lambda c: (-c.served_rps, c.policy))
+    missed = sorted(c.policy for c in capacities.values() if c.served_rps is None)
+    clauses = [f"`{c.policy}` " + ("served up to " if i == 0 else "") + f"{_fig(c.served_rps)} requests/s"
+               for i, c in enumerate(served)]
+    if missed:
+        clauses.append(f"{_names(missed)} missed it at every load measured")
+    return f"Within a {first.percentile} of {_fig(first.objective_s)} s, {'; '.join(clauses)}."
+
+
+def load_prediction(gaps: list[Gap], tolerance: float = TOLERANCE) -> str | None:
+    """Where the simulation from the calibrated batch cost and the measurement part by more than `tolerance`
+    in p99 over the Poisson loads (load.prediction_gaps): per policy, within it at every load, or the lowest
+    load where they part, with both figures."""
+    poisson = [g for g in gaps if g.arrival == "poisson" and g.offered_rps is not None and g.p99_gap is not None]
+    if not poisson:
+        return None
+    agree, parted = [], []
+    for policy in sorted({g.policy for g in poisson}):
+        mine = sorted((g for g in poisson if g.policy == policy), key=lambda g: g.offered_rps)
+        first = next((g for g in mine if parts_ways(g.p99_gap, tolerance)), None)
+        if first is None:
+            agree.append(policy)
+        else:
+            parted.append((policy, _load(first.offered_rps, first.load_factor),
+                           f"predicted {_fig(first.predicted_p99_s)} s, measured {_fig(first.p99_s)} s"))
+    within = f"{tolerance:.0%}"
+    if agree:
+        return (f"The simulation from the batch cost predicts p99 within {within} at every load for {_names(agree)}"
+                + "".join(f"; for `{p}` it parts at {at}: {figures}" for p, at, figures in parted) + ".")
+    return (f"The simulation from the batch cost and the measured p99 part by more than {within}: "
+            + "; ".join(f"`{p}` at {at} ({figures})" for p, at, figures in parted) + ".")
+
+
+def load_latency_caption() -> str:
+    return ("Latency of the requests that finished, against the offered load (Poisson arrivals). Solid with "
+            "points: measured; dashed: the discrete-event simulation of the same policy on the level's own "
+            "arrival times with the batch cost calibrated at the start of the run.")
+
+
+def load_throughput_caption() -> str:
+    return ("Requests served per second (first arrival to last finish) against the p99 latency at each offered "
+            "load: the further up and to the left, the better. Solid: measured; dashed: simulated.")
+
+
+def load_goodput_caption(objective_s: float) -> str:
+    return (f"Goodput: requests that finished within {_fig(objective_s)} s, per second of the level; a request "
+            "that failed or took longer does not count.")
