@@ -71,7 +71,7 @@ def render():
                 if not _show(pair.ref_path, ref):
                     refused.append(pair.ref_path)
             with text:
-                st.markdown(explain.pair_caption(pair.kind, int(pair.max_abs_diff), pair.psnr_db, ref))
+                st.markdown(explain.pair_caption(int(pair.max_abs_diff), pair.psnr_db, ref))
     refused = list(dict.fromkeys(refused))  # a path refused in the grid and again in a pair is one path
     if refused:
         st.warning(f"{len(refused)} image path(s) lie outside the output folder {output_dir()} and were not shown: "

@@ -115,3 +115,11 @@ def test_batch_1_against_itself_is_a_repeat_and_its_noise_qualifies_the_batching
 def test_no_checks_no_claim():
     assert invariance.invariance(_rows(dict(against="batch_1", batch_size=2, max_abs_diff=0)).iloc[0:0]) == {}
     assert explain.invariance(None) is None
+
+
+def test_the_gallery_caption_says_identical_or_quotes_the_difference():
+    ref = "seed 3 at static batch 1"
+    assert explain.pair_caption(0, None, ref) == "identical to seed 3 at static batch 1"
+    assert explain.pair_caption(2, 60.04, ref) == (
+        "against seed 3 at static batch 1: largest difference 2/255, PSNR 60.0 dB")
+    assert explain.pair_caption(1, float("nan"), ref).endswith("largest difference 1/255")

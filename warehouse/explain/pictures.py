@@ -58,7 +58,7 @@ def _span(sizes: tuple[int, ...], exclude: int | None = None) -> str:
     return str(sizes[0]) if len(sizes) == 1 else f"{min(sizes)}–{max(sizes)}"
 
 
-def pair_caption(kind: str, max_abs_diff: int, psnr_db: float | None, ref: str) -> str:
+def pair_caption(max_abs_diff: int, psnr_db: float | None, ref: str) -> str:
     """The figures under a pair of pictures in the Gallery."""
     if max_abs_diff == 0:
         return f"identical to {ref}"
