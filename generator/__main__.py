@@ -44,71 +44,58 @@ def main(argv: list[str] | None = None) -> int:
         cfg = from_flags(args, SweepConfig)
     except ValueError as exc:
         parser.error(str(exc))  # exits 2 with "error: <message>"
-    from .models import ModelLoadError
     from .sweep import run_sweep
 
-    try:
-        written = run_sweep(cfg, progress=not args.quiet)
-    except (ModelLoadError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: every job finished so far is in the spool, except any reported above as not written",
-              file=sys.stderr)
-        return 130
-    if written.unwritten:
-        reasons = "; ".join(sorted({u["reason"] for u in written.unwritten}))
-        n = len(written.unwritten)
-        print(f"error: {n} spool file{'s' if n != 1 else ''} could not be written ({reasons}); "
-              f"{len(written)} were written to '{cfg.spool}'. The spool cannot record a failure it cannot write: "
-              "the jobs not written are only in the messages above", file=sys.stderr)
-        return 1
-    print(f"wrote {len(written)} spool files to {cfg.spool}", file=sys.stderr)
-    return 0
+    return _report(lambda: [run_sweep(cfg, progress=not args.quiet)], "spool files", cfg.spool,
+                   "every job finished so far is in the spool, except any reported above as not written",
+                   "The spool cannot record a failure it cannot write: the jobs not written are only in the "
+                   "messages above")
 
 
 def _load(parser, args) -> int:
     """Run a load run: every policy at every load, one spool file per level."""
     from .load import run_load
-    from .models import ModelLoadError
 
     try:
         cfg = from_flags(args, LoadConfig)
     except ValueError as exc:
         parser.error(str(exc))
-    try:
-        written = run_load(cfg, progress=not args.quiet)
-    except (ModelLoadError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: every level finished so far is in the spool", file=sys.stderr)
-        return 130
-    if written.unwritten:
-        print(f"error: {len(written.unwritten)} load levels could not be written; {len(written)} were written to "
-              f"'{cfg.spool}'", file=sys.stderr)
-        return 1
-    print(f"wrote {len(written)} load levels to {cfg.spool}", file=sys.stderr)
-    return 0
+    return _report(lambda: [run_load(cfg, progress=not args.quiet)], "load levels", cfg.spool,
+                   "every level finished so far is in the spool")
 
 
 def _demo(args) -> int:
     """Run the demo's parts into one sweep; the same exits as a sweep's."""
     from .demo import run_demo
 
+    flags = given_flags(args, SweepConfig)
+    return _report(lambda: run_demo(progress=not args.quiet, **flags), "spool files",
+                   flags.get("spool") or SweepConfig().spool, "every job finished so far is in the spool")
+
+
+def _report(work, what: str, spool: str, interrupted: str, unwritten_hint: str = "") -> int:
+    """Run `work` (returning sweep.SweepOutcome lists) and say how it ended: 0 done, 1 some files not
+    written, 2 a bad model or value, 130 interrupted."""
+    from .models import ModelLoadError
+
     try:
-        outcomes = run_demo(progress=not args.quiet, **given_flags(args, SweepConfig))
+        outcomes = work()
+    except (ModelLoadError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("interrupted: every job finished so far is in the spool", file=sys.stderr)
+        print(f"interrupted: {interrupted}", file=sys.stderr)
         return 130
     unwritten = [u for o in outcomes for u in o.unwritten]
     written = sum(len(o) for o in outcomes)
     if unwritten:
-        print(f"error: {len(unwritten)} spool files could not be written; {written} were written", file=sys.stderr)
+        reasons = "; ".join(sorted({u["reason"] for u in unwritten}))
+        n = len(unwritten)
+        print(f"error: {n} {what if n != 1 else what.rstrip('s')} could not be written ({reasons}); {written} "
+              f"were written to '{spool}'." + (f" {unwritten_hint}" if unwritten_hint else ""), file=sys.stderr)
         return 1
-    print(f"wrote {written} spool files (one sweep, {len(outcomes)} parts)", file=sys.stderr)
+    print(f"wrote {written} {what} to {spool}", file=sys.stderr)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -73,6 +73,17 @@ def demo(tmp_path_factory):
     return str(base / "w.duckdb"), str(base / "images")
 
 
+def sql_rows(db_path: str, sql: str, params=None) -> list[tuple]:
+    """Rows of a query on a warehouse file, through a short read-only connection."""
+    import duckdb
+
+    con = duckdb.connect(db_path, read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
 def wait_until(condition, limit_s: float = 300.0, every_s: float = 0.02) -> None:
     """Poll until `condition()` holds; the limit only turns a hang into a failure, it measures nothing."""
     deadline = time.monotonic() + limit_s

@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -15,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 import stats
 from warehouse import costmodel, db, explain, queries
 
-from .conftest import ROOT
+from .conftest import ROOT, sql_rows as _sql
 
 pytestmark = pytest.mark.slow  # every page on a real sweep's warehouse
 
@@ -30,14 +29,6 @@ def _app(monkeypatch, db_path, out, page=None):
         at.switch_page(f"pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def _sql(db_path, sql, params=None):
-    con = duckdb.connect(db_path, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def _text(at) -> str:

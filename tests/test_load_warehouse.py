@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import shutil
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +16,7 @@ from collector.ingest import DONE, CollectorConfig, ingest_pending
 from spool import SpoolWriter, record
 from warehouse import explain, load, queries
 
-from .conftest import ROOT
+from .conftest import ROOT, sql_rows as _sql
 
 SWEEP = "sweep-load"
 POLICIES = ("fifo", "batch", "stream")
@@ -130,14 +129,6 @@ class _Said(logging.Handler):
 
     def emit(self, rec):
         self.lines.append(rec.getMessage())
-
-
-def _sql(db_path, sql, params=None):
-    con = duckdb.connect(db_path, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def _counts(db_path) -> dict[str, int]:
