@@ -73,6 +73,17 @@ def demo(tmp_path_factory):
     return str(base / "w.duckdb"), str(base / "images")
 
 
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray instance with 2 CPUs for the session's Ray tests (started on first use, stopped at the end);
+    `generator.cluster.connect` uses it as it is."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
 def sql_rows(db_path: str, sql: str, params=None) -> list[tuple]:
     """Rows of a query on a warehouse file, through a short read-only connection."""
     import duckdb

@@ -262,6 +262,20 @@ CREATE TABLE IF NOT EXISTS server_steps (
     schema_version INTEGER NOT NULL
 );
 
+-- migration 9: where a run ran (Ray), data-parallel replicas, and load served by several servers
+-- A sweep over Ray (--ray) records the worker and node of each run; host, device and gpu_uuid say the rest.
+-- A replica sweep (--replicas) runs the same jobs on N workers at once: the N runs of one level and run
+-- setting share a replica_group, and their images/s add up to the level's aggregate (view replica_throughput).
+-- A load run with --servers N spreads requests over N servers by a router; each request names its server.
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS worker_id VARCHAR;        -- the Ray actor that ran it; NULL without Ray
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS ray_node_id VARCHAR;      -- the Ray node it ran on; NULL without Ray
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS replicas INTEGER;         -- replica sweep: workers running these jobs at once
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS replica_group VARCHAR;    -- replica sweep: the N runs of one level and setting
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS replica_index INTEGER;    -- replica sweep: this worker, 0..N-1
+ALTER TABLE load_levels ADD COLUMN IF NOT EXISTS servers INTEGER;   -- servers behind the router (1: one server)
+ALTER TABLE load_levels ADD COLUMN IF NOT EXISTS router VARCHAR;    -- how requests were spread: round_robin; NULL for one
+ALTER TABLE requests ADD COLUMN IF NOT EXISTS server INTEGER;       -- the server (0-based) that ran it
+
 -- views
 
 -- The one definition of a measured job: not warm-up, not profiled (the profiler slows it), status ok.

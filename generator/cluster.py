@@ -1,0 +1,87 @@
+"""Reaching a Ray cluster: `connect(address)` for `--ray ADDRESS|auto|local`, and where a worker runs.
+
+Ray schedules the workers (actors) on the cluster's GPUs or CPU slots; we do not schedule machines
+ourselves. `connect` fails with one clear line, before any work, when Ray is not installed or nothing
+answers at the address. `placement()` is what a run records of where it ran: the Ray node and worker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+# --ray values besides an address: `auto` joins the cluster that `ray start --head` began on this machine,
+# `local` starts a Ray instance in this process (stopped when it ends).
+LOCAL, AUTO = "local", "auto"
+CONNECT_TIMEOUT_S = 5.0
+RAY_PIN = "ray==2.60.0"
+
+
+class RayUnavailable(ValueError):
+    """Ray is not installed, or no cluster answers at the address given (reported as one line, exit 2)."""
+
+
+def connect(address: str, num_cpus: int | None = None):
+    """The `ray` module, connected to `address` (host:port, ray://host:port, auto or local); a Ray already
+    initialised in this process (a test's fixture, a notebook) is used as it is."""
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailable(f"--ray needs the ray package, which is not installed (pip install {RAY_PIN})") \
+            from None
+    if ray.is_initialized():
+        return ray
+    if address not in (LOCAL, AUTO):
+        _check_reachable(address)
+    options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    try:
+        if address == LOCAL:
+            ray.init(num_cpus=num_cpus, **options)
+        else:
+            ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise RayUnavailable(f"no Ray cluster answers at --ray {address!r}: {_first_line(exc)} (start one with "
+                             "`ray start --head`, or use --ray local)") from None
+    return ray
+
+
+def _check_reachable(address: str) -> None:
+    """A TCP connection to the address's host and port, within CONNECT_TIMEOUT_S (ray.init itself waits
+    minutes on an address where nothing listens)."""
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise RayUnavailable(f"--ray must be host:port, ray://host:port, {AUTO} or {LOCAL}, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise RayUnavailable(f"no Ray cluster answers at --ray {address!r}: {exc.strerror or exc} (start one "
+                             "with `ray start --head`, or use --ray local)") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def placement() -> dict:
+    """Where this process runs, as a run records it: the Ray node and worker (None outside a Ray worker)."""
+    try:
+        import ray
+    except ImportError:
+        return {"worker_id": None, "ray_node_id": None}
+    if not ray.is_initialized():
+        return {"worker_id": None, "ray_node_id": None}
+    ctx = ray.get_runtime_context()
+    actor = ctx.get_actor_id()
+    return {"worker_id": actor or ctx.get_worker_id(), "ray_node_id": ctx.get_node_id()}
+
+
+def cpu_slots(ray) -> int:
+    """The CPUs the cluster offers Ray (1 at least)."""
+    return max(1, int(ray.cluster_resources().get("CPU", os.cpu_count() or 1)))
+
+
+def gpu_count(ray) -> int:
+    """The GPUs the cluster offers Ray."""
+    return int(ray.cluster_resources().get("GPU", 0))
