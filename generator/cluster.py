@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 
 # --ray values besides an address: `auto` joins the cluster that `ray start --head` began on this machine,
 # `local` starts a Ray instance in this process (stopped when it ends).
@@ -66,11 +67,8 @@ def _first_line(exc: BaseException) -> str:
 
 def placement() -> dict:
     """Where this process runs, as a run records it: the Ray node and worker (None outside a Ray worker)."""
-    try:
-        import ray
-    except ImportError:
-        return {"worker_id": None, "ray_node_id": None}
-    if not ray.is_initialized():
+    ray = sys.modules.get("ray")  # a Ray worker has imported it; importing it here would cost a second
+    if ray is None or not ray.is_initialized():
         return {"worker_id": None, "ray_node_id": None}
     ctx = ray.get_runtime_context()
     actor = ctx.get_actor_id()

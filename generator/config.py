@@ -19,6 +19,7 @@ DEVICES = ("cpu", "cuda", "mps")
 DTYPES = ("float32", "float16", "bfloat16")
 CFG_SETTINGS = ("off", "full")
 VAE_SLICING = ("off", "on")
+RAY_SPOOL = ("driver", "shared")
 AUTO = "auto"  # --repeats auto: measured rounds until the interval target or a cap
 
 
@@ -87,6 +88,22 @@ class SweepConfig:
     sample_hz: float = setting("Telemetry samples per second during each run (0 turns the sampler off).", 10.0)
     until_oom: bool = setting("After the listed batch sizes, keep doubling until a job runs out of memory.", False)
     max_batch: int = setting("The largest batch size --until-oom tries.", 4096)
+    ray: str | None = setting(
+        "Run the jobs on Ray workers: a cluster's address (host:port or ray://host:port), auto (the cluster "
+        "`ray start --head` began on this machine) or local (start Ray here); None runs them in this process.",
+        None)
+    workers: int | None = setting(
+        "With --ray: workers at once, each loading the pipeline once and running whole runs (one per GPU with "
+        "--device cuda; on CPU the cluster's CPUs are split evenly among them). None: one per GPU, or per CPU.",
+        None)
+    replicas: tuple[int, ...] | None = setting(
+        "With --ray: a replica sweep instead: the same jobs on each of N workers at once, for each N listed "
+        "(e.g. 1,2), every batch size started on all N together; the runs record N, and the dashboard adds their "
+        "images/s. On CPU each level splits the cluster's CPUs evenly among its N workers.", None)
+    ray_spool: str = setting(
+        "With --ray, where the records go: driver (each worker hands its spool files to this process, which "
+        "writes them to --spool) or shared (each worker writes them to --spool itself: a folder every node sees "
+        "at the same path).", "driver")
 
     def __post_init__(self):
         # 1. Batch sizes and counts; repeats as a whole number or AUTO.
@@ -162,6 +179,33 @@ class SweepConfig:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.mask is not None and self.task != "inpaint":
             raise ValueError(f"mask is for task inpaint, got task {self.task!r}")
+        # 4. Ray: how many workers, and where their records go.
+        self._check_ray()
+
+    def _check_ray(self) -> None:
+        if self.ray_spool not in RAY_SPOOL:
+            raise ValueError(f"ray spool must be one of {', '.join(RAY_SPOOL)}, got {self.ray_spool!r}")
+        if self.ray is None:
+            for name, given in [("workers", self.workers is not None), ("replicas", self.replicas is not None),
+                                ("ray spool", self.ray_spool != "driver")]:
+                if given:
+                    raise ValueError(f"{name} needs --ray (an address, auto or local), got "
+                                     f"--{name.replace(' ', '-')} without it")
+            return
+        if not self.ray.strip():
+            raise ValueError("ray must be an address (host:port), auto or local, got ''")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.replicas is not None:
+            if not self.replicas:
+                raise ValueError("replicas must list at least one worker count, got none")
+            for n in self.replicas:
+                if n < 1:
+                    raise ValueError(f"replicas must be >= 1 each, got {n}")
+            if self.workers is not None:
+                raise ValueError(f"replicas sets the workers of each level, got --workers {self.workers} too")
+            if self.until_oom:
+                raise ValueError("replicas runs the listed batch sizes, got --until-oom too")
 
     def sizes(self) -> list[tuple[int, int]]:
         """(height, width) of each run."""
@@ -190,7 +234,7 @@ class SweepConfig:
         first total); settling warm-ups and --until-oom may run more, auto and out-of-memory fewer."""
         per_batch = self.warmup + self.rounds() + (1 if self.profile_ops else 0)
         runs = len(self.sizes()) * len(self.mode) * len(self.guidances()) * len(self.vae_slicing)
-        return runs * len(self.batch_sizes) * per_batch
+        return runs * len(self.batch_sizes) * per_batch * sum(self.replicas or (1,))
 
 
 def parse_repeats(value) -> int | str:

@@ -77,13 +77,13 @@ class _Execution:
     image_rows: list = dataclasses.field(default_factory=list)
 
 
-def run_job(ctx: JobContext, job: JobPlan, repeat: int) -> JobResult:
-    """Run one job, the `repeat`-th (0-based) of its run and batch size; a failure is recorded in the result,
-    not raised."""
+def run_job(ctx: JobContext, job: JobPlan, repeat: int, job_id: str | None = None) -> JobResult:
+    """Run one job, the `repeat`-th (0-based) of its run and batch size, as `job_id` (None: a new id); a
+    failure is recorded in the result, not raised."""
     # 1. The images: one prompt, seed (and mask) each.
     inputs = job_inputs(ctx, job.batch_size)
     # 2. Execute the batch in the run's mode, timed (under the profiler for a profiled job).
-    execution = _execute(ctx, job, inputs)
+    execution = _execute(ctx, job, inputs, job_id or new_id("job"))
     # 3. Save the images the plan keeps; an image that cannot be saved fails the job.
     execution = _keep_images(ctx, job, inputs, execution)
     # 4. The records of the job's spool file: the run, the job, its phases, steps, operators, images.
@@ -108,13 +108,13 @@ def _default_prompts(batch_size: int) -> list[str]:
     return prompts_for(batch_size)
 
 
-def _execute(ctx: JobContext, job: JobPlan, inputs: JobInputs) -> _Execution:
+def _execute(ctx: JobContext, job: JobPlan, inputs: JobInputs, job_id: str) -> _Execution:
     """Reset the memory peaks, then run the batch; an exception becomes the job's status and error."""
     from .models import set_vae_slicing
     from .profiling import profile_unet
 
     set_vae_slicing(ctx.pipe, ctx.plan.vae_slicing)
-    execution = _Execution(job_id=new_id("job"), started_at=utc_now_iso())
+    execution = _Execution(job_id=job_id, started_at=utc_now_iso())
     ctx.memory.reset()
     mode, ops = ctx.plan.mode, None
     t0 = time.perf_counter()
@@ -166,6 +166,18 @@ def _records(ctx: JobContext, job: JobPlan, repeat: int, execution: _Execution) 
     rows += [record("op", job_id=job_id, **o, flops=None) for o in (ops or {}).get("ops", [])]
     rows += [record("image", job_id=job_id, **i) for i in execution.image_rows]
     return JobResult(job=job_record, rows=rows)
+
+
+def unfinished_job(ctx: JobContext, job: JobPlan, repeat: int, job_id: str) -> dict:
+    """The record of a job that is about to run, as it stands if it never finishes: status error, no images.
+    A Ray worker hands it to the driver before the job runs; if the worker dies meanwhile, the driver writes
+    it with the reason (generator/workers.py), so the job is on record once, as failed."""
+    return record(
+        "job", job_id=job_id, run_id=ctx.run["run_id"], batch_size=job.batch_size,
+        unet_batch=batching.unet_rows_per_call(ctx.plan.mode, job.batch_size, ctx.cfg.steps, ctx.plan.cfg),
+        repeat=repeat, warmup=job.warmup, profiled=job.profiled, started_at=utc_now_iso(), wall_s=0.0, images=0,
+        status="error", error="the job did not finish", peak_mem_bytes=None, unet_calls=None, unet_rows=None,
+        unet_flops_per_call=None, unet_flops_total=None, unet_profiled_s=None, round=job.round)
 
 
 def save_images(folder: Path, job_id: str, images: list, inputs: JobInputs) -> tuple[list[dict], str | None]:

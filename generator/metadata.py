@@ -1,6 +1,6 @@
 """What a sweep records about the machine and the software, collected once per sweep.
 
-`collect_metadata` reads the host, the device (its name, and on CUDA its UUID as NVML
+`collect_metadata` reads the host (and on a Ray worker its node and worker ids), the device (its name, and on CUDA its UUID as NVML
 prints it), the library versions, the threads, the math mode (the precision the UNet's
 convolutions run in, which picks the datasheet peak in `peaks`), the peak FLOP/s (and
 where that figure comes from) and the model; `run_record` gives each run its record:
@@ -15,6 +15,7 @@ import subprocess
 from spool import record
 
 from .config import DTYPES, SweepConfig
+from .cluster import placement
 from .ids import hostname
 from .plan import RunPlan
 
@@ -24,8 +25,11 @@ RUN_FIELDS = (
     "diffusers_version", "model_id", "model_params", "task", "mode", "height", "width", "steps", "guidance_scale",
     "cfg", "dtype", "math_mode", "tf32_matmul", "tf32_cudnn", "scheduler", "seed", "threads", "peak_flops",
     "peak_flops_source", "ceiling_matmul_flops", "ceiling_conv_flops", "ceiling_copy_bytes_per_s",
-    "unet_weight_bytes", "cpu_count", "device_memory_bytes", "vae_slicing", "telemetry_gpu", "tags",
+    "unet_weight_bytes", "cpu_count", "device_memory_bytes", "vae_slicing", "telemetry_gpu", "tags", "worker_id", "ray_node_id", "replicas",
+    "replica_group", "replica_index",
 )
+# Fields of a run that only a replica sweep sets (None otherwise): see generator/replicas.py.
+REPLICA_FIELDS = ("replicas", "replica_group", "replica_index")
 # The name an MPS run's device gets when the Mac's CPU brand names no Apple chip (an Intel Mac's GPU).
 MPS_DEVICE_NAME = "Apple GPU (mps)"
 
@@ -43,7 +47,7 @@ def collect_metadata(cfg: SweepConfig, pipe, model_id: str) -> dict:
         "torch_version": torch.__version__, "diffusers_version": _version("diffusers"), "model_id": model_id,
         "model_params": models.count_params(pipe), "unet_weight_bytes": models.weight_bytes(pipe.unet),
         "scheduler": type(pipe.scheduler).__name__, "threads": threads, "cpu_count": os.cpu_count(),
-        "device_memory_bytes": device_memory_bytes(cfg.device), **mode,
+        "device_memory_bytes": device_memory_bytes(cfg.device), **mode, **placement(),
     }
 
 
@@ -146,8 +150,9 @@ def _cpu_brand() -> str | None:
 def run_record(metadata: dict, cfg: SweepConfig, run: RunPlan, ids: dict, telemetry_gpu: bool) -> dict:
     """The record every spool file of a run carries: the sweep's metadata plus the run's own fields.
 
-    `ids` holds run_id, sweep_id and started_at."""
+    `ids` holds run_id, sweep_id and started_at, and in a replica sweep its REPLICA_FIELDS."""
     fields = {
+        **dict.fromkeys(REPLICA_FIELDS),
         **metadata, **ids, "task": cfg.task, "mode": run.mode, "height": run.height, "width": run.width,
         "steps": cfg.steps, "guidance_scale": run.guidance, "cfg": run.cfg, "vae_slicing": run.vae_slicing, "dtype": cfg.dtype, "seed": cfg.seed,
         "telemetry_gpu": telemetry_gpu, "tags": {"threads": metadata["threads"]},

@@ -92,6 +92,16 @@ class SizePlan:
         """Every planned job once, in order (each warm-up counted once, every round counted)."""
         return self.warmups + tuple(job for jobs in self.rounds for job in jobs) + self.profiled
 
+    def only(self, runs=None, batch_sizes=None) -> SizePlan:
+        """The part of this plan for some of its runs and batch sizes (None: all), in the same order: a Ray
+        worker's share (one run), or one batch size of a replica sweep. Rounds left empty are dropped."""
+        def keep(job: JobPlan) -> bool:
+            return (runs is None or job.run in runs) and (batch_sizes is None or job.batch_size in batch_sizes)
+
+        rounds = tuple(kept for kept in (tuple(filter(keep, jobs)) for jobs in self.rounds) if kept)
+        return SizePlan(self.height, self.width, tuple(r for r in self.runs if runs is None or r in runs),
+                        tuple(filter(keep, self.warmups)), rounds, tuple(filter(keep, self.profiled)))
+
 
 def batch_sizes(cfg: SweepConfig) -> list[tuple[int, bool]]:
     """(batch size, extra) in order: the listed sizes, then with --until-oom the doublings up to --max-batch."""

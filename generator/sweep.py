@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ from spool import SpoolWriter, record
 from .config import CFG_SETTINGS, DEVICES, DTYPES, SAVE_IMAGES, SweepConfig
 from .ids import new_id, utc_now_iso
 from .invariance import References
-from .job import JobContext, JobResult, error_line, run_job
+from .job import JobContext, JobResult, error_line, run_job, unfinished_job
 from .metadata import collect_metadata, run_record
 from .plan import JobPlan, RunPlan, SizePlan, out_of_memory, plan
 from .rounds import settled, stop_rule
@@ -46,9 +47,32 @@ class SweepOutcome(list):
 
 def run_sweep(cfg: SweepConfig, progress: bool = True, sweep_id: str | None = None) -> SweepOutcome:
     """Run every job of the sweep; return the spool files written, in order (see SweepOutcome). `sweep_id`
-    joins the runs to a sweep begun by another call (the demo's parts); None begins a new one."""
-    import torch
+    joins the runs to a sweep begun by another call (the demo's parts); None begins a new one. With --ray
+    the jobs run on Ray workers (generator/workers.py), with --replicas on 1..N at once (generator/replicas.py)."""
     from tqdm import tqdm
+
+    if cfg.ray is not None:
+        from .workers import run_on_ray
+
+        return run_on_ray(cfg, progress, sweep_id or new_id("sweep"))
+    # 1-2. Check the device and the masks, load the pipeline, read the metadata.
+    sweep = open_sweep(cfg, sweep_id or new_id("sweep"), SpoolWriter(cfg.spool))
+    # 3. Follow the plan size by size, job by job, one spool file per job.
+    bar = tqdm(total=cfg.jobs_total(), unit="job", disable=not progress, file=sys.stderr)
+    try:
+        for size in plan(cfg):
+            _Size(sweep, size, bar).run()
+    finally:
+        bar.close()
+    return sweep.outcome
+
+
+def open_sweep(cfg: SweepConfig, sweep_id: str, writer, announce=None) -> _Sweep:
+    """What every size of a sweep shares, ready to run: the pipeline (loaded once), its timer, the metadata.
+
+    `writer` writes each spool file (a SpoolWriter, or a Ray worker's relay to its driver); `announce(run,
+    job)`, when given, hears of each job before it runs, with the record it keeps if it never finishes."""
+    import torch
 
     from . import inputs, models
     from .telemetry import PeakMemory
@@ -62,17 +86,9 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, sweep_id: str | None = No
     pipe, model_id = models.load_pipeline(cfg.task, cfg.model, seed=cfg.seed, device=cfg.device,
                                           dtype=getattr(torch, cfg.dtype), arch=cfg.arch)
     memory = PeakMemory(cfg.device)
-    sweep = _Sweep(cfg=cfg, pipe=pipe, timer=PipelineTimer(pipe, clock_for(cfg.device), memory), memory=memory,
-                   writer=SpoolWriter(cfg.spool), metadata=collect_metadata(cfg, pipe, model_id),
-                   sweep_id=sweep_id or new_id("sweep"), masks=masks)
-    # 3. Follow the plan size by size, job by job, one spool file per job.
-    bar = tqdm(total=cfg.jobs_total(), unit="job", disable=not progress, file=sys.stderr)
-    try:
-        for size in plan(cfg):
-            _Size(sweep, size, bar).run()
-    finally:
-        bar.close()
-    return sweep.outcome
+    return _Sweep(cfg=cfg, pipe=pipe, timer=PipelineTimer(pipe, clock_for(cfg.device), memory), memory=memory,
+                  writer=writer, metadata=collect_metadata(cfg, pipe, model_id), sweep_id=sweep_id, masks=masks,
+                  announce=announce)
 
 
 @dataclass
@@ -87,6 +103,7 @@ class _Sweep:
     metadata: dict      # collect_metadata(): the same for every run
     sweep_id: str
     masks: dict         # {(height, width): [masks]} from --mask; empty without it
+    announce: object = None  # announce(run record, unfinished job record) before each job; None: nobody asks
 
     def __post_init__(self):
         self.outcome = SweepOutcome()
@@ -119,7 +136,7 @@ class _Sweep:
         try:
             self.outcome.append(self.writer.write(run_id, name, rows))
         except OSError as exc:
-            path = self.writer.spool_dir / run_id / f"{name}.jsonl"
+            path = Path(self.cfg.spool) / run_id / f"{name}.jsonl"
             self.outcome.unwritten.append({"what": what, "path": str(path),
                                            "reason": exc.strerror or error_line(exc)})
             tqdm.write(f"error: {what} failed: spool file '{path}' could not be written: {error_line(exc)}; "
@@ -142,10 +159,19 @@ class _Size:
     stop_reason: str | None = None
     last: RunPlan | None = None                               # the run whose job ran last
     references: References = field(default_factory=References)  # first pictures per (run, batch size)
-    sampler: object = None                                    # telemetry.Sampler, started in run()
+    sampler: object = None                                    # telemetry.Sampler, started in open()
+    replica: dict | None = None                               # a replica sweep's run fields (replicas.py)
 
     def run(self) -> None:
         """Open the size's runs, follow its plan, and close each run with its end file."""
+        self.open()
+        try:
+            self.follow(self.plan)
+        finally:
+            self.close()
+
+    def open(self) -> None:
+        """Time the ceilings, start the sampler, and make each run's record and job context."""
         from .ceilings import measure_ceilings
         from .telemetry import Sampler
 
@@ -155,7 +181,8 @@ class _Size:
         shared = self.sweep.shared(self.plan.height, self.plan.width)
         ceilings = measure_ceilings(cfg.device, cfg.dtype)
         # 2. One sampler for the size (its samples get the run id of the job they were drained after).
-        ids = {run: {"run_id": new_id("run"), "sweep_id": self.sweep.sweep_id, "started_at": utc_now_iso()}
+        ids = {run: {"run_id": new_id("run"), "sweep_id": self.sweep.sweep_id, "started_at": utc_now_iso(),
+                     **(self.replica_fields(run) if self.replica else {})}
                for run in self.plan.runs}
         self.sampler = Sampler(ids[self.plan.runs[0]]["run_id"], cfg.sample_hz, cfg.device).start()
         # 3. Each run's record (first in each of its job files) and its job context.
@@ -164,18 +191,28 @@ class _Size:
                                  telemetry_gpu=self.sampler.gpu)
             self.contexts[run] = JobContext(cfg=cfg, pipe=self.sweep.pipe, timer=self.sweep.timer,
                                             memory=self.sweep.memory, plan=run, run=run_rec, **shared)
-        try:
-            # 4. Warm-up per (run, batch size) until settled, the measured rounds, the profiled jobs.
-            for job in self.plan.warmups:
-                self.warm_up(job)
-            self.stop_reason = self.measure()
-            for job in self.plan.profiled:
-                self.job(job)
-        finally:
-            # 5. Each run's end file: its record with rounds and stop reason; the last samples go with the
-            #    run whose job ran last.
-            self.sampler.stop()
-            self.close_runs()
+
+    def replica_fields(self, run: RunPlan) -> dict:
+        """replicas, replica_group (the level's id and the run's place in the size: the same on every worker
+        of the level) and replica_index."""
+        r = self.replica
+        return {"replicas": r["replicas"], "replica_group": f"{r['level']}-{self.plan.runs.index(run)}",
+                "replica_index": r["index"]}
+
+    def follow(self, part: SizePlan) -> None:
+        """Warm-up per (run, batch size) until settled, the measured rounds, the profiled jobs of `part` (the
+        size's plan, or a part of it: SizePlan.only)."""
+        for job in part.warmups:
+            self.warm_up(job)
+        self.stop_reason = self.measure(part)
+        for job in part.profiled:
+            self.job(job)
+
+    def close(self) -> None:
+        """Each run's end file: its record with rounds and stop reason; the last samples go with the run whose
+        job ran last."""
+        self.sampler.stop()
+        self.close_runs()
 
     def warm_up(self, job: JobPlan) -> None:
         """Warm-up jobs of one (run, batch size) until their times settle (rounds.settled); a failed job ends
@@ -192,23 +229,28 @@ class _Size:
                 self.bar.total += 1
                 self.bar.refresh()
 
-    def measure(self) -> str:
-        """The measured rounds, in plan order, until rounds.stop_rule stops them; return why they stopped."""
-        start, reason = time.monotonic(), "no measured rounds planned"
-        for r, jobs in enumerate(self.plan.rounds):
-            ran = {job.run for job in jobs if self.job(job) is not None}
-            self.rounds.update(ran)
-            stop, reason = stop_rule(self.live_times(), r + 1, time.monotonic() - start, self.sweep.cfg)
-            if stop:
-                self.bar.total -= sum(len(later) for later in self.plan.rounds[r + 1:])
-                self.bar.refresh()
-                return reason
-        return reason
+    def measure(self, part: SizePlan) -> str:
+        """The measured rounds of `part`, in plan order, until rounds.stop_rule stops them; return why they
+        stopped. A run's `rounds` is the most rounds it took part in in any part (a replica sweep measures
+        each batch size in a part of its own)."""
+        start, reason, ran_in = time.monotonic(), "no measured rounds planned", Counter()
+        try:
+            for r, jobs in enumerate(part.rounds):
+                ran_in.update({job.run for job in jobs if self.job(job) is not None})
+                stop, reason = stop_rule(self.live_times(part), r + 1, time.monotonic() - start, self.sweep.cfg)
+                if stop:
+                    self.bar.total -= sum(len(later) for later in part.rounds[r + 1:])
+                    self.bar.refresh()
+                    return reason
+            return reason
+        finally:
+            for run, n in ran_in.items():
+                self.rounds[run] = max(self.rounds[run], n)
 
-    def live_times(self) -> dict[str, list[float]]:
+    def live_times(self, part: SizePlan) -> dict[str, list[float]]:
         """The measured times of each (run, batch size) still running, by name (its measured job's label)."""
         return {job.run.label(job): self.times.get(job.slot, [])
-                for job in self.plan.rounds[0] if not out_of_memory(job, self.oom)}
+                for job in part.rounds[0] if not out_of_memory(job, self.oom)}
 
     def job(self, job: JobPlan) -> JobResult | None:
         """Run one job into its spool file, with the samples taken meanwhile; None when --until-oom's rule
@@ -216,9 +258,11 @@ class _Size:
         if out_of_memory(job, self.oom):
             return None
         ctx = self.contexts[job.run]
-        run_id = ctx.run["run_id"]
+        run_id, repeat, job_id = ctx.run["run_id"], self.repeats[job.slot], new_id("job")
         self.bar.set_description(job.run.label(job))
-        result = run_job(ctx, job, self.repeats[job.slot])
+        if self.sweep.announce is not None:
+            self.sweep.announce(ctx.run, unfinished_job(ctx, job, repeat, job_id))
+        result = run_job(ctx, job, repeat, job_id)
         self.repeats[job.slot] += 1
         self.last = job.run
         checks = [] if result.status != "ok" else [

@@ -18,11 +18,13 @@ class SpoolWriter:
     def __init__(self, spool_dir: str | os.PathLike):
         self.spool_dir = Path(spool_dir)
 
-    def write(self, run_id: str, name: str, records: list[dict]) -> Path:
+    def write(self, run_id: str, name: str, records: list[dict], replace: bool = True) -> Path:
         """Write `records` as spool/<run_id>/<name>.jsonl atomically; return the path.
 
         When writing, syncing or renaming fails, raises that OSError and leaves neither
-        the file nor its temporary file behind."""
+        the file nor its temporary file behind. With `replace=False` a file already there
+        wins: FileExistsError is raised and that file is left as it is (a driver recording
+        a lost job never overwrites the record its worker managed to write)."""
         # 1. Serialise everything first: a record that cannot be encoded fails before any I/O.
         payload = "".join(json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n" for r in records)
         folder = self.spool_dir / run_id
@@ -37,7 +39,11 @@ class SpoolWriter:
                 fh.write(payload)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, final)
+            if replace:
+                os.replace(tmp, final)
+            else:  # link, unlike rename, refuses an existing name; then the temporary name goes
+                os.link(tmp, final)
+                tmp.unlink()
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
