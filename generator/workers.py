@@ -239,9 +239,10 @@ class Driver:
         """n workers, their pipelines loaded; a worker that cannot load its model fails here, with its error.
         Each is a named actor, `<name or sweep id>-worker-<i>`, so that an operator (or a test) can find it."""
         options, threads = worker_options(self.ray, self.cfg, n)
-        remote = self.ray.remote(SweepWorker).options(max_restarts=RESTARTS, max_task_retries=0, **options)
+        remote = self.ray.remote(SweepWorker)
         cfg = _for_worker(self.cfg)
-        actors = [remote.options(name=f"{name or sweep_id}-worker-{i}").remote(
+        actors = [remote.options(name=f"{name or sweep_id}-worker-{i}", max_restarts=RESTARTS, max_task_retries=0,
+                                 **options).remote(
             cfg, sweep_id, threads, self.cfg.ray_spool == "shared") for i in range(n)]
         try:
             self.ray.get([a.ready.remote() for a in actors])
