@@ -66,13 +66,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 def placement() -> dict:
-    """Where this process runs, as a run records it: the Ray node and worker (None outside a Ray worker)."""
+    """Where this process runs, as a run records it: the Ray node and worker (None outside a Ray worker, also
+    in a driver that has Ray initialised)."""
     ray = sys.modules.get("ray")  # a Ray worker has imported it; importing it here would cost a second
     if ray is None or not ray.is_initialized():
         return {"worker_id": None, "ray_node_id": None}
     ctx = ray.get_runtime_context()
     actor = ctx.get_actor_id()
-    return {"worker_id": actor or ctx.get_worker_id(), "ray_node_id": ctx.get_node_id()}
+    if actor is None:
+        return {"worker_id": None, "ray_node_id": None}
+    return {"worker_id": actor, "ray_node_id": ctx.get_node_id()}
 
 
 def cpu_slots(ray) -> int:

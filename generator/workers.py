@@ -333,7 +333,7 @@ class Driver:
             for ref in method.options(num_returns="streaming").remote(*args):
                 self.handle(self.ray.get(ref), pending)
         except self.ray.exceptions.RayActorError as exc:
-            self.lost(pending, f"the Ray worker was lost: {_cause(exc)}")
+            self.lost(pending, f"the Ray worker was lost: {_loss(exc)}")
             return pending
         except self.ray.exceptions.RayTaskError as exc:  # the work itself raised: a bug, not a lost worker
             self.lost(pending, f"the Ray worker failed: {_cause(exc)}")
@@ -405,6 +405,16 @@ def _for_worker(cfg: SweepConfig) -> SweepConfig:
     import dataclasses
 
     return dataclasses.replace(cfg, ray=None, workers=None, replicas=None, ray_spool="driver")
+
+
+def _loss(exc: BaseException) -> str:
+    """Why a worker was lost, in a few words (Ray's own message runs to a paragraph)."""
+    text = str(exc)
+    if "was restarted" in text:
+        return "its process died (killed, or out of memory) and Ray restarted it"
+    if "ActorDiedError" in type(exc).__name__ or "died" in text:
+        return f"its process died and Ray gave it up ({_cause(exc)})"
+    return _cause(exc)
 
 
 def _cause(exc: BaseException) -> str:
