@@ -23,7 +23,11 @@ Schema history (a version changes only when a reader of the old one would misrea
   of a job against the same seed at batch 1 and in the other modes; migration 7). The kinds load_level,
   request and server_step (migration 8): a load run (`python -m generator load`) writes one file per
   level, its load_level record first (kept once by level_id), then a request record per request and a
-  server_step record per unit of work the server ran (its `unit`: job or step).
+  server_step record per unit of work the server ran (its `unit`: job or step). Run worker_id,
+  ray_node_id (a sweep on Ray workers), replicas, replica_group, replica_index (a replica sweep);
+  load_level servers, router and request server (a load run over several servers; migration 9). A job
+  a lost Ray worker left unfinished is written by the driver: its run record and its job record with
+  status error and the reason.
 """
 
 from __future__ import annotations
