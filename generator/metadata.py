@@ -28,8 +28,10 @@ RUN_FIELDS = (
     "unet_weight_bytes", "cpu_count", "device_memory_bytes", "vae_slicing", "telemetry_gpu", "tags", "worker_id", "ray_node_id", "replicas",
     "replica_group", "replica_index",
 )
-# Fields of a run that only a replica sweep sets (None otherwise): see generator/replicas.py.
+# Fields of a run that only a Ray worker (placement) or a replica sweep (generator/replicas.py) sets: None
+# otherwise.
 REPLICA_FIELDS = ("replicas", "replica_group", "replica_index")
+OPTIONAL_FIELDS = ("worker_id", "ray_node_id", *REPLICA_FIELDS)
 # The name an MPS run's device gets when the Mac's CPU brand names no Apple chip (an Intel Mac's GPU).
 MPS_DEVICE_NAME = "Apple GPU (mps)"
 
@@ -152,7 +154,7 @@ def run_record(metadata: dict, cfg: SweepConfig, run: RunPlan, ids: dict, teleme
 
     `ids` holds run_id, sweep_id and started_at, and in a replica sweep its REPLICA_FIELDS."""
     fields = {
-        **dict.fromkeys(REPLICA_FIELDS),
+        **dict.fromkeys(OPTIONAL_FIELDS),
         **metadata, **ids, "task": cfg.task, "mode": run.mode, "height": run.height, "width": run.width,
         "steps": cfg.steps, "guidance_scale": run.guidance, "cfg": run.cfg, "vae_slicing": run.vae_slicing, "dtype": cfg.dtype, "seed": cfg.seed,
         "telemetry_gpu": telemetry_gpu, "tags": {"threads": metadata["threads"]},

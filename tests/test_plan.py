@@ -194,7 +194,7 @@ def test_a_run_record_is_the_sweeps_metadata_plus_the_runs_own_fields():
                 "peak_flops_source": "none", "gpu_uuid": None, "math_mode": "float32", "tf32_matmul": None,
                 "tf32_cudnn": None, "ceiling_matmul_flops": 1e11, "ceiling_conv_flops": 1e11,
                 "ceiling_copy_bytes_per_s": 2e10, "unet_weight_bytes": 4_000_000, "cpu_count": 2,
-                "device_memory_bytes": 8 * 2**30}
+                "device_memory_bytes": 8 * 2**30, "worker_id": None, "ray_node_id": None}
     ids = {"run_id": "run-1", "sweep_id": "sweep-1", "started_at": "t"}
     runs = [run for size in plan(cfg) for run in size.runs]
     records = [run_record(metadata, cfg, run, ids, telemetry_gpu=False) for run in runs]
@@ -204,5 +204,9 @@ def test_a_run_record_is_the_sweeps_metadata_plus_the_runs_own_fields():
         assert (rec["mode"], rec["height"], rec["guidance_scale"], rec["cfg"], rec["vae_slicing"]) == (
             run.mode, run.height, run.guidance, run.cfg, run.vae_slicing)
         assert rec["tags"] == {"threads": 2}
+        assert (rec["replicas"], rec["replica_group"], rec["replica_index"]) == (None, None, None)  # not a replica run
+    replica = run_record(metadata, cfg, runs[0], {**ids, "replicas": 2, "replica_group": "g", "replica_index": 1},
+                         telemetry_gpu=False)
+    assert (replica["replicas"], replica["replica_group"], replica["replica_index"]) == (2, "g", 1)
     with pytest.raises(ValueError, match="needs the fields host"):
         run_record({k: v for k, v in metadata.items() if k != "host"}, cfg, runs[0], ids, False)

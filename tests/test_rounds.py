@@ -174,11 +174,11 @@ def _run_sizes(cfg: SweepConfig, tmp_path: Path, wall_s, monkeypatch) -> tuple[l
     (None: out of memory); return (job records in the order run, end records)."""
     calls: dict = {}
 
-    def fake_job(ctx, job, repeat):
+    def fake_job(ctx, job, repeat, job_id):
         key = (job.run.mode, job.batch_size)
         calls[key] = calls.get(key, 0) + 1
         wall = wall_s(job.run.mode, job.batch_size, calls[key] - 1)
-        rec = record("job", job_id=f"job-{len(calls)}-{sum(calls.values()):04d}", run_id=ctx.run["run_id"],
+        rec = record("job", job_id=job_id, run_id=ctx.run["run_id"],
                      batch_size=job.batch_size, repeat=repeat, warmup=job.warmup, profiled=job.profiled,
                      wall_s=wall or 0.0, status="oom" if wall is None else "ok", error=None, round=job.round)
         return JobResult(job=rec, rows=[ctx.run, rec])
