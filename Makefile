@@ -51,3 +51,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.bench_warehouse
 	$(PY) -m benchmarks.bench_reproducibility
 	$(PY) -m benchmarks.bench_load
+	$(PY) -m benchmarks.bench_ray
