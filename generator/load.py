@@ -20,6 +20,9 @@ The plan of a load run:
    at once finished in X times the time of one");
 4. beside each level's measurement, the prediction: the discrete-event simulation of the same policy on
    the same arrival times with the calibrated cost (`scheduler.simulate`), recorded in the level.
+
+With --ray every server is a Ray actor, and --servers N puts N of them behind a round-robin router at the
+same offered loads (generator/router.py: the router and a level's records; generator/servers.py: the actors).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 from settings import SPOOL_DIR, setting
 
 from .arrivals import TRACE_FIELDS, ClosedLoop, burst, poisson, read_trace  # noqa: F401  (load's own names too)
+from .router import Served, level_records, round_robin, serve_share
 from .scheduler import POLICIES, Done, LinearCost, Policy, Request, check_policy, percentile, serve, simulate
 
 ARRIVALS = ("poisson", "closed", "trace")
@@ -73,6 +77,14 @@ class LoadConfig:
     dtype: str = setting("Weights and activations: float32, float16 or bfloat16.", "float32")
     seed: int = setting("Seed of the arrival times and of request i's image (seed + i).", 0)
     spool: str = setting("Spool folder the collector ingests from.", env=SPOOL_DIR)
+    ray: str | None = setting(
+        "Serve on Ray: every server a Ray actor that loads the pipeline once: a cluster's address (host:port or "
+        "ray://host:port), auto (the cluster `ray start --head` began on this machine) or local (start Ray "
+        "here); None serves in this process.", None)
+    servers: tuple[int, ...] = setting(
+        "Server counts, one set of levels each, at the same offered loads: N servers behind a round-robin "
+        "router (request i of the arrival order to server i mod N); N > 1 needs --ray. On CPU the N servers "
+        "split the cluster's CPUs evenly.", (1,))
 
     def __post_init__(self):
         from .config import DEVICES, DTYPES
@@ -116,6 +128,29 @@ class LoadConfig:
             check_arch(self.arch, "txt2img")
             if self.arch == "sdxl" and "stream" in self.policies:
                 raise ValueError("arch 'sdxl' has no stream engine; use policies fifo,batch, got policy 'stream'")
+        self._check_servers()
+
+    def _check_servers(self) -> None:
+        """--servers and --ray: counts >= 1, each once; more than one server only on Ray, and not for a
+        closed loop."""
+        listed = ",".join(map(str, self.servers))
+        if not self.servers:
+            raise ValueError("servers must list at least one server count, got none")
+        for n in self.servers:
+            if n < 1:
+                raise ValueError(f"servers must be >= 1 each, got {n}")
+        if len(set(self.servers)) < len(self.servers):
+            raise ValueError(f"servers must list each count once, got {listed}")
+        if self.ray is not None and not self.ray.strip():
+            raise ValueError("ray must be an address (host:port), auto or local, got ''")
+        many = max(self.servers) > 1
+        if many and self.ray is None:
+            raise ValueError(f"more than one server runs on Ray actors: --servers {listed} needs --ray (an "
+                             "address, auto or local), got none")
+        if many and self.arrival == "closed":
+            raise ValueError("arrival 'closed' runs on one server (a closed loop's next request exists only once "
+                             "one finishes; the router splits arrivals known before the level starts), got "
+                             f"--servers {listed}")
 
 
 # 2. Calibration: the batch cost of this model, size and device, fitted on short real runs.
@@ -210,11 +245,15 @@ def levels(cfg: LoadConfig, cap: float, trace: list[Request] | None = None) -> l
     return out
 
 
-def predict(level: Level, cfg: LoadConfig, cost: LinearCost) -> dict:
-    """The simulated p50/p90/p99 latency and throughput of a level on the calibrated cost."""
+def predict(level: Level, cfg: LoadConfig, cost: LinearCost, servers: int = 1) -> dict:
+    """The simulated p50/p90/p99 latency and throughput of a level on the calibrated cost; with n servers,
+    each server's round-robin share simulated on its own (`cost`: one server's), the requests merged."""
     loop = ClosedLoop(level.clients, level.total, cfg.steps) if level.arrival == "closed" else None
-    done = simulate(Policy(level.policy, cfg.max_batch, cfg.max_delay), list(level.requests), cost,
-                    on_finish=loop.again if loop else None)
+    done = []
+    for share in round_robin(level.requests, servers) if servers > 1 else [level.requests]:
+        if share:
+            done += simulate(Policy(level.policy, cfg.max_batch, cfg.max_delay), list(share), cost,
+                             on_finish=loop.again if loop else None)
     return {f"predicted_{k}": v for k, v in summary(done).items()}
 
 
@@ -228,7 +267,8 @@ def summary(done: list[Done]) -> dict:
 
 def run_load(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = None) -> list:
     """Calibrate, then run every level on the real clock into one spool file each; return the files written
-    (a sweep.SweepOutcome: with `unwritten`, the levels whose file could not be written)."""
+    (a sweep.SweepOutcome: with `unwritten`, the levels whose file could not be written). With --ray the
+    servers are Ray actors (generator/servers.py)."""
     import torch
     from tqdm import tqdm
 
@@ -237,17 +277,17 @@ def run_load(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = None
     from . import models
     from .ids import new_id
 
+    if cfg.ray is not None:
+        from .servers import run_on_ray
+
+        return run_on_ray(cfg, progress, sweep_id)
     # 1. Check the trace (before any work), load the pipeline, and make the work of each policy.
-    trace, prompts, seeds = None, {}, {}
-    steps, size = cfg.steps, cfg.resolution
-    if cfg.arrival == "trace":
-        trace, prompts, seeds, steps, size = read_trace(cfg.trace)
-        cfg = _with(cfg, steps=steps, resolution=size)
+    cfg, trace, prompts, seeds = with_trace(cfg)
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device must be one that this machine has, got 'cuda' (no CUDA device found)")
     pipe, model_id = models.load_pipeline("txt2img", cfg.model, seed=cfg.seed, device=cfg.device,
                                           dtype=getattr(torch, cfg.dtype), arch=cfg.arch)
-    worker_for = _Workers(pipe, cfg, prompts, seeds)
+    worker_for = Workers(pipe, cfg, prompts, seeds)
     # 2. The batch cost on this machine, and the loads it implies.
     if progress:
         print("calibrating the batch cost (jobs and stream steps of 1 and --max-batch)", file=sys.stderr)
@@ -258,88 +298,86 @@ def run_load(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = None
     from .sweep import SweepOutcome
 
     writer, sweep_id, written = SpoolWriter(cfg.spool), sweep_id or new_id("sweep"), SweepOutcome()
-    shared = _shared_fields(cfg, model_id, cost, cap, sweep_id)
+    shared = shared_fields(cfg, here(cfg, model_id), cost, cap, sweep_id)
     bar = tqdm(plan, unit="level", disable=not progress, file=sys.stderr)
     for level in bar:
-        bar.set_description(f"{level.policy} {level.arrival} "
-                            + (f"{level.offered_rps:.3g}/s" if level.offered_rps else f"{level.clients or ''}"))
+        bar.set_description(describe(level))
         rows = measure(level, cfg, worker_for, shared)
-        level_id = rows[0]["level_id"]
         rows[0].update(predict(level, cfg, cost))
-        try:
-            written.append(writer.write(level_id, level_id, rows))
-        except OSError as exc:  # reported here and in the outcome; the next level may still be written
-            written.unwritten.append({"what": f"load level {level_id}", "path": str(writer.spool_dir / level_id),
-                                      "reason": exc.strerror or str(exc)})
-            tqdm.write(f"error: load level {level_id} ({level.policy} {level.arrival}) could not be written: "
-                       f"{exc}", file=sys.stderr)
+        write_level(writer, written, rows, level)
     return written
 
 
-def measure(level: Level, cfg: LoadConfig, worker_for, shared: dict) -> list[dict]:
-    """Run one level on the real clock; its records: the level, each request, each unit of work. A failure
-    (out of memory, say) ends the level: the requests not finished are recorded with the error."""
-    from spool import record
+def with_trace(cfg: LoadConfig) -> tuple[LoadConfig, list[Request] | None, dict, dict]:
+    """(settings, trace requests, prompt by id, seed by id): with a trace (read and checked before any work),
+    its size and steps; without one, the settings as they are and no trace."""
+    if cfg.arrival != "trace":
+        return cfg, None, {}, {}
+    trace, prompts, seeds, steps, size = read_trace(cfg.trace)
+    return _with(cfg, steps=steps, resolution=size), trace, prompts, seeds
 
+
+def describe(level: Level) -> str:
+    """A level as the progress bar names it."""
+    return f"{level.policy} {level.arrival} " + (f"{level.offered_rps:.3g}/s" if level.offered_rps
+                                                 else f"{level.clients or ''}")
+
+
+def write_level(writer, written, rows: list[dict], level: Level) -> None:
+    """Write a level's spool file; a failure is reported (here and in the outcome) and the run goes on."""
+    from tqdm import tqdm
+
+    level_id = rows[0]["level_id"]
+    try:
+        written.append(writer.write(level_id, level_id, rows))
+    except OSError as exc:  # reported here and in the outcome; the next level may still be written
+        written.unwritten.append({"what": f"load level {level_id}", "path": str(writer.spool_dir / level_id),
+                                  "reason": exc.strerror or str(exc)})
+        tqdm.write(f"error: load level {level_id} ({level.policy} {level.arrival}) could not be written: "
+                   f"{exc}", file=sys.stderr)
+
+
+def measure(level: Level, cfg: LoadConfig, worker_for, shared: dict) -> list[dict]:
+    """Run one level on the real clock, in this process; its records: the level, each request, each unit of
+    work. A failure (out of memory, say) ends the level: the requests not finished are recorded with the
+    error."""
     from .engine import RealClock
     from .ids import new_id, utc_now_iso
     from .job import error_line
 
-    policy = Policy(level.policy, cfg.max_batch, cfg.max_delay)
-    loop = ClosedLoop(level.clients, level.total, cfg.steps) if level.arrival == "closed" else None
-    level_id, started_at, work, done, error = new_id("level"), utc_now_iso(), [], [], None
-    asked = {r.id: r for r in level.requests}
-
-    def on_finish(d: Done):
-        done.append(d)
-        again = loop.again(d) if loop else None
-        if again is not None:
-            asked[again.id] = again
-        return again
-
+    served = Served(new_id("level"), utc_now_iso())
+    for r in level.requests:
+        served.ask(0, r)
     try:
-        serve(policy, list(level.requests), RealClock(), worker_for(policy), on_finish=on_finish,
-              on_work=lambda i, launch, start, end, out: work.append(record(
-                  "server_step", level_id=level_id, step_index=i, unit=launch.kind, start_s=start,
-                  duration_s=end - start, rows=len(launch.requests), finished=len(out))))
+        serve_share(level, cfg, RealClock(), worker_for, served)
     except Exception as exc:  # recorded with the requests it left unfinished; the run goes on
-        error = error_line(exc)
-    finished = {d.request.id for d in done}
-    seed_of = worker_for.seed_of
-    requests = [record("request", level_id=level_id, request_id=d.request.id, seed=seed_of(d.request),
-                       steps=d.request.steps, arrival_s=d.request.arrival_s, start_s=d.start_s,
-                       finish_s=d.finish_s, wait_s=d.wait_s, latency_s=d.latency_s, batch=d.batch,
-                       group_index=d.group, status="ok", error=None) for d in done]
-    requests += [record("request", level_id=level_id, request_id=r.id, seed=seed_of(r), steps=r.steps,
-                        arrival_s=r.arrival_s, start_s=None, finish_s=None, wait_s=None, latency_s=None,
-                        batch=None, group_index=None, status="error", error=error or "not run")
-                 for r in asked.values() if r.id not in finished]
-    first = min((r.arrival_s for r in asked.values()), default=0.0)
-    head = record(
-        "load_level", level_id=level_id, started_at=started_at, policy=level.policy, arrival=level.arrival,
-        offered_rps=level.offered_rps, clients=level.clients, load_factor=level.load_factor,
-        requests=len(asked), duration_s=(max(d.finish_s for d in done) - first) if done else None,
-        arrival_seed=cfg.seed, **shared)
-    return [head] + requests + work
+        served.failed(0, error_line(exc))
+    return level_records(level, cfg, shared, served, worker_for.seed_of)
 
 
-def _shared_fields(cfg: LoadConfig, model_id: str, cost: LinearCost, cap: float, sweep_id: str) -> dict:
-    """The fields every level record of the run carries."""
+def here(cfg: LoadConfig, model_id: str) -> dict:
+    """Where this process serves: host, device name, torch threads, and the model it loaded."""
     import torch
 
     from .ids import hostname
 
     name = torch.cuda.get_device_name() if cfg.device.startswith("cuda") else cfg.device
-    return {"sweep_id": sweep_id, "host": hostname(), "device": cfg.device, "device_name": name,
-            "model_id": model_id, "task": "txt2img", "height": cfg.resolution, "width": cfg.resolution,
-            "steps": cfg.steps, "dtype": cfg.dtype, "threads": torch.get_num_threads(),
+    return {"host": hostname(), "device_name": name, "threads": torch.get_num_threads(), "model_id": model_id}
+
+
+def shared_fields(cfg: LoadConfig, place: dict, cost: LinearCost, cap: float, sweep_id: str) -> dict:
+    """The fields every level record of the run (of one server count) carries: `place` (host, device_name,
+    threads, model_id: see `here`), and the cost of one server."""
+    return {"sweep_id": sweep_id, "host": place["host"], "device": cfg.device, "device_name": place["device_name"],
+            "model_id": place["model_id"], "task": "txt2img", "height": cfg.resolution, "width": cfg.resolution,
+            "steps": cfg.steps, "dtype": cfg.dtype, "threads": place["threads"],
             "max_batch": cfg.max_batch, "max_delay_s": cfg.max_delay, "capacity_rps": cap,
             "job_fixed_s": cost.job_fixed_s, "job_marginal_s": cost.job_marginal_s,
             "step_fixed_s": cost.step_fixed_s, "step_marginal_s": cost.step_marginal_s,
             "finish_fixed_s": cost.finish_fixed_s, "finish_marginal_s": cost.finish_marginal_s}
 
 
-class _Workers:
+class Workers:
     """The work function serve runs for a policy: a fresh engine per level, on the one pipeline."""
 
     def __init__(self, pipe, cfg: LoadConfig, prompts: dict, seeds: dict):

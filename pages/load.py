@@ -1,6 +1,7 @@
 """Load: many requests at once. Latency against offered load per scheduling policy, measured beside the
-simulation's prediction; throughput against latency; what each policy serves within a latency objective;
-and what a burst of requests sent at once costs against one."""
+simulation's prediction; throughput against latency; one server with a batcher against N servers without one
+(when the sweep has levels of several servers); what each policy serves within a latency objective; and what
+a burst of requests sent at once costs against one."""
 
 import altair as alt
 import pandas as pd
@@ -41,7 +42,11 @@ def render():
         st.altair_chart(_throughput_chart(served), width="stretch")
         st.caption(explain.load_throughput_caption())
 
-    # 4. A latency objective: what each policy serves within it.
+    # 4. One server with a batcher against N servers without one (only with levels of several servers).
+    if load.has_servers(levels):
+        _servers_versus(levels)
+
+    # 5. A latency objective: what each policy serves within it.
     start = load.default_objective(levels) or 1.0
     objective = st.number_input("Latency objective (s)", min_value=0.001, value=float(start), step=start / 4,
                                 format="%.3g", key="load_objective")
@@ -55,12 +60,40 @@ def render():
         st.altair_chart(_goodput_chart(poisson), width="stretch")
         st.caption(explain.load_goodput_caption(objective))
 
-    # 5. Every level, and the latency of each request of one.
+    # 6. Every level, and the latency of each request of one.
     st.subheader("Levels")
-    st.dataframe(levels[["policy", "arrival", "offered_rps", "clients", "load_factor", "requests", "requests_ok",
+    st.dataframe(levels[["policy", "servers", "arrival", "offered_rps", "clients", "load_factor", "requests", "requests_ok",
                          "p50_s", "p90_s", "p99_s", "predicted_p50_s", "predicted_p99_s", "throughput_rps",
                          "predicted_rps", "mean_wait_s", "mean_batch"]], hide_index=True, width="stretch")
     _request_latencies(levels)
+
+
+def _servers_versus(levels: pd.DataFrame) -> None:
+    st.subheader("One server with a batcher against N servers without one")
+    curves = load.versus_curves(levels)
+    if not curves.empty:
+        st.altair_chart(_versus_chart(curves), width="stretch")
+        st.caption(explain.load_servers_caption())
+    for said in (explain.load_servers_versus(load.servers_versus(levels)),
+                 explain.load_shared_cores(load.shared_cores(levels))):
+        if said:
+            st.markdown(said)
+
+
+def _versus_chart(curves: pd.DataFrame) -> alt.Chart:
+    latency = curves[curves.metric != "throughput"]
+    served = curves[curves.metric == "throughput"]
+    color = alt.Color("setup:N", title="")
+    x = alt.X("offered_rps:Q", title="offered load (requests/s)")
+    lat = alt.Chart(latency).encode(
+        x=x, y=alt.Y("value:Q", title="latency (s)"), color=color,
+        strokeDash=alt.StrokeDash("metric:N", title="", sort=["p50", "p99"]),
+        tooltip=["setup", "metric", alt.Tooltip("offered_rps:Q", format=".3g"), alt.Tooltip("value:Q", format=".3g")])
+    thr = alt.Chart(served).encode(
+        x=x, y=alt.Y("value:Q", title="throughput (requests/s)"), color=color,
+        tooltip=["setup", alt.Tooltip("offered_rps:Q", format=".3g"), alt.Tooltip("value:Q", format=".3g")])
+    return alt.hconcat(lat.mark_line(point=True).properties(title="p50 and p99 latency"),
+                       thr.mark_line(point=True).properties(title="throughput"))
 
 
 def _latency_chart(curves: pd.DataFrame) -> alt.Chart:
@@ -103,13 +136,13 @@ def _request_latencies(levels: pd.DataFrame) -> None:
     groups = load.load_groups(levels)
     chosen = st.selectbox("Requests of the load", list(groups), key="load_requests")
     rows = query("load_requests", db_path(), groups[chosen])
-    rows = rows[rows.status == "ok"]
+    rows = load.with_setup(rows[rows.status == "ok"])
     if rows.empty:
         return
     chart = alt.Chart(rows).mark_tick(thickness=2).encode(
-        x=alt.X("latency_s:Q", title="latency (s)"), y=alt.Y("policy:N", title="policy"),
-        color=alt.Color("policy:N", legend=None),
-        tooltip=["policy", "request_id", alt.Tooltip("arrival_s:Q", format=".3g"),
+        x=alt.X("latency_s:Q", title="latency (s)"), y=alt.Y("setup:N", title="policy"),
+        color=alt.Color("setup:N", legend=None),
+        tooltip=["setup", "server", "request_id", alt.Tooltip("arrival_s:Q", format=".3g"),
                  alt.Tooltip("wait_s:Q", format=".3g"), alt.Tooltip("latency_s:Q", format=".3g"), "batch"])
     st.altair_chart(chart.properties(title="Latency of each request that finished"), width="stretch")
 

@@ -25,7 +25,8 @@ Schema history (a version changes only when a reader of the old one would misrea
   level, its load_level record first (kept once by level_id), then a request record per request and a
   server_step record per unit of work the server ran (its `unit`: job or step). Run worker_id,
   ray_node_id (a sweep on Ray workers), replicas, replica_group, replica_index (a replica sweep);
-  load_level servers, router and request server (a load run over several servers; migration 9). A job
+  load_level servers, router, request server and server_step server (a load run over several servers;
+  migration 9: one file per level still, the units of work of all its servers in it). A job
   a lost Ray worker left unfinished is written by the driver: its run record and its job record with
   status error and the reason.
 """

@@ -7,7 +7,11 @@ rate, a closed loop of N clients, a trace, or a burst of N requests at once. Fro
 - bursts: per policy, the time N requests sent at once took until the last finished, over the time of
   one request sent alone (a ratio near 1: the extra requests rode along; near N: one after another);
 - the prediction against the measurement: (predicted - measured) / measured of p50 and p99, where the
-  prediction is the discrete-event simulation of the policy with the calibrated batch cost.
+  prediction is the discrete-event simulation of the policy with the calibrated batch cost;
+- one server with a batcher (batch or stream) against N servers without one (fifo, behind a round-robin
+  router) at the same offered loads, and whether those N servers only split one machine's cores.
+
+A level served by N > 1 servers is its own setup ('2 servers · fifo'), never mixed with one server's.
 
 Pure functions on plain data, no SQL: the rows come from queries.load_levels (or are made by hand).
 """
@@ -39,14 +43,33 @@ def _num(x) -> float | None:
     return None if math.isnan(x) else x
 
 
+def servers_of(r: dict) -> int:
+    """The servers behind a level's router (1 when not recorded: one server)."""
+    n = _num(r.get("servers"))
+    return 1 if n is None else int(n)
+
+
+def setup(policy: str, servers: int, always: bool = False) -> str:
+    """How a level was served, by name: the policy alone for one server ('batch'; with `always`,
+    '1 server · batch'), else '2 servers · fifo'."""
+    if servers == 1:
+        return f"1 server · {policy}" if always else str(policy)
+    return f"{servers} servers · {policy}"
+
+
+def _who(r: dict) -> str:
+    return setup(str(r["policy"]), servers_of(r))
+
+
 def _poisson(rows: list[dict]) -> list[dict]:
-    """The Poisson levels with an offered load, by policy and offered load."""
+    """The Poisson levels with an offered load, by setup (policy, servers) and offered load."""
     out = [r for r in rows if r.get("arrival") == "poisson" and _num(r.get("offered_rps")) is not None]
-    return sorted(out, key=lambda r: (str(r["policy"]), _num(r["offered_rps"])))
+    return sorted(out, key=lambda r: (_who(r), _num(r["offered_rps"])))
 
 
 def _policies(rows: list[dict]) -> list[str]:
-    return sorted({str(r["policy"]) for r in rows})
+    """The setups of the rows: a policy alone for one server, '2 servers · fifo' for more."""
+    return sorted({_who(r) for r in rows})
 
 
 # 1. Capacity under a latency objective.
@@ -55,7 +78,7 @@ def _policies(rows: list[dict]) -> list[str]:
 class Capacity:
     """One policy under a latency objective, over its Poisson levels."""
 
-    policy: str
+    policy: str                   # the policy, or '2 servers · fifo' for a level of several servers
     objective_s: float
     percentile: str               # p50 | p90 | p99
     levels: int                   # Poisson levels measured
@@ -75,7 +98,7 @@ def capacity_at(levels, objective_s: float, percentile: str = "p99") -> dict[str
     rows = _poisson(_rows(levels))
     out = {}
     for policy in _policies(rows):
-        mine = [r for r in rows if r["policy"] == policy]
+        mine = [r for r in rows if _who(r) == policy]
         within = [_num(r.get(f"{percentile}_s")) is not None and _num(r[f"{percentile}_s"]) <= objective_s
                   for r in mine]
         met = [r for r, ok in zip(mine, within) if ok and _num(r.get("throughput_rps")) is not None]
@@ -113,7 +136,7 @@ def default_objective(levels) -> float | None:
 class Burst:
     """One policy: a burst of n requests at once, until the last finished, against one request alone."""
 
-    policy: str
+    policy: str    # the policy, or '2 servers · fifo' for several servers
     n: int
     one_s: float   # latency of the one request sent alone
     all_s: float   # the last finish of the burst of n (all arrived at 0: its longest latency)
@@ -129,7 +152,7 @@ def burst(levels) -> list[Burst]:
     rows = [r for r in _rows(levels) if r.get("arrival") == "burst" and _num(r.get("clients")) is not None]
     out = []
     for policy in _policies(rows):
-        mine = [r for r in rows if r["policy"] == policy and _num(r.get("max_s")) is not None
+        mine = [r for r in rows if _who(r) == policy and _num(r.get("max_s")) is not None
                 and _num(r.get("requests_ok")) == _num(r.get("requests"))]
         ones = [r for r in mine if _num(r["clients"]) == 1 and _num(r["max_s"]) > 0]
         many = [r for r in mine if _num(r["clients"]) > 1]
@@ -147,7 +170,7 @@ class Gap:
     """One level: the predicted and measured p50 and p99, and (predicted - measured) / measured of each."""
 
     level_id: str
-    policy: str
+    policy: str                   # the policy, or '2 servers · fifo' for several servers
     arrival: str
     offered_rps: float | None
     load_factor: float | None
@@ -174,7 +197,7 @@ def prediction_gaps(levels) -> list[Gap]:
         p50, p99 = _num(r.get("p50_s")), _num(r.get("p99_s"))
         pp50, pp99 = _num(r.get("predicted_p50_s")), _num(r.get("predicted_p99_s"))
         clients = _num(r.get("clients"))
-        out.append(Gap(str(r.get("level_id")), str(r["policy"]), str(r.get("arrival")), _num(r.get("offered_rps")),
+        out.append(Gap(str(r.get("level_id")), _who(r), str(r.get("arrival")), _num(r.get("offered_rps")),
                        _num(r.get("load_factor")), None if clients is None else int(clients),
                        p50, pp50, _gap(pp50, p50), p99, pp99, _gap(pp99, p99)))
     return out
@@ -195,7 +218,7 @@ def latency_curves(levels) -> pd.DataFrame:
             for source, column in (("measured", f"{q}_s"), ("predicted", f"predicted_{q}_s")):
                 value = _num(r.get(column))
                 if value is not None:
-                    rows.append({"policy": r["policy"], "offered_rps": _num(r["offered_rps"]),
+                    rows.append({"policy": _who(r), "offered_rps": _num(r["offered_rps"]),
                                  "load_factor": _num(r.get("load_factor")), "percentile": q, "source": source,
                                  "latency_s": value})
     return pd.DataFrame(rows, columns=["policy", "offered_rps", "load_factor", "percentile", "source", "latency_s"])
@@ -208,7 +231,7 @@ def throughput_curves(levels) -> pd.DataFrame:
         for source, p99, rps in (("measured", "p99_s", "throughput_rps"),
                                  ("predicted", "predicted_p99_s", "predicted_rps")):
             if _num(r.get(p99)) is not None and _num(r.get(rps)) is not None:
-                rows.append({"policy": r["policy"], "offered_rps": _num(r["offered_rps"]), "source": source,
+                rows.append({"policy": _who(r), "offered_rps": _num(r["offered_rps"]), "source": source,
                              "p99_s": _num(r[p99]), "throughput_rps": _num(r[rps])})
     return pd.DataFrame(rows, columns=["policy", "offered_rps", "source", "p99_s", "throughput_rps"])
 
@@ -223,3 +246,123 @@ def load_groups(levels) -> dict[str, list[str]]:
                 else f"{r['arrival']} of {clients:.0f}" if clients is not None else str(r["arrival"]))
         groups.setdefault(name, []).append(str(r["level_id"]))
     return groups
+
+
+# 5. One server with a batcher against N servers without one, at the same offered loads.
+
+BATCHERS = ("batch", "stream")
+
+
+def has_servers(levels) -> bool:
+    """Whether any level was served by more than one server."""
+    return any(servers_of(r) > 1 for r in _rows(levels))
+
+
+def _complete(r: dict) -> bool:
+    """Every request of the level finished ok, and it has a p50 and p99 to compare."""
+    return (_num(r.get("requests")) is not None and _num(r.get("requests_ok")) == _num(r.get("requests"))
+            and _num(r.get("p50_s")) is not None and _num(r.get("p99_s")) is not None)
+
+
+def _versus(r: dict) -> bool:
+    """A level of the comparison: one server with a batcher, or several servers without one (fifo)."""
+    n = servers_of(r)
+    return (n == 1 and r["policy"] in BATCHERS) or (n > 1 and r["policy"] == "fifo")
+
+
+@dataclass(frozen=True)
+class Versus:
+    """At one offered load: one server with a batcher (`batcher`: batch or stream) against `servers` servers
+    without one (fifo behind the round-robin router); both levels had every request finish ok."""
+
+    offered_rps: float
+    batcher: str
+    servers: int
+    one_p50_s: float
+    one_p99_s: float
+    one_rps: float | None
+    many_p50_s: float
+    many_p99_s: float
+    many_rps: float | None
+
+    @property
+    def one(self) -> str:
+        return setup(self.batcher, 1, always=True)
+
+    @property
+    def many(self) -> str:
+        return setup("fifo", self.servers)
+
+
+def servers_versus(levels) -> list[Versus]:
+    """Per batcher with one server, per N > 1 with fifo, per offered load both served with every request ok
+    (Poisson levels; the same absolute rate, to a part in a million): the two levels' p50, p99, throughput. By
+    batcher, N, offered load."""
+    rows = [r for r in _poisson(_rows(levels)) if _versus(r) and _complete(r)]
+    ones = [r for r in rows if servers_of(r) == 1]
+    manys = [r for r in rows if servers_of(r) > 1]
+    out = []
+    for one in ones:
+        for many in manys:
+            if math.isclose(_num(one["offered_rps"]), _num(many["offered_rps"]), rel_tol=1e-6):
+                out.append(Versus(_num(one["offered_rps"]), str(one["policy"]), servers_of(many),
+                                  _num(one["p50_s"]), _num(one["p99_s"]), _num(one.get("throughput_rps")),
+                                  _num(many["p50_s"]), _num(many["p99_s"]), _num(many.get("throughput_rps"))))
+    return sorted(out, key=lambda v: (v.batcher, v.servers, v.offered_rps))
+
+
+@dataclass(frozen=True)
+class SharedCores:
+    """N servers that ran on the CPU of the one machine the single server ran on, with no more torch threads
+    between them than the single server had: they split its cores."""
+
+    servers: int
+    threads: int         # torch threads of each of the N servers (the most of any of their levels)
+    one_threads: int     # torch threads of the single server (the fewest of any of its levels)
+    host: str
+
+
+def shared_cores(levels) -> list[SharedCores]:
+    """Per N > 1 whose every level ran on a CPU on one host, the host of every one-server level, and
+    N x its threads <= the one server's threads: what they shared. None of this when either side's threads or
+    host are unknown."""
+    rows = _rows(levels)
+    one = [r for r in rows if servers_of(r) == 1]
+    out = []
+    for n in sorted({servers_of(r) for r in rows} - {1}):
+        mine = [r for r in rows if servers_of(r) == n]
+        hosts = {str(r.get("host")) for r in mine + one}
+        threads = [_num(r.get("threads")) for r in mine]
+        one_threads = [_num(r.get("threads")) for r in one]
+        known = one and None not in threads + one_threads and None not in [r.get("host") for r in mine + one]
+        if not known or len(hosts) != 1 or "," in next(iter(hosts)) or any(r.get("device") != "cpu" for r in mine + one):
+            continue
+        each, single = int(max(threads)), int(min(one_threads))
+        if n * each <= single:
+            out.append(SharedCores(n, each, single, next(iter(hosts))))
+    return out
+
+
+def versus_curves(levels) -> pd.DataFrame:
+    """Poisson levels of the comparison (one server with a batcher; N > 1 servers with fifo): p50 and p99 and
+    throughput against offered load, one row per point; `setup` names them ('1 server · batch',
+    '2 servers · fifo'), `metric` is p50, p99 or throughput, `value` in s or requests/s."""
+    out = []
+    for r in _poisson(_rows(levels)):
+        if not _versus(r):
+            continue
+        name = setup(str(r["policy"]), servers_of(r), always=True)
+        for metric, column in (("p50", "p50_s"), ("p99", "p99_s"), ("throughput", "throughput_rps")):
+            value = _num(r.get(column))
+            if value is not None:
+                out.append({"setup": name, "servers": servers_of(r), "policy": r["policy"],
+                            "offered_rps": _num(r["offered_rps"]), "metric": metric, "value": value})
+    return pd.DataFrame(out, columns=["setup", "servers", "policy", "offered_rps", "metric", "value"])
+
+
+def with_setup(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows (levels or requests, with policy and servers) with `setup`: the policy for one server, else
+    '2 servers · fifo'."""
+    out = frame.copy()
+    out["setup"] = [_who(r) for r in _rows(frame)] if len(frame) else pd.Series(dtype=str)
+    return out

@@ -14,7 +14,13 @@ from .sandbox import QueryTimeout, SqlRefused, SqlResult, run_sql  # noqa: F401 
 RUN_LABEL = ("r.task || ' ' || r.height || 'x' || r.width || ' ' || r.mode "
              "|| CASE WHEN r.cfg THEN ' cfg ' || r.guidance_scale ELSE '' END "
              "|| CASE WHEN r.vae_slicing THEN ' vae slicing' ELSE '' END "
+             "|| CASE WHEN r.replicas IS NOT NULL "
+             "THEN ' · worker ' || (r.replica_index + 1) || ' of ' || r.replicas ELSE '' END "
              "|| ' (' || right(r.run_id, 8) || ')'")
+# Where a run ran, as a facet or column name: the device's name, and on a GPU the start of its UUID (two cards of
+# one name are two devices).
+DEVICE_LABEL = ("coalesce(r.device_name, r.device) "
+                "|| CASE WHEN r.gpu_uuid IS NOT NULL THEN ' ' || left(r.gpu_uuid, 12) ELSE '' END")
 
 
 def sweeps(db_path: str) -> pd.DataFrame:
@@ -57,11 +63,32 @@ def throughput(db_path: str, run_ids: list[str]) -> pd.DataFrame:
     """throughput_by_batch for the given runs, with each run's label, task and size."""
     return db.query_df(db_path, f"""
         SELECT t.*, {RUN_LABEL} AS label, r.task, r.height, r.width, r.mode, r.cfg, r.device, r.model_id,
-               coalesce(r.vae_slicing, false) AS vae_slicing
+               coalesce(r.vae_slicing, false) AS vae_slicing, r.host, {DEVICE_LABEL} AS device_label,
+               r.replicas, r.replica_index
         FROM throughput_by_batch t JOIN runs r USING (run_id)
         WHERE list_contains($run_ids, t.run_id)
         ORDER BY r.height, r.width, t.run_id, t.batch_size
     """, {"run_ids": list(run_ids)})
+
+
+def replica_throughput(db_path: str, sweep_id: str) -> pd.DataFrame:
+    """The view replica_throughput for one sweep (empty without replica runs): by run setting, level, batch size."""
+    return db.query_df(db_path, """
+        SELECT * FROM replica_throughput
+        WHERE sweep_id = $sweep_id
+        ORDER BY model_id, task, height, width, mode, cfg, vae_slicing, replicas, replica_group, batch_size
+    """, {"sweep_id": sweep_id})
+
+
+def replica_jobs(db_path: str, sweep_id: str) -> pd.DataFrame:
+    """The measured jobs of a sweep's replica runs (the times replica_throughput takes its medians of), for the
+    interval of each worker's median."""
+    return db.query_df(db_path, """
+        SELECT r.replica_group, j.run_id, j.batch_size, j.wall_s
+        FROM measured_jobs j JOIN runs r USING (run_id)
+        WHERE r.sweep_id = $sweep_id AND r.replica_group IS NOT NULL
+        ORDER BY r.replica_group, j.run_id, j.batch_size, j."repeat"
+    """, {"sweep_id": sweep_id})
 
 
 # Starting points for a person's own SQL (the SQL page offers them).
@@ -72,8 +99,8 @@ EXAMPLE_QUERIES = {
     "Operator mix": "SELECT * FROM op_mix ORDER BY run_id, batch_size, share DESC",
     "Failed jobs": "SELECT * FROM jobs_failed",
     "Effects and papers": "SELECT key, short, effect, figure FROM papers",
-    "Latency under load": "SELECT policy, arrival, offered_rps, clients, p50_s, p99_s, predicted_p99_s\n"
-                          "FROM load_latency ORDER BY policy, arrival, offered_rps, clients",
+    "Latency under load": "SELECT policy, servers, arrival, offered_rps, clients, p50_s, p99_s, predicted_p99_s\n"
+                          "FROM load_latency ORDER BY policy, servers, arrival, offered_rps, clients",
 }
 
 
@@ -279,21 +306,25 @@ def schema_objects(db_path: str) -> pd.DataFrame:
 
 
 def load_levels(db_path: str, sweep_id: str) -> pd.DataFrame:
-    """The load levels of a sweep (view load_latency): by policy, arrival, offered load (then clients)."""
+    """The load levels of a sweep (view load_latency, with servers and router): by policy, arrival, offered
+    load (then clients, then servers)."""
     return db.query_df(db_path, """
         SELECT * FROM load_latency
         WHERE sweep_id = $sweep_id
-        ORDER BY policy, arrival, offered_rps NULLS LAST, clients NULLS LAST, level_id
+        ORDER BY policy, arrival, offered_rps NULLS LAST, clients NULLS LAST, servers, level_id
     """, {"sweep_id": sweep_id})
 
 
 def load_requests(db_path: str, level_ids: list[str]) -> pd.DataFrame:
-    """Every request of the given load levels, with its level's policy and load."""
+    """Every request of the given load levels, with its level's policy, load and servers (1 for a level
+    recorded before servers existed)."""
     return db.query_df(db_path, """
-        SELECT r.*, l.policy, l.arrival, l.offered_rps, l.clients, l.load_factor
+        SELECT r.*, l.policy, l.arrival, l.offered_rps, l.clients, l.load_factor,
+               coalesce(l.servers, 1) AS servers, l.router
         FROM requests r JOIN load_levels l USING (level_id)
         WHERE list_contains($level_ids, r.level_id)
-        ORDER BY l.policy, l.arrival, l.offered_rps NULLS LAST, l.clients NULLS LAST, r.level_id, r.request_id
+        ORDER BY l.policy, l.arrival, l.offered_rps NULLS LAST, l.clients NULLS LAST, servers, r.level_id,
+                 r.request_id
     """, {"level_ids": list(level_ids)})
 
 

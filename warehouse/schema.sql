@@ -266,7 +266,7 @@ CREATE TABLE IF NOT EXISTS server_steps (
 -- A sweep over Ray (--ray) records the worker and node of each run; host, device and gpu_uuid say the rest.
 -- A replica sweep (--replicas) runs the same jobs on N workers at once: the N runs of one level and run
 -- setting share a replica_group, and their images/s add up to the level's aggregate (view replica_throughput).
--- A load run with --servers N spreads requests over N servers by a router; each request names its server.
+-- A load run with --servers N spreads requests over N servers by a router; each request and unit of work names its server.
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS worker_id VARCHAR;        -- the Ray actor that ran it; NULL without Ray
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS ray_node_id VARCHAR;      -- the Ray node it ran on; NULL without Ray
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS replicas INTEGER;         -- replica sweep: workers running these jobs at once
@@ -275,6 +275,7 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS replica_index INTEGER;    -- replica s
 ALTER TABLE load_levels ADD COLUMN IF NOT EXISTS servers INTEGER;   -- servers behind the router (1: one server)
 ALTER TABLE load_levels ADD COLUMN IF NOT EXISTS router VARCHAR;    -- how requests were spread: round_robin; NULL for one
 ALTER TABLE requests ADD COLUMN IF NOT EXISTS server INTEGER;       -- the server (0-based) that ran it
+ALTER TABLE server_steps ADD COLUMN IF NOT EXISTS server INTEGER;   -- the server (0-based) that ran this unit of work
 
 -- views
 
@@ -341,6 +342,48 @@ SELECT p.run_id,
        p.achieved_flops_per_s / r.peak_flops                 AS share_of_peak,
        p.achieved_flops_per_s / c.ceiling_flops              AS share_of_ceiling
 FROM rated p JOIN runs r USING (run_id) JOIN run_ceilings c USING (run_id);
+
+-- Replica sweeps (--replicas): one row per sweep, replica group (the N runs of one level and run setting) and
+-- batch size, over measured jobs. Each worker's images/s is batch_size / the median wall_s of its own measured
+-- jobs at that batch size; aggregate_images_per_s is the SUM of those rates over the group's workers, not the
+-- group's images over a shared span of time: the driver starts each batch size on all N workers together and
+-- waits for all of them, so every worker's jobs were measured while the others ran theirs, and a sum of rates
+-- needs no clock shared between hosts (their offsets would bias a span measured across them). workers counts
+-- the runs of the group with measured jobs at the batch size (fewer than replicas when a worker's jobs failed);
+-- hosts and devices (coalesce(gpu_uuid, host): a GPU, else the host) say how much hardware was behind them.
+CREATE OR REPLACE VIEW replica_throughput AS
+WITH per_worker AS (
+    SELECT j.run_id, j.batch_size,
+           count(*)                        AS jobs,
+           j.batch_size / median(j.wall_s) AS images_per_s
+    FROM measured_jobs j JOIN runs r USING (run_id)
+    WHERE r.replica_group IS NOT NULL
+    GROUP BY j.run_id, j.batch_size
+)
+SELECT r.sweep_id,
+       r.replica_group,
+       w.batch_size,
+       max(r.replicas)                                   AS replicas,
+       count(*)                                          AS workers,
+       any_value(r.model_id)                             AS model_id,
+       any_value(r.task)                                 AS task,
+       any_value(r.mode)                                 AS mode,
+       any_value(r.height)                               AS height,
+       any_value(r.width)                                AS width,
+       any_value(r.cfg)                                  AS cfg,
+       any_value(r.vae_slicing)                          AS vae_slicing,
+       any_value(r.device)                               AS device,
+       string_agg(DISTINCT r.device_name, ', ' ORDER BY r.device_name) AS device_name,
+       min(r.threads)                                    AS threads,
+       count(DISTINCT r.host)                            AS hosts,
+       count(DISTINCT coalesce(r.gpu_uuid, r.host))      AS devices,
+       max(r.cpu_count)                                  AS cpu_count,
+       CAST(sum(w.jobs) AS BIGINT)                       AS jobs,
+       min(w.images_per_s)                               AS min_worker_images_per_s,
+       max(w.images_per_s)                               AS max_worker_images_per_s,
+       sum(w.images_per_s)                               AS aggregate_images_per_s
+FROM per_worker w JOIN runs r USING (run_id)
+GROUP BY r.sweep_id, r.replica_group, w.batch_size;
 
 -- Per-step times, with the job and run they belong to. duration_per_image_s divides a step by the
 -- images its UNet call carried (its rows, halved with CFG): 1 in sequential mode, up to min(B, S) in stream.
@@ -434,6 +477,7 @@ FROM floors f;
 -- Latency under load: one row per load level, its settings and what its ok requests measured beside what
 -- the simulation predicted. Percentiles are quantile_cont (linear between order statistics, as numpy's
 -- default); throughput_rps = ok requests / (their last finish - their first arrival), as predicted_rps.
+-- servers: how many served the level behind the router (1 for a level recorded before servers existed).
 CREATE OR REPLACE VIEW load_latency AS
 WITH ok AS (
     SELECT level_id,
@@ -450,6 +494,7 @@ WITH ok AS (
     GROUP BY level_id
 )
 SELECT l.level_id, l.sweep_id, l.started_at, l.model_id, l.height, l.width, l.steps, l.device,
+       l.host, l.threads, coalesce(l.servers, 1)            AS servers, l.router,
        l.policy, l.max_batch, l.max_delay_s, l.arrival, l.offered_rps, l.clients, l.load_factor, l.capacity_rps,
        l.requests,
        coalesce(o.requests_ok, 0)                          AS requests_ok,

@@ -406,5 +406,8 @@ from .serving import (  # noqa: E402,F401
     load_goodput_caption,
     load_latency_caption,
     load_prediction,
+    load_servers_caption,
+    load_servers_versus,
+    load_shared_cores,
     load_throughput_caption,
 )

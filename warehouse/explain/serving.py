@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..load import TOLERANCE, Burst, Capacity, Gap, parts_ways
+from ..load import TOLERANCE, Burst, Capacity, Gap, SharedCores, Versus, parts_ways
 
 NO_LOAD = "No load run in this sweep: run `python -m generator load`."
 
@@ -90,3 +90,52 @@ def load_throughput_caption() -> str:
 def load_goodput_caption(objective_s: float) -> str:
     return (f"Goodput: requests that finished within {_fig(objective_s)} s, per second of the level; a request "
             "that failed or took longer does not count.")
+
+
+def load_servers_versus(pairs: list[Versus]) -> str | None:
+    """One server with a batcher against N servers without one (load.servers_versus): per pair of setups, which
+    had the lower p99 at each offered load both served in full, with both values, and at how many loads each
+    was lower. Values equal to the two figures shown are called the same, not lower."""
+    if not pairs:
+        return None
+    sentences = []
+    for batcher, n in sorted({(v.batcher, v.servers) for v in pairs}):
+        mine = sorted((v for v in pairs if (v.batcher, v.servers) == (batcher, n)), key=lambda v: v.offered_rps)
+        one, many = mine[0].one, mine[0].many
+        clauses, lower = [], {one: 0, many: 0}
+        for v in mine:
+            a, b = _fig(v.one_p99_s), _fig(v.many_p99_s)
+            at = f"at {_fig(v.offered_rps)} requests/s"
+            if a == b:
+                clauses.append(f"{at} the same to two figures ({a} s)")
+                continue
+            first, low, high = (one, a, b) if v.one_p99_s < v.many_p99_s else (many, b, a)
+            lower[first] += 1
+            clauses.append(f"{at} `{first}`, {low} s against {high} s")
+        text = (f"**Lower p99, `{one}` against `{many}`** at each offered load both served in full: "
+                + "; ".join(clauses) + ".")
+        tally = [(who, k) for who, k in lower.items() if k]
+        if len(mine) > 1 and tally:
+            (who, k), *other = tally
+            text += (f" `{who}` was lower at {k} of {len(mine)} loads"
+                     + "".join(f", `{w}` at {j}" for w, j in other) + ".")
+        sentences.append(text)
+    return " ".join(sentences)
+
+
+def load_shared_cores(shared: list[SharedCores]) -> str | None:
+    """When N servers only split the CPU cores of the machine the one server ran on (load.shared_cores): say
+    so, with the threads of each, so that no speed-up from more hardware is read into the comparison."""
+    if not shared:
+        return None
+    return " ".join(
+        f"The {s.servers} servers ran on the CPU of the one machine the single server ran on (`{s.host}`), "
+        f"{s.threads} torch thread{'s' if s.threads != 1 else ''} each against its {s.one_threads}: they split "
+        f"its cores and add no hardware, so any difference is how the requests were scheduled, not more compute."
+        for s in shared)
+
+
+def load_servers_caption() -> str:
+    return ("One server with a batcher (`batch` or `stream`) against N servers without one (`fifo`, behind a "
+            "round-robin router: the i-th request to arrive goes to server i mod N), at the same offered loads "
+            "(Poisson arrivals): latency of the requests that finished, and requests served per second.")
