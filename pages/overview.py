@@ -5,7 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from pages._shared import cost_models, db_path, guarded, paper, query, sweep_runs
-from warehouse import analysis, contention, explain, invariance
+from warehouse import analysis, contention, explain, invariance, replicas
+from warehouse.explain import workers as said_workers
 
 
 def render():
@@ -82,6 +83,13 @@ def render():
         caveat = explain.repeat_caveat(found)
         if caveat:
             st.caption(caveat)
+
+    # Where it ran: images/s by batch size per host and device, side by side, when the runs span more than one.
+    side_by_side = replicas.places(tp)
+    if side_by_side is not None:
+        st.header("By host and device")
+        st.dataframe(side_by_side, hide_index=True, width="stretch")
+        st.caption(said_workers.places_caption())
 
     st.header("The effects your data shows")
     notes = explain.effects(analysis.effects(runs, tp, models, costs), cite=paper)

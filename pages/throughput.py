@@ -1,11 +1,13 @@
-"""Throughput: images/s and latency against batch size; speed-up, efficiency, the cost model; runs side by side."""
+"""Throughput: images/s and latency against batch size; speed-up, efficiency, the cost model; runs side by side;
+in a replica sweep, a bigger batch against more workers."""
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from pages._shared import cost_models, db_path, guarded, query, sweep_id
-from warehouse import analysis, explain
+from warehouse import analysis, explain, replicas
+from warehouse.explain import workers as said_workers
 
 
 def render():
@@ -14,8 +16,12 @@ def render():
     if all_runs.empty:
         st.info("No runs yet: run `python -m generator sweep`, then `python -m collector ingest`.")
         return
-    # 1. Which runs: the chosen sweep by default, any others to compare side by side.
-    default = list(all_runs[all_runs.sweep_id == sweep_id()].label)
+    # 1. Which runs: the chosen sweep by default, any others to compare side by side. A replica run of a level with
+    #    more than one worker is left out of the default: it was measured while its sibling workers competed for
+    #    the same host or GPU, so its own curve mixes that contention with batching; the section "Bigger batch or
+    #    more workers" below sums those workers instead. One worker alone (N = 1) ran like any run and stays in.
+    alone = all_runs.replicas.isna() | (all_runs.replicas <= 1)
+    default = list(all_runs[(all_runs.sweep_id == sweep_id()) & alone].label)
     chosen = st.multiselect("Runs", list(all_runs.label), default=default)
     run_ids = list(all_runs[all_runs.label.isin(chosen)].run_id)
     if not run_ids:
@@ -26,7 +32,11 @@ def render():
     tp = _with_intervals(tp, analysis.batch_intervals(costs)).assign(
         cfg=tp.cfg.fillna(False).map({True: "CFG on", False: "CFG off"}),
         size=tp.height.astype(str) + "x" + tp.width.astype(str))
-    facet = st.radio("Facet by", ["none", "mode", "cfg", "size", "device"], horizontal=True)
+    # Facets: the field each option draws; host only when the runs ran on more than one.
+    facets = {"none": None, "mode": "mode", "cfg": "cfg", "size": "size", "device": "device_label"}
+    if tp.host.nunique() > 1:
+        facets["host"] = "host"
+    facet = facets[st.radio("Facet by", list(facets), horizontal=True)]
 
     # 2. Four views of the same medians; speed-up and efficiency are the view's (over each run's smallest batch).
     #    Error bars: the 95% interval of each median; an uncertain one (wider than ±5%) is drawn faint.
@@ -46,11 +56,12 @@ def render():
     }
     cols = st.columns(2)
     for i, (title, chart) in enumerate(charts.items()):
-        if facet != "none":
+        if facet is not None:
             chart = chart.facet(column=alt.Column(f"{facet}:N"), data=tp)
         with cols[i % 2]:
             st.subheader(title)
-            st.altair_chart(chart, width="stretch" if facet == "none" else "content")
+            st.altair_chart(chart, width="stretch" if facet is None else "content")
+    _workers_section()
 
     # 3. The cost model of each run, with its intervals (the same fit as the Overview's).
     st.subheader("Cost model per run")
@@ -67,6 +78,44 @@ def render():
     steps = all_runs.set_index("run_id").steps
     st.dataframe(pd.concat([analysis.own_figures(tp, steps), analysis.published_figures()], ignore_index=True)
                  .round({"ms_per_image_step": 2, "speedup": 2}), hide_index=True, width="stretch")
+
+
+def _workers_section():
+    """Bigger batch or more workers: only for a sweep with replica runs (python -m generator sweep --replicas)."""
+    rows = query("replica_throughput", db_path(), sweep_id())
+    if rows.empty:
+        return
+    points = replicas.ways(rows, query("replica_jobs", db_path(), sweep_id()))
+    st.subheader("Bigger batch or more workers")
+    if not points.empty:
+        st.altair_chart(_ways_chart(points), width="stretch")
+    st.caption(said_workers.ways_caption())
+    for comparison in replicas.compare(points):
+        st.markdown(said_workers.two_ways(comparison))
+    levels = replicas.levels(rows)
+    for level in levels:
+        said = said_workers.shared_hardware(level, replicas.alone(levels, level))
+        if said:
+            st.markdown(said)
+    st.caption(said_workers.hardware_caption(levels))
+
+
+def _ways_chart(points: pd.DataFrame) -> alt.Chart:
+    """Images/s against images at once, one colour per way: lines through bigger batch and more workers, every
+    point (both ways combined too) marked; a row per run setting when there are several."""
+    x = alt.X("k:Q", scale=alt.Scale(type="log", base=2), title="images at once (k)")
+    base = alt.Chart(points).encode(
+        x=x, y=alt.Y("images_per_s:Q", title="images / s"),
+        color=alt.Color("way:N", title="way", scale=alt.Scale(domain=list(replicas.WAYS))),
+        tooltip=["setting", "way", alt.Tooltip("replicas:Q", title="workers (N)"), "batch_size", "k",
+                 alt.Tooltip("images_per_s:Q", format=".3g"), alt.Tooltip("low:Q", format=".3g"),
+                 alt.Tooltip("high:Q", format=".3g"), alt.Tooltip("speedup:Q", format=".2f"),
+                 alt.Tooltip("efficiency:Q", format=".2f")])
+    chart = (base.transform_filter(alt.datum.way != "both").mark_line()
+             + base.mark_point(filled=True, size=60))
+    if points.setting.nunique() > 1:
+        chart = chart.facet(row=alt.Row("setting:N", title=None))
+    return chart
 
 
 def _with_intervals(tp: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
