@@ -90,9 +90,13 @@ def _workers_section():
     if not points.empty:
         st.altair_chart(_ways_chart(points), width="stretch")
     st.caption(said_workers.ways_caption())
+    levels = replicas.levels(rows)
     for comparison in replicas.compare(points):
         st.markdown(said_workers.two_ways(comparison))
-    levels = replicas.levels(rows)
+        for level in levels:
+            said = said_workers.more_than_k_fold(comparison, level)
+            if said:
+                st.markdown(said)
     for level in levels:
         said = said_workers.shared_hardware(level, replicas.alone(levels, level))
         if said:

@@ -252,6 +252,39 @@ def test_a_difference_within_the_tie_share_is_no_win():
     assert c.k == 4 and c.workers.images_per_s == pytest.approx(12) and c.winner == "more workers"
 
 
+def test_a_level_run_twice_is_one_point_the_median_of_its_groups():
+    # --replicas 1,2,1,2: each level twice (groups g1/h1 and g2/h2); the second pair measured faster.
+    first = _rows(n1b1=(6.0, 6.0), n1b2=(10.0, 10.0), n2b1=(4.0, 4.0))
+    second = _rows(n1b1=(7.0, 7.0), n1b2=(11.0, 11.0), n2b1=(5.0, 5.0)).assign(
+        replica_group=lambda d: d.replica_group.str.replace("g", "h"))
+    points = replicas.ways(pd.concat([first, second]))
+    assert sorted(set(points.groups)) == [2]
+    one = points[(points.way == "bigger batch") & (points.k == 2)].iloc[0]
+    assert (one.images_per_s, one.low, one.high) == (pytest.approx(10.5), pytest.approx(10.0), pytest.approx(11.0))
+    more = points[(points.way == "more workers") & (points.k == 2)].iloc[0]
+    assert (more.images_per_s, more.low, more.high) == (pytest.approx(9.0), pytest.approx(8.0), pytest.approx(10.0))
+    assert more.speedup == pytest.approx(9.0 / 6.5)
+
+
+@pytest.mark.parametrize("two_workers, expected", [((8.0, 8.0), True), ((6.0, 6.0), False), ((5.0, 7.0), False)])
+def test_more_than_k_fold_on_shared_cores_is_said_only_beyond_both_ranges(two_workers, expected):
+    # One worker at batch 1: 6 images/s (range 6 to 6). Two workers on the same host: 16, 12 or 12 images/s;
+    # with a slow worker (5 and 7) the range reaches 2 x 5 = 10 < 12 = 2 x 6: not beyond it.
+    rows = _rows(n1b1=(6.0, 6.0), n1b2=(8.0, 8.0), n2b1=two_workers)
+    [c] = replicas.compare(replicas.ways(rows))
+    levels = replicas.levels(rows)
+    shared = next(lv for lv in levels if lv.replicas == 2)
+    text = said.more_than_k_fold(c, shared)
+    if expected:
+        assert text == ("On the same cores, 2 workers gave 2.67x the images/s of one worker at batch 1 (16 against "
+                        "6): more than 2-fold, so one worker alone left much of that hardware's time unused.")
+    else:
+        assert text is None
+    # On two hosts (not shared hardware) nothing is said, however fast.
+    own = replicas.levels(rows.assign(hosts=2))
+    assert said.more_than_k_fold(c, next(lv for lv in own if lv.replicas == 2)) is None
+
+
 # -- the sentences ---------------------------------------------------------------------------------------------
 
 def _comparison(db_path: str) -> replicas.Comparison:

@@ -33,7 +33,7 @@ WAYS = ("bigger batch", "more workers", "both")
 TIE = UNCERTAIN
 
 POINT_COLUMNS = ["setting", *SETTING, "way", "replicas", "batch_size", "k", "workers", "images_per_s", "low",
-                 "high", "speedup", "efficiency", "hosts", "devices", "threads", "cpu_count"]
+                 "high", "speedup", "efficiency", "hosts", "devices", "threads", "cpu_count", "groups"]
 
 
 def setting_label(row) -> str:
@@ -76,30 +76,48 @@ def ways(rows: pd.DataFrame, jobs: pd.DataFrame | None = None) -> pd.DataFrame:
     the measured jobs (queries.replica_jobs), to the sum of each worker's 95% interval; speed-up over one worker
     at batch 1 of the same setting (NaN without it) and efficiency = speed-up / k. A group in which some worker
     has no measured job at B is left out: it is not N workers' throughput. One worker at batch 1 appears twice,
-    as bigger batch and more workers."""
+    as bigger batch and more workers. A level run more than once (--replicas 1,2,1,2) is one point: the median
+    of its groups (`groups` of them), its range over all of them."""
     if rows.empty:
         return pd.DataFrame(columns=POINT_COLUMNS)
     intervals = _intervals(jobs)
     rows = rows[rows.workers == rows.replicas].copy()
     rows["setting"] = [setting_label(r) for r in rows.to_dict("records")]
-    # One group per setting, level and batch size in a sweep; should a sweep hold two, the first group is kept.
-    rows = rows.sort_values("replica_group").drop_duplicates(["setting", *SETTING[:-1], "replicas", "batch_size"])
     out = []
     for _, g in rows.groupby(["setting", *SETTING[:-1]], dropna=False, sort=True):
-        base = g[(g.replicas == 1) & (g.batch_size == 1)].aggregate_images_per_s
-        base = float(base.iloc[0]) if len(base) else float("nan")
-        for r in g.sort_values(["replicas", "batch_size"]).to_dict("records"):
-            n, b = int(r["replicas"]), int(r["batch_size"])
-            ips = float(r["aggregate_images_per_s"])
-            low, high = n * float(r["min_worker_images_per_s"]), n * float(r["max_worker_images_per_s"])
-            ci_low, ci_high = intervals.get((r["replica_group"], b), (low, high))
+        points = _pooled([_group_point(r, intervals) for r in g.to_dict("records")])
+        base = next((p["images_per_s"] for p in points if p["replicas"] == 1 and p["batch_size"] == 1), float("nan"))
+        for p in points:
+            n, b = p["replicas"], p["batch_size"]
             for way in _way(n, b):
-                out.append({**{c: r[c] for c in ("setting", *SETTING)}, "way": way, "replicas": n, "batch_size": b,
-                            "k": n * b, "workers": int(r["workers"]), "images_per_s": ips,
-                            "low": min(low, ci_low), "high": max(high, ci_high), "speedup": ips / base,
-                            "efficiency": ips / base / (n * b), "hosts": r["hosts"], "devices": r["devices"],
-                            "threads": r["threads"], "cpu_count": r["cpu_count"]})
+                out.append({**p, "way": way, "k": n * b, "speedup": p["images_per_s"] / base,
+                            "efficiency": p["images_per_s"] / base / (n * b)})
     return pd.DataFrame(out, columns=POINT_COLUMNS)
+
+
+def _group_point(r: dict, intervals: dict) -> dict:
+    """One group (N workers at batch B): its aggregate images/s and the range it could take."""
+    n, b = int(r["replicas"]), int(r["batch_size"])
+    low, high = n * float(r["min_worker_images_per_s"]), n * float(r["max_worker_images_per_s"])
+    ci_low, ci_high = intervals.get((r["replica_group"], b), (low, high))
+    return {**{c: r[c] for c in ("setting", *SETTING)}, "replicas": n, "batch_size": b, "workers": int(r["workers"]),
+            "images_per_s": float(r["aggregate_images_per_s"]), "low": min(low, ci_low), "high": max(high, ci_high),
+            "hosts": r["hosts"], "devices": r["devices"], "threads": r["threads"], "cpu_count": r["cpu_count"]}
+
+
+def _pooled(points: list[dict]) -> list[dict]:
+    """A level run more than once in a sweep (--replicas 1,2,1,2: the levels alternate): one point per (N, B),
+    the median of its groups' images/s, its range from the lowest low to the highest high."""
+    by_key: dict = {}
+    for p in points:
+        by_key.setdefault((p["replicas"], p["batch_size"]), []).append(p)
+    out = []
+    for key in sorted(by_key):
+        group = by_key[key]
+        out.append({**group[0], "images_per_s": float(pd.Series([p["images_per_s"] for p in group]).median()),
+                    "low": min(p["low"] for p in group), "high": max(p["high"] for p in group),
+                    "groups": len(group)})
+    return out
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,7 @@ class Comparison:
     k: int
     batch: Point
     workers: Point
+    base: Point         # one worker at batch 1
     winner: str | None
     ratio: float        # the larger images/s over the smaller
 
@@ -130,6 +149,12 @@ def _point(row) -> Point:
     return Point(replicas=int(row.replicas), batch_size=int(row.batch_size), images_per_s=float(row.images_per_s),
                  low=float(row.low), high=float(row.high), speedup=float(row.speedup),
                  efficiency=float(row.efficiency))
+
+
+def beyond_linear(c: Comparison) -> bool:
+    """k workers gave more than k times one worker's images/s, beyond both ranges: their lowest figure above k
+    times one worker's highest."""
+    return c.workers.low > c.k * c.base.high
 
 
 def ahead(a: Point, b: Point, tie: float = TIE) -> bool:
@@ -151,8 +176,12 @@ def compare(points: pd.DataFrame, tie: float = TIE) -> list[Comparison]:
             continue
         k = common[-1]
         b, w = _point(batch.loc[k]), _point(more.loc[k])
+        one = g[(g.way == "more workers") & (g.k == 1)]   # one worker at batch 1 (speed-ups are over it)
+        if one.empty:
+            continue
+        one = _point(one.iloc[0])
         winner = "bigger batch" if ahead(b, w, tie) else "more workers" if ahead(w, b, tie) else None
-        out.append(Comparison(setting=str(setting), k=int(k), batch=b, workers=w, winner=winner,
+        out.append(Comparison(setting=str(setting), k=int(k), batch=b, workers=w, base=one, winner=winner,
                               ratio=max(b.images_per_s, w.images_per_s) / min(b.images_per_s, w.images_per_s)))
     return out
 

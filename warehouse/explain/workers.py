@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ..replicas import TIE, Comparison, Level
+from ..replicas import TIE, Comparison, Level, beyond_linear
 
 
 def _rate(x: float) -> str:
@@ -58,6 +58,18 @@ def shared_hardware(level: Level, single: Level | None = None) -> str | None:
                 "here, only the same cores shared out.")
     return (f"**{n} workers** shared {'one GPU' if level.devices == 1 else f'{level.devices} GPUs'}: more "
             "workers was not more GPUs here, only the same GPU time shared out.")
+
+
+def more_than_k_fold(c: Comparison, level: Level) -> str | None:
+    """When k workers that shared one worker's hardware (level.shared) gave more than k times its images/s,
+    beyond both ranges (replicas.beyond_linear): then one worker alone left much of that hardware's time unused.
+    None otherwise."""
+    if not (level.shared and level.replicas == c.k and beyond_linear(c)):
+        return None
+    return (f"On the same {'cores' if level.device == 'cpu' else 'GPU'}, {c.k} workers gave "
+            f"{c.workers.images_per_s / c.base.images_per_s:.2f}x the images/s of one worker at batch 1 "
+            f"({_rate(c.workers.images_per_s)} against {_rate(c.base.images_per_s)}): more than {c.k}-fold, so one "
+            "worker alone left much of that hardware's time unused.")
 
 
 def _behind(level: Level) -> str:
