@@ -5,7 +5,8 @@ Its parts share one sweep id, so the dashboard shows them as one sweep:
 1. the comparison: sequential, static and stream side by side, CFG off and on, at the small size;
 2. the second size: static at twice the side, with one profiled job per batch size (the Operators page);
 3. inpainting: the tiny LDM-style inpainting model (7-channel UNet, VQ first stage with f=4);
-4. serving under load: fifo, batch and stream at light to past-capacity Poisson loads and bursts of 1
+4. one worker or two: a replica sweep on a local Ray instance (generator/replicas.py), static at the small size;
+5. serving under load: fifo, batch and stream at light to past-capacity Poisson loads and bursts of 1
    and 4 requests, with the latency the calibrated batch cost predicts (generator/load.py).
 Each sweep part keeps the first measured job's images of each batch size (the Gallery, and the image checks
 against batch 1) and stops its measured rounds at the interval target or the caps below.
@@ -23,6 +24,7 @@ PARTS = (
                            classifier_free_guidance=("off", "full"), guidance=7.5)),
     ("a second size, profiled", dict(resolutions=(128,), mode=("static",), profile_ops=True)),
     ("inpainting", dict(resolutions=(64,), mode=("static",), task="inpaint", arch="ldm-inpaint-tiny")),
+    ("one worker or two (Ray)", dict(resolutions=(64,), mode=("static",), ray="local", replicas=(1, 2))),
 )
 
 

@@ -6,7 +6,7 @@ import time
 
 import streamlit as st
 
-from warehouse import queries
+from warehouse import queries, replicas
 from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy
 
 EMPTY_STATE = ("No runs yet: run `python -m generator sweep`, then `python -m collector ingest` "
@@ -50,16 +50,19 @@ def sweep_chosen() -> bool:
     return True
 
 
-def sweep_runs():
+def sweep_runs(every_worker: bool = False):
     """Runs of the chosen sweep, or None (with the empty state, the warehouse's error, or, for a load run's
-    sweep, where its figures are, shown)."""
+    sweep, where its figures are, shown). Replica runs of levels with several workers are left out
+    (warehouse.replicas.ran_alone; their figures are the Throughput page's "Bigger batch or more workers"), unless
+    the sweep has no other runs, or `every_worker` asks for them."""
     if not sweep_chosen():
         return None
     runs = query("runs", db_path(), sweep_id())
     if runs.empty:  # a load run's sweep: its levels are on the Load page
         st.info(LOAD_ONLY)
         return None
-    return runs
+    alone = replicas.ran_alone(runs)
+    return runs[alone] if alone.any() and not every_worker else runs
 
 
 def paper(key: str) -> str:

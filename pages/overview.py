@@ -84,8 +84,10 @@ def render():
         if caveat:
             st.caption(caveat)
 
-    # Where it ran: images/s by batch size per host and device, side by side, when the runs span more than one.
-    side_by_side = replicas.places(tp)
+    # Where it ran: images/s by batch size per host and device, side by side, when the runs span more than one
+    # (every worker of a replica sweep too, each level labelled by its workers).
+    every = sweep_runs(every_worker=True)
+    side_by_side = replicas.places(query("throughput", db_path(), list(every.run_id)))
     if side_by_side is not None:
         st.header("By host and device")
         st.dataframe(side_by_side, hide_index=True, width="stretch")

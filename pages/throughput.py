@@ -16,11 +16,9 @@ def render():
     if all_runs.empty:
         st.info("No runs yet: run `python -m generator sweep`, then `python -m collector ingest`.")
         return
-    # 1. Which runs: the chosen sweep by default, any others to compare side by side. A replica run of a level with
-    #    more than one worker is left out of the default: it was measured while its sibling workers competed for
-    #    the same host or GPU, so its own curve mixes that contention with batching; the section "Bigger batch or
-    #    more workers" below sums those workers instead. One worker alone (N = 1) ran like any run and stays in.
-    alone = all_runs.replicas.isna() | (all_runs.replicas <= 1)
+    # 1. Which runs: the chosen sweep by default (without the replica runs that shared a level: replicas.ran_alone),
+    #    any others to compare side by side.
+    alone = replicas.ran_alone(all_runs)
     default = list(all_runs[(all_runs.sweep_id == sweep_id()) & alone].label)
     chosen = st.multiselect("Runs", list(all_runs.label), default=default)
     run_ids = list(all_runs[all_runs.label.isin(chosen)].run_id)

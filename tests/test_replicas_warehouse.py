@@ -456,3 +456,8 @@ def test_overview_puts_hosts_side_by_side_only_when_there_are_two(two_hosts, one
         setting = f"{SETTING}, {n} worker{'s' if n > 1 else ''}"
         assert cells.loc[(setting, b), f"{host} · cpu"] == pytest.approx(ips)
     assert np.isnan(cells.loc[(f"{SETTING}, 1 worker", 1), "hostB · cpu"])
+
+
+def test_runs_that_shared_a_level_are_left_out_of_the_runs_measured_alone():
+    runs = pd.DataFrame({"replicas": [None, 1, 2, 2, 4]}, dtype="Int64")
+    assert list(replicas.ran_alone(runs)) == [True, True, False, False, False]

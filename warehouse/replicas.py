@@ -36,6 +36,13 @@ POINT_COLUMNS = ["setting", *SETTING, "way", "replicas", "batch_size", "k", "wor
                  "high", "speedup", "efficiency", "hosts", "devices", "threads", "cpu_count", "groups"]
 
 
+def ran_alone(runs: pd.DataFrame) -> pd.Series:
+    """Which runs ran alone: every run but a replica run of a level with more than one worker. Those were measured
+    while their sibling workers competed for the same host or GPU, so a run's own curve mixes that contention with
+    batching; the replica figures (`ways`) sum the workers instead. One worker alone (N = 1) ran like any run."""
+    return runs.replicas.isna() | (runs.replicas <= 1)
+
+
 def setting_label(row) -> str:
     """'txt2img 64x64 static cfg vae slicing': a run setting without its run id or worker."""
     return (f"{row['task']} {int(row['height'])}x{int(row['width'])} {row['mode']}"
