@@ -8,8 +8,10 @@ answers at the address. `placement()` is what a run records of where it ran: the
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 # --ray values besides an address: `auto` joins the cluster that `ray start --head` began on this machine,
 # `local` starts a Ray instance in this process (stopped when it ends).
@@ -86,3 +88,35 @@ def cpu_slots(ray) -> int:
 def gpu_count(ray) -> int:
     """The GPUs the cluster offers Ray."""
     return int(ray.cluster_resources().get("GPU", 0))
+
+
+class TorchThread:
+    """All of a Ray actor's torch work on one thread of its own, from loading the pipeline on.
+
+    An actor streams messages back while its work runs, so the work cannot run on the thread that yields them.
+    It must not move between threads either: once one thread has run parallel torch operators, another thread
+    running them gets a thread team of its own that competes with the first for the same cores (here a small
+    matrix product took 5x, a whole pipeline call 2-3x as long). So the actor's main thread runs none."""
+
+    _END = object()
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torch")
+
+    def call(self, fn, *args):
+        """fn(*args) on the torch thread; its result, or its exception raised here."""
+        return self._pool.submit(fn, *args).result()
+
+    def stream(self, work, outbox: queue.Queue):
+        """Run work() on the torch thread and yield what it puts in `outbox` as it goes; an exception it raised
+        is raised here, after what it sent before it."""
+        def run():
+            try:
+                work()
+            finally:
+                outbox.put(self._END)
+
+        future = self._pool.submit(run)
+        while (message := outbox.get()) is not self._END:
+            yield message
+        future.result()

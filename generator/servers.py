@@ -77,27 +77,34 @@ class LoadServer:
     end, rows, left) as they happen, and ("error", line) if its work raised."""
 
     def __init__(self, cfg: LoadConfig, threads: int | None, prompts: dict, seeds: dict):
+        from .cluster import TorchThread
+
+        self.cfg = cfg
+        self.torch = TorchThread()  # every torch call of this server on one thread (cluster.TorchThread)
+        self.torch.call(self._load, threads, prompts, seeds)
+
+    def _load(self, threads: int | None, prompts: dict, seeds: dict) -> None:
         import torch
 
         from . import models
 
+        cfg = self.cfg
         if threads:
             torch.set_num_threads(threads)
         if cfg.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device must be one that this Ray worker has, got 'cuda' (no CUDA device found)")
         pipe, self.model_id = models.load_pipeline("txt2img", cfg.model, seed=cfg.seed, device=cfg.device,
                                                    dtype=getattr(torch, cfg.dtype), arch=cfg.arch)
-        self.cfg = cfg
         self.worker_for = Workers(pipe, cfg, prompts, seeds)
 
     def ready(self) -> dict:
         """Where this server runs: host, device name, torch threads, model."""
         from .load import here
 
-        return here(self.cfg, self.model_id)
+        return self.torch.call(here, self.cfg, self.model_id)
 
     def calibrate(self):
-        return calibrate(self.worker_for, self.cfg.max_batch, self.cfg.steps)
+        return self.torch.call(calibrate, self.worker_for, self.cfg.max_batch, self.cfg.steps)
 
     def serve(self, level: Level, server: int, t0: float):
         """Serve `level.requests` (this server's share) on the clock shared from t0; a generator of messages."""
@@ -110,12 +117,8 @@ class LoadServer:
                 serve_share(level, self.cfg, SharedClock(t0), self.worker_for, _Outbox(outbox), server)
             except Exception as exc:  # its share ends here; the driver records the requests left with this line
                 outbox.put(("error", error_line(exc)))
-            finally:
-                outbox.put(None)
 
-        threading.Thread(target=work, daemon=True).start()
-        while (message := outbox.get()) is not None:
-            yield message
+        yield from self.torch.stream(work, outbox)
 
 
 class _Outbox:

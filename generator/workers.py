@@ -47,18 +47,25 @@ class SweepWorker:
     the worker wrote itself (--ray-spool shared)."""
 
     def __init__(self, cfg: SweepConfig, sweep_id: str, threads: int | None, shared_spool: bool):
+        from . import plan
+        from .cluster import TorchThread
+
+        self.torch = TorchThread()
+        self._outbox: queue.Queue = queue.Queue()
+        writer = _Shared(cfg.spool, self._outbox) if shared_spool else _Relay(self._outbox)
+        self.sweep = self.torch.call(self._open, cfg, sweep_id, threads, writer)
+        self.plans = plan.plan(cfg)
+        self.sizes: dict = {}  # size index -> sweep._Size opened by open_size
+
+    def _open(self, cfg: SweepConfig, sweep_id: str, threads: int | None, writer):
+        """On the torch thread: the worker's threads, then its pipeline (sweep.open_sweep)."""
         import torch
 
-        from . import plan
         from .sweep import open_sweep
 
         if threads and cfg.device == "cpu":
             torch.set_num_threads(threads)
-        self._outbox: queue.Queue = queue.Queue()
-        writer = _Shared(cfg.spool, self._outbox) if shared_spool else _Relay(self._outbox)
-        self.sweep = open_sweep(cfg, sweep_id, writer, announce=lambda run, job: self._outbox.put(("start", run, job)))
-        self.plans = plan.plan(cfg)
-        self.sizes: dict = {}  # size index -> sweep._Size opened by open_size
+        return open_sweep(cfg, sweep_id, writer, announce=lambda run, job: self._outbox.put(("start", run, job)))
 
     def ready(self) -> dict:
         """Where this worker runs (what its runs record), once its pipeline is loaded."""
@@ -90,26 +97,8 @@ class SweepWorker:
         yield from self._stream(self.sizes.pop(size).close)
 
     def _stream(self, work):
-        """Run `work` in a thread and yield what it sends (spool files, job announcements) as it goes; an
-        exception it raised is raised here, after what it sent before it."""
-        failure: list[BaseException] = []
-
-        def target():
-            try:
-                work()
-            except BaseException as exc:  # re-raised below, in the Ray call, for the driver to see
-                failure.append(exc)
-            finally:
-                self._outbox.put(_END)
-
-        threading.Thread(target=target, daemon=True).start()
-        while (message := self._outbox.get()) is not _END:
-            yield message
-        if failure:
-            raise failure[0]
-
-
-_END = object()
+        """Run `work` on the torch thread and yield what it sends (spool files, job announcements) as it goes."""
+        yield from self.torch.stream(work, self._outbox)
 
 
 class _Relay:
