@@ -90,6 +90,46 @@ def gpu_count(ray) -> int:
     return int(ray.cluster_resources().get("GPU", 0))
 
 
+def initialised() -> bool:
+    """Whether Ray is already initialised in this process (then the caller did not start it, and leaves it up)."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
+def check_fits(ray, device: str, counts, what: str) -> None:
+    """A cuda run needs GPUs in the cluster, and each count of `what` (workers, servers) must fit it: one GPU,
+    or one CPU, each at least."""
+    gpus, cpus = gpu_count(ray), cpu_slots(ray)
+    if device == "cuda" and gpus == 0:
+        raise ValueError("device must be one that the Ray cluster has, got 'cuda' (the cluster offers no GPU)")
+    slots, kind = (gpus, "GPUs") if device == "cuda" else (cpus, "CPUs")
+    for n in counts:
+        if n > slots:
+            raise ValueError(f"{what} must fit the Ray cluster's {slots} {kind} (one each at least), got {n}")
+
+
+def actor_options(ray, device: str, n: int) -> tuple[dict, int | None]:
+    """Ray options for one of n actors, and its torch threads: one GPU each on cuda; else an even share of the
+    cluster's CPUs, no more than the smallest node has (an actor lives on one node)."""
+    if device == "cuda":
+        return {"num_gpus": 1, "num_cpus": 1}, None
+    nodes = [node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")]
+    each = max(1, min(cpu_slots(ray) // n, int(min(nodes)) if nodes else 1))
+    return {"num_cpus": each}, each
+
+
+def cause(exc: BaseException) -> str:
+    """The line of a Ray error that says what went wrong (its cause's message, not Ray's traceback)."""
+    from .job import error_line
+
+    inner = getattr(exc, "cause", None)
+    if isinstance(inner, BaseException) and inner is not exc:
+        return error_line(inner)
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    errors = [line for line in lines if "Error:" in line or "Error(" in line]
+    return (errors[-1] if errors else lines[0] if lines else type(exc).__name__)[:300]
+
+
 class TorchThread:
     """All of a Ray actor's torch work on one thread of its own, from loading the pipeline on.
 

@@ -32,6 +32,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from .cluster import actor_options, cause, initialised
 from .load import (
     Level,
     LoadConfig,
@@ -154,7 +155,7 @@ def run_on_ray(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = No
 
     # 1. The trace (checked before any work), the cluster, and whether it holds the servers asked for.
     cfg, trace, prompts, seeds = with_trace(cfg)
-    started_here = not _ray_initialised()
+    started_here = not initialised()
     ray = connect(cfg.ray)
     pool = Pool(ray, cfg, prompts, seeds, watch)
     try:
@@ -193,34 +194,11 @@ def run_on_ray(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = No
             ray.shutdown()
 
 
-def _ray_initialised() -> bool:
-    ray = sys.modules.get("ray")
-    return ray is not None and ray.is_initialized()
-
-
 def check_fits(ray, cfg: LoadConfig) -> None:
     """A cuda run needs GPUs in the cluster; each server count must fit it (one GPU, or one CPU, a server)."""
-    from .cluster import cpu_slots, gpu_count
+    from .cluster import check_fits as fits
 
-    gpus, cpus = gpu_count(ray), cpu_slots(ray)
-    if cfg.device == "cuda" and gpus == 0:
-        raise ValueError("device must be one that the Ray cluster has, got 'cuda' (the cluster offers no GPU)")
-    slots, what = (gpus, "GPUs") if cfg.device == "cuda" else (cpus, "CPUs")
-    for n in cfg.servers:
-        if n > slots:
-            raise ValueError(f"servers must fit the Ray cluster's {slots} {what} (one each at least), got {n}")
-
-
-def server_options(ray, cfg: LoadConfig, n: int) -> tuple[dict, int | None]:
-    """Ray options for one of n servers, and its torch threads: one GPU each on cuda; else an even share of
-    the cluster's CPUs, no more than the smallest node has (an actor lives on one node)."""
-    from .cluster import cpu_slots
-
-    if cfg.device == "cuda":
-        return {"num_gpus": 1, "num_cpus": 1}, None
-    nodes = [node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")]
-    each = max(1, min(cpu_slots(ray) // n, int(min(nodes)) if nodes else 1))
-    return {"num_cpus": each}, each
+    fits(ray, cfg.device, cfg.servers, "servers")
 
 
 class Pool:
@@ -244,7 +222,7 @@ class Pool:
         self.n = n
 
     def _new(self, n: int):
-        options, threads = server_options(self.ray, self.cfg, n)
+        options, threads = actor_options(self.ray, self.cfg.device, n)
         remote = self.ray.remote(LoadServer).options(max_restarts=0, max_task_retries=0, **options)
         return remote.remote(dataclasses.replace(self.cfg, ray=None, servers=(1,)), threads, self.prompts,
                              self.seeds)
@@ -256,7 +234,7 @@ class Pool:
         except self.ray.exceptions.RayError as exc:
             for a in actors:
                 self.ray.kill(a)
-            raise ValueError(f"a Ray load server could not start: {_cause(exc)}") from None
+            raise ValueError(f"a Ray load server could not start: {cause(exc)}") from None
 
     def stop(self) -> None:
         for a in self.actors:
@@ -268,7 +246,7 @@ class Pool:
         try:
             return self.ray.get(self.actors[0].calibrate.remote())
         except self.ray.exceptions.RayError as exc:
-            raise ValueError(f"the Ray load server failed while calibrating: {_cause(exc)}") from None
+            raise ValueError(f"the Ray load server failed while calibrating: {cause(exc)}") from None
 
     def place(self) -> dict:
         """Where the servers run, as a level records it: their hosts (distinct, comma-separated), the device
@@ -326,20 +304,8 @@ class Pool:
                 if self.watch is not None:
                     self.watch(share, k, message, actor)
         except self.ray.exceptions.RayActorError as exc:
-            served.failed(k, f"the Ray server was lost: {_cause(exc)}")
+            served.failed(k, f"the Ray server was lost: {cause(exc)}")
             lost.append(k)
         except self.ray.exceptions.RayError as exc:  # the call itself failed (a bug, not the work)
-            served.failed(k, f"the Ray server failed: {_cause(exc)}")
+            served.failed(k, f"the Ray server failed: {cause(exc)}")
             lost.append(k)
-
-
-def _cause(exc: BaseException) -> str:
-    """The line of a Ray error that says what went wrong (its cause's message, not Ray's traceback)."""
-    from .job import error_line
-
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, BaseException) and cause is not exc:
-        return error_line(cause)
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    errors = [line for line in lines if "Error:" in line or "Error(" in line]
-    return (errors[-1] if errors else lines[0] if lines else type(exc).__name__)[:300]

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from spool import SpoolWriter
 
+from .cluster import actor_options, cause
 from .config import SweepConfig
 from .ids import new_id
 from .job import error_line
@@ -148,10 +149,10 @@ def run_on_ray(cfg: SweepConfig, progress: bool, sweep_id: str) -> SweepOutcome:
     written. Ray missing or unreachable fails here with one line, before any work."""
     from tqdm import tqdm
 
-    from .cluster import connect
+    from .cluster import connect, initialised
 
     # 1. Reach the cluster (one clear line if we cannot), and check it has the device asked for.
-    started_here = not _ray_initialised()
+    started_here = not initialised()
     ray = connect(cfg.ray)
     try:
         check_devices(ray, cfg)
@@ -172,34 +173,11 @@ def run_on_ray(cfg: SweepConfig, progress: bool, sweep_id: str) -> SweepOutcome:
             ray.shutdown()
 
 
-def _ray_initialised() -> bool:
-    ray = sys.modules.get("ray")
-    return ray is not None and ray.is_initialized()
-
-
 def check_devices(ray, cfg: SweepConfig) -> None:
     """A CUDA sweep needs GPUs in the cluster; workers and replicas must fit in it."""
-    from .cluster import cpu_slots, gpu_count
+    from .cluster import check_fits
 
-    gpus, cpus = gpu_count(ray), cpu_slots(ray)
-    if cfg.device == "cuda" and gpus == 0:
-        raise ValueError("device must be one that the Ray cluster has, got 'cuda' (the cluster offers no GPU)")
-    slots, what = (gpus, "GPUs") if cfg.device == "cuda" else (cpus, "CPUs")
-    for n in ([cfg.workers] if cfg.workers else []) + list(cfg.replicas or ()):
-        if n > slots:
-            raise ValueError(f"workers must fit the cluster's {slots} {what} (one each), got {n}")
-
-
-def worker_options(ray, cfg: SweepConfig, n: int) -> tuple[dict, int | None]:
-    """Ray options for one of n workers, and its torch threads: one GPU each on cuda; on cpu an even share
-    of the cluster's CPUs, no more than the smallest node has (an actor lives on one node)."""
-    from .cluster import cpu_slots
-
-    if cfg.device == "cuda":
-        return {"num_gpus": 1, "num_cpus": 1}, None
-    nodes = [node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")]
-    each = max(1, min(cpu_slots(ray) // n, int(min(nodes)) if nodes else 1))
-    return {"num_cpus": each}, each
+    check_fits(ray, cfg.device, ([cfg.workers] if cfg.workers else []) + list(cfg.replicas or ()), "workers")
 
 
 @dataclass
@@ -227,7 +205,7 @@ class Driver:
     def workers(self, n: int, sweep_id: str, name: str | None = None) -> list:
         """n workers, their pipelines loaded; a worker that cannot load its model fails here, with its error.
         Each is a named actor, `<name or sweep id>-worker-<i>`, so that an operator (or a test) can find it."""
-        options, threads = worker_options(self.ray, self.cfg, n)
+        options, threads = actor_options(self.ray, self.cfg.device, n)
         remote = self.ray.remote(SweepWorker)
         cfg = _for_worker(self.cfg)
         actors = [remote.options(name=f"{name or sweep_id}-worker-{i}", max_restarts=RESTARTS, max_task_retries=0,
@@ -238,7 +216,7 @@ class Driver:
         except self.ray.exceptions.RayError as exc:
             for a in actors:
                 self.ray.kill(a)
-            raise ValueError(f"a Ray worker could not start: {_cause(exc)}") from None
+            raise ValueError(f"a Ray worker could not start: {cause(exc)}") from None
         return actors
 
     def run_shares(self, sweep_id: str) -> None:
@@ -325,7 +303,7 @@ class Driver:
             self.lost(pending, f"the Ray worker was lost: {_loss(exc)}")
             return pending
         except self.ray.exceptions.RayTaskError as exc:  # the work itself raised: a bug, not a lost worker
-            self.lost(pending, f"the Ray worker failed: {_cause(exc)}")
+            self.lost(pending, f"the Ray worker failed: {cause(exc)}")
             return pending
         return None
 
@@ -402,17 +380,5 @@ def _loss(exc: BaseException) -> str:
     if "was restarted" in text:
         return "its process died (killed, or out of memory) and Ray restarted it"
     if "ActorDiedError" in type(exc).__name__ or "died" in text:
-        return f"its process died and Ray gave it up ({_cause(exc)})"
-    return _cause(exc)
-
-
-def _cause(exc: BaseException) -> str:
-    """The line of a Ray error that says what went wrong (its cause's message, not Ray's traceback)."""
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, BaseException) and cause is not exc:
-        return error_line(cause)
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    errors = [line for line in lines if "Error:" in line or "Error(" in line]
-    return (errors[-1] if errors else lines[0] if lines else type(exc).__name__)[:300]
-
-
+        return f"its process died and Ray gave it up ({cause(exc)})"
+    return cause(exc)

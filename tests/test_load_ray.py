@@ -67,7 +67,7 @@ def test_the_cli_refuses_several_servers_without_ray_before_any_work(tmp_path, c
 
 
 class _Cluster:
-    """What check_fits and server_options read of a Ray cluster."""
+    """What check_fits and cluster.actor_options read of a Ray cluster."""
 
     def __init__(self, cpus: int, gpus: int = 0, nodes=(None,)):
         self.cpus, self.gpus = cpus, gpus
@@ -81,7 +81,8 @@ class _Cluster:
 
 
 def test_server_counts_must_fit_the_cluster_and_split_its_cpus(tmp_path):
-    from generator.servers import check_fits, server_options
+    from generator.cluster import actor_options
+    from generator.servers import check_fits
 
     cfg = LoadConfig(spool=str(tmp_path), ray="local", servers=(1, 2, 4))
     with pytest.raises(ValueError, match="servers must fit the Ray cluster's 2 CPUs \\(one each at least\\), got 4"):
@@ -89,11 +90,10 @@ def test_server_counts_must_fit_the_cluster_and_split_its_cpus(tmp_path):
     check_fits(_Cluster(4), cfg)
     with pytest.raises(ValueError, match="got 'cuda' \\(the cluster offers no GPU\\)"):
         check_fits(_Cluster(4), LoadConfig(spool=str(tmp_path), ray="local", device="cuda"))
-    assert server_options(_Cluster(8), cfg, 1) == ({"num_cpus": 8}, 8)
-    assert server_options(_Cluster(8), cfg, 2) == ({"num_cpus": 4}, 4)
-    assert server_options(_Cluster(8, nodes=(2, 6)), cfg, 1) == ({"num_cpus": 2}, 2)  # an actor lives on one node
-    assert server_options(_Cluster(8, gpus=2), LoadConfig(spool=str(tmp_path), device="cuda"), 2) == (
-        {"num_gpus": 1, "num_cpus": 1}, None)
+    assert actor_options(_Cluster(8), "cpu", 1) == ({"num_cpus": 8}, 8)
+    assert actor_options(_Cluster(8), "cpu", 2) == ({"num_cpus": 4}, 4)
+    assert actor_options(_Cluster(8, nodes=(2, 6)), "cpu", 1) == ({"num_cpus": 2}, 2)  # an actor lives on one node
+    assert actor_options(_Cluster(8, gpus=2), "cuda", 2) == ({"num_gpus": 1, "num_cpus": 1}, None)
 
 
 # -- the prediction for N servers ------------------------------------------------------------------------------
