@@ -130,6 +130,18 @@ def cause(exc: BaseException) -> str:
     return (errors[-1] if errors else lines[0] if lines else type(exc).__name__)[:300]
 
 
+def loss(exc: BaseException) -> str:
+    """Why an actor was lost, in a few words (Ray's own message runs to a paragraph)."""
+    text = str(exc)
+    if "was restarted" in text:
+        return "its process died (killed, or out of memory) and Ray restarted it"
+    if type(exc).__name__ == "ActorUnavailableError":
+        return "its process stopped answering (killed, or out of memory)"
+    if type(exc).__name__ == "ActorDiedError" or "died" in text:
+        return f"its process died and Ray gave it up ({cause(exc)})"
+    return cause(exc)
+
+
 class TorchThread:
     """All of a Ray actor's torch work on one thread of its own, from loading the pipeline on.
 

@@ -32,7 +32,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from .cluster import actor_options, cause, initialised
+from .cluster import actor_options, cause, initialised, loss
 from .load import (
     Level,
     LoadConfig,
@@ -304,7 +304,7 @@ class Pool:
                 if self.watch is not None:
                     self.watch(share, k, message, actor)
         except self.ray.exceptions.RayActorError as exc:
-            served.failed(k, f"the Ray server was lost: {cause(exc)}")
+            served.failed(k, f"the Ray server was lost: {loss(exc)}")
             lost.append(k)
         except self.ray.exceptions.RayError as exc:  # the call itself failed (a bug, not the work)
             served.failed(k, f"the Ray server failed: {cause(exc)}")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from spool import SpoolWriter
 
-from .cluster import actor_options, cause
+from .cluster import actor_options, cause, loss
 from .config import SweepConfig
 from .ids import new_id
 from .job import error_line
@@ -232,7 +232,11 @@ class Driver:
         n = min(n, shares.qsize())
         actors = self.workers(n, sweep_id)
         threads = [threading.Thread(target=self._serve_shares, args=(a, shares), daemon=True) for a in actors]
-        self.join(threads, actors)
+        try:
+            self.join(threads, actors)
+        finally:  # the workers' CPUs or GPUs go back to the cluster now, not when Ray notices the handles gone
+            for a in actors:
+                self.ray.kill(a, no_restart=True)
         left = []
         while not shares.empty():
             left.append(shares.get())
@@ -300,7 +304,7 @@ class Driver:
             for ref in method.options(num_returns="streaming").remote(*args):
                 self.handle(self.ray.get(ref), pending)
         except self.ray.exceptions.RayActorError as exc:
-            self.lost(pending, f"the Ray worker was lost: {_loss(exc)}")
+            self.lost(pending, f"the Ray worker was lost: {loss(exc)}")
             return pending
         except self.ray.exceptions.RayTaskError as exc:  # the work itself raised: a bug, not a lost worker
             self.lost(pending, f"the Ray worker failed: {cause(exc)}")
@@ -372,13 +376,3 @@ def _for_worker(cfg: SweepConfig) -> SweepConfig:
     import dataclasses
 
     return dataclasses.replace(cfg, ray=None, workers=None, replicas=None, ray_spool="driver")
-
-
-def _loss(exc: BaseException) -> str:
-    """Why a worker was lost, in a few words (Ray's own message runs to a paragraph)."""
-    text = str(exc)
-    if "was restarted" in text:
-        return "its process died (killed, or out of memory) and Ray restarted it"
-    if "ActorDiedError" in type(exc).__name__ or "died" in text:
-        return f"its process died and Ray gave it up ({cause(exc)})"
-    return cause(exc)
