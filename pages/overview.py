@@ -5,77 +5,102 @@ import pandas as pd
 import streamlit as st
 
 from pages._shared import cost_models, db_path, guarded, paper, query, sweep_runs
-from warehouse import analysis, contention, explain, invariance, replicas
+from warehouse import analysis, answer, contention, explain, invariance, replicas
+from warehouse.explain import answer as said_answer
 from warehouse.explain import workers as said_workers
 
 
 def render():
-    st.title("Why a batch barely slows down")
     runs = sweep_runs()
     if runs is None:
+        st.title(said_answer.title(None))
         return
     runs = runs.sort_values(["height", "width", "mode", "cfg"])
     run_ids = list(runs.run_id)
     tp = query("throughput", db_path(), run_ids)
     costs, models, phase_models = cost_models(db_path(), tuple(run_ids))
-    first = next(runs.itertuples())
+    intervals = analysis.batch_intervals(costs)
+    scaled = {run.run_id: analysis.scaling(tp[tp.run_id == run.run_id], costs[costs.run_id == run.run_id])
+              for run in runs.itertuples()}
+    roof = query("roofline", db_path(), run_ids)
+    ends = analysis.roofline_ends(roof)
+    found = invariance.invariance(query("image_checks", db_path(), run_ids))
+    speed = {run_id: answer.speedup(s) for run_id, s in scaled.items() if s is not None}
+    st.title(said_answer.title(answer.verdict(list(speed.values()))))
+
+    # 1. The answer for the main comparison, in a few lines, and one chart.
+    main = answer.answer(runs, scaled, models, ends, found)
+    if main is None:
+        st.warning(explain.NO_MEASURED_JOBS)
+    else:
+        for line in said_answer.lines(main):
+            st.markdown(line)
+        caption = said_answer.main_run_caption(main)
+        if caption:
+            st.caption(caption)
+    if not intervals.empty:
+        st.altair_chart(_answer_chart(intervals, runs), width="stretch")
+
+    # 2. Every run in one row; how sure, said once when the runs agree.
+    samples = query("run_samples", db_path(), run_ids)
+    sure, rows = {}, []
+    for run in runs.itertuples():
+        busy = contention.flags(contention.contention(samples[samples.run_id == run.run_id],
+                                                      cores=analysis.cores(run._asdict())))
+        trust = analysis.trust(run.label, intervals[intervals.run_id == run.run_id], run._asdict(), busy)
+        sure[run.run_id] = explain.trust(trust)
+        cell = said_answer.sure_cell(trust.jobs_per_batch, trust.widest) if trust else ""
+        rows.append(said_answer.run_row(run.run_id.rsplit("-", 1)[-1], run, scaled[run.run_id], speed.get(run.run_id),
+                                        models.get(run.run_id), cell))
+    st.header("Every run")
+    st.dataframe(said_answer.run_table(rows), hide_index=True, width="stretch")
+    shared = {text for text in sure.values() if text}
+    if len(shared) == 1 and len(sure) > 1:
+        st.caption(shared.pop() + " _(The same for every run.)_")
     for note in (explain.embedded_note(analysis.uses_embedded_model(runs.model_id)),
                  explain.preset_note(analysis.uses_preset(runs.model_id))):
         if note:
-            st.info(note)
+            st.caption(note)
 
-    # 1. The task: what was measured.
-    st.header("1. What you measured")
-    st.markdown(explain.what_you_measured(analysis.sweep_summary(runs, tp)))
-
-    # 2. The workflow, with where the time went.
-    st.header("2. Input → model → output")
-    phases = query("phase_breakdown", db_path(), [first.run_id])
-    st.graphviz_chart(_workflow(first, analysis.phase_shares(phases) if not phases.empty else phases))
-    st.caption(explain.phase_caption(first.height, first.width, first.mode))
-
-    # 3. Why it barely slowed down: the model of batch cost, per run, with its intervals.
-    st.header("3. Why it barely slowed down")
-    curves, intervals = [], analysis.batch_intervals(costs)
-    samples = query("run_samples", db_path(), run_ids)
+    # 3. Each run's detail, folded: its scaling, how sure, its cost model, its phases.
+    curves = []
     for run in runs.itertuples():
-        rows, jobs = tp[tp.run_id == run.run_id], costs[costs.run_id == run.run_id]
-        st.subheader(run.label)
-        scaled = analysis.scaling(rows, jobs)
-        if scaled is None:
-            st.warning(explain.NO_MEASURED_JOBS)
-            continue
-        st.markdown(f"**{explain.scaling(scaled)}**")
-        busy = contention.flags(contention.contention(samples[samples.run_id == run.run_id],
-                                                      cores=analysis.cores(run._asdict())))
-        st.caption(explain.trust(analysis.trust(run.label, intervals[intervals.run_id == run.run_id],
-                                                run._asdict(), busy)))
-        model = models.get(run.run_id)
-        if model is not None:
-            st.markdown(explain.model(model))
-            if isinstance(model, analysis.CostModel):
-                curves.append(analysis.fitted_curve(model, run.label))
-        by_phase = phase_models.get(run.run_id, {})
-        said = explain.phase_saturation(analysis.first_saturating(by_phase), len(by_phase))
-        if said:
-            st.caption(said)
+        with st.expander(f"Detail: {run.label}"):
+            if scaled[run.run_id] is None:
+                st.warning(explain.NO_MEASURED_JOBS)
+                continue
+            st.markdown(explain.scaling(scaled[run.run_id]))
+            if sure[run.run_id] and len({t for t in sure.values() if t}) > 1:
+                st.caption(sure[run.run_id])
+            model = models.get(run.run_id)
+            if model is not None:
+                st.markdown(explain.model(model))
+                if isinstance(model, analysis.CostModel):
+                    curves.append(analysis.fitted_curve(model, run.label))
+            by_phase = phase_models.get(run.run_id, {})
+            said = explain.phase_saturation(analysis.first_saturating(by_phase), len(by_phase))
+            if said:
+                st.caption(said)
     if curves:
-        # One chart for every run: a chart per run would cost a second on a sweep of many runs.
-        st.altair_chart(_model_chart(costs, pd.concat(curves, ignore_index=True)), width="stretch")
+        with st.expander("Job times and each run's cost model"):
+            # One chart for every run: a chart per run would cost a second on a sweep of many runs.
+            st.altair_chart(_model_chart(costs, pd.concat(curves, ignore_index=True)), width="stretch")
 
-    # 4. Measured against the least time the device could take.
-    roof = query("roofline", db_path(), run_ids)
-    ends = analysis.roofline_ends(roof)
+    # 4. Where the time goes in one job, and against the least time the device could take.
+    first = runs.set_index("run_id").loc[main.run_id if main is not None else run_ids[0]]
+    with st.expander("Input → model → output: where one job's time goes"):
+        phases = query("phase_breakdown", db_path(), [str(first.name)])
+        st.graphviz_chart(_workflow(first, analysis.phase_shares(phases) if not phases.empty else phases))
+        st.caption(explain.phase_caption(int(first.height), int(first.width), str(first["mode"])))
     if ends:
-        st.header("4. Measured against the roofline floor")
-        for end in ends:
-            st.markdown(explain.roofline(end))
-        st.altair_chart(_roofline_chart(roof.dropna(subset=["floor_s"])), width="stretch")
+        with st.expander("Measured against the roofline floor"):
+            for end in ends:
+                st.markdown(explain.roofline(end))
+            st.altair_chart(_roofline_chart(roof.dropna(subset=["floor_s"])), width="stretch")
 
     # 5. Did batching change the pictures? Each image against the same seed at batch 1 and in the other modes.
-    found = invariance.invariance(query("image_checks", db_path(), run_ids))
     if found:
-        st.header("5. Did batching change the pictures?")
+        st.header("Did batching change the pictures?")
         for kind in invariance.KINDS:
             said = explain.invariance(found.get(kind))
             if said:
@@ -101,18 +126,45 @@ def render():
         st.caption(explain.NO_EFFECTS)
 
 
+def _answer_chart(intervals: pd.DataFrame, runs: pd.DataFrame) -> alt.Chart:
+    """Each run's median job time over its smallest batch's, by batch size, between the two lines that frame the
+    question: every image at full price (time grows with the batch) and every extra image free (flat)."""
+    labels = runs.set_index("run_id").label
+    rows = intervals.assign(label=intervals.run_id.map(labels))
+    base = rows.loc[rows.groupby("run_id").batch_size.idxmin()].set_index("run_id")
+    rows = rows.assign(base_batch=rows.run_id.map(base.batch_size), base_s=rows.run_id.map(base.median_s))
+    rows = rows.assign(relative=rows.median_s / rows.base_s)
+    sizes = sorted(rows.batch_size.unique())
+    b0 = int(rows.base_batch.min())
+    frame = pd.DataFrame({"batch_size": sizes * 2,
+                          "relative": [b / b0 for b in sizes] + [1.0] * len(sizes),
+                          "reference": ["each image at full price"] * len(sizes) + ["extra images free"] * len(sizes)})
+    x = alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size",
+              axis=alt.Axis(values=[int(b) for b in sizes]))
+    y = alt.Y("relative:Q", scale=alt.Scale(type="log", base=2), title="job time / time at the smallest batch")
+    refs = alt.Chart(frame).mark_line(strokeDash=[4, 3], color="gray").encode(
+        x=x, y=y, detail="reference:N", tooltip=["reference"])
+    measured = alt.Chart(rows).mark_line(point=True).encode(
+        x=x, y=y, color=alt.Color("label:N", title="run"),
+        tooltip=["label", "batch_size", "jobs", alt.Tooltip("median_s:Q", format=".3g", title="median s"),
+                 alt.Tooltip("relative:Q", format=".2f", title="x smallest batch")])
+    return (refs + measured).properties(
+        title="How much longer a bigger batch took (dashed: every image at full price, and extra images free)")
+
+
 def _workflow(run, shares: pd.DataFrame) -> str:
     def pct(phase):
         label = explain.phase_label(analysis.phase_share_ends(shares, phase))
         return f"\\n{label}" if label else ""
 
-    inputs = '"prompt" -> "text encoder"'
+    # The text encoder only where the run has one (the inpainting LDM is conditioned on the image alone).
+    text = (run.task != "inpaint") if shares.empty else bool((shares.phase == "encode_prompt").any())
+    inputs = ('"prompt" -> "text encoder"; "text encoder" -> "UNet"; '
+              f'"text encoder" [label="text encoder{pct("encode_prompt")}"]') if text else ""
     if run.task == "inpaint":
         inputs += '; "image + mask" -> "VAE encoder"; "VAE encoder" -> "UNet"'
     return f"""digraph {{ rankdir=LR; node [shape=box, style=rounded, fontsize=11];
-        {inputs};
-        "text encoder" [label="text encoder{pct('encode_prompt')}"];
-        "text encoder" -> "UNet";
+        {inputs.strip("; ")};
         "UNet" [label="UNet x {run.steps} steps\\nlatent {run.height // 8}x{run.width // 8}{pct('denoise')}"];
         "UNet" -> "VAE decoder";
         "VAE decoder" [label="VAE decoder{pct('decode')}"];
