@@ -60,7 +60,7 @@ def render():
     for note in (explain.embedded_note(analysis.uses_embedded_model(runs.model_id)),
                  explain.preset_note(analysis.uses_preset(runs.model_id))):
         if note:
-            st.caption(note)
+            st.info(note)
 
     # 3. Each run's detail, folded: its scaling, how sure, its cost model, its phases.
     curves = []

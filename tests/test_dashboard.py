@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import stats
 from warehouse import costmodel, db, explain, queries
+from warehouse.explain import answer as said_answer
 
 from .conftest import ROOT, sql_rows as _sql
 
@@ -64,7 +65,12 @@ def test_overview_states_the_fit_of_the_warehouse_numbers(rich, monkeypatch):
         if isinstance(model, costmodel.CostModel) and model.kind == "line":
             weights = 1 / np.array([np.median(jt[jb == b]) for b in jb])
             assert model.marginal_s.value == pytest.approx(np.polyfit(jb, jt, 1, w=weights)[0])
-    assert "2. Input → model → output" in [h.value for h in at.header]
+    # The answer comes first: the title follows every run's verdict, then the main comparison's headline, and
+    # one table row per run.
+    assert at.title[0].value in said_answer.TITLES.values()
+    assert re.match(r"\*\*Batch 4 gave [0-9.]+x", at.markdown[0].value)
+    table = next(d.value for d in at.dataframe if list(d.value.columns) == said_answer.RUN_COLUMNS)
+    assert len(table) == len(_sql(db_path, "SELECT run_id FROM runs"))
     # Each effect shown cites its paper; with none shown, the page says so.
     effects = [m.value for m in at.markdown if m.value.startswith("- **")]
     assert all("/papers#" in e for e in effects)
