@@ -1,52 +1,228 @@
-"""How sure a median is: a bootstrap interval, shared by the generator (when to stop repeating) and
-the warehouse (what the pages grey out). numpy only; no I/O."""
+"""How sure a median is: distribution-free intervals of a median and of a ratio of two medians, shared by the
+generator (when to stop repeating) and the warehouse (what the pages show, and grey out). numpy only; no I/O.
+
+1. `median_interval`: the order-statistic (binomial) interval of a median. Between the k-th smallest and the
+   k-th largest of n values lies the true median with probability P(k <= B <= n-k), B ~ Binomial(n, 1/2), for
+   any continuous noise (normal, skewed, with outliers); k is the largest for which that is at least the level.
+   Below `needed(level)` values (6 at 95%) even [min, max] holds the median less often than the level: then
+   there is no interval, and the result says so (`too_few`) instead of labelling [min, max] as 95%.
+2. `ratio_interval`: median(a) / median(b) between a's k-th smallest over b's k-th largest and a's k-th largest
+   over b's k-th smallest. When the two samples have one noise shape up to scale (a job's noise proportional to
+   its time) the chance that it holds the true ratio depends only on ranks, and is computed exactly
+   (`_ratio_coverage`); k is the largest for which it is at least the level. Simulated (tests/test_coverage.py,
+   20,000 datasets per case, 6-20 values a side): 97.3-99.8% with normal or lognormal noise on both sides,
+   97.5-99.7% with one 60%-slower job on one side, 96.5-99.6% with one side twice as noisy as the other; with
+   one side ten times as noisy, 91-98% (below the level at 10-20 values: the shape assumption matters there).
+
+Both are discrete, so they hold the truth at least as often as the level, more at some counts: the exact
+figure is each result's `coverage` (a median: 96.9% of 6 values, 99.2% of 8, 97.9% of 10, 95.9% of 20; a ratio
+at 6 values a side, where [min/max, max/min] is the only choice, 99.8%; with unequal counts one k serves both
+sides, bounded by the fewer, and the interval is more conservative: 99.7% for 12 and 7 values).
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
 import numpy as np
 
-LEVEL = 0.95        # interval coverage
-RESAMPLES = 2000    # bootstrap draws
-SEED = 0            # the same times give the same interval
+LEVEL = 0.95        # interval coverage asked for
 
 
-def median_interval(times, level: float = LEVEL, resamples: int = RESAMPLES) -> tuple[float, float, float]:
-    """(median, low, high): the median of `times` and the percentile bootstrap interval of the median.
-    NaNs are dropped; no times give NaNs, one time an interval of zero width."""
-    t = np.asarray(times, dtype=float)
-    t = t[np.isfinite(t)]
-    if not len(t):
-        return np.nan, np.nan, np.nan
-    median = float(np.median(t))
-    if len(t) == 1:
-        return median, median, median
-    draws = np.median(np.random.default_rng(SEED).choice(t, size=(resamples, len(t))), axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail])
-    return median, float(min(low, median)), float(max(high, median))
+@dataclass(frozen=True)
+class Interval:
+    """A median (or a ratio of medians) and its interval at `level`; low and high are NaN when the values are
+    too few for an interval at that level (`too_few`), and everything is NaN without values."""
+    value: float        # the median (or the ratio of the two medians)
+    low: float
+    high: float
+    n: int              # the values it rests on (the fewer side's, for a ratio)
+    level: float        # the coverage asked for
+    coverage: float     # how often an interval so made holds the truth (>= level); NaN without an interval
+    needed: int         # the values needed for an interval at this level (each side's, for a ratio)
+
+    @property
+    def too_few(self) -> bool:
+        """No interval: fewer values than `needed` (or none at all)."""
+        return not (np.isfinite(self.low) and np.isfinite(self.high))
+
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width as a fraction of the value (0.03: ±3%); NaN without an interval or with a
+        value of 0."""
+        if self.too_few or not np.isfinite(self.value) or self.value == 0:
+            return np.nan
+        return (self.high - self.low) / 2 / abs(self.value)
 
 
-def half_width(times, level: float = LEVEL) -> float:
-    """Half the interval's width as a fraction of the median (0.03: ±3%); NaN without times or with a
-    median of 0."""
-    median, low, high = median_interval(times, level)
-    if not np.isfinite(median) or median == 0:
-        return np.nan
-    return (high - low) / 2 / abs(median)
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise ValueError(f"level {level!r} is not a coverage: it must lie strictly between 0 and 1 (0.95: 95%)")
 
 
-def ratio_interval(numerator, denominator, level: float = LEVEL,
-                   resamples: int = RESAMPLES) -> tuple[float, float, float]:
-    """(ratio, low, high): median(numerator) / median(denominator) and its bootstrap interval, each
-    side redrawn on its own. NaNs without times on either side."""
-    a, b = (np.asarray(x, dtype=float) for x in (numerator, denominator))
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if not len(a) or not len(b) or np.median(b) == 0:
-        return np.nan, np.nan, np.nan
-    ratio = float(np.median(a) / np.median(b))
-    rng = np.random.default_rng(SEED)
-    draws = (np.median(rng.choice(a, size=(resamples, len(a))), axis=1)
-             / np.median(rng.choice(b, size=(resamples, len(b))), axis=1))
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(draws[np.isfinite(draws)], [tail, 100 - tail])
-    return ratio, float(min(low, ratio)), float(max(high, ratio))
+def needed(level: float = LEVEL) -> int:
+    """The fewest values with an order-statistic interval of their median at `level`: the smallest n with
+    1 - 2 / 2**n >= level, the coverage of [min, max] (6 at 95%, 8 at 99%)."""
+    _check_level(level)
+    return max(2, math.ceil(math.log2(2 / (1 - level)) - 1e-12))
+
+
+@lru_cache(maxsize=4096)
+def _median_rank(n: int, level: float) -> tuple[int, float]:
+    """(k, coverage): the largest k with P(k <= B <= n-k) = 1 - 2 P(B <= k-1) >= level for B ~ Binomial(n, 1/2)
+    (how often [x_(k), x_(n+1-k)] holds the median), and that probability; (0, NaN) when even k = 1 falls short."""
+    best, below = (0, math.nan), 0  # below: outcomes with B <= k-1, of 2**n (exact integers)
+    for k in range(1, (n + 1) // 2 + 1):
+        below += math.comb(n, k - 1)
+        coverage = 1 - 2 * below / 2 ** n
+        if coverage < level:
+            break
+        best = (k, coverage)
+    return best
+
+
+def _finite(values) -> np.ndarray:
+    t = np.asarray(values, dtype=float).ravel()
+    return t[np.isfinite(t)]
+
+
+def median_intervals(samples, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(medians, lows, highs) of each row of `samples` (2-D: datasets x n values, no NaNs), the rows'
+    order-statistic intervals at `level`; lows and highs NaN when n < needed(level). The vectorised form of
+    `median_interval` (which calls it), for simulations."""
+    _check_level(level)
+    t = np.sort(np.asarray(samples, dtype=float), axis=-1)
+    n = t.shape[-1]
+    medians = np.median(t, axis=-1) if n else np.full(t.shape[:-1], np.nan)
+    k, _ = _median_rank(n, level) if n >= needed(level) else (0, np.nan)
+    if k == 0:
+        return medians, np.full_like(medians, np.nan), np.full_like(medians, np.nan)
+    return medians, t[..., k - 1], t[..., n - k]
+
+
+def median_interval(values, level: float = LEVEL) -> Interval:
+    """The median of `values` (NaNs dropped) and its order-statistic interval at `level`: [x_(k), x_(n+1-k)]
+    of the sorted values, k as large as keeps the binomial coverage at least `level` (module docstring).
+    Fewer than needed(level) values: the median without an interval (too_few); none: all NaN."""
+    t = _finite(values)
+    n = len(t)
+    median, low, high = (float(x[0]) for x in median_intervals(t[None, :], level))
+    coverage = _median_rank(n, level)[1] if n >= needed(level) else np.nan
+    return Interval(median, low, high, n, level, coverage, needed(level))
+
+
+def half_width(self) -> float:
+        """Half the interval's width as a fraction of the value (0.03: ±3%); NaN without an interval or with a
+        value of 0."""
+        if self.too_few or not np.isfinite(self.value) or self.value == 0:
+            return np.nan
+        return (self.high - self.low) / 2 / abs(self.value)
+
+
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise ValueError(f"level {level!r} is not a coverage: it must lie strictly between 0 and 1 (0.95: 95%)")
+
+
+def needed(level: float = LEVEL) -> int:
+    """The fewest values with an order-statistic interval of their median at `level`: the smallest n with
+    1 - 2 / 2**n >= level, the coverage of [min, max] (6 at 95%, 8 at 99%)."""
+    _check_level(level)
+    return max(2, math.ceil(math.log2(2 / (1 - level)) - 1e-12))
+
+
+@lru_cache(maxsize=4096)
+def _median_rank(n: int, level: float) -> tuple[int, float]:
+    """(k, coverage): the largest k with P(k <= B <= n-k) = 1 - 2 P(B <= k-1) >= level for B ~ Binomial(n, 1/2)
+    (how often [x_(k), x_(n+1-k)] holds the median), and that probability; (0, NaN) when even k = 1 falls short."""
+    best, below = (0, math.nan), 0  # below: outcomes with B <= k-1, of 2**n (exact integers)
+    for k in range(1, (n + 1) // 2 + 1):
+        below += math.comb(n, k - 1)
+        coverage = 1 - 2 * below / 2 ** n
+        if coverage < level:
+            break
+        best = (k, coverage)
+    return best
+
+
+def _finite(values) -> np.ndarray:
+    t = np.asarray(values, dtype=float).ravel()
+    return t[np.isfinite(t)]
+
+
+def median_interval(values, level: float = LEVEL) -> Interval:
+    """The median of `values` (NaNs dropped) and its order-statistic interval at `level`: [x_(k), x_(n+1-k)]
+    of the sorted values, k as large as keeps the binomial coverage at least `level` (module docstring).
+    Fewer than needed(level) values: the median without an interval (too_few); none: all NaN."""
+    _check_level(level)
+    t, need = np.sort(_finite(values)), needed(level)
+    n = len(t)
+    median = float(np.median(t)) if n else np.nan
+    k, coverage = _median_rank(n, level) if n >= need else (0, np.nan)
+    if k == 0:
+        return Interval(median, np.nan, np.nan, n, level, np.nan, need)
+    return Interval(median, float(t[k - 1]), float(t[n - k]), n, level, coverage, need)
+
+
+def half_width(values, level: float = LEVEL) -> float:
+    """Half the width of the median's interval as a fraction of the median (0.03: ±3%); NaN without an
+    interval (too few values, or none) or with a median of 0."""
+    return median_interval(values, level).half_width
+
+
+@lru_cache(maxsize=4096)
+def _ratio_coverage(m: int, n: int, k: int) -> float:
+    """How often [a_(k) / b_(n+1-k), a_(m+1-k) / b_(k)] holds median(a) / median(b), for m values of a and n of
+    b with one continuous noise shape up to scale: 1 - 2 P(a_(k) > b_(n+1-k)) for standardised samples (the
+    upper miss mirrors the lower). All C(m+n, n) orderings of the pooled values are equally likely; s of b's
+    values lie below a_(k) in C(k-1+s, s) C(m-k+n-s, n-s) of them."""
+    j = n + 1 - k
+    miss = sum(math.comb(k - 1 + s, s) * math.comb(m - k + n - s, n - s) for s in range(j, n + 1))
+    return 1 - 2 * miss / math.comb(m + n, n)
+
+
+@lru_cache(maxsize=4096)
+def _ratio_rank(m: int, n: int, level: float) -> tuple[int, float]:
+    """(k, coverage): the largest k with _ratio_coverage(m, n, k) >= level; (0, NaN) when none."""
+    best = (0, math.nan)
+    for k in range(1, (min(m, n) + 1) // 2 + 1):
+        coverage = _ratio_coverage(m, n, k)
+        if coverage < level:
+            break
+        best = (k, coverage)
+    return best
+
+
+def ratio_intervals(numerators, denominators, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ratios, lows, highs) for each pair of rows (2-D: datasets x m and datasets x n positive values, no NaNs):
+    median(a) / median(b) and the interval of `ratio_interval`; lows and highs NaN when either side has fewer
+    than needed(level) values. The vectorised form of `ratio_interval` (which calls it), for simulations."""
+    _check_level(level)
+    a = np.sort(np.asarray(numerators, dtype=float), axis=-1)
+    b = np.sort(np.asarray(denominators, dtype=float), axis=-1)
+    m, n = a.shape[-1], b.shape[-1]
+    if (a <= 0).any() or (b <= 0).any():
+        raise ValueError(f"a ratio of medians needs positive values (times); got {min(a.min(), b.min())!r}")
+    ratios = np.median(a, axis=-1) / np.median(b, axis=-1)
+    k, _ = _ratio_rank(m, n, level) if min(m, n) >= needed(level) else (0, np.nan)
+    if k == 0:
+        return ratios, np.full_like(ratios, np.nan), np.full_like(ratios, np.nan)
+    return ratios, a[..., k - 1] / b[..., n - k], a[..., m - k] / b[..., k - 1]
+
+
+def ratio_interval(numerator, denominator, level: float = LEVEL) -> Interval:
+    """median(numerator) / median(denominator) (NaNs dropped) and its interval at `level` from the order
+    statistics of both sides (module docstring): [a_(k) / b_(n+1-k), a_(m+1-k) / b_(k)], k as large as keeps
+    the coverage at least `level`. Each side needs needed(level) values, as a median's interval does; with
+    fewer on either side, the ratio without an interval (too_few; n is the fewer side's count). All NaN
+    without values on either side. Values must be positive (times): a ValueError names the first that is not."""
+    a, b = _finite(numerator), _finite(denominator)
+    m, n, need = len(a), len(b), needed(level)
+    if not m or not n:
+        _check_level(level)
+        return Interval(np.nan, np.nan, np.nan, min(m, n), level, np.nan, need)
+    ratio, low, high = (float(x[0]) for x in ratio_intervals(a[None, :], b[None, :], level))
+    coverage = _ratio_rank(m, n, level)[1] if min(m, n) >= need else np.nan
+    return Interval(ratio, low, high, min(m, n), level, coverage, need)

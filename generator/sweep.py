@@ -9,7 +9,8 @@ rounds stop is generator/rounds.py's decision, asked as the size goes.
 
 One telemetry sampler runs per size; the samples drained after a job go into that
 job's spool file under its run's id. Each run ends with one more file: its run record
-with `rounds` and `stop_reason` (known only then), named `stop-*.jsonl`, and, in the
+with its own `rounds` and `stop_reason` (known only then; the reason quotes the spread of that
+run's batch sizes only, and says when the runs of a size stopped together), named `stop-*.jsonl`, and, in the
 file of the run whose job ran last, the samples taken after that job. A spool file that cannot be written
 (disk full, file too large) cannot record that failure itself: it is reported on
 stderr and in the outcome's `unwritten`, and the sweep goes on.
@@ -31,7 +32,7 @@ from .invariance import References
 from .job import JobContext, JobResult, error_line, run_job, unfinished_job
 from .metadata import collect_metadata, run_record
 from .plan import JobPlan, RunPlan, SizePlan, out_of_memory, plan
-from .rounds import settled, stop_rule
+from .rounds import Stop, run_reason, settled, stop_rule
 
 __all__ = ["CFG_SETTINGS", "DEVICES", "DTYPES", "SAVE_IMAGES", "SweepConfig", "SweepOutcome", "run_sweep"]
 
@@ -156,7 +157,7 @@ class _Size:
     times: dict = field(default_factory=dict)                 # (run, batch size) -> measured ok wall_s
     oom: dict[RunPlan, int] = field(default_factory=dict)     # run -> smallest batch size out of memory
     rounds: Counter = field(default_factory=Counter)          # run -> measured rounds it took part in
-    stop_reason: str | None = None
+    stops: dict = field(default_factory=dict)                 # run -> the Stop of each part it was measured in
     last: RunPlan | None = None                               # the run whose job ran last
     references: References = field(default_factory=References)  # first pictures per (run, batch size)
     sampler: object = None                                    # telemetry.Sampler, started in open()
@@ -204,7 +205,9 @@ class _Size:
         size's plan, or a part of it: SizePlan.only)."""
         for job in part.warmups:
             self.warm_up(job)
-        self.stop_reason = self.measure(part)
+        stop = self.measure(part)
+        for run in {job.run for jobs in part.rounds for job in jobs}:
+            self.stops.setdefault(run, []).append(stop)
         for job in part.profiled:
             self.job(job)
 
@@ -229,20 +232,20 @@ class _Size:
                 self.bar.total += 1
                 self.bar.refresh()
 
-    def measure(self, part: SizePlan) -> str:
-        """The measured rounds of `part`, in plan order, until rounds.stop_rule stops them; return why they
-        stopped. A run's `rounds` is the most rounds it took part in in any part (a replica sweep measures
-        each batch size in a part of its own)."""
-        start, reason, ran_in = time.monotonic(), "no measured rounds planned", Counter()
+    def measure(self, part: SizePlan) -> Stop:
+        """The measured rounds of `part`, in plan order, until rounds.stop_rule stops them; return its last Stop
+        (why they stopped). A run's `rounds` is the most rounds it took part in in any part (a replica sweep
+        measures each batch size in a part of its own)."""
+        start, stop, ran_in = time.monotonic(), Stop(True, "no measured rounds planned"), Counter()
         try:
             for r, jobs in enumerate(part.rounds):
                 ran_in.update({job.run for job in jobs if self.job(job) is not None})
-                stop, reason = stop_rule(self.live_times(part), r + 1, time.monotonic() - start, self.sweep.cfg)
-                if stop:
+                stop = stop_rule(self.live_times(part), r + 1, time.monotonic() - start, self.sweep.cfg)
+                if stop.stop:
                     self.bar.total -= sum(len(later) for later in part.rounds[r + 1:])
                     self.bar.refresh()
-                    return reason
-            return reason
+                    return stop
+            return stop
         finally:
             for run, n in ran_in.items():
                 self.rounds[run] = max(self.rounds[run], n)
@@ -278,12 +281,15 @@ class _Size:
         return result
 
     def close_runs(self) -> None:
-        """One end file per run: the run record plus `rounds` and `stop_reason`, and the samples left."""
-        reason = self.stop_reason or f"interrupted after {max(self.rounds.values(), default=0)} rounds"
+        """One end file per run: the run record plus its own `rounds` and `stop_reason` (rounds.run_reason: the
+        spread of its own batch sizes), and the samples left."""
         samples = self.sampler.drain()
         for run, ctx in self.contexts.items():
             run_id = ctx.run["run_id"]
             mine = samples if run == (self.last or self.plan.runs[0]) else []
+            names = [run.label(job) for job in self.plan.rounds[0] if job.run == run] if self.plan.rounds else []
+            reason = (run_reason(self.stops[run], names, len(self.plan.runs)) if run in self.stops
+                      else f"interrupted after {self.rounds[run]} rounds")
             rows = [{**ctx.run, "rounds": self.rounds[run], "stop_reason": reason}]
             rows += [record("sample", **{**s, "run_id": run_id}) for s in mine]
             self.sweep.write(run_id, new_id("stop"), rows, f"the end record of run {run_id}")

@@ -121,12 +121,14 @@ def _ways_chart(points: pd.DataFrame) -> alt.Chart:
 
 
 def _with_intervals(tp: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
-    """The throughput rows with each median's 95% interval (as seconds and as images/s) and its certainty."""
-    tp = tp.merge(intervals[["run_id", "batch_size", "low_s", "high_s", "half_width", "uncertain"]],
-                  on=["run_id", "batch_size"], how="left")
+    """The throughput rows with each median's 95% interval (as seconds and as images/s) and its certainty (where
+    the jobs are too few for an interval, the certainty says so and no bar is drawn)."""
+    tp = tp.merge(intervals[["run_id", "batch_size", "low_s", "high_s", "half_width", "uncertain", "jobs", "needed"]]
+                  .rename(columns={"jobs": "interval_jobs"}), on=["run_id", "batch_size"], how="left")
     return tp.assign(ips_low=tp.batch_size / tp.high_s, ips_high=tp.batch_size / tp.low_s,
                      interval=[explain.interval_text(lo, hi) for lo, hi in zip(tp.low_s, tp.high_s)],
-                     certainty=[explain.certainty(h) for h in tp.half_width])
+                     certainty=[explain.certainty(h, n, need)
+                                for h, n, need in zip(tp.half_width, tp.interval_jobs, tp.needed)])
 
 
 def _with_bars(base: alt.Chart, y: str, title: str, low: str | None = None, high: str | None = None) -> alt.Chart:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -144,6 +145,40 @@ def test_scaling_of_one_batch_size_and_of_none(wh):
     s = analysis.scaling(wh.tp({4: 2.0}))
     assert (s.base_batch, s.top_batch, s.base_images_per_s) == (4, 4, 2.0)
     assert analysis.scaling(wh.throughput("no-such-run")) is None
+
+
+def test_batch_intervals_give_none_with_too_few_jobs_and_call_that_uncertain(wh):
+    run_id = wh.run({1: [1.0, 1.01, 0.99, 1.0, 1.02, 0.98], 2: [1.5, 1.6, 1.4]})
+    rows = analysis.batch_intervals(queries.job_costs(wh.path, [run_id])).set_index("batch_size")
+    six, three = rows.loc[1], rows.loc[2]
+    assert (six.jobs, six.low_s, six.high_s, six.too_few, six.uncertain) == (6, 0.98, 1.02, False, False)
+    assert six.half_width == pytest.approx(0.02)
+    assert three.jobs == 3 and three.too_few and three.uncertain and three.needed == 6
+    assert np.isnan(three.low_s) and np.isnan(three.high_s) and np.isnan(three.half_width)
+    assert three.median_s == 1.5
+
+
+def test_the_time_ratio_is_uncertain_without_an_interval_and_sure_only_within_the_bound(wh):
+    sure = wh.run({1: [1.0, 1.01, 0.99, 1.0, 1.005, 0.995], 8: [2.0, 2.02, 1.98, 2.0, 2.01, 1.99]})
+    s = analysis.scaling(wh.throughput(sure), queries.job_costs(wh.path, [sure]))
+    assert (s.ratio_low, s.ratio_high) == (pytest.approx(1.98 / 1.01), pytest.approx(2.02 / 0.99))
+    assert not s.too_few and not s.uncertain and s.jobs == 6
+    few = wh.run({1: [1.0, 1.01, 0.99], 8: [2.0, 2.02, 1.98, 2.0, 2.0, 2.0]})
+    s = analysis.scaling(wh.throughput(few), queries.job_costs(wh.path, [few]))
+    assert s.too_few and s.uncertain and s.jobs == 3 and np.isnan(s.ratio_low)
+    # Without the jobs no interval was made: not claimed sure either; one batch size has no ratio at all.
+    assert analysis.scaling(wh.throughput(sure)).uncertain and not analysis.scaling(wh.throughput(sure)).too_few
+    assert not analysis.scaling(wh.tp({4: [2.0] * 6})).uncertain
+
+
+def test_trust_takes_the_widest_interval_of_the_batch_sizes_that_have_one(wh):
+    run_id = wh.run({1: [1.0, 1.01, 0.99, 1.0, 1.02, 0.98], 2: [1.5, 3.0, 1.0], 4: [2.0, 2.0, 2.0]})
+    t = analysis.trust("r", analysis.batch_intervals(queries.job_costs(wh.path, [run_id])), {})
+    assert (t.widest_batch, t.too_few, t.jobs_per_batch) == (1, (2, 4), 3) and t.widest == pytest.approx(0.02)
+    assert not t.sure_of_none
+    none = wh.run({1: [1.0, 1.5], 2: [2.0, 2.0, 2.0]})
+    t = analysis.trust("r", analysis.batch_intervals(queries.job_costs(wh.path, [none])), {})
+    assert t.sure_of_none and t.widest_batch is None and np.isnan(t.widest) and t.too_few == (1, 2)
 
 
 # The sweep: effects across runs.

@@ -261,24 +261,40 @@ def test_phase_saturation_lists_the_steady_phases_in_words():
         "at batch 4; text encoding and one denoising step did not saturate within the measured batches.")
 
 
+STEADY = {1: [1.0, 1.01, 0.99, 1.0, 1.005, 0.995], 8: [2.0, 2.02, 1.98, 2.0, 2.01, 1.99]}   # 6 jobs: an interval
+SHAKY = {1: [1.0, 1.5, 0.7, 1.0, 1.2, 0.9], 8: [2.0, 3.0, 1.5, 2.0, 2.4, 1.8]}
+
+
 def test_the_headline_quotes_its_interval_and_says_when_it_is_uncertain(wh):
-    steady = wh.run({1: [1.0, 1.01, 0.99], 8: [2.0, 2.02, 1.98]})
-    text = explain.scaling(analysis.scaling(wh.throughput(steady), queries.job_costs(wh.path, [steady])))
-    assert text.startswith("Batch 8 took 2.0x [") and "Uncertain" not in text
-    shaky = wh.run({1: [1.0, 1.5, 0.7], 8: [2.0, 3.0, 1.5]})
+    steady = wh.run(STEADY)
+    s = analysis.scaling(wh.throughput(steady), queries.job_costs(wh.path, [steady]))
+    text = explain.scaling(s)
+    # 6 jobs a side: [min(top) / max(base), max(top) / min(base)].
+    assert text == (f"Batch 8 took 2.0x [{1.98 / 1.01:.1f}–{2.02 / 0.99:.1f}] as long as batch 1: 4.0x the images per "
+                    "second.") and not s.uncertain
+    shaky = wh.run(SHAKY)
     text = explain.scaling(analysis.scaling(wh.throughput(shaky), queries.job_costs(wh.path, [shaky])))
     assert text.endswith("_(Uncertain: the interval is wider than ±5%.)_")
 
 
+def test_the_headline_says_when_its_repeats_are_too_few_for_an_interval(wh):
+    """3 jobs a batch size (the demo's first part): the old bootstrap printed [min, max] and called it 95%."""
+    few = wh.run({1: [1.0, 1.01, 0.99], 8: [2.0, 2.02, 1.98]})
+    s = analysis.scaling(wh.throughput(few), queries.job_costs(wh.path, [few]))
+    assert s.too_few and s.uncertain and s.jobs == 3
+    text = explain.scaling(s)
+    assert text == ("Batch 8 took 2.0x as long as batch 1: 4.0x the images per second. _(Uncertain: 3 repeats: too "
+                    "few for a 95% interval (6 needed).)_")
+    assert "[" not in text
+
+
 def test_the_trust_line_names_the_widest_interval_and_what_to_do_only_when_it_is_wide(wh):
-    steady = wh.run({1: [1.0, 1.01, 0.99], 8: [2.0, 2.02, 1.98]})
+    steady = wh.run(STEADY)
     rows = analysis.batch_intervals(queries.job_costs(wh.path, [steady]))
-    quiet = explain.trust(analysis.trust("r", rows, {"rounds": 3, "stop_reason": "repeats: 3 rounds as asked"}))
-    assert quiet.startswith("**How sure**: 3 measured jobs per batch size in 3 rounds, stopped by repeats: 3 rounds "
-                            "as asked; "
-                            "the widest 95% interval of a median is ±")
-    assert "To be surer" not in quiet and "uncertain" not in quiet
-    shaky = wh.run({1: [1.0, 1.5, 0.7], 8: [2.0, 2.02, 1.98]})
+    quiet = explain.trust(analysis.trust("r", rows, {"rounds": 6, "stop_reason": "repeats: 6 rounds as asked"}))
+    assert quiet == ("**How sure**: 6 measured jobs per batch size in 6 rounds, stopped by repeats: 6 rounds as "
+                     f"asked; the widest 95% interval of a median is ±{0.02 / 2 / 1.0:.1%} (batch 1).")
+    shaky = wh.run({1: SHAKY[1], 8: STEADY[8]})
     rows = analysis.batch_intervals(queries.job_costs(wh.path, [shaky]))
     t = analysis.trust("r", rows, {})
     assert t.widest_batch == 1 and t.widest > analysis.UNCERTAIN
@@ -286,6 +302,32 @@ def test_the_trust_line_names_the_widest_interval_and_what_to_do_only_when_it_is
     assert "(batch 1), wider than ±5%: figures at that batch are uncertain" in loud
     assert loud.endswith("To be surer: add repeats (`--repeats`).")
     assert explain.trust(None) is None
+
+
+def test_the_trust_line_says_too_few_repeats_instead_of_an_interval(wh):
+    few = wh.run({1: [1.0, 1.01, 0.99], 8: [2.0, 2.02, 1.98]})
+    rows = analysis.batch_intervals(queries.job_costs(wh.path, [few]))
+    text = explain.trust(analysis.trust("r", rows, {"rounds": 3, "stop_reason": "repeats: 3 rounds as asked"}))
+    assert text == ("**How sure**: 3 measured jobs per batch size in 3 rounds, stopped by repeats: 3 rounds as asked; "
+                    "3 repeats: too few for a 95% interval (6 needed): no figure of this run is sure. To be surer: "
+                    "add repeats (`--repeats`, 6 or more).")
+    assert "±" not in text
+    # One batch size with enough jobs, one without: the widest of those that have one, and the other named.
+    mixed = wh.run({1: STEADY[1], 8: [2.0, 2.02, 1.98]})
+    rows = analysis.batch_intervals(queries.job_costs(wh.path, [mixed]))
+    text = explain.trust(analysis.trust("r", rows, {}))
+    assert text == ("**How sure**: 3 measured jobs per batch size; the widest 95% interval of a median is "
+                    f"±{0.02 / 2:.1%} (batch 1); at batch 8, too few repeats for a 95% interval (6 needed): uncertain "
+                    "there. To be surer: add repeats (`--repeats`, 6 or more).")
+
+
+def test_a_table_cell_without_an_interval_says_why_once():
+    assert explain.interval_text(float("nan"), float("nan")) == ""
+    assert explain.certainty(float("nan"), 3, 6) == "uncertain: 3 repeats: too few for a 95% interval (6 needed)"
+    assert explain.certainty(float("nan")) == ""
+    assert explain.certainty(0.021, 8, 6) == "±2.1%"
+    assert explain.certainty(0.074, 8, 6) == "uncertain: ±7.4% (wider than ±5%)"
+    assert explain.too_few(1, 6) == "1 repeat: too few for a 95% interval (6 needed)"
 
 
 def _trust_of(wh, run_id: str) -> str:
@@ -298,7 +340,7 @@ def _trust_of(wh, run_id: str) -> str:
 
 
 def test_the_trust_line_flags_a_busy_run_and_not_a_quiet_one(wh):
-    steady = {1: [1.0, 1.01, 0.99], 8: [2.0, 2.02, 1.98]}
+    steady = STEADY
     busy, quiet = wh.run(steady), wh.run(steady)
     with db.writer(wh.path) as con:   # 2 logical CPUs; other processes used 0.9 cores in one run, 0.02 in the other
         con.execute("UPDATE runs SET cpu_count = 2 WHERE run_id IN (?, ?)", [busy, quiet])

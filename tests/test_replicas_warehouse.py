@@ -126,8 +126,8 @@ def _rates(written: list[dict]) -> pd.DataFrame:
     per = _measured(written).groupby(["run_id", "batch_size"]).wall_s.agg(
         wall_s="median", interval=lambda t: stats.median_interval(t.to_numpy())).reset_index()
     per["images_per_s"] = per.batch_size / per.wall_s
-    per["ips_low"] = [b / i[2] for b, i in zip(per.batch_size, per.interval)]
-    per["ips_high"] = [b / i[1] for b, i in zip(per.batch_size, per.interval)]
+    per["ips_low"] = [b / i.high for b, i in zip(per.batch_size, per.interval)]   # NaN: too few jobs
+    per["ips_high"] = [b / i.low for b, i in zip(per.batch_size, per.interval)]
     for field in ("replica_group", "replicas", "host", "threads", "cpu_count", "gpu_uuid"):
         per[field] = [runs[r].get(field) for r in per.run_id]
     return per
@@ -224,18 +224,25 @@ def _rows(**rates) -> pd.DataFrame:
 
 def test_a_difference_within_the_jobs_intervals_is_no_win():
     rows = _rows(n1b1=(6.0, 6.0), n1b2=(10.0, 10.0), n2b1=(4.5, 4.5))
-    jobs = pd.DataFrame([{"replica_group": "g1", "run_id": "r10", "batch_size": 1, "wall_s": 1 / 6.0},
-                         {"replica_group": "g1", "run_id": "r10", "batch_size": 2, "wall_s": 2 / 10.0},
-                         {"replica_group": "g2", "run_id": "r20", "batch_size": 1, "wall_s": 1 / 4.5},
-                         {"replica_group": "g2", "run_id": "r21", "batch_size": 1, "wall_s": 1 / 4.5}])
-    # One job per worker: the intervals are points, and 10 against 9 images/s (11%) is a win.
-    [c] = replicas.compare(replicas.ways(rows, jobs))
+
+    def jobs(batch_of_two: list[float]) -> pd.DataFrame:
+        six = 6  # stats.needed(): the fewest jobs with a 95% interval of a median
+        return pd.DataFrame([{"replica_group": "g1", "run_id": "r10", "batch_size": 1, "wall_s": 1 / 6.0}] * six
+                            + [{"replica_group": "g1", "run_id": "r10", "batch_size": 2, "wall_s": t}
+                               for t in batch_of_two]
+                            + [{"replica_group": "g2", "run_id": r, "batch_size": 1, "wall_s": 1 / 4.5}
+                               for r in ("r20", "r21") for _ in range(six)])
+
+    # Equal times: the intervals are points, and 10 against 9 images/s (11%) is a win.
+    [c] = replicas.compare(replicas.ways(rows, jobs([2 / 10.0] * 6)))
     assert c.winner == "bigger batch" and (c.batch.low, c.batch.high) == (pytest.approx(10), pytest.approx(10))
-    # The batch of 2 also took 0.25 s once (8 images/s): its interval reaches below 9, and no way is ahead.
-    slow = pd.concat([jobs, pd.DataFrame([{"replica_group": "g1", "run_id": "r10", "batch_size": 2,
-                                           "wall_s": 0.25}])])
-    [c] = replicas.compare(replicas.ways(rows, slow))
+    # The batch of 2 also took 0.25 s twice (8 images/s): of 7 jobs the interval is [min, max], it reaches below
+    # 9, and no way is ahead.
+    [c] = replicas.compare(replicas.ways(rows, jobs([2 / 10.0] * 5 + [0.25] * 2)))
     assert c.batch.low == pytest.approx(8) and c.winner is None
+    # With 3 jobs there is no 95% interval (6 needed): the range is the workers' spread alone, not [min, max].
+    [c] = replicas.compare(replicas.ways(rows, jobs([2 / 10.0] * 2 + [0.25])))
+    assert (c.batch.low, c.batch.high) == (pytest.approx(10), pytest.approx(10))
 
 
 def test_a_difference_within_the_tie_share_is_no_win():
@@ -294,11 +301,14 @@ def _comparison(db_path: str) -> replicas.Comparison:
 
 
 def _range(written, n, b) -> tuple[float, float]:
-    """N x the slowest and the fastest worker, widened to the sum of the workers' 95% intervals."""
+    """N x the slowest and the fastest worker, widened to the sum of the workers' 95% intervals where every
+    worker has one (not with too few jobs)."""
     rate = _rates(written)
     rate = rate[(rate.replicas == n) & (rate.batch_size == b)]
-    return (min(n * rate.images_per_s.min(), rate.ips_low.sum()),
-            max(n * rate.images_per_s.max(), rate.ips_high.sum()))
+    spread = (n * rate.images_per_s.min(), n * rate.images_per_s.max())
+    if rate.ips_low.isna().any():
+        return spread
+    return min(spread[0], rate.ips_low.sum()), max(spread[1], rate.ips_high.sum())
 
 
 def _figures(written, n, b):
@@ -318,9 +328,14 @@ def test_the_two_ways_sentence_says_what_the_numbers_do(tmp_path, small_sweep, p
     batch, batch_low, batch_high, batch_eff = _figures(written, 1, 2)
     more, low, high, more_eff = _figures(written, 2, 1)
     text = said.two_ways(_comparison(db_path))
-    assert text.startswith(f"**{SETTING}**, 2 images at once: a batch of 2 on one worker gave {batch:.3g} images/s "
-                           f"[{batch_low:.3g}–{batch_high:.3g}] (efficiency {batch_eff:.2f}); 2 workers at batch 1 "
-                           f"gave {more:.3g} images/s [{low:.3g}–{high:.3g}] (efficiency {more_eff:.2f}).")
+
+    def span(lo, hi):  # two jobs a worker: too few for a 95% interval, so one worker's range is a point
+        return "" if lo == hi else f" [{lo:.3g}–{hi:.3g}]"
+
+    assert batch_low == batch_high == batch  # one worker, no interval: no range
+    assert text.startswith(f"**{SETTING}**, 2 images at once: a batch of 2 on one worker gave {batch:.3g} images/s"
+                           f"{span(batch_low, batch_high)} (efficiency {batch_eff:.2f}); 2 workers at batch 1 "
+                           f"gave {more:.3g} images/s{span(low, high)} (efficiency {more_eff:.2f}).")
     # Which way is ahead, by numpy: by more than 5%, and its range wholly above the other's.
     batch_ahead = batch > 1.05 * more and batch_low > high
     more_ahead = more > 1.05 * batch and low > batch_high

@@ -64,31 +64,43 @@ class Scaling:
     speedup: float             # the view's speed-up at top_batch
     efficiency: float          # the view's efficiency at top_batch
     base_images_per_s: float
-    ratio_low: float | None = None   # 95% bootstrap interval of time_ratio (None without the jobs)
-    ratio_high: float | None = None
+    ratio_low: float | None = None   # 95% interval of time_ratio (stats.ratio_interval): None without the jobs,
+    ratio_high: float | None = None  # NaN when they are too few for one
+    jobs: int | None = None          # the fewer measured jobs of the two batch sizes (None without the jobs)
+    needed: int = stats.needed()     # the jobs each batch size needs for a 95% interval
+
+    @property
+    def too_few(self) -> bool:
+        """Jobs were given, but too few at one of the two batch sizes for a 95% interval of the ratio."""
+        return self.jobs is not None and not (self.ratio_low is not None and np.isfinite(self.ratio_low))
 
     @property
     def uncertain(self) -> bool:
-        """The time ratio's interval is wider than ±UNCERTAIN of it."""
-        return (self.ratio_low is not None and np.isfinite(self.ratio_low)
-                and (self.ratio_high - self.ratio_low) / 2 > UNCERTAIN * self.time_ratio)
+        """The time ratio is not known within ±UNCERTAIN of it: no interval (too few jobs, or none given), or
+        one wider than that. A single measured batch size has no ratio to be unsure of."""
+        if self.top_batch == self.base_batch:
+            return False
+        if self.ratio_low is None or not np.isfinite(self.ratio_low):
+            return True
+        return (self.ratio_high - self.ratio_low) / 2 > UNCERTAIN * self.time_ratio
 
 
 def scaling(tp: pd.DataFrame, costs: pd.DataFrame | None = None) -> Scaling | None:
     """The largest batch against the smallest, from one run's throughput rows (and, given its job_costs
-    rows, the interval of the time ratio); None without rows."""
+    rows, the 95% interval of the time ratio, NaN with too few jobs); None without rows."""
     if tp.empty:
         return None
     tp = tp.sort_values("batch_size")
     base, top = tp.iloc[0], tp.iloc[-1]
-    low = high = None
-    if costs is not None and not costs.empty:
-        _, low, high = stats.ratio_interval(costs[costs.batch_size == top.batch_size].wall_s,
-                                            costs[costs.batch_size == base.batch_size].wall_s)
+    low = high = jobs = None
+    if costs is not None and not costs.empty and top.batch_size != base.batch_size:
+        ratio = stats.ratio_interval(costs[costs.batch_size == top.batch_size].wall_s,
+                                     costs[costs.batch_size == base.batch_size].wall_s)
+        low, high, jobs = ratio.low, ratio.high, ratio.n
     return Scaling(base_batch=int(base.batch_size), top_batch=int(top.batch_size),
                    time_ratio=float(top.median_wall_s / base.median_wall_s), speedup=float(top.speedup),
                    efficiency=float(top.efficiency), base_images_per_s=float(base.images_per_s),
-                   ratio_low=low, ratio_high=high)
+                   ratio_low=low, ratio_high=high, jobs=jobs)
 
 
 @dataclass(frozen=True)
@@ -353,15 +365,19 @@ def own_figures(tp: pd.DataFrame, steps: pd.Series) -> pd.DataFrame:
 
 
 def batch_intervals(costs: pd.DataFrame) -> pd.DataFrame:
-    """Per run and batch size (job_costs rows): the median job time, its 95% bootstrap interval, the
-    interval's half-width as a fraction of the median, and whether that is wider than UNCERTAIN."""
+    """Per run and batch size (job_costs rows): the median job time, its 95% order-statistic interval
+    (stats.median_interval; NaN where the jobs are fewer than `needed`: too_few), the interval's half-width
+    as a fraction of the median, and whether the median is uncertain: no interval, or one wider than
+    ±UNCERTAIN."""
     rows = []
     for (run_id, batch), g in costs.groupby(["run_id", "batch_size"], sort=False):
-        median, low, high = stats.median_interval(g.wall_s)
-        rows.append({"run_id": run_id, "batch_size": int(batch), "jobs": len(g), "median_s": median,
-                     "low_s": low, "high_s": high, "half_width": stats.half_width(g.wall_s)})
-    out = pd.DataFrame(rows, columns=["run_id", "batch_size", "jobs", "median_s", "low_s", "high_s", "half_width"])
-    return out.assign(uncertain=out.half_width > UNCERTAIN)
+        r = stats.median_interval(g.wall_s)
+        rows.append({"run_id": run_id, "batch_size": int(batch), "jobs": len(g), "median_s": r.value,
+                     "low_s": r.low, "high_s": r.high, "half_width": r.half_width, "too_few": r.too_few,
+                     "needed": r.needed})
+    out = pd.DataFrame(rows, columns=["run_id", "batch_size", "jobs", "median_s", "low_s", "high_s", "half_width",
+                                      "too_few", "needed"]).astype({"too_few": bool})
+    return out.assign(uncertain=out.too_few | (out.half_width > UNCERTAIN))
 
 
 @dataclass(frozen=True)
@@ -371,9 +387,16 @@ class Trust:
     jobs_per_batch: int            # the fewest measured jobs of any batch size
     rounds: int | None             # measured rounds (None before rounds were recorded)
     stop_reason: str | None
-    widest: float                  # the widest half-width over its batch sizes (fraction of the median)
-    widest_batch: int
+    widest: float                  # the widest half-width over the batch sizes with an interval (fraction of
+    widest_batch: int | None       # the median); NaN and None when none has one
     flags: tuple = ()              # contention findings: (kind, value)
+    too_few: tuple[int, ...] = ()  # batch sizes with too few jobs for a 95% interval
+    needed: int = stats.needed()   # the jobs a batch size needs for one
+
+    @property
+    def sure_of_none(self) -> bool:
+        """No batch size has an interval: nothing the run measured is known to 95%."""
+        return self.widest_batch is None
 
 
 def cores(run: dict) -> int | None:
@@ -386,13 +409,17 @@ def cores(run: dict) -> int | None:
 
 
 def trust(label: str, intervals: pd.DataFrame, run: dict, flags=()) -> Trust | None:
-    """From one run's batch_intervals rows and its run row (rounds, stop_reason); None without rows."""
+    """From one run's batch_intervals rows and its run row (rounds, stop_reason); None without rows. The widest
+    interval is over the batch sizes that have one; those with too few jobs are listed apart, never counted
+    as narrow."""
     if intervals.empty:
         return None
-    widest = intervals.loc[intervals.half_width.fillna(0).idxmax()]
+    has = intervals[intervals.half_width.notna()]
+    widest = has.loc[has.half_width.idxmax()] if not has.empty else None
     rounds = run.get("rounds")
     return Trust(label=label, jobs_per_batch=int(intervals.jobs.min()),
                  rounds=None if rounds is None or pd.isna(rounds) else int(rounds),
                  stop_reason=run.get("stop_reason") if isinstance(run.get("stop_reason"), str) else None,
-                 widest=float(widest.half_width) if pd.notna(widest.half_width) else 0.0,
-                 widest_batch=int(widest.batch_size), flags=tuple(flags))
+                 widest=float(widest.half_width) if widest is not None else np.nan,
+                 widest_batch=int(widest.batch_size) if widest is not None else None, flags=tuple(flags),
+                 too_few=tuple(sorted(int(b) for b in intervals.batch_size[intervals.too_few])))

@@ -64,16 +64,20 @@ def _way(replicas: int, batch: int) -> list[str]:
 
 
 def _intervals(jobs: pd.DataFrame | None) -> dict:
-    """(replica_group, batch_size) -> (low, high): the sum over the group's workers of the 95% bootstrap interval
-    of each worker's images/s (B / its median job time: stats.median_interval)."""
-    out = {}
+    """(replica_group, batch_size) -> (low, high): the sum over the group's workers of the 95% order-statistic
+    interval of each worker's images/s (B / its median job time: stats.median_interval). A group in which some
+    worker has too few jobs for an interval has none (its range is then the workers' spread alone)."""
+    out, without = {}, set()
     if jobs is None or jobs.empty:
         return out
     for (group, batch, _), g in jobs.groupby(["replica_group", "batch_size", "run_id"], sort=False):
-        _, low_s, high_s = stats.median_interval(g.wall_s)
+        r = stats.median_interval(g.wall_s)
+        if r.too_few:
+            without.add((group, batch))
+            continue
         low, high = out.get((group, batch), (0.0, 0.0))
-        out[(group, batch)] = (low + batch / high_s, high + batch / low_s)
-    return out
+        out[(group, batch)] = (low + batch / r.high, high + batch / r.low)
+    return {key: value for key, value in out.items() if key not in without}
 
 
 def ways(rows: pd.DataFrame, jobs: pd.DataFrame | None = None) -> pd.DataFrame:

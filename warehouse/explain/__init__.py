@@ -93,14 +93,23 @@ def phase_caption(height: int, width: int, mode: str) -> str:
 
 # Overview: why it barely slowed down, per run.
 
+def too_few(jobs: int, needed: int) -> str:
+    """The one wording of a median (or ratio) without an interval: '3 repeats: too few for a 95% interval (6
+    needed)'."""
+    return f"{jobs} {'repeat' if jobs == 1 else 'repeats'}: too few for a 95% interval ({needed} needed)"
+
+
 def scaling(s: Scaling) -> str:
-    """The largest batch against the smallest measured one."""
+    """The largest batch against the smallest measured one, with the ratio's 95% interval, or, with too few
+    jobs for one, saying so instead."""
     if s.top_batch == s.base_batch:
         return f"Only batch {s.base_batch} was measured: {s.base_images_per_s:.2f} images per second."
-    span = "" if s.ratio_low is None else f" [{s.ratio_low:.1f}–{s.ratio_high:.1f}]"
+    span = "" if s.ratio_low is None or s.too_few else f" [{s.ratio_low:.1f}–{s.ratio_high:.1f}]"
     text = (f"Batch {s.top_batch} took {s.time_ratio:.1f}x{span} as long as batch {s.base_batch}: "
             f"{s.speedup:.1f}x the images per second.")
-    if s.uncertain:
+    if s.too_few:
+        text += f" _(Uncertain: {too_few(s.jobs, s.needed)}.)_"
+    elif s.uncertain and s.ratio_low is not None:
         text += f" _(Uncertain: the interval is wider than ±{UNCERTAIN:.0%}.)_"
     return text
 
@@ -168,18 +177,28 @@ def _intervals(m: CostModel) -> str:
 
 
 def trust(t: Trust | None) -> str | None:
-    """How far to trust one run: its repeats, its widest interval, what else the machine did, what to do."""
+    """How far to trust one run: its repeats, its widest interval (or that its repeats are too few for one),
+    what else the machine did, what to do."""
     if t is None:
         return None
     rounds = f" in {t.rounds} rounds" if t.rounds is not None else ""
     stopped = f", stopped by {t.stop_reason}" if t.stop_reason else ""
-    text = (f"**How sure**: {t.jobs_per_batch} measured jobs per batch size{rounds}{stopped}; the widest 95% "
-            f"interval of a median is ±{t.widest:.1%} (batch {t.widest_batch})")
-    said = [CONTENTION[kind](value) for kind, value in t.flags if kind in CONTENTION]
+    text = f"**How sure**: {t.jobs_per_batch} measured jobs per batch size{rounds}{stopped}; "
     advice = []
-    if t.widest > UNCERTAIN:
-        text += f", wider than ±{UNCERTAIN:.0%}: figures at that batch are uncertain"
-        advice.append("add repeats (`--repeats`)")
+    if t.sure_of_none:
+        text += f"{too_few(t.jobs_per_batch, t.needed)}: no figure of this run is sure"
+        advice.append(f"add repeats (`--repeats`, {t.needed} or more)")
+    else:
+        text += f"the widest 95% interval of a median is ±{t.widest:.1%} (batch {t.widest_batch})"
+        if t.widest > UNCERTAIN:
+            text += f", wider than ±{UNCERTAIN:.0%}: figures at that batch are uncertain"
+            advice.append("add repeats (`--repeats`)")
+        if t.too_few:
+            sizes = ", ".join(str(b) for b in t.too_few)
+            text += f"; at batch {sizes}, too few repeats for a 95% interval ({t.needed} needed): uncertain there"
+            if not advice:
+                advice.append(f"add repeats (`--repeats`, {t.needed} or more)")
+    said = [CONTENTION[kind](value) for kind, value in t.flags if kind in CONTENTION]
     text += "."
     if said:
         text += " " + " ".join(said)
@@ -322,15 +341,18 @@ def model_table(models: dict[str, CostModel | NoModel], labels: dict[str, str]) 
 
 
 def interval_text(low_s: float, high_s: float) -> str:
-    """A median's interval for a table cell: '0.101–0.109 s' ('' without one)."""
+    """A median's interval for a table cell: '0.101–0.109 s' ('' without one: `certainty` says why)."""
     if pd.isna(low_s) or pd.isna(high_s):
         return ""
     return f"{low_s:.3g}–{high_s:.3g} s"
 
 
-def certainty(half_width: float) -> str:
-    """'±2.1%' for a median within the bound, 'uncertain: ±7.4% (wider than ±5%)' beyond it."""
+def certainty(half_width: float, jobs: int | None = None, needed: int | None = None) -> str:
+    """'±2.1%' for a median within the bound, 'uncertain: ±7.4% (wider than ±5%)' beyond it, and without an
+    interval, given the jobs and the jobs needed: 'uncertain: 3 repeats: too few for a 95% interval (6 needed)'."""
     if pd.isna(half_width):
+        if jobs is not None and needed is not None and not pd.isna(jobs) and jobs < needed:
+            return f"uncertain: {too_few(int(jobs), int(needed))}"
         return ""
     if half_width > UNCERTAIN:
         return f"uncertain: ±{half_width:.1%} (wider than ±{UNCERTAIN:.0%})"
