@@ -270,6 +270,27 @@ def test_roofline_ceilings_are_the_best_of_the_sweep_and_a_floor_above_the_time_
     assert ends[busy].above_measured == 2 and ends[quiet].above_measured == 2
 
 
+def test_a_runs_ceilings_are_pooled_only_with_runs_under_its_own_settings(wh):
+    one, two, other_dtype = (wh.run({1: 1.0}, phases={"denoise": 0.5}) for _ in range(3))
+    with db.writer(wh.path) as con:   # the same sweep and device; one, two and four times the ceiling
+        con.execute("UPDATE runs SET sweep_id = 'threads', host = 'box', ceiling_conv_flops = 0, "
+                    "ceiling_matmul_flops = CASE run_id WHEN ? THEN 1e9 WHEN ? THEN 2e9 ELSE 4e9 END, "
+                    "ceiling_copy_bytes_per_s = CASE run_id WHEN ? THEN 1e8 ELSE 3e8 END, "
+                    "threads = CASE run_id WHEN ? THEN 1 ELSE 2 END, "
+                    "dtype = CASE run_id WHEN ? THEN 'bfloat16' ELSE 'float32' END WHERE run_id IN (?, ?, ?)",
+                    [one, two, one, one, other_dtype, one, two, other_dtype])
+    ceilings = db.query_df(wh.path, "SELECT * FROM run_ceilings WHERE list_contains(?, run_id)",
+                           [[one, two, other_dtype]]).set_index("run_id")
+    assert ceilings.loc[one].tolist() == [1e9, 1e8]          # not the two-thread run's 2e9
+    assert ceilings.loc[two].tolist() == [2e9, 3e8]          # not the bfloat16 run's 4e9
+    assert ceilings.loc[other_dtype].tolist() == [4e9, 3e8]
+    with db.writer(wh.path) as con:   # the same settings: the best of the two holds for both
+        con.execute("UPDATE runs SET threads = 2 WHERE run_id = ?", [one])
+    ceilings = db.query_df(wh.path, "SELECT * FROM run_ceilings WHERE list_contains(?, run_id)",
+                           [[one, two]]).set_index("run_id")
+    assert ceilings.loc[one].tolist() == ceilings.loc[two].tolist() == [2e9, 3e8]
+
+
 def test_published_figures_are_per_image_step_with_the_speedup_over_their_batch_one(tmp_path):
     path = tmp_path / "p.toml"
     path.write_text('[[figure]]\nsetting = "s"\ndevice = "d"\nbatch = 1\nseconds_per_image = 2.0\nsteps = 50\n'
