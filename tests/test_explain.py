@@ -297,6 +297,21 @@ def _trust_of(wh, run_id: str) -> str:
     return explain.trust(analysis.trust(run_id, rows, run, flags))
 
 
+def test_a_sample_of_other_processes_beyond_every_cpu_is_left_out(wh):
+    """A sampler of an older version read a run's first sample as 607-1156% on a 2-CPU host: such a reading
+    cannot be, and does not count; one within the machine's CPUs does."""
+    run_id = wh.run({1: [1.0, 1.01, 0.99]})
+    with db.writer(wh.path) as con:
+        con.execute("UPDATE runs SET cpu_count = 2 WHERE run_id = ?", [run_id])
+        for i, other in enumerate((1156.0, 6.0, 4.0, 5.0)):
+            con.execute("INSERT INTO samples (run_id, t, cpu_util, other_cpu_util, schema_version) "
+                        "VALUES (?, ?, 150, ?, 1)", [run_id, 1000.0 + i / 10, other])
+    samples = queries.run_samples(wh.path, [run_id])
+    assert samples.other_cpu_util.isna().tolist() == [True, False, False, False]
+    assert contention.contention(samples, cores=2).other_cpu_cores == pytest.approx(0.05)
+    assert "Other processes" not in _trust_of(wh, run_id)   # with the bad sample: 146% of the machine
+
+
 def test_the_trust_line_flags_a_busy_run_and_not_a_quiet_one(wh):
     steady = {1: [1.0, 1.01, 0.99], 8: [2.0, 2.02, 1.98]}
     busy, quiet = wh.run(steady), wh.run(steady)
