@@ -20,7 +20,7 @@ def render():
     costs, models, phase_models = cost_models(db_path(), tuple(run_ids))
     first = next(runs.itertuples())
     for note in (explain.embedded_note(analysis.uses_embedded_model(runs.model_id)),
-                 explain.preset_note(analysis.uses_preset(runs.model_id))):
+                 explain.preset_note(analysis.presets_used(runs.model_id))):
         if note:
             st.info(note)
 

@@ -12,6 +12,7 @@ import itertools
 import pandas as pd
 import pytest
 
+from generator import presets
 from warehouse import analysis, db, queries
 
 
@@ -198,6 +199,30 @@ def test_sweep_summary(wh):
         2, ("64x64", "128x128"), ("static", "stream"), (1, 2, 4), (1.0, 3.0))
     assert s.model_params == 2.5e6 and s.steps == 3 and analysis.uses_embedded_model(runs.model_id)
     assert not analysis.uses_embedded_model(["/models/sd15"])
+
+
+def test_every_preset_of_the_generator_is_placed_as_real_shapes_or_toy():
+    """The warehouse cannot import the generator: this holds its two lists against the generator's presets."""
+    placed = set(analysis.PRESETS_REAL_SHAPES) | set(analysis.PRESETS_TOY)
+    assert not set(analysis.PRESETS_REAL_SHAPES) & set(analysis.PRESETS_TOY)
+    assert placed == set(presets.ARCHS) - {presets.DEFAULT_ARCH}
+    assert {a for a in presets.ARCHS if "tiny" in a} - {presets.DEFAULT_ARCH} <= set(analysis.PRESETS_TOY)
+
+
+@pytest.mark.parametrize("model_id, arch", [
+    ("preset-sd15-random-txt2img", "sd15"), ("preset-ldm-inpaint-tiny-random-inpaint", "ldm-inpaint-tiny"),
+    ("preset-sd15-inpaint-random-inpaint", "sd15-inpaint"), ("embedded-tiny-ldm-txt2img", None),
+    ("/models/preset-sd15", None),
+])
+def test_a_preset_is_read_from_the_model_id(model_id, arch):
+    assert analysis.preset_arch(model_id) == arch
+    assert analysis.uses_preset([model_id]) == (arch is not None)
+
+
+def test_presets_used_split_real_shapes_from_toys_and_an_unknown_preset_is_no_real_shape():
+    used = analysis.presets_used(["preset-sdxl-random-txt2img", "preset-ldm-inpaint-tiny-random-inpaint",
+                                  "preset-future-random-txt2img", "/models/sd15", "preset-sdxl-random-txt2img"])
+    assert used == analysis.PresetUse(real=("sdxl",), toy=("future", "ldm-inpaint-tiny"))
 
 
 # Phases, memory and operators.

@@ -136,9 +136,17 @@ def test_embedded_notes_appear_only_for_the_embedded_model():
     assert explain.embedded_images_note(False) is None
 
 
-def test_the_preset_note_appears_only_for_a_preset():
-    assert "architecture preset" in explain.preset_note(analysis.uses_preset(["preset-sd15-random-txt2img"]))
-    assert explain.preset_note(analysis.uses_preset(["embedded-tiny-ldm-txt2img", "/models/sd15"])) is None
+def test_the_preset_note_appears_only_for_a_preset_and_says_real_shapes_only_of_a_real_one():
+    real = explain.preset_note(analysis.presets_used(["preset-sd15-random-txt2img"]))
+    assert "architecture preset" in real and "`sd15`: the published model's shapes" in real
+    assert "times like the real model" in real and "toy" not in real
+    toy = explain.preset_note(analysis.presets_used(["preset-ldm-inpaint-tiny-random-inpaint"]))
+    assert "`ldm-inpaint-tiny`: random, seeded weights at toy widths" in toy
+    assert "real model's shapes" not in toy and "times like" not in toy
+    both = explain.preset_note(analysis.presets_used(["preset-ldm-inpaint-random-inpaint",
+                                                      "preset-ldm-inpaint-tiny-random-inpaint"]))
+    assert "`ldm-inpaint`: the published model's shapes" in both and "`ldm-inpaint-tiny`: random" in both
+    assert explain.preset_note(analysis.presets_used(["embedded-tiny-ldm-txt2img", "/models/sd15"])) is None
 
 
 def test_phase_label_and_caption_quote_the_shares_and_the_rest():

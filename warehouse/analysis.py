@@ -10,6 +10,7 @@ here read those columns and never recompute them. Sentences about these findings
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,9 +207,38 @@ def uses_embedded_model(model_ids) -> bool:
     return any(str(m).startswith("embedded-") for m in model_ids)
 
 
+# Architecture presets (generator/presets.py; a run's model_id is "preset-<arch>-random-<task>"): those with a
+# published model's shapes, and those at toy widths. tests/test_analysis.py holds the two against the
+# generator's list of presets, so a new preset must be placed in one of them.
+PRESETS_REAL_SHAPES = ("sd15", "sd15-inpaint", "sdxl", "ldm-inpaint")
+PRESETS_TOY = ("ldm-inpaint-tiny",)
+_PRESET_ID = re.compile(r"^preset-(?P<arch>.+)-random-[^-]+$")
+
+
+@dataclass(frozen=True)
+class PresetUse:
+    """The architecture presets a sweep's runs used, split into real shapes and toy widths."""
+    real: tuple[str, ...]
+    toy: tuple[str, ...]
+
+
+def preset_arch(model_id) -> str | None:
+    """The preset of a run's model_id ('preset-sd15-random-txt2img' -> 'sd15'); None for another model."""
+    found = _PRESET_ID.match(str(model_id))
+    return found["arch"] if found else None
+
+
 def uses_preset(model_ids) -> bool:
-    """Whether any run used an architecture preset (--arch: a real model's shapes, random weights)."""
-    return any(str(m).startswith("preset-") for m in model_ids)
+    """Whether any run used an architecture preset (--arch: random weights)."""
+    return any(preset_arch(m) is not None for m in model_ids)
+
+
+def presets_used(model_ids) -> PresetUse:
+    """Which presets the runs used: those with a real model's shapes, and the others (toy widths, or a
+    preset this version does not know, which is not claimed to have real shapes)."""
+    archs = sorted({a for a in map(preset_arch, model_ids) if a is not None})
+    return PresetUse(real=tuple(a for a in archs if a in PRESETS_REAL_SHAPES),
+                     toy=tuple(a for a in archs if a not in PRESETS_REAL_SHAPES))
 
 
 def sweep_summary(runs: pd.DataFrame, tp: pd.DataFrame) -> SweepSummary:

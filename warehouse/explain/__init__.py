@@ -21,6 +21,7 @@ from ..analysis import (
     Effects,
     FirstFull,
     MemoryFit,
+    PresetUse,
     ResolutionGain,
     RooflineEnds,
     Scaling,
@@ -51,13 +52,24 @@ def embedded_note(embedded: bool) -> str | None:
             "`--model` at a local diffusers folder for real weights.")
 
 
-def preset_note(preset: bool) -> str | None:
-    """When a run used an architecture preset: what its figures mean."""
-    if not preset:
+def preset_note(used: PresetUse) -> str | None:
+    """When runs used an architecture preset: what their figures mean. Only a preset with a published
+    model's shapes is said to time like that model; a toy-width one times only itself."""
+    if not used.real and not used.toy:
         return None
-    return ("These runs used an architecture preset (`--arch`): the real model's shapes with random, seeded "
-            "weights, built offline. They time like the real model and draw noise; point `--model` at a local "
-            "diffusers folder for real weights.")
+    parts = []
+    if used.real:
+        parts.append(f"{_names(used.real)}: the published model's shapes with random, seeded weights, built "
+                     "offline; a step times like the real model's")
+    if used.toy:
+        parts.append(f"{_names(used.toy)}: random, seeded weights at toy widths, far smaller than any published "
+                     "model, so its times are not a real model's")
+    return ("These runs used an architecture preset (`--arch`): " + "; ".join(parts) + ". The pictures are "
+            "noise; point `--model` at a local diffusers folder for real weights.")
+
+
+def _names(archs: tuple[str, ...]) -> str:
+    return ", ".join(f"`{a}`" for a in archs)
 
 
 def embedded_images_note(random_weights: bool) -> str | None:
