@@ -65,7 +65,7 @@ def render():
 
     # 4. Measured against the least time the device could take.
     roof = query("roofline", db_path(), run_ids)
-    ends = analysis.roofline_ends(roof)
+    ends = analysis.roofline_ends(roof, costs)
     if ends:
         st.header("4. Measured against the roofline floor")
         for end in ends:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import stats
 from warehouse import analysis, contention, costmodel, db, explain, queries
 
 from .test_analysis import HandMade
@@ -108,14 +109,41 @@ def test_phase_saturation_names_the_first_phase_only_when_one_saturates():
     assert explain.phase_saturation(None, 0) is None
 
 
-def test_roofline_sentence_says_the_gap_closed_only_when_it_shrank():
-    ends = analysis.RooflineEnds("r", 1, 0.9, 16, 0.4, 0.01, 0.1)
+def test_roofline_sentence_says_the_gap_closed_only_when_it_shrank_beyond_both_intervals():
+    ends = analysis.RooflineEnds("r", 1, 0.9, 16, 0.4, 0.01, 0.1, low_range=(0.88, 0.92), high_range=(0.35, 0.45))
     assert explain.roofline(ends) == (
         "**r**: at batch 1, 90% of the denoising time lay above the roofline floor (0.01 s of 0.1 s: the UNet's "
         "FLOPs and weight reads at this device's measured ceilings); at batch 16, 40%: the larger batch left less "
-        "of the device idle.")
-    wider = explain.roofline(analysis.RooflineEnds("r", 1, 0.4, 16, 0.5, 0.01, 0.1))
-    assert wider.endswith("50%: the larger batch did not close the gap.") and "idle" not in wider
+        "of the device idle, beyond both intervals (95% intervals 88%–92% and 35%–45%).")
+    # 97.3% -> 96.8% within overlapping intervals: no claim either way.
+    close = explain.roofline(analysis.RooflineEnds("r", 1, 0.973, 8, 0.968, 0.01, 0.1, low_range=(0.96, 0.98),
+                                                   high_range=(0.95, 0.975)))
+    assert close.endswith("97%: the two shares do not differ beyond their intervals (95% intervals 96%–98% and "
+                          "95%–98%).") and "idle" not in close
+    wider = explain.roofline(analysis.RooflineEnds("r", 1, 0.4, 16, 0.5, 0.01, 0.1, low_range=(0.38, 0.42),
+                                                   high_range=(0.48, 0.52)))
+    assert wider.endswith("at the larger batch, beyond both intervals (95% intervals 38%–42% and 48%–52%).")
+    bare = explain.roofline(analysis.RooflineEnds("r", 1, 0.9, 16, 0.4, 0.01, 0.1))
+    assert bare.endswith("40%: too few jobs for a 95% interval of either share, so no change is claimed.")
+
+
+def test_roofline_share_intervals_come_from_the_jobs_denoising_times(wh):
+    spread = [1.0, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97, 1.0]    # denoising: half of each, 0.5 s +-3%
+    run_id = wh.run({1: spread, 8: spread}, phases={"denoise": 0.5})
+    with db.writer(wh.path) as con:   # floor 0.05 s at batch 1 and 0.4 s at batch 8 (FLOPs at 1e9 FLOP/s)
+        con.execute("UPDATE runs SET ceiling_matmul_flops = 1e9, ceiling_conv_flops = 0, "
+                    "ceiling_copy_bytes_per_s = 1e12, unet_weight_bytes = 0 WHERE run_id = ?", [run_id])
+        con.execute("UPDATE jobs SET unet_flops_total = 5e7 * batch_size, unet_calls = 1 WHERE run_id = ?", [run_id])
+    costs = queries.job_costs(wh.path, [run_id])
+    (end,) = analysis.roofline_ends(queries.roofline(wh.path, [run_id]), costs)
+    for share, (low, high), floor, batch in ((end.low_share, end.low_range, 0.05, 1),
+                                             (end.high_share, end.high_range, 0.4, 8)):
+        _, d_low, d_high = stats.median_interval(costs[costs.batch_size == batch].denoise_s)
+        assert (low, high) == (pytest.approx(1 - floor / d_low), pytest.approx(1 - floor / d_high))
+        assert low <= share <= high
+    assert end.change == "less" and "left less of the device idle" in explain.roofline(end)
+    (bare,) = analysis.roofline_ends(queries.roofline(wh.path, [run_id]))
+    assert bare.low_range is None and bare.change is None
 
 
 # The sweep: what was measured, and the effects its data shows.

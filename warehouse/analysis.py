@@ -329,10 +329,34 @@ class RooflineEnds:
     low_floor_s: float
     low_denoise_s: float
     above_measured: int | None = None   # a batch whose floor exceeds its measured time (the ceilings read low)
+    low_range: tuple[float, float] | None = None    # 95% interval of low_share (None: too few jobs, or no jobs given)
+    high_range: tuple[float, float] | None = None   # 95% interval of high_share
+
+    @property
+    def change(self) -> str | None:
+        """'less' or 'more' above the floor at the larger batch when the two intervals do not overlap, 'same'
+        when they do; None without both intervals (too few jobs to say)."""
+        if self.low_range is None or self.high_range is None:
+            return None
+        if self.high_range[1] < self.low_range[0]:
+            return "less"
+        if self.high_range[0] > self.low_range[1]:
+            return "more"
+        return "same"
 
 
-def roofline_ends(roof: pd.DataFrame) -> list[RooflineEnds]:
-    """From roofline rows (with label): runs with a floor at two batch sizes or more."""
+def share_range(floor_s: float, denoise: pd.Series) -> tuple[float, float] | None:
+    """The 95% interval of a share above the floor, 1 - floor / denoising time, from the interval of the median
+    denoising time of the jobs (the floor is computed, not measured); None when the jobs are too few for one."""
+    _, low, high = stats.median_interval(denoise.dropna())
+    if not (np.isfinite(low) and np.isfinite(high)) or low <= 0:
+        return None
+    return 1 - floor_s / low, 1 - floor_s / high
+
+
+def roofline_ends(roof: pd.DataFrame, costs: pd.DataFrame | None = None) -> list[RooflineEnds]:
+    """From roofline rows (with label): runs with a floor at two batch sizes or more. Given the runs' job_costs
+    rows, each end carries the 95% interval of its share (from the per-job denoising times)."""
     out = []
     for label, g in roof.dropna(subset=["above_floor_share"]).groupby("label", sort=False):
         if g.batch_size.nunique() < 2:
@@ -340,10 +364,16 @@ def roofline_ends(roof: pd.DataFrame) -> list[RooflineEnds]:
         g = g.sort_values("batch_size")
         lo, hi = g.iloc[0], g.iloc[-1]
         under = g[g.above_floor_share < 0]
+        ranges = [None, None]
+        if costs is not None:
+            jobs = costs[costs.run_id == lo.run_id]
+            ranges = [share_range(float(end.floor_s), jobs[jobs.batch_size == end.batch_size].denoise_s)
+                      for end in (lo, hi)]
         out.append(RooflineEnds(label=str(label), low_batch=int(lo.batch_size), low_share=float(lo.above_floor_share),
                                 high_batch=int(hi.batch_size), high_share=float(hi.above_floor_share),
                                 low_floor_s=float(lo.floor_s), low_denoise_s=float(lo.denoise_s),
-                                above_measured=int(under.batch_size.iloc[0]) if len(under) else None))
+                                above_measured=int(under.batch_size.iloc[0]) if len(under) else None,
+                                low_range=ranges[0], high_range=ranges[1]))
     return out
 
 

@@ -241,9 +241,19 @@ def roofline(r: RooflineEnds) -> str:
     text = (f"**{r.label}**: at batch {r.low_batch}, {_pct(r.low_share)} of the denoising time lay above the "
             f"roofline floor ({r.low_floor_s:.3g} s of {r.low_denoise_s:.3g} s: the UNet's FLOPs and weight reads "
             f"at this device's measured ceilings); at batch {r.high_batch}, {_pct(r.high_share)}")
-    if r.high_share < r.low_share:
-        return text + ": the larger batch left less of the device idle."
-    return text + ": the larger batch did not close the gap."
+    change = r.change
+    if change is None:
+        return text + ": too few jobs for a 95% interval of either share, so no change is claimed."
+    spans = f" (95% intervals {_span(r.low_range)} and {_span(r.high_range)})"
+    if change == "less":
+        return text + f": the larger batch left less of the device idle, beyond both intervals{spans}."
+    if change == "more":
+        return text + f": more of the time lay above the floor at the larger batch, beyond both intervals{spans}."
+    return text + f": the two shares do not differ beyond their intervals{spans}."
+
+
+def _span(bounds: tuple[float, float]) -> str:
+    return f"{_pct(bounds[0])}–{_pct(bounds[1])}"
 
 
 # Overview: the effects the data shows.
