@@ -31,8 +31,9 @@ def render():
     # 2. The workflow, with where the time went.
     st.header("2. Input → model → output")
     phases = query("phase_breakdown", db_path(), [first.run_id])
-    st.graphviz_chart(_workflow(first, analysis.phase_shares(phases) if not phases.empty else phases))
-    st.caption(explain.phase_caption(first.height, first.width, first.mode))
+    st.graphviz_chart(_workflow(first, phases))
+    undrawn = {p: analysis.phase_share_ends(phases, p) for p in sorted(set(phases.phase) - set(DRAWN_PHASES))}
+    st.caption(explain.phase_caption(first.height, first.width, first.mode, undrawn))
 
     # 3. Why it barely slowed down: the model of batch cost, per run, with its intervals.
     st.header("3. Why it barely slowed down")
@@ -99,6 +100,9 @@ def render():
         st.markdown("- " + note)
     if not notes:
         st.caption(explain.NO_EFFECTS)
+
+
+DRAWN_PHASES = ("encode_prompt", "denoise", "decode", "outside")   # the phases _workflow has a node for
 
 
 def _workflow(run, shares: pd.DataFrame) -> str:

@@ -227,14 +227,20 @@ def test_presets_used_split_real_shapes_from_toys_and_an_unknown_preset_is_no_re
 
 # Phases, memory and operators.
 
-def test_phase_shares_sum_to_one_per_batch():
-    phases = pd.DataFrame({"batch_size": [1, 1, 4, 4], "phase": ["denoise", "decode"] * 2,
-                           "median_s": [0.3, 0.1, 0.6, 0.6]})
-    shares = analysis.phase_shares(phases)
-    assert list(shares.share) == pytest.approx([0.75, 0.25, 0.5, 0.5])
-    assert analysis.phase_share_ends(shares, "denoise") == (1, pytest.approx(0.75), 4, pytest.approx(0.5))
-    assert analysis.phase_share_ends(shares, "encode_prompt") is None
-    assert analysis.phase_share_ends(shares.head(0), "denoise") is None
+def test_a_phase_share_is_the_views_median_of_each_jobs_share(wh):
+    """One definition: the median over jobs of a phase's share of its job, not a median time over a sum of
+    median times. Three jobs where the two differ: denoise shares 0.5, 0.6, 0.9 of jobs of 1, 2 and 4 s
+    (the other reading: 1.2 s of 0.4 + 1.2 + 0.3 s, 63%)."""
+    run_id = wh.run({1: [1.0, 2.0, 4.0], 4: [2.0, 2.0, 2.0]}, phases={"denoise": 0.5, "decode": 0.2})
+    with db.writer(wh.path) as con:
+        con.execute("UPDATE phases SET duration_s = CASE job_id WHEN ? THEN 1.2 WHEN ? THEN 3.6 END "
+                    "WHERE phase = 'denoise' AND job_id IN (?, ?)", [f"{run_id}-b1-r1", f"{run_id}-b1-r2"] * 2)
+    rows = queries.phase_breakdown(wh.path, [run_id])
+    assert analysis.phase_share_ends(rows, "denoise") == (1, pytest.approx(0.6), 4, pytest.approx(0.5))
+    one = rows[rows.batch_size == 1].set_index("phase").median_s
+    assert one["denoise"] / one.sum() == pytest.approx(1.2 / 1.9)   # the other definition reads otherwise
+    assert analysis.phase_share_ends(rows, "encode_prompt") is None
+    assert analysis.phase_share_ends(rows.head(0), "denoise") is None
 
 
 def test_phase_breakdown_shows_the_rest_of_the_job_outside_every_phase(wh):
@@ -242,8 +248,7 @@ def test_phase_breakdown_shows_the_rest_of_the_job_outside_every_phase(wh):
     rows = queries.phase_breakdown(wh.path, [run_id])
     outside = rows[rows.phase == "outside"].set_index("batch_size").median_s
     assert list(outside) == [pytest.approx(0.1), pytest.approx(0.2)]
-    shares = analysis.phase_shares(rows)
-    assert shares[shares.batch_size == 1].set_index("phase").share.to_dict() == pytest.approx(
+    assert rows[rows.batch_size == 1].set_index("phase").median_share.to_dict() == pytest.approx(
         {"encode_prompt": 0.1, "denoise": 0.6, "decode": 0.2, "outside": 0.1})
 
 

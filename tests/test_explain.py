@@ -177,13 +177,18 @@ def test_the_preset_note_appears_only_for_a_preset_and_says_real_shapes_only_of_
     assert explain.preset_note(analysis.presets_used(["embedded-tiny-ldm-txt2img", "/models/sd15"])) is None
 
 
-def test_phase_label_and_caption_quote_the_shares_and_the_rest():
-    shares = analysis.phase_shares(pd.DataFrame({"batch_size": [1, 1, 4, 4], "phase": ["denoise", "decode"] * 2,
-                                                 "median_s": [0.3, 0.1, 0.6, 0.6]}))
-    assert explain.phase_label(analysis.phase_share_ends(shares, "denoise")) == "75% at batch 1, 50% at batch 4"
-    assert explain.phase_label(analysis.phase_share_ends(shares, "encode_prompt")) == ""
-    caption = explain.phase_caption(512, 768, "static")
-    assert "your 512x768 static run" in caption and "(`outside`)" in caption
+def test_phase_label_and_caption_quote_the_views_shares_and_every_phase_not_drawn(wh):
+    run_id = wh.run({1: 1.0, 4: 2.0}, phases={"prepare": 0.05, "denoise": 0.75, "decode": 0.1, "postprocess": 0.03})
+    rows = queries.phase_breakdown(wh.path, [run_id])
+    assert explain.phase_label(analysis.phase_share_ends(rows, "denoise")) == "75% at batch 1, 75% at batch 4"
+    assert explain.phase_label(analysis.phase_share_ends(rows, "encode_prompt")) == ""
+    undrawn = {p: analysis.phase_share_ends(rows, p) for p in ("postprocess", "prepare")}
+    caption = explain.phase_caption(512, 768, "static", undrawn)
+    assert "your 512x768 static run" in caption and "(`outside`)" in caption and "`median_share`" in caption
+    assert caption.endswith("Phases not drawn: postprocess 3% at batch 1, 3% at batch 4; prepare 5% at batch 1, "
+                            "5% at batch 4.")
+    assert "need not add up to exactly 100%" in caption and "so the shares add up" not in caption
+    assert "Phases not drawn" not in explain.phase_caption(512, 768, "static", {})
     assert "fill the device" not in caption     # a claim no number on the page tests
 
 

@@ -257,17 +257,13 @@ def sweep_summary(runs: pd.DataFrame, tp: pd.DataFrame) -> SweepSummary:
         steps=int(first["steps"]), guidance=tuple(sorted({float(g) for g in runs.guidance_scale.dropna()})))
 
 
-def phase_shares(phases: pd.DataFrame) -> pd.DataFrame:
-    """Each phase's share of the summed phase time, per batch size (phase_breakdown rows)."""
-    total = phases.groupby("batch_size").median_s.transform("sum")
-    return phases.assign(share=phases.median_s / total)
-
-
-def phase_share_ends(shares: pd.DataFrame, phase: str) -> tuple[int, float, int, float] | None:
-    """A phase's share at the smallest and the largest batch: (batch, share, batch, share); None if absent."""
-    if shares.empty:
+def phase_share_ends(phases: pd.DataFrame, phase: str) -> tuple[int, float, int, float] | None:
+    """A phase's share at the smallest and the largest batch of one run's phase_breakdown rows: (batch, share,
+    batch, share); None if absent. The share is the view's `median_share` (its one definition: the median over
+    the measured jobs of the phase's share of its job)."""
+    if phases.empty:
         return None
-    by_batch = shares[shares.phase == phase].set_index("batch_size").share
+    by_batch = phases[phases.phase == phase].set_index("batch_size").median_share
     if by_batch.empty:
         return None
     lo, hi = int(by_batch.index.min()), int(by_batch.index.max())

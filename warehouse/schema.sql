@@ -398,7 +398,8 @@ FROM steps s JOIN jobs j USING (job_id) JOIN runs r USING (run_id);
 
 -- Where the time of a job goes, per run, batch size and phase (measured jobs; medians).
 -- The phase 'outside' is the rest of each job: its time outside every phase (the Python between them,
--- the generator's own bookkeeping), so the phases of a job add up to the job.
+-- the generator's own bookkeeping), so the phases of a job add up to the job. median_share is the one
+-- definition of a phase's share that the pages quote (the median over jobs of the phase's share of its job).
 CREATE OR REPLACE VIEW phase_breakdown AS
 WITH per_job AS (
     SELECT j.run_id, j.batch_size, j.job_id, j.wall_s, p.phase, sum(p.duration_s) AS duration_s

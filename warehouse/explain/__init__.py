@@ -97,10 +97,18 @@ def phase_label(ends: tuple[int, float, int, float] | None) -> str:
     return f"{_pct(lo_share)} at batch {lo}, {_pct(hi_share)} at batch {hi}"
 
 
-def phase_caption(height: int, width: int, mode: str) -> str:
-    return (f"Phase shares are medians of your {height}x{width} {mode} run at its smallest and largest batch; "
-            "the rest of each job, outside every phase, is shown as its own share (`outside`), so the shares "
-            "add up to the job.")
+def phase_caption(height: int, width: int, mode: str,
+                  undrawn: dict[str, tuple[int, float, int, float] | None] | None = None) -> str:
+    """What the workflow graph's shares are; `undrawn`: the phases the graph has no node for, with their shares
+    at the smallest and largest batch (phase_share_ends), quoted here so every phase is on the page."""
+    text = (f"Each share is the median, over the measured jobs of your {height}x{width} {mode} run at its smallest "
+            "and largest batch, of a phase's share of its job (`median_share` of the view `phase_breakdown`); the "
+            "rest of each job, outside every phase, is its own share (`outside`). A job's phases add up to the job, "
+            "but medians of shares need not add up to exactly 100%.")
+    others = [f"{phase} {phase_label(ends)}" for phase, ends in (undrawn or {}).items() if ends is not None]
+    if others:
+        text += f" Phases not drawn: {'; '.join(others)}."
+    return text
 
 
 # Overview: why it barely slowed down, per run.
