@@ -95,7 +95,8 @@ def render():
         st.caption(said_workers.places_caption())
 
     st.header("The effects your data shows")
-    notes = explain.effects(analysis.effects(runs, tp, models, costs), cite=paper)
+    notes = explain.effects(analysis.effects(runs, tp, models, costs, mix=query("op_mix", db_path(), run_ids),
+                                             roof=roof), cite=paper)
     for note in notes:
         st.markdown("- " + note)
     if not notes:

@@ -185,7 +185,8 @@ def test_effects_of_a_sweep(wh):
     models = analysis.run_models(costs)
     e = analysis.effects(runs[runs.run_id == plain], wh.throughput(plain), {plain: models[plain]},
                          costs[costs.run_id == plain])
-    assert [m for _, m in e.shared] == [models[plain]] and e.saturated == [] and not e.cfg
+    assert [s.model for s in e.shared] == [models[plain]] and e.saturated == [] and not e.cfg
+    assert (e.shared[0].overhead, e.shared[0].weight_read) == (None, None)   # no profile, no roofline given
     assert (e.stream, e.resolution) == ([], [])
     e = analysis.effects(runs, wh.throughput(plain, saturated), models, costs)
     assert [s.model for s in e.saturated] == [models[saturated]] and e.cfg

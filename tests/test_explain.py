@@ -214,6 +214,34 @@ def test_effects_show_only_what_the_data_shows(wh):
     assert _effects(wh, wh.run({1: [1.0, 1.0], 2: [2.0, 2.0]})) == []   # no fixed cost, no knee: nothing to say
 
 
+def test_the_fixed_cost_is_explained_only_by_the_parts_the_data_measured(wh):
+    flat = wh.run(FLAT, phases={"denoise": 0.5})
+    note = _effects(wh, flat)[0]
+    assert "launching work" not in note and "reading the weights" not in note and "Python" not in note
+    assert note.endswith("What the fixed cost is made of is not measured here (`--profile-ops` profiles the UNet's "
+                         "operators).")
+    wh.ops(flat, 1, {"conv": 0.3, "overhead": 0.6, "attention": 0.1})
+    wh.ops(flat, 8, {"conv": 0.5, "overhead": 0.4, "attention": 0.1})
+    with db.writer(wh.path) as con:   # 1 MB of weights, 10 calls, at 1 GB/s: 0.01 s of about 0.5 s
+        con.execute("UPDATE runs SET ceiling_matmul_flops = 1e12, ceiling_conv_flops = 0, "
+                    "ceiling_copy_bytes_per_s = 1e9, unet_weight_bytes = 1e6 WHERE run_id = ?", [flat])
+        con.execute("UPDATE jobs SET unet_flops_total = 1e6, unet_calls = 10 WHERE run_id = ?", [flat])
+    runs = queries.runs(wh.path)
+    runs = runs[runs.run_id == flat]
+    costs = queries.job_costs(wh.path, [flat])
+    roof = queries.roofline(wh.path, [flat])
+    found = analysis.effects(runs, wh.throughput(flat), analysis.run_models(costs), costs,
+                             mix=queries.op_mix(wh.path, [flat]), roof=roof)
+    weight = 0.01 / roof[roof.batch_size == 1].denoise_s.iloc[0]
+    assert found.shared[0].overhead == (1, pytest.approx(0.6))
+    assert found.shared[0].weight_read == (1, pytest.approx(weight))
+    note = explain.effects(found, cite)[0]
+    assert note.endswith("What the data show of it: at batch 1, 60% of its UNet time was outside every operator "
+                         "(Python and framework dispatch, or an idle device: the operator profile); reading the "
+                         f"UNet's weights once per call at the measured copy speed takes {weight:.1%} of the "
+                         "denoising time at batch 1 (the roofline).")
+
+
 def test_effects_name_cfg_when_on(wh):
     assert any("**Classifier-free guidance doubles the UNet batch**" in n for n in _effects(wh, wh.run(FLAT, cfg=True)))
     assert not any("Classifier-free" in n for n in _effects(wh, wh.run(FLAT)))

@@ -166,21 +166,56 @@ class Saturation:
 
 
 @dataclass(frozen=True)
+class SharedCost:
+    """A run whose fixed cost per call is above half of its smallest batch's time, beyond its interval, with
+    what the data show of the cost's parts (None where the run has no such data)."""
+    label: str
+    model: CostModel
+    overhead: tuple[int, float] | None = None     # (batch, share of UNet time outside every operator), profiled
+    weight_read: tuple[int, float] | None = None  # (batch, share of denoising time that reading the UNet's
+                                                  # weights once per call takes at the measured copy ceiling)
+
+
+@dataclass(frozen=True)
 class Effects:
     """Which effects a sweep's data shows."""
-    shared: list               # (label, CostModel) whose fixed share at the base batch is above half beyond its interval
+    shared: list[SharedCost]   # fixed share at the base batch above half beyond its interval
     saturated: list[Saturation]
     cfg: bool                  # some run had classifier-free guidance on
     stream: list[StreamGain]
     resolution: list[ResolutionGain]
 
 
-def effects(runs: pd.DataFrame, tp: pd.DataFrame, models: dict, costs: pd.DataFrame) -> Effects:
-    """From the sweep's runs, their throughput rows (with mode and cfg), cost models by run_id and job_costs."""
+def _at_smallest(rows: pd.DataFrame, column: str) -> tuple[int, float] | None:
+    """(batch, value) at the smallest batch of one run's rows with a value in `column`; None without one."""
+    rows = rows.dropna(subset=[column])
+    if rows.empty:
+        return None
+    row = rows.loc[rows.batch_size.idxmin()]
+    return int(row.batch_size), float(row[column])
+
+
+def fixed_cost_parts(run_id: str, mix: pd.DataFrame | None, roof: pd.DataFrame | None) -> dict:
+    """What the data show of one run's fixed cost per call, at its smallest batch with the data: the overhead's
+    share of UNet time (op_mix rows) and the share of denoising time its weight reads take (roofline rows)."""
+    overhead = weight = None
+    if mix is not None and not mix.empty:
+        overhead = _at_smallest(mix[(mix.run_id == run_id) & (mix.category == "overhead")], "share")
+    if roof is not None and not roof.empty:
+        mine = roof[roof.run_id == run_id]
+        weight = _at_smallest(mine.assign(weight_share=mine.memory_floor_s / mine.denoise_s), "weight_share")
+    return {"overhead": overhead, "weight_read": weight}
+
+
+def effects(runs: pd.DataFrame, tp: pd.DataFrame, models: dict, costs: pd.DataFrame,
+            mix: pd.DataFrame | None = None, roof: pd.DataFrame | None = None) -> Effects:
+    """From the sweep's runs, their throughput rows (with mode and cfg), cost models by run_id and job_costs;
+    given the runs' op_mix and roofline rows, what the data show of a fixed cost's parts."""
     labels = runs.set_index("run_id").label
-    fitted = [(labels[r], m) for r, m in models.items() if isinstance(m, CostModel)]
-    return Effects(shared=[(label, m) for label, m in fitted if m.fixed_share.low > 0.5],
-                   saturated=[Saturation(label, m) for label, m in fitted if m.saturates],
+    fitted = [(r, labels[r], m) for r, m in models.items() if isinstance(m, CostModel)]
+    return Effects(shared=[SharedCost(label, m, **fixed_cost_parts(r, mix, roof))
+                           for r, label, m in fitted if m.fixed_share.low > 0.5],
+                   saturated=[Saturation(label, m) for _, label, m in fitted if m.saturates],
                    cfg=bool(runs.cfg.fillna(False).astype(bool).any()),
                    stream=stream_over_sequential(costs), resolution=resolution_gain(tp))
 

@@ -23,6 +23,7 @@ from ..analysis import (
     MemoryFit,
     PresetUse,
     ResolutionGain,
+    SharedCost,
     RooflineEnds,
     Scaling,
     StreamGain,
@@ -270,10 +271,11 @@ def effects(e: Effects, cite: Cite) -> list[str]:
     """One note per effect the data shows, each quoting the figures that show it."""
     notes = []
     if e.shared:
-        label, m = max(e.shared, key=lambda lm: lm[1].fixed_share.value)
-        notes.append(f"**Latent space** ({cite('ldm')}): each image is denoised as a small latent, so per-call "
-                     f"costs (launching work, reading the weights, Python) outweigh the work of one image: in "
-                     f"{label}, {_share(m.fixed_share)} of batch {m.base_batch}'s time was fixed cost per call.")
+        s = max(e.shared, key=lambda sc: sc.model.fixed_share.value)
+        m = s.model
+        notes.append(f"**Latent space** ({cite('ldm')}): each image is denoised as a small latent, and a cost "
+                     f"per call outweighed the work of one image: in {s.label}, {_share(m.fixed_share)} of batch "
+                     f"{m.base_batch}'s time was fixed cost per call. {_fixed_parts(s)}")
     for sat in e.saturated:
         m = sat.model
         notes.append(f"**Compute-bound once batched** ({cite('beyond-llms')}): in {sat.label}, each extra image "
@@ -300,6 +302,23 @@ def effects(e: Effects, cite: Cite) -> list[str]:
         notes.append(f"**Where it stops** ({knees}): past the knee batching gains little more; patch parallelism "
                      f"across GPUs ({cite('distrifusion')}) and fewer steps ({cite('perflow')}) are the other axes.")
     return notes
+
+
+def _fixed_parts(s: SharedCost) -> str:
+    """What the data show of a fixed cost's parts, each as measured; no part is named that was not measured."""
+    parts = []
+    if s.overhead is not None:
+        batch, share = s.overhead
+        parts.append(f"at batch {batch}, {_pct(share)} of its UNet time was outside every operator (Python and "
+                     "framework dispatch, or an idle device: the operator profile)")
+    if s.weight_read is not None:
+        batch, share = s.weight_read
+        parts.append(f"reading the UNet's weights once per call at the measured copy speed takes {share:.1%} of "
+                     f"the denoising time at batch {batch} (the roofline)")
+    if not parts:
+        return ("What the fixed cost is made of is not measured here (`--profile-ops` profiles the UNet's "
+                "operators).")
+    return "What the data show of it: " + "; ".join(parts) + "."
 
 
 # Throughput: names of the figures, the model table, the published figures.
