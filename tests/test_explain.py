@@ -12,7 +12,7 @@ import pytest
 import stats
 from warehouse import analysis, contention, costmodel, db, explain, queries
 
-from .test_analysis import HandMade
+from .test_analysis import HandMade, spread
 
 
 def cite(key: str) -> str:
@@ -131,7 +131,7 @@ def test_roofline_share_intervals_come_from_the_jobs_denoising_times(wh):
     spread = [1.0, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97, 1.0]    # denoising: half of each, 0.5 s +-3%
     run_id = wh.run({1: spread, 8: spread}, phases={"denoise": 0.5})
     with db.writer(wh.path) as con:   # floor 0.05 s at batch 1 and 0.4 s at batch 8 (FLOPs at 1e9 FLOP/s)
-        con.execute("UPDATE runs SET ceiling_matmul_flops = 1e9, ceiling_conv_flops = 0, "
+        con.execute("UPDATE runs SET sweep_id = 'ranges', ceiling_matmul_flops = 1e9, ceiling_conv_flops = 0, "
                     "ceiling_copy_bytes_per_s = 1e12, unet_weight_bytes = 0 WHERE run_id = ?", [run_id])
         con.execute("UPDATE jobs SET unet_flops_total = 5e7 * batch_size, unet_calls = 1 WHERE run_id = ?", [run_id])
     costs = queries.job_costs(wh.path, [run_id])
@@ -223,7 +223,7 @@ def test_the_fixed_cost_is_explained_only_by_the_parts_the_data_measured(wh):
     wh.ops(flat, 1, {"conv": 0.3, "overhead": 0.6, "attention": 0.1})
     wh.ops(flat, 8, {"conv": 0.5, "overhead": 0.4, "attention": 0.1})
     with db.writer(wh.path) as con:   # 1 MB of weights, 10 calls, at 1 GB/s: 0.01 s of about 0.5 s
-        con.execute("UPDATE runs SET ceiling_matmul_flops = 1e12, ceiling_conv_flops = 0, "
+        con.execute("UPDATE runs SET sweep_id = 'parts', ceiling_matmul_flops = 1e12, ceiling_conv_flops = 0, "
                     "ceiling_copy_bytes_per_s = 1e9, unet_weight_bytes = 1e6 WHERE run_id = ?", [flat])
         con.execute("UPDATE jobs SET unet_flops_total = 1e6, unet_calls = 10 WHERE run_id = ?", [flat])
     runs = queries.runs(wh.path)
@@ -252,19 +252,52 @@ def test_effects_quote_stream_over_sequential_like_for_like_with_the_loop_apart(
     seq = wh.run({1: 1.0, 2: 3.0}, mode="sequential", phases={"denoise": 0.5})
     notes = " ".join(_effects(wh, stream, seq))
     assert ("**Stream Batch** (<streamdiffusion>): at 64x64, CFG off, batch 2, sequential time over stream time was "
-            "3.00x for the denoising loop (the paper reports ~1.5x on a GPU) and 3.00x for the whole job") in notes
+            "3.00x") in notes and "for the denoising loop (the paper reports ~1.5x on a GPU) and 3.00x" in notes
+    assert "No static run of the same setting was measured to compare stream with." in notes
     assert not any("Stream Batch" in n for n in _effects(wh, stream))
 
 
-def test_resolution_says_the_larger_latent_fills_sooner_only_when_it_gained_less(wh):
-    small, large = wh.run({1: 1.0, 4: 1.0}, height=64), wh.run({1: 1.0, 4: 2.0}, height=128)
+def test_stream_batch_is_said_to_lose_to_static_when_static_was_faster_beyond_the_interval(wh):
+    seq = wh.run({1: spread(1.0), 8: spread(8.0)}, mode="sequential", height=40, phases={"denoise": 0.5})
+    stream = wh.run({1: spread(1.0), 8: spread(2.8)}, mode="stream", height=40, phases={"denoise": 0.5})
+    static = wh.run({1: spread(1.0), 8: spread(2.16)}, mode="static", height=40, phases={"denoise": 0.5})
+    note = next(n for n in _effects(wh, seq, stream, static) if "Stream Batch" in n)
+    assert "2.86x [" in note   # over sequential, with its interval
+    assert "Against static batching at batch 8, static time over stream time was 0.77x [" in note
+    assert note.endswith(": static was faster, beyond the interval, so the gain over sequential is batching's, "
+                         "not the stream's.")
+    fast = wh.run({1: spread(1.0), 8: spread(4.0)}, mode="static", height=40, phases={"denoise": 0.5})
+    note = next(n for n in _effects(wh, seq, stream, fast) if "Stream Batch" in n)
+    assert note.endswith(": stream was faster than static too, beyond the interval.")
+    g = analysis.StreamGain("64x64", False, 8, 2.0, 2.0, static_batch=8, over_static=1.01, over_static_range=None)
+    assert explain.effects(analysis.Effects([], [], False, [g], []), cite)[0].endswith(
+        "1.01x: too few jobs for a 95% interval, so neither is said to be faster.")
+    g = analysis.StreamGain("64x64", False, 8, 2.0, 2.0, static_batch=8, over_static=1.01,
+                            over_static_range=(0.9, 1.1))
+    assert explain.effects(analysis.Effects([], [], False, [g], []), cite)[0].endswith(
+        ": neither was faster beyond the interval.")
+
+
+def test_resolution_claims_a_difference_only_beyond_both_intervals(wh):
+    small, large = wh.run({1: spread(1.0), 4: spread(1.0)}, height=48), wh.run({1: spread(1.0), 4: spread(2.0)},
+                                                                               height=96)
     notes = " ".join(_effects(wh, small, large))
-    assert ("**Resolution** (<flowdcn>): static, CFG off, at batch 4 the speed-up over the smallest batch was 4.0x at "
-            "64 px and 2.0x at 128 px: the larger latent has more tokens per image and fills the device sooner") in notes
-    small, large = wh.run({1: 1.0, 4: 2.0}, height=64), wh.run({1: 1.0, 4: 1.0}, height=128)
+    assert ("**Resolution** (<flowdcn>): static, CFG off, the speed-up at batch 4 over batch 1 was 4.0x [") in notes
+    assert f"at 48 px (txt2img 48x48 static ({small})) and 2.0x [" in notes
+    assert "the larger size gained less from batching, beyond both 95% intervals" in notes
+    small, large = wh.run({1: spread(1.0), 4: spread(2.0)}, height=56), wh.run({1: spread(1.0), 4: spread(1.0)},
+                                                                               height=112)
     notes = " ".join(_effects(wh, small, large))
-    assert "fills the device sooner" not in notes and "the larger size gained as much or more" in notes
+    assert "fills the device sooner" not in notes and "the larger size gained more from batching here" in notes
     assert "Resolution" not in " ".join(_effects(wh, small))
+    close = analysis.ResolutionGain("static", False, 8, 64, 128, 3.1, 2.9, small_range=(2.8, 3.4),
+                                    large_range=(2.6, 3.2))
+    said = explain.effects(analysis.Effects([], [], False, [], [close]), cite)[0]
+    assert said.endswith("do not differ beyond their 95% intervals, so no effect of size is claimed.")
+    assert "sooner" not in said
+    bare = analysis.ResolutionGain("static", False, 8, 64, 128, 4.4, 2.9)
+    said = explain.effects(analysis.Effects([], [], False, [], [bare]), cite)[0]
+    assert said.endswith("too few jobs for 95% intervals, so no effect of size is claimed.") and "4.4x at" in said
 
 
 # Throughput: the figures' names and the model table.

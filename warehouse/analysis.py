@@ -10,6 +10,7 @@ here read those columns and never recompute them. Sentences about these findings
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from dataclasses import dataclass
@@ -92,44 +93,87 @@ def scaling(tp: pd.DataFrame, costs: pd.DataFrame | None = None) -> Scaling | No
                    ratio_low=low, ratio_high=high)
 
 
+def _range(low: float, high: float) -> tuple[float, float] | None:
+    """An interval, or None where the helper gave none (NaN bounds: too few jobs for the level)."""
+    return (float(low), float(high)) if np.isfinite(low) and np.isfinite(high) else None
+
+
+def _beyond(a: tuple[float, float] | None, b: tuple[float, float] | None) -> str | None:
+    """'below' or 'above' when interval b lies wholly below or above interval a, 'same' when they overlap; None
+    without both."""
+    if a is None or b is None:
+        return None
+    return "below" if b[1] < a[0] else "above" if b[0] > a[1] else "same"
+
+
 @dataclass(frozen=True)
 class StreamGain:
-    """Stream mode against sequential mode, like for like: one size and CFG setting, the largest batch both
-    measured. Ratios of medians over measured jobs: sequential time over stream time (above 1: stream faster)."""
+    """Stream mode against sequential mode, like for like: one size, CFG setting and run settings, the largest
+    batch both measured. Ratios of medians over measured jobs: sequential time over stream time (above 1:
+    stream faster), with 95% intervals (None: too few jobs). Static batching of the same setting, where measured,
+    against stream at the largest batch both measured: static time over stream time (below 1: static faster)."""
     size: str          # "HxW"
     cfg: bool
     batch: int
     end_to_end: float  # whole job
     denoise: float     # the denoising loop alone (what StreamDiffusion's ~1.5x measures)
+    end_to_end_range: tuple[float, float] | None = None
+    denoise_range: tuple[float, float] | None = None
+    static_batch: int | None = None
+    over_static: float | None = None                  # static time over stream time
+    over_static_range: tuple[float, float] | None = None
+
+    @property
+    def static_won(self) -> bool | None:
+        """True when static was faster than stream beyond the interval, False when stream was; None when the
+        interval holds 1, there is none, or no static run."""
+        if self.over_static_range is None:
+            return None
+        low, high = self.over_static_range
+        return True if high < 1 else False if low > 1 else None
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series) -> tuple[float, tuple[float, float] | None]:
+    ratio, low, high = stats.ratio_interval(numerator.dropna(), denominator.dropna())
+    return float(ratio), _range(low, high)
 
 
 def stream_over_sequential(costs: pd.DataFrame) -> list[StreamGain]:
-    """From job_costs rows: one gain per size and CFG setting with both a stream and a sequential run (of one
-    model, task and VAE slicing setting)."""
+    """From job_costs rows: one gain per size, CFG setting and run settings with both a stream and a sequential
+    run, and the static run of the same setting where there is one."""
     out = []
-    for (h, w, cfg, *_), g in costs.groupby(["height", "width", "cfg", *_variant(costs)]):
-        stream, seq = g[g["mode"] == "stream"], g[g["mode"] == "sequential"]
+    for (h, w, cfg, *_), g in costs.groupby(["height", "width", "cfg", *_variant(costs)], dropna=False):
+        stream, seq, static = (g[g["mode"] == m] for m in ("stream", "sequential", "static"))
         common = set(stream.batch_size) & set(seq.batch_size)
         if not common:
             continue
         top = max(common)
         s, q = stream[stream.batch_size == top], seq[seq.batch_size == top]
-        out.append(StreamGain(size=f"{h}x{w}", cfg=bool(cfg), batch=int(top),
-                              end_to_end=float(q.wall_s.median() / s.wall_s.median()),
-                              denoise=float(q.denoise_s.median() / s.denoise_s.median())))
+        end_to_end, end_range = _ratio(q.wall_s, s.wall_s)
+        denoise, denoise_range = _ratio(q.denoise_s, s.denoise_s)
+        versus = {}
+        with_static = set(stream.batch_size) & set(static.batch_size)
+        if with_static:
+            b = max(with_static)
+            ratio, span = _ratio(static[static.batch_size == b].wall_s, stream[stream.batch_size == b].wall_s)
+            versus = {"static_batch": int(b), "over_static": ratio, "over_static_range": span}
+        out.append(StreamGain(size=f"{h}x{w}", cfg=bool(cfg), batch=int(top), end_to_end=end_to_end,
+                              denoise=denoise, end_to_end_range=end_range, denoise_range=denoise_range, **versus))
     return out
 
 
 def _variant(rows: pd.DataFrame) -> list[str]:
     """The columns that make two runs a different thing to compare, besides size, mode and CFG: the model, the
-    task and the VAE slicing (where the rows carry them)."""
-    return [c for c in ("model_id", "task", "vae_slicing") if c in rows.columns]
+    task, the VAE slicing, and how the run ran (device, dtype, torch threads, steps), where the rows carry them."""
+    return [c for c in ("model_id", "task", "vae_slicing", "device", "dtype", "threads", "steps")
+            if c in rows.columns]
 
 
 @dataclass(frozen=True)
 class ResolutionGain:
-    """Speed-up at one batch over each run's smallest batch, at the smallest and the largest image height,
-    like for like (one mode and CFG setting, the largest batch both sizes measured)."""
+    """One run at the smallest image height against one at the largest, like for like (one mode, CFG setting
+    and run settings): each run's speed-up at the largest batch both measured over the smallest batch both
+    measured, a ratio of medians with its 95% interval (None: too few jobs)."""
     mode: str
     cfg: bool
     batch: int
@@ -137,24 +181,48 @@ class ResolutionGain:
     large_px: int
     small_speedup: float
     large_speedup: float
+    base: int = 1
+    small_label: str = ""
+    large_label: str = ""
+    small_range: tuple[float, float] | None = None
+    large_range: tuple[float, float] | None = None
+
+    @property
+    def change(self) -> str | None:
+        """'less' or 'more' when the larger size's speed-up lies wholly below or above the smaller size's
+        interval (the two intervals do not overlap), 'same' when they overlap; None without both intervals."""
+        return {"below": "less", "above": "more", "same": "same", None: None}[
+            _beyond(self.small_range, self.large_range)]
 
 
-def resolution_gain(tp: pd.DataFrame) -> list[ResolutionGain]:
-    """From throughput rows carrying mode and cfg: one gain per mode and CFG setting measured at two heights."""
+def _speedup(jobs: pd.DataFrame, base: int, top: int) -> tuple[float, tuple[float, float] | None]:
+    """A run's speed-up at batch top over batch base: (top / base) x median base time / median top time."""
+    ratio, span = _ratio(jobs[jobs.batch_size == base].wall_s, jobs[jobs.batch_size == top].wall_s)
+    scale = top / base
+    return ratio * scale, None if span is None else (span[0] * scale, span[1] * scale)
+
+
+def resolution_gain(costs: pd.DataFrame) -> list[ResolutionGain]:
+    """From job_costs rows: one gain per pair of runs of one mode, CFG setting and run settings, one at the
+    smallest height and one at the largest, that measured two batch sizes or more in common. Run against run:
+    no figure is a median over runs."""
     out = []
-    for (mode, cfg, *_), g in tp.groupby(["mode", "cfg", *_variant(tp)]):
+    for (mode, cfg, *_), g in costs.groupby(["mode", "cfg", *_variant(costs)], dropna=False):
         if g.height.nunique() < 2:
             continue
         small, large = g[g.height == g.height.min()], g[g.height == g.height.max()]
-        common = set(small.batch_size) & set(large.batch_size)
-        if len(common) < 2:
-            continue
-        top = max(common)
-        out.append(ResolutionGain(
-            mode=str(mode), cfg=bool(cfg), batch=int(top), small_px=int(small.height.iloc[0]),
-            large_px=int(large.height.iloc[0]),
-            small_speedup=float(small[small.batch_size == top].speedup.median()),
-            large_speedup=float(large[large.batch_size == top].speedup.median())))
+        for (a, ja), (b, jb) in itertools.product(small.groupby("run_id", sort=False),
+                                                  large.groupby("run_id", sort=False)):
+            common = set(ja.batch_size) & set(jb.batch_size)
+            if len(common) < 2:
+                continue
+            base, top = min(common), max(common)
+            (sa, ra), (sb, rb) = _speedup(ja, base, top), _speedup(jb, base, top)
+            out.append(ResolutionGain(
+                mode=str(mode), cfg=bool(cfg), batch=int(top), small_px=int(ja.height.iloc[0]),
+                large_px=int(jb.height.iloc[0]), small_speedup=sa, large_speedup=sb, base=int(base),
+                small_label=str(ja.label.iloc[0]), large_label=str(jb.label.iloc[0]), small_range=ra,
+                large_range=rb))
     return out
 
 
@@ -217,7 +285,7 @@ def effects(runs: pd.DataFrame, tp: pd.DataFrame, models: dict, costs: pd.DataFr
                            for r, label, m in fitted if m.fixed_share.low > 0.5],
                    saturated=[Saturation(label, m) for _, label, m in fitted if m.saturates],
                    cfg=bool(runs.cfg.fillna(False).astype(bool).any()),
-                   stream=stream_over_sequential(costs), resolution=resolution_gain(tp))
+                   stream=stream_over_sequential(costs), resolution=resolution_gain(costs))
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,8 @@ def job_costs(db_path: str, run_ids: list[str]) -> pd.DataFrame:
             SELECT job_id, median(duration_s) AS step_s FROM steps GROUP BY job_id
         )
         SELECT j.run_id, {RUN_LABEL} AS label, r.mode, r.height, r.width, r.cfg, r.task, r.model_id,
-               coalesce(r.vae_slicing, false) AS vae_slicing, j.job_id, j.batch_size,
+               coalesce(r.vae_slicing, false) AS vae_slicing, r.device, r.dtype, r.threads, r.steps,
+               j.job_id, j.batch_size,
                j."repeat", j.wall_s, ph.encode_s, ph.denoise_s, ph.decode_s, st.step_s
         FROM measured_jobs j JOIN runs r USING (run_id) LEFT JOIN ph USING (job_id) LEFT JOIN st USING (job_id)
         WHERE list_contains($run_ids, j.run_id)

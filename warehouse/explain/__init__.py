@@ -286,17 +286,22 @@ def effects(e: Effects, cite: Cite) -> list[str]:
                      "runs with CFG on send 2x the rows through every UNet call.")
     for g in e.stream:
         notes.append(f"**Stream Batch** ({cite('streamdiffusion')}): at {g.size}, CFG {'on' if g.cfg else 'off'}, "
-                     f"batch {g.batch}, sequential time over stream time was {g.denoise:.2f}x for the denoising loop "
-                     f"(the paper reports ~1.5x on a GPU) and {g.end_to_end:.2f}x for the whole job, which also "
-                     "counts prompt encoding and VAE decoding, batched in stream mode.")
+                     f"batch {g.batch}, sequential time over stream time was {_x(g.denoise, g.denoise_range)} for "
+                     f"the denoising loop (the paper reports ~1.5x on a GPU) and {_x(g.end_to_end, g.end_to_end_range)}"
+                     " for the whole job, which also counts prompt encoding and VAE decoding, batched in stream "
+                     f"mode. {_stream_vs_static(g)}")
     for r in e.resolution:
-        head = (f"**Resolution** ({cite('flowdcn')}): {r.mode}, CFG {'on' if r.cfg else 'off'}, at batch {r.batch} "
-                f"the speed-up over the smallest batch was {r.small_speedup:.1f}x at {r.small_px} px and "
-                f"{r.large_speedup:.1f}x at {r.large_px} px")
-        if r.large_speedup < r.small_speedup:
-            notes.append(head + ": the larger latent has more tokens per image and fills the device sooner.")
-        else:
-            notes.append(head + ": the larger size gained as much or more from batching here.")
+        head = (f"**Resolution** ({cite('flowdcn')}): {r.mode}, CFG {'on' if r.cfg else 'off'}, the speed-up at "
+                f"batch {r.batch} over batch {r.base} was {_x(r.small_speedup, r.small_range, '.1f')} at "
+                f"{r.small_px} px ({r.small_label}) and {_x(r.large_speedup, r.large_range, '.1f')} at {r.large_px} "
+                f"px ({r.large_label})")
+        notes.append(head + {
+            "less": ": the larger size gained less from batching, beyond both 95% intervals, as a larger latent "
+                    "(more tokens per image) that fills the device sooner would.",
+            "more": ": the larger size gained more from batching here, beyond both 95% intervals.",
+            "same": ": the two do not differ beyond their 95% intervals, so no effect of size is claimed.",
+            None: ": too few jobs for 95% intervals, so no effect of size is claimed.",
+        }[r.change])
     if e.saturated:
         knees = ", ".join(f"batch {s.model.knee.value:g}" for s in e.saturated)
         notes.append(f"**Where it stops** ({knees}): past the knee batching gains little more; patch parallelism "
@@ -319,6 +324,25 @@ def _fixed_parts(s: SharedCost) -> str:
         return ("What the fixed cost is made of is not measured here (`--profile-ops` profiles the UNet's "
                 "operators).")
     return "What the data show of it: " + "; ".join(parts) + "."
+
+
+def _x(ratio: float, span: tuple[float, float] | None, fmt: str = ".2f") -> str:
+    """A ratio with its 95% interval: '2.85x [2.60–3.10]' (no brackets without one)."""
+    return f"{ratio:{fmt}}x" + ("" if span is None else f" [{span[0]:{fmt}}–{span[1]:{fmt}}]")
+
+
+def _stream_vs_static(g: StreamGain) -> str:
+    """Stream against static batching of the same setting, and which was faster (only beyond the interval)."""
+    if g.over_static is None:
+        return "No static run of the same setting was measured to compare stream with."
+    text = f"Against static batching at batch {g.static_batch}, static time over stream time was " \
+           f"{_x(g.over_static, g.over_static_range)}"
+    if g.over_static_range is None:
+        return text + ": too few jobs for a 95% interval, so neither is said to be faster."
+    return text + {True: ": static was faster, beyond the interval, so the gain over sequential is batching's, "
+                         "not the stream's.",
+                   False: ": stream was faster than static too, beyond the interval.",
+                   None: ": neither was faster beyond the interval."}[g.static_won]
 
 
 # Throughput: names of the figures, the model table, the published figures.
