@@ -177,6 +177,10 @@ def test_stream_is_held_against_static_of_the_same_setting_and_a_winner_named_be
     assert g.end_to_end == pytest.approx(8.0 / 2.8) and g.end_to_end_range[0] > 1
     assert (g.static_batch, g.over_static) == (8, pytest.approx(2.16 / 2.8))
     assert g.over_static_range[1] < 1 and g.static_won is True
+    fast = wh.run({1: spread(1.0), 8: spread(4.0)}, mode="static", height=72)    # a second static run: its own
+    gains = analysis.stream_over_sequential(queries.job_costs(wh.path, [seq, stream, static, fast]))
+    assert [(g.over_static, g.static_won) for g in gains] == [(pytest.approx(2.16 / 2.8), True),
+                                                              (pytest.approx(4.0 / 2.8), False)]
     level = wh.run({1: spread(1.0), 8: spread(2.8, width=0.3)}, mode="static", height=80)
     stream_80 = wh.run({1: spread(1.0), 8: spread(2.8, width=0.3)}, mode="stream", height=80)
     seq_80 = wh.run({1: spread(1.0), 8: spread(8.0)}, mode="sequential", height=80)

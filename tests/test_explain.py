@@ -263,7 +263,8 @@ def test_stream_batch_is_said_to_lose_to_static_when_static_was_faster_beyond_th
     static = wh.run({1: spread(1.0), 8: spread(2.16)}, mode="static", height=40, phases={"denoise": 0.5})
     note = next(n for n in _effects(wh, seq, stream, static) if "Stream Batch" in n)
     assert "2.86x [" in note   # over sequential, with its interval
-    assert "Against static batching at batch 8, static time over stream time was 0.77x [" in note
+    assert f"Against static batching (txt2img 40x40 static ({static})) at batch 8, static time over stream time " \
+           "was 0.77x [" in note
     assert note.endswith(": static was faster, beyond the interval, so the gain over sequential is batching's, "
                          "not the stream's.")
     fast = wh.run({1: spread(1.0), 8: spread(4.0)}, mode="static", height=40, phases={"denoise": 0.5})

@@ -122,6 +122,7 @@ class StreamGain:
     static_batch: int | None = None
     over_static: float | None = None                  # static time over stream time
     over_static_range: tuple[float, float] | None = None
+    static_label: str = ""
 
     @property
     def static_won(self) -> bool | None:
@@ -139,27 +140,38 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> tuple[float, tuple[f
 
 
 def stream_over_sequential(costs: pd.DataFrame) -> list[StreamGain]:
-    """From job_costs rows: one gain per size, CFG setting and run settings with both a stream and a sequential
-    run, and the static run of the same setting where there is one."""
+    """From job_costs rows: one gain per stream run and sequential run of one size, CFG setting and run settings
+    (and per static run of that setting, where there is one)."""
     out = []
     for (h, w, cfg, *_), g in costs.groupby(["height", "width", "cfg", *_variant(costs)], dropna=False):
-        stream, seq, static = (g[g["mode"] == m] for m in ("stream", "sequential", "static"))
-        common = set(stream.batch_size) & set(seq.batch_size)
-        if not common:
-            continue
-        top = max(common)
-        s, q = stream[stream.batch_size == top], seq[seq.batch_size == top]
-        end_to_end, end_range = _ratio(q.wall_s, s.wall_s)
-        denoise, denoise_range = _ratio(q.denoise_s, s.denoise_s)
-        versus = {}
-        with_static = set(stream.batch_size) & set(static.batch_size)
-        if with_static:
-            b = max(with_static)
-            ratio, span = _ratio(static[static.batch_size == b].wall_s, stream[stream.batch_size == b].wall_s)
-            versus = {"static_batch": int(b), "over_static": ratio, "over_static_range": span}
-        out.append(StreamGain(size=f"{h}x{w}", cfg=bool(cfg), batch=int(top), end_to_end=end_to_end,
-                              denoise=denoise, end_to_end_range=end_range, denoise_range=denoise_range, **versus))
+        runs = {m: [r for _, r in g[g["mode"] == m].groupby("run_id", sort=False)]
+                for m in ("stream", "sequential", "static")}
+        # Run against run: several runs of a mode (of one setting) are each compared, never pooled.
+        for stream, seq, static in itertools.product(runs["stream"], runs["sequential"], runs["static"] or [None]):
+            gain = _stream_gain(h, w, cfg, stream, seq, static)
+            if gain is not None:
+                out.append(gain)
     return out
+
+
+def _stream_gain(h, w, cfg, stream: pd.DataFrame, seq: pd.DataFrame, static: pd.DataFrame | None) -> StreamGain | None:
+    """One stream run against one sequential run (and one static run, if given) of one setting."""
+    common = set(stream.batch_size) & set(seq.batch_size)
+    if not common:
+        return None
+    top = max(common)
+    s, q = stream[stream.batch_size == top], seq[seq.batch_size == top]
+    end_to_end, end_range = _ratio(q.wall_s, s.wall_s)
+    denoise, denoise_range = _ratio(q.denoise_s, s.denoise_s)
+    versus = {}
+    with_static = set(stream.batch_size) & set(static.batch_size) if static is not None else set()
+    if with_static:
+        b = max(with_static)
+        ratio, span = _ratio(static[static.batch_size == b].wall_s, stream[stream.batch_size == b].wall_s)
+        versus = {"static_batch": int(b), "over_static": ratio, "over_static_range": span,
+                  "static_label": str(static.label.iloc[0])}
+    return StreamGain(size=f"{h}x{w}", cfg=bool(cfg), batch=int(top), end_to_end=end_to_end,
+                      denoise=denoise, end_to_end_range=end_range, denoise_range=denoise_range, **versus)
 
 
 def _variant(rows: pd.DataFrame) -> list[str]:

@@ -335,7 +335,8 @@ def _stream_vs_static(g: StreamGain) -> str:
     """Stream against static batching of the same setting, and which was faster (only beyond the interval)."""
     if g.over_static is None:
         return "No static run of the same setting was measured to compare stream with."
-    text = f"Against static batching at batch {g.static_batch}, static time over stream time was " \
+    label = f" ({g.static_label})" if g.static_label else ""
+    text = f"Against static batching{label} at batch {g.static_batch}, static time over stream time was " \
            f"{_x(g.over_static, g.over_static_range)}"
     if g.over_static_range is None:
         return text + ": too few jobs for a 95% interval, so neither is said to be faster."
