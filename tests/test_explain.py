@@ -270,7 +270,10 @@ def test_stream_batch_is_said_to_lose_to_static_when_static_was_faster_beyond_th
     fast = wh.run({1: spread(1.0), 8: spread(4.0)}, mode="static", height=40, phases={"denoise": 0.5})
     note = next(n for n in _effects(wh, seq, stream, fast) if "Stream Batch" in n)
     assert note.endswith(": stream was faster than static too, beyond the interval.")
-    g = analysis.StreamGain("64x64", False, 8, 2.0, 2.0, static_batch=8, over_static=1.01, over_static_range=None)
+    g = analysis.StreamGain("64x64", False, 8, 2.0, float("nan"), static_batch=8, over_static=1.01,
+                            over_static_range=None)
+    assert "sequential time over stream time was 2.00x for the whole job" in explain.effects(
+        analysis.Effects([], [], False, [g], []), cite)[0]   # the loop untimed (no phases): not quoted
     assert explain.effects(analysis.Effects([], [], False, [g], []), cite)[0].endswith(
         "1.01x: too few jobs for a 95% interval, so neither is said to be faster.")
     g = analysis.StreamGain("64x64", False, 8, 2.0, 2.0, static_batch=8, over_static=1.01,

@@ -285,11 +285,12 @@ def effects(e: Effects, cite: Cite) -> list[str]:
         notes.append(f"**Classifier-free guidance doubles the UNet batch** ({cite('streamdiffusion')}): "
                      "runs with CFG on send 2x the rows through every UNet call.")
     for g in e.stream:
+        loop = ("" if pd.isna(g.denoise) else
+                f"{_x(g.denoise, g.denoise_range)} for the denoising loop (the paper reports ~1.5x on a GPU) and ")
         notes.append(f"**Stream Batch** ({cite('streamdiffusion')}): at {g.size}, CFG {'on' if g.cfg else 'off'}, "
-                     f"batch {g.batch}, sequential time over stream time was {_x(g.denoise, g.denoise_range)} for "
-                     f"the denoising loop (the paper reports ~1.5x on a GPU) and {_x(g.end_to_end, g.end_to_end_range)}"
-                     " for the whole job, which also counts prompt encoding and VAE decoding, batched in stream "
-                     f"mode. {_stream_vs_static(g)}")
+                     f"batch {g.batch}, sequential time over stream time was {loop}"
+                     f"{_x(g.end_to_end, g.end_to_end_range)} for the whole job, which also counts prompt encoding "
+                     f"and VAE decoding, batched in stream mode. {_stream_vs_static(g)}")
     for r in e.resolution:
         head = (f"**Resolution** ({cite('flowdcn')}): {r.mode}, CFG {'on' if r.cfg else 'off'}, the speed-up at "
                 f"batch {r.batch} over batch {r.base} was {_x(r.small_speedup, r.small_range, '.1f')} at "
