@@ -23,9 +23,9 @@ from ..analysis import (
     MemoryFit,
     PresetUse,
     ResolutionGain,
-    SharedCost,
     RooflineEnds,
     Scaling,
+    SharedCost,
     StreamGain,
     SweepSummary,
     Trust,
@@ -341,8 +341,7 @@ def _stream_vs_static(g: StreamGain) -> str:
            f"{_x(g.over_static, g.over_static_range)}"
     if g.over_static_range is None:
         return text + ": too few jobs for a 95% interval, so neither is said to be faster."
-    return text + {True: ": static was faster, beyond the interval, so the gain over sequential is batching's, "
-                         "not the stream's.",
+    return text + {True: ": static was faster, beyond the interval: plain batching beat Stream Batch here.",
                    False: ": stream was faster than static too, beyond the interval.",
                    None: ": neither was faster beyond the interval."}[g.static_won]
 
