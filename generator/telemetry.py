@@ -43,16 +43,27 @@ def system_cpu_seconds(times) -> tuple[float, float, float | None]:
     return busy, total, steal
 
 
+def counter_interval(total_s: float, cpus: int) -> float:
+    """The time between two readings as the machine's CPU counters saw it: all CPU seconds over the CPUs.
+    The rates below divide by this, not by a clock read beside the counters: the counters tick in steps
+    (10 ms on Linux), so over a short wall-clock interval one tick read as a rate is many cores' worth."""
+    return total_s / cpus if cpus > 0 else 0.0
+
+
 def own_cpu_util(own_s: float, interval_s: float) -> float | None:
     """Percent of one core this process used: its CPU seconds over the interval (as psutil's
     Process.cpu_percent, rounded to 0.1)."""
     return round(max(0.0, own_s) * 100.0 / interval_s, 1) if interval_s > 0 else None
 
 
-def other_cpu_util(busy_s: float, own_s: float, interval_s: float) -> float | None:
+def other_cpu_util(busy_s: float, own_s: float, interval_s: float, cpus: int | None = None) -> float | None:
     """Percent of one core used by every process but this one: the machine's busy CPU seconds
-    less this process's, over the interval; 0 at least (the two counters tick apart)."""
-    return round(max(0.0, busy_s - own_s) * 100.0 / interval_s, 1) if interval_s > 0 else None
+    less this process's, over the interval; 0 at least (the two counters tick apart), and at most
+    every CPU of the machine (`cpus`, when given)."""
+    if interval_s <= 0:
+        return None
+    other = max(0.0, busy_s - own_s) * 100.0 / interval_s
+    return round(other if cpus is None else min(other, 100.0 * cpus), 1)
 
 
 def cpu_steal(steal_s: float | None, total_s: float) -> float | None:
@@ -197,7 +208,8 @@ class Sampler:
                 _said_no_gpu = True
         self.gpu = self._gpu is not None
         self._proc = psutil.Process()
-        self._last = self._counters()  # the first reading primes the deltas
+        self._cpus = psutil.cpu_count() or 1  # the CPUs psutil.cpu_times() sums over
+        self._last = self._counters()  # the first reading primes the deltas (again at start())
         self._mhz, self._mhz_at, self._mhz_ok = None, float("-inf"), True
         self._samples: list[dict] = []
         self._lock = threading.Lock()
@@ -206,7 +218,10 @@ class Sampler:
         self.cpu_seconds = 0.0  # CPU time the sampler thread itself used
 
     def start(self) -> "Sampler":
+        """Primes the counters now and takes the first sample one period later (a sample over the moment
+        between construction and start would be a rate over a few counter ticks)."""
         if self.hz > 0:
+            self._last = self._counters()
             self._thread.start()
         return self
 
@@ -233,14 +248,14 @@ class Sampler:
         return self._mhz
 
     def sample(self) -> dict:
-        (t0, own0, busy0, total0, steal0), now = self._last, self._counters()
+        (_, own0, busy0, total0, steal0), now = self._last, self._counters()
         self._last = now
         t1, own1, busy1, total1, steal1 = now
-        interval, own = t1 - t0, own1 - own0
+        interval, own = counter_interval(total1 - total0, self._cpus), own1 - own0
         steal = None if steal0 is None or steal1 is None else steal1 - steal0
         row = {"run_id": self.run_id, "t": time.time(), "device_index": self.device_index,
                "cpu_util": own_cpu_util(own, interval), "rss_bytes": self._proc.memory_info().rss,
-               "other_cpu_util": other_cpu_util(busy1 - busy0, own, interval),
+               "other_cpu_util": other_cpu_util(busy1 - busy0, own, interval, self._cpus),
                "cpu_steal": cpu_steal(steal, total1 - total0), "cpu_mhz": self._cpu_mhz(t1)}
         if self._gpu is not None:
             try:
@@ -251,15 +266,14 @@ class Sampler:
 
     def _loop(self) -> None:
         period = 1.0 / self.hz
-        next_t = time.monotonic()
+        next_t = time.monotonic() + period   # start() primed the counters: the first sample is a period on
         start_cpu = time.thread_time()
-        while not self._stop.is_set():
+        while not self._stop.wait(max(0.0, next_t - time.monotonic())):
             row = self.sample()
             with self._lock:
                 self._samples.append(row)
             self.cpu_seconds = time.thread_time() - start_cpu
             next_t += period
-            self._stop.wait(max(0.0, next_t - time.monotonic()))
 
     def drain(self) -> list[dict]:
         with self._lock:

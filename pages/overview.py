@@ -23,7 +23,7 @@ def render():
     scaled = {run.run_id: analysis.scaling(tp[tp.run_id == run.run_id], costs[costs.run_id == run.run_id])
               for run in runs.itertuples()}
     roof = query("roofline", db_path(), run_ids)
-    ends = analysis.roofline_ends(roof)
+    ends = analysis.roofline_ends(roof, costs)
     found = invariance.invariance(query("image_checks", db_path(), run_ids))
     speed = {run_id: answer.speedup(s) for run_id, s in scaled.items() if s is not None}
     st.title(said_answer.title(answer.verdict(list(speed.values()))))
@@ -54,11 +54,12 @@ def render():
                                         models.get(run.run_id), cell))
     st.header("Every run")
     st.dataframe(said_answer.run_table(rows), hide_index=True, width="stretch")
+    st.caption(explain.what_you_measured(analysis.sweep_summary(runs, tp)))
     shared = {text for text in sure.values() if text}
     if len(shared) == 1 and len(sure) > 1:
         st.caption(shared.pop() + " _(The same for every run.)_")
     for note in (explain.embedded_note(analysis.uses_embedded_model(runs.model_id)),
-                 explain.preset_note(analysis.uses_preset(runs.model_id))):
+                 explain.preset_note(analysis.presets_used(runs.model_id))):
         if note:
             st.info(note)
 
@@ -90,8 +91,9 @@ def render():
     first = runs.set_index("run_id").loc[main.run_id if main is not None else run_ids[0]]
     with st.expander("Input → model → output: where one job's time goes"):
         phases = query("phase_breakdown", db_path(), [str(first.name)])
-        st.graphviz_chart(_workflow(first, analysis.phase_shares(phases) if not phases.empty else phases))
-        st.caption(explain.phase_caption(int(first.height), int(first.width), str(first["mode"])))
+        st.graphviz_chart(_workflow(first, phases))
+        undrawn = {p: analysis.phase_share_ends(phases, p) for p in sorted(set(phases.phase) - set(DRAWN_PHASES))}
+        st.caption(explain.phase_caption(int(first.height), int(first.width), str(first["mode"]), undrawn))
     if ends:
         with st.expander("Measured against the roofline floor"):
             for end in ends:
@@ -119,7 +121,8 @@ def render():
         st.caption(said_workers.places_caption())
 
     st.header("The effects your data shows")
-    notes = explain.effects(analysis.effects(runs, tp, models, costs), cite=paper)
+    notes = explain.effects(analysis.effects(runs, tp, models, costs, mix=query("op_mix", db_path(), run_ids),
+                                             roof=roof), cite=paper)
     for note in notes:
         st.markdown("- " + note)
     if not notes:
@@ -150,6 +153,9 @@ def _answer_chart(intervals: pd.DataFrame, runs: pd.DataFrame) -> alt.Chart:
                  alt.Tooltip("relative:Q", format=".2f", title="x smallest batch")])
     return (refs + measured).properties(
         title="How much longer a bigger batch took (dashed: every image at full price, and extra images free)")
+
+
+DRAWN_PHASES = ("encode_prompt", "denoise", "decode", "outside")   # the phases _workflow has a node for
 
 
 def _workflow(run, shares: pd.DataFrame) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from generator import presets
 from warehouse import analysis, db, queries
 
 
@@ -183,6 +184,11 @@ def test_trust_takes_the_widest_interval_of_the_batch_sizes_that_have_one(wh):
 
 # The sweep: effects across runs.
 
+def spread(value: float, width: float = 0.02) -> list[float]:
+    """Eight job times around `value`, within ±width of it."""
+    return [value * (1 + width * d) for d in (0.0, 0.5, -0.5, 1.0, -1.0, 0.25, -0.25, 0.0)]
+
+
 def test_stream_over_sequential_is_like_for_like_and_splits_the_denoising_loop(wh):
     half = {"denoise": 0.5}
     stream = wh.run({1: 1.0, 2: 1.0, 4: 1.0}, mode="stream", phases={"denoise": 0.25})
@@ -194,19 +200,66 @@ def test_stream_over_sequential_is_like_for_like_and_splits_the_denoising_loop(w
     g = gains[0]
     assert (g.size, g.cfg, g.batch) == ("64x64", False, 2)
     assert g.end_to_end == pytest.approx(2.0) and g.denoise == pytest.approx(4.0)   # 1.0 / 0.25
+    assert g.over_static is None and g.static_won is None        # no static run of the setting
     assert analysis.stream_over_sequential(queries.job_costs(wh.path, [stream])) == []
 
 
-def test_resolution_gain_is_like_for_like_at_the_largest_common_batch(wh):
-    small = wh.run({1: 1.0, 4: 1.0, 8: 1.0}, height=64)
-    large = wh.run({1: 1.0, 4: 2.0}, height=128)
+def test_stream_is_held_against_static_of_the_same_setting_and_a_winner_named_beyond_the_interval(wh):
+    seq = wh.run({1: spread(1.0), 8: spread(8.0)}, mode="sequential", height=72)
+    stream = wh.run({1: spread(1.0), 8: spread(2.8)}, mode="stream", height=72)
+    static = wh.run({1: spread(1.0), 8: spread(2.16)}, mode="static", height=72)   # stream at 0.77x of static
+    (g,) = analysis.stream_over_sequential(queries.job_costs(wh.path, [seq, stream, static]))
+    assert g.end_to_end == pytest.approx(8.0 / 2.8) and g.end_to_end_range[0] > 1
+    assert (g.static_batch, g.over_static) == (8, pytest.approx(2.16 / 2.8))
+    assert g.over_static_range[1] < 1 and g.static_won is True
+    fast = wh.run({1: spread(1.0), 8: spread(4.0)}, mode="static", height=72)    # a second static run: its own
+    gains = analysis.stream_over_sequential(queries.job_costs(wh.path, [seq, stream, static, fast]))
+    assert [(g.over_static, g.static_won) for g in gains] == [(pytest.approx(2.16 / 2.8), True),
+                                                              (pytest.approx(4.0 / 2.8), False)]
+    level = wh.run({1: spread(1.0), 8: spread(2.8, width=0.3)}, mode="static", height=80)
+    stream_80 = wh.run({1: spread(1.0), 8: spread(2.8, width=0.3)}, mode="stream", height=80)
+    seq_80 = wh.run({1: spread(1.0), 8: spread(8.0)}, mode="sequential", height=80)
+    (g,) = analysis.stream_over_sequential(queries.job_costs(wh.path, [level, stream_80, seq_80]))
+    assert g.over_static_range[0] < 1 < g.over_static_range[1] and g.static_won is None
+
+
+def test_runs_with_other_torch_threads_are_not_compared(wh):
+    stream = wh.run({1: 1.0, 2: 1.0}, mode="stream", height=88)
+    seq = wh.run({1: 1.0, 2: 2.0}, mode="sequential", height=88)
+    with db.writer(wh.path) as con:
+        con.execute("UPDATE runs SET threads = CASE run_id WHEN ? THEN 1 ELSE 2 END WHERE run_id IN (?, ?)",
+                    [stream, stream, seq])
+    assert analysis.stream_over_sequential(queries.job_costs(wh.path, [stream, seq])) == []
+    small, large = wh.run({1: 1.0, 4: 1.0}, height=88), wh.run({1: 1.0, 4: 2.0}, height=176)
+    with db.writer(wh.path) as con:
+        con.execute("UPDATE runs SET threads = CASE run_id WHEN ? THEN 1 ELSE 2 END WHERE run_id IN (?, ?)",
+                    [small, small, large])
+    assert analysis.resolution_gain(queries.job_costs(wh.path, [small, large])) == []
+
+
+def test_resolution_gain_is_run_against_run_at_the_largest_common_batch(wh):
+    small = wh.run({1: spread(1.0), 4: spread(1.0), 8: spread(1.0)}, height=96)
+    large = wh.run({1: spread(1.0), 4: spread(2.0)}, height=192)
     other_mode = wh.run({1: 1.0, 4: 4.0}, height=256, mode="stream")
-    gains = analysis.resolution_gain(wh.throughput(small, large, other_mode))
+    gains = analysis.resolution_gain(queries.job_costs(wh.path, [small, large, other_mode]))
     assert len(gains) == 1
     g = gains[0]
-    assert (g.mode, g.cfg, g.batch, g.small_px, g.large_px) == ("static", False, 4, 64, 128)
-    assert (g.small_speedup, g.large_speedup) == (4.0, 2.0)
-    assert analysis.resolution_gain(wh.throughput(small)) == []
+    assert (g.mode, g.cfg, g.base, g.batch, g.small_px, g.large_px) == ("static", False, 1, 4, 96, 192)
+    assert (g.small_speedup, g.large_speedup) == (pytest.approx(4.0), pytest.approx(2.0))
+    assert g.small_label.endswith(f"({small})") and g.large_label.endswith(f"({large})")
+    assert g.large_range[1] < g.small_range[0] and g.change == "less"
+    assert analysis.resolution_gain(queries.job_costs(wh.path, [small])) == []
+
+
+def test_two_runs_at_one_size_are_each_held_against_the_other_size_never_pooled(wh):
+    """3.9x and 4.8x at the small size: no figure is their median, 4.4x, that no run shows."""
+    a = wh.run({1: spread(1.0), 8: spread(8 / 3.9)}, height=104)
+    b = wh.run({1: spread(1.0), 8: spread(8 / 4.8)}, height=104)
+    large = wh.run({1: spread(1.0), 8: spread(8 / 2.9)}, height=208)
+    gains = analysis.resolution_gain(queries.job_costs(wh.path, [a, b, large]))
+    assert sorted(round(g.small_speedup, 2) for g in gains) == [3.9, 4.8]
+    assert all(g.large_speedup == pytest.approx(2.9) for g in gains)
+    assert {g.change for g in gains} == {"less"}
 
 
 def test_effects_of_a_sweep(wh):
@@ -219,7 +272,8 @@ def test_effects_of_a_sweep(wh):
     models = analysis.run_models(costs)
     e = analysis.effects(runs[runs.run_id == plain], wh.throughput(plain), {plain: models[plain]},
                          costs[costs.run_id == plain])
-    assert [m for _, m in e.shared] == [models[plain]] and e.saturated == [] and not e.cfg
+    assert [s.model for s in e.shared] == [models[plain]] and e.saturated == [] and not e.cfg
+    assert (e.shared[0].overhead, e.shared[0].weight_read) == (None, None)   # no profile, no roofline given
     assert (e.stream, e.resolution) == ([], [])
     e = analysis.effects(runs, wh.throughput(plain, saturated), models, costs)
     assert [s.model for s in e.saturated] == [models[saturated]] and e.cfg
@@ -235,16 +289,46 @@ def test_sweep_summary(wh):
     assert not analysis.uses_embedded_model(["/models/sd15"])
 
 
+def test_every_preset_of_the_generator_is_placed_as_real_shapes_or_toy():
+    """The warehouse cannot import the generator: this holds its two lists against the generator's presets."""
+    placed = set(analysis.PRESETS_REAL_SHAPES) | set(analysis.PRESETS_TOY)
+    assert not set(analysis.PRESETS_REAL_SHAPES) & set(analysis.PRESETS_TOY)
+    assert placed == set(presets.ARCHS) - {presets.DEFAULT_ARCH}
+    assert {a for a in presets.ARCHS if "tiny" in a} - {presets.DEFAULT_ARCH} <= set(analysis.PRESETS_TOY)
+
+
+@pytest.mark.parametrize("model_id, arch", [
+    ("preset-sd15-random-txt2img", "sd15"), ("preset-ldm-inpaint-tiny-random-inpaint", "ldm-inpaint-tiny"),
+    ("preset-sd15-inpaint-random-inpaint", "sd15-inpaint"), ("embedded-tiny-ldm-txt2img", None),
+    ("/models/preset-sd15", None),
+])
+def test_a_preset_is_read_from_the_model_id(model_id, arch):
+    assert analysis.preset_arch(model_id) == arch
+    assert analysis.uses_preset([model_id]) == (arch is not None)
+
+
+def test_presets_used_split_real_shapes_from_toys_and_an_unknown_preset_is_no_real_shape():
+    used = analysis.presets_used(["preset-sdxl-random-txt2img", "preset-ldm-inpaint-tiny-random-inpaint",
+                                  "preset-future-random-txt2img", "/models/sd15", "preset-sdxl-random-txt2img"])
+    assert used == analysis.PresetUse(real=("sdxl",), toy=("future", "ldm-inpaint-tiny"))
+
+
 # Phases, memory and operators.
 
-def test_phase_shares_sum_to_one_per_batch():
-    phases = pd.DataFrame({"batch_size": [1, 1, 4, 4], "phase": ["denoise", "decode"] * 2,
-                           "median_s": [0.3, 0.1, 0.6, 0.6]})
-    shares = analysis.phase_shares(phases)
-    assert list(shares.share) == pytest.approx([0.75, 0.25, 0.5, 0.5])
-    assert analysis.phase_share_ends(shares, "denoise") == (1, pytest.approx(0.75), 4, pytest.approx(0.5))
-    assert analysis.phase_share_ends(shares, "encode_prompt") is None
-    assert analysis.phase_share_ends(shares.head(0), "denoise") is None
+def test_a_phase_share_is_the_views_median_of_each_jobs_share(wh):
+    """One definition: the median over jobs of a phase's share of its job, not a median time over a sum of
+    median times. Three jobs where the two differ: denoise shares 0.5, 0.6, 0.9 of jobs of 1, 2 and 4 s
+    (the other reading: 1.2 s of 0.4 + 1.2 + 0.3 s, 63%)."""
+    run_id = wh.run({1: [1.0, 2.0, 4.0], 4: [2.0, 2.0, 2.0]}, phases={"denoise": 0.5, "decode": 0.2})
+    with db.writer(wh.path) as con:
+        con.execute("UPDATE phases SET duration_s = CASE job_id WHEN ? THEN 1.2 WHEN ? THEN 3.6 END "
+                    "WHERE phase = 'denoise' AND job_id IN (?, ?)", [f"{run_id}-b1-r1", f"{run_id}-b1-r2"] * 2)
+    rows = queries.phase_breakdown(wh.path, [run_id])
+    assert analysis.phase_share_ends(rows, "denoise") == (1, pytest.approx(0.6), 4, pytest.approx(0.5))
+    one = rows[rows.batch_size == 1].set_index("phase").median_s
+    assert one["denoise"] / one.sum() == pytest.approx(1.2 / 1.9)   # the other definition reads otherwise
+    assert analysis.phase_share_ends(rows, "encode_prompt") is None
+    assert analysis.phase_share_ends(rows.head(0), "denoise") is None
 
 
 def test_phase_breakdown_shows_the_rest_of_the_job_outside_every_phase(wh):
@@ -252,8 +336,7 @@ def test_phase_breakdown_shows_the_rest_of_the_job_outside_every_phase(wh):
     rows = queries.phase_breakdown(wh.path, [run_id])
     outside = rows[rows.phase == "outside"].set_index("batch_size").median_s
     assert list(outside) == [pytest.approx(0.1), pytest.approx(0.2)]
-    shares = analysis.phase_shares(rows)
-    assert shares[shares.batch_size == 1].set_index("phase").share.to_dict() == pytest.approx(
+    assert rows[rows.batch_size == 1].set_index("phase").median_share.to_dict() == pytest.approx(
         {"encode_prompt": 0.1, "denoise": 0.6, "decode": 0.2, "outside": 0.1})
 
 
@@ -303,6 +386,27 @@ def test_roofline_ceilings_are_the_best_of_the_sweep_and_a_floor_above_the_time_
     assert roof.loc[(busy, 2)].floor_s == pytest.approx(0.8) and roof.loc[(busy, 2)].above_floor_share < 0
     ends = {e.label[-9:-1]: e for e in analysis.roofline_ends(queries.roofline(wh.path, [quiet, busy]))}
     assert ends[busy].above_measured == 2 and ends[quiet].above_measured == 2
+
+
+def test_a_runs_ceilings_are_pooled_only_with_runs_under_its_own_settings(wh):
+    one, two, other_dtype = (wh.run({1: 1.0}, phases={"denoise": 0.5}) for _ in range(3))
+    with db.writer(wh.path) as con:   # the same sweep and device; one, two and four times the ceiling
+        con.execute("UPDATE runs SET sweep_id = 'threads', host = 'box', ceiling_conv_flops = 0, "
+                    "ceiling_matmul_flops = CASE run_id WHEN ? THEN 1e9 WHEN ? THEN 2e9 ELSE 4e9 END, "
+                    "ceiling_copy_bytes_per_s = CASE run_id WHEN ? THEN 1e8 ELSE 3e8 END, "
+                    "threads = CASE run_id WHEN ? THEN 1 ELSE 2 END, "
+                    "dtype = CASE run_id WHEN ? THEN 'bfloat16' ELSE 'float32' END WHERE run_id IN (?, ?, ?)",
+                    [one, two, one, one, other_dtype, one, two, other_dtype])
+    ceilings = db.query_df(wh.path, "SELECT * FROM run_ceilings WHERE list_contains(?, run_id)",
+                           [[one, two, other_dtype]]).set_index("run_id")
+    assert ceilings.loc[one].tolist() == [1e9, 1e8]          # not the two-thread run's 2e9
+    assert ceilings.loc[two].tolist() == [2e9, 3e8]          # not the bfloat16 run's 4e9
+    assert ceilings.loc[other_dtype].tolist() == [4e9, 3e8]
+    with db.writer(wh.path) as con:   # the same settings: the best of the two holds for both
+        con.execute("UPDATE runs SET threads = 2 WHERE run_id = ?", [one])
+    ceilings = db.query_df(wh.path, "SELECT * FROM run_ceilings WHERE list_contains(?, run_id)",
+                           [[one, two]]).set_index("run_id")
+    assert ceilings.loc[one].tolist() == ceilings.loc[two].tolist() == [2e9, 3e8]
 
 
 def test_published_figures_are_per_image_step_with_the_speedup_over_their_batch_one(tmp_path):

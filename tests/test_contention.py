@@ -10,6 +10,7 @@ import types
 from collections import namedtuple
 
 import pandas as pd
+import psutil
 import pytest
 
 from generator import telemetry
@@ -65,12 +66,12 @@ def test_other_gpu_processes_leaves_out_this_one(pids, own, others):
     assert other_gpu_processes(pids, own) == others
 
 
-def _fake_psutil(monkeypatch, system: list, own: list, freq=2400.0):
+def _fake_psutil(monkeypatch, system: list, own: list, freq=2400.0, cpus=2):
     """psutil whose machine and process CPU counters step through `system` and `own`."""
     system, own = iter(system), iter(own)
     proc = types.SimpleNamespace(cpu_times=lambda: types.SimpleNamespace(user=next(own), system=0.0),
                                  memory_info=lambda: types.SimpleNamespace(rss=1))
-    fake = types.SimpleNamespace(Process=lambda: proc, cpu_times=lambda: next(system),
+    fake = types.SimpleNamespace(Process=lambda: proc, cpu_times=lambda: next(system), cpu_count=lambda: cpus,
                                  cpu_freq=lambda: None if freq is None else types.SimpleNamespace(current=freq))
     monkeypatch.setattr(telemetry, "psutil", fake)
 
@@ -87,6 +88,19 @@ def test_a_sample_reads_other_processes_and_steal_from_the_counters_deltas(monke
     assert row["other_cpu_util"] / row["cpu_util"] == pytest.approx(2.0, rel=0.02)  # whatever the interval
     assert row["cpu_steal"] == 25.0 and row["cpu_mhz"] == 2400.0
     assert {"gpu_throttle_reasons", "gpu_other_processes"}.isdisjoint(row)  # no NVML off CUDA
+
+
+def test_a_counter_tick_over_a_short_wall_interval_is_not_read_as_many_cores(monkeypatch):
+    """The first sample of a run came a moment after the counters were primed: one 10 ms tick of each of
+    two CPUs read over a millisecond of wall clock was 2000% of one core (here the two readings are
+    microseconds apart). The rate is over the counters' own
+    interval (all CPU seconds over the CPUs), so it is two cores at most, whatever the wall clock says."""
+    _fake_psutil(monkeypatch, [_linux(10.0, 0.0), _linux(10.02, 0.0)], [5.0, 5.0], cpus=2)
+    row = telemetry.Sampler("run-1", hz=0).sample()
+    assert row["other_cpu_util"] == 200.0 and row["cpu_util"] == 0.0
+    assert telemetry.counter_interval(0.4, 2) == 0.2 and telemetry.counter_interval(0.4, 0) == 0.0
+    assert other_cpu_util(0.5, 0.0, 0.1, cpus=2) == 200.0     # a reading beyond every CPU is capped at all of them
+    assert other_cpu_util(0.5, 0.0, 0.1) == 500.0
 
 
 def test_the_cpu_clock_is_none_where_psutil_has_none(monkeypatch):
@@ -109,8 +123,11 @@ def test_the_sampler_sees_a_busy_child_process():
             time.sleep(0.05)  # polls the sampler's progress; the count decides, not the time
             rows += sampler.drain()
         assert len(rows) >= 15, f"the sampler took {len(rows)} samples in 60 s"
-        assert max(r["other_cpu_util"] for r in rows[1:]) > 20.0  # the child: about 100% of one core
-        assert all(r["other_cpu_util"] >= 0 and r["cpu_mhz"] != 0 for r in rows)
+        assert max(r["other_cpu_util"] for r in rows) > 20.0  # the child: about 100% of one core
+        # Every sample, the first included, within the machine's CPUs.
+        cpus = psutil.cpu_count()
+        assert all(0 <= r["other_cpu_util"] <= 100 * cpus and r["cpu_mhz"] != 0 for r in rows)
+        assert all(0 <= r["cpu_util"] <= 100 * cpus for r in rows)
     finally:
         if sampler is not None:
             sampler.stop()

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import stats
 from warehouse import analysis, contention, costmodel, db, explain, queries
 
-from .test_analysis import HandMade
+from .test_analysis import HandMade, spread
 
 
 def cite(key: str) -> str:
@@ -108,14 +109,41 @@ def test_phase_saturation_names_the_first_phase_only_when_one_saturates():
     assert explain.phase_saturation(None, 0) is None
 
 
-def test_roofline_sentence_says_the_gap_closed_only_when_it_shrank():
-    ends = analysis.RooflineEnds("r", 1, 0.9, 16, 0.4, 0.01, 0.1)
+def test_roofline_sentence_says_the_gap_closed_only_when_it_shrank_beyond_both_intervals():
+    ends = analysis.RooflineEnds("r", 1, 0.9, 16, 0.4, 0.01, 0.1, low_range=(0.88, 0.92), high_range=(0.35, 0.45))
     assert explain.roofline(ends) == (
         "**r**: at batch 1, 90% of the denoising time lay above the roofline floor (0.01 s of 0.1 s: the UNet's "
         "FLOPs and weight reads at this device's measured ceilings); at batch 16, 40%: the larger batch left less "
-        "of the device idle.")
-    wider = explain.roofline(analysis.RooflineEnds("r", 1, 0.4, 16, 0.5, 0.01, 0.1))
-    assert wider.endswith("50%: the larger batch did not close the gap.") and "idle" not in wider
+        "of the device idle, beyond both intervals (95% intervals 88%–92% and 35%–45%).")
+    # 97.3% -> 96.8% within overlapping intervals: no claim either way.
+    close = explain.roofline(analysis.RooflineEnds("r", 1, 0.973, 8, 0.968, 0.01, 0.1, low_range=(0.96, 0.98),
+                                                   high_range=(0.95, 0.975)))
+    assert close.endswith("97%: the two shares do not differ beyond their intervals (95% intervals 96%–98% and "
+                          "95%–98%).") and "idle" not in close
+    wider = explain.roofline(analysis.RooflineEnds("r", 1, 0.4, 16, 0.5, 0.01, 0.1, low_range=(0.38, 0.42),
+                                                   high_range=(0.48, 0.52)))
+    assert wider.endswith("at the larger batch, beyond both intervals (95% intervals 38%–42% and 48%–52%).")
+    bare = explain.roofline(analysis.RooflineEnds("r", 1, 0.9, 16, 0.4, 0.01, 0.1))
+    assert bare.endswith("40%: too few jobs for a 95% interval of either share, so no change is claimed.")
+
+
+def test_roofline_share_intervals_come_from_the_jobs_denoising_times(wh):
+    spread = [1.0, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97, 1.0]    # denoising: half of each, 0.5 s +-3%
+    run_id = wh.run({1: spread, 8: spread}, phases={"denoise": 0.5})
+    with db.writer(wh.path) as con:   # floor 0.05 s at batch 1 and 0.4 s at batch 8 (FLOPs at 1e9 FLOP/s)
+        con.execute("UPDATE runs SET sweep_id = 'ranges', ceiling_matmul_flops = 1e9, ceiling_conv_flops = 0, "
+                    "ceiling_copy_bytes_per_s = 1e12, unet_weight_bytes = 0 WHERE run_id = ?", [run_id])
+        con.execute("UPDATE jobs SET unet_flops_total = 5e7 * batch_size, unet_calls = 1 WHERE run_id = ?", [run_id])
+    costs = queries.job_costs(wh.path, [run_id])
+    (end,) = analysis.roofline_ends(queries.roofline(wh.path, [run_id]), costs)
+    for share, (low, high), floor, batch in ((end.low_share, end.low_range, 0.05, 1),
+                                             (end.high_share, end.high_range, 0.4, 8)):
+        _, d_low, d_high = stats.median_interval(costs[costs.batch_size == batch].denoise_s)
+        assert (low, high) == (pytest.approx(1 - floor / d_low), pytest.approx(1 - floor / d_high))
+        assert low <= share <= high
+    assert end.change == "less" and "left less of the device idle" in explain.roofline(end)
+    (bare,) = analysis.roofline_ends(queries.roofline(wh.path, [run_id]))
+    assert bare.low_range is None and bare.change is None
 
 
 # The sweep: what was measured, and the effects its data shows.
@@ -136,18 +164,31 @@ def test_embedded_notes_appear_only_for_the_embedded_model():
     assert explain.embedded_images_note(False) is None
 
 
-def test_the_preset_note_appears_only_for_a_preset():
-    assert "architecture preset" in explain.preset_note(analysis.uses_preset(["preset-sd15-random-txt2img"]))
-    assert explain.preset_note(analysis.uses_preset(["embedded-tiny-ldm-txt2img", "/models/sd15"])) is None
+def test_the_preset_note_appears_only_for_a_preset_and_says_real_shapes_only_of_a_real_one():
+    real = explain.preset_note(analysis.presets_used(["preset-sd15-random-txt2img"]))
+    assert "architecture preset" in real and "`sd15`: the published model's shapes" in real
+    assert "times like the real model" in real and "toy" not in real
+    toy = explain.preset_note(analysis.presets_used(["preset-ldm-inpaint-tiny-random-inpaint"]))
+    assert "`ldm-inpaint-tiny`: random, seeded weights at toy widths" in toy
+    assert "real model's shapes" not in toy and "times like" not in toy
+    both = explain.preset_note(analysis.presets_used(["preset-ldm-inpaint-random-inpaint",
+                                                      "preset-ldm-inpaint-tiny-random-inpaint"]))
+    assert "`ldm-inpaint`: the published model's shapes" in both and "`ldm-inpaint-tiny`: random" in both
+    assert explain.preset_note(analysis.presets_used(["embedded-tiny-ldm-txt2img", "/models/sd15"])) is None
 
 
-def test_phase_label_and_caption_quote_the_shares_and_the_rest():
-    shares = analysis.phase_shares(pd.DataFrame({"batch_size": [1, 1, 4, 4], "phase": ["denoise", "decode"] * 2,
-                                                 "median_s": [0.3, 0.1, 0.6, 0.6]}))
-    assert explain.phase_label(analysis.phase_share_ends(shares, "denoise")) == "75% at batch 1, 50% at batch 4"
-    assert explain.phase_label(analysis.phase_share_ends(shares, "encode_prompt")) == ""
-    caption = explain.phase_caption(512, 768, "static")
-    assert "your 512x768 static run" in caption and "(`outside`)" in caption
+def test_phase_label_and_caption_quote_the_views_shares_and_every_phase_not_drawn(wh):
+    run_id = wh.run({1: 1.0, 4: 2.0}, phases={"prepare": 0.05, "denoise": 0.75, "decode": 0.1, "postprocess": 0.03})
+    rows = queries.phase_breakdown(wh.path, [run_id])
+    assert explain.phase_label(analysis.phase_share_ends(rows, "denoise")) == "75% at batch 1, 75% at batch 4"
+    assert explain.phase_label(analysis.phase_share_ends(rows, "encode_prompt")) == ""
+    undrawn = {p: analysis.phase_share_ends(rows, p) for p in ("postprocess", "prepare")}
+    caption = explain.phase_caption(512, 768, "static", undrawn)
+    assert "your 512x768 static run" in caption and "(`outside`)" in caption and "`median_share`" in caption
+    assert caption.endswith("Phases not drawn: postprocess 3% at batch 1, 3% at batch 4; prepare 5% at batch 1, "
+                            "5% at batch 4.")
+    assert "need not add up to exactly 100%" in caption and "so the shares add up" not in caption
+    assert "Phases not drawn" not in explain.phase_caption(512, 768, "static", {})
     assert "fill the device" not in caption     # a claim no number on the page tests
 
 
@@ -173,6 +214,34 @@ def test_effects_show_only_what_the_data_shows(wh):
     assert _effects(wh, wh.run({1: [1.0, 1.0], 2: [2.0, 2.0]})) == []   # no fixed cost, no knee: nothing to say
 
 
+def test_the_fixed_cost_is_explained_only_by_the_parts_the_data_measured(wh):
+    flat = wh.run(FLAT, phases={"denoise": 0.5})
+    note = _effects(wh, flat)[0]
+    assert "launching work" not in note and "reading the weights" not in note and "Python" not in note
+    assert note.endswith("What the fixed cost is made of is not measured here (`--profile-ops` profiles the UNet's "
+                         "operators).")
+    wh.ops(flat, 1, {"conv": 0.3, "overhead": 0.6, "attention": 0.1})
+    wh.ops(flat, 8, {"conv": 0.5, "overhead": 0.4, "attention": 0.1})
+    with db.writer(wh.path) as con:   # 1 MB of weights, 10 calls, at 1 GB/s: 0.01 s of about 0.5 s
+        con.execute("UPDATE runs SET sweep_id = 'parts', ceiling_matmul_flops = 1e12, ceiling_conv_flops = 0, "
+                    "ceiling_copy_bytes_per_s = 1e9, unet_weight_bytes = 1e6 WHERE run_id = ?", [flat])
+        con.execute("UPDATE jobs SET unet_flops_total = 1e6, unet_calls = 10 WHERE run_id = ?", [flat])
+    runs = queries.runs(wh.path)
+    runs = runs[runs.run_id == flat]
+    costs = queries.job_costs(wh.path, [flat])
+    roof = queries.roofline(wh.path, [flat])
+    found = analysis.effects(runs, wh.throughput(flat), analysis.run_models(costs), costs,
+                             mix=queries.op_mix(wh.path, [flat]), roof=roof)
+    weight = 0.01 / roof[roof.batch_size == 1].denoise_s.iloc[0]
+    assert found.shared[0].overhead == (1, pytest.approx(0.6))
+    assert found.shared[0].weight_read == (1, pytest.approx(weight))
+    note = explain.effects(found, cite)[0]
+    assert note.endswith("What the data show of it: at batch 1, 60% of its UNet time was outside every operator "
+                         "(Python and framework dispatch, or an idle device: the operator profile); reading the "
+                         f"UNet's weights once per call at the measured copy speed takes {weight:.1%} of the "
+                         "denoising time at batch 1 (the roofline).")
+
+
 def test_effects_name_cfg_when_on(wh):
     assert any("**Classifier-free guidance doubles the UNet batch**" in n for n in _effects(wh, wh.run(FLAT, cfg=True)))
     assert not any("Classifier-free" in n for n in _effects(wh, wh.run(FLAT)))
@@ -183,19 +252,55 @@ def test_effects_quote_stream_over_sequential_like_for_like_with_the_loop_apart(
     seq = wh.run({1: 1.0, 2: 3.0}, mode="sequential", phases={"denoise": 0.5})
     notes = " ".join(_effects(wh, stream, seq))
     assert ("**Stream Batch** (<streamdiffusion>): at 64x64, CFG off, batch 2, sequential time over stream time was "
-            "3.00x for the denoising loop (the paper reports ~1.5x on a GPU) and 3.00x for the whole job") in notes
+            "3.00x") in notes and "for the denoising loop (the paper reports ~1.5x on a GPU) and 3.00x" in notes
+    assert "No static run of the same setting was measured to compare stream with." in notes
     assert not any("Stream Batch" in n for n in _effects(wh, stream))
 
 
-def test_resolution_says_the_larger_latent_fills_sooner_only_when_it_gained_less(wh):
-    small, large = wh.run({1: 1.0, 4: 1.0}, height=64), wh.run({1: 1.0, 4: 2.0}, height=128)
+def test_stream_batch_is_said_to_lose_to_static_when_static_was_faster_beyond_the_interval(wh):
+    seq = wh.run({1: spread(1.0), 8: spread(8.0)}, mode="sequential", height=40, phases={"denoise": 0.5})
+    stream = wh.run({1: spread(1.0), 8: spread(2.8)}, mode="stream", height=40, phases={"denoise": 0.5})
+    static = wh.run({1: spread(1.0), 8: spread(2.16)}, mode="static", height=40, phases={"denoise": 0.5})
+    note = next(n for n in _effects(wh, seq, stream, static) if "Stream Batch" in n)
+    assert "2.86x [" in note   # over sequential, with its interval
+    assert f"Against static batching (txt2img 40x40 static ({static})) at batch 8, static time over stream time " \
+           "was 0.77x [" in note
+    assert note.endswith(": static was faster, beyond the interval: plain batching beat Stream Batch here.")
+    fast = wh.run({1: spread(1.0), 8: spread(4.0)}, mode="static", height=40, phases={"denoise": 0.5})
+    note = next(n for n in _effects(wh, seq, stream, fast) if "Stream Batch" in n)
+    assert note.endswith(": stream was faster than static too, beyond the interval.")
+    g = analysis.StreamGain("64x64", False, 8, 2.0, float("nan"), static_batch=8, over_static=1.01,
+                            over_static_range=None)
+    assert "sequential time over stream time was 2.00x for the whole job" in explain.effects(
+        analysis.Effects([], [], False, [g], []), cite)[0]   # the loop untimed (no phases): not quoted
+    assert explain.effects(analysis.Effects([], [], False, [g], []), cite)[0].endswith(
+        "1.01x: too few jobs for a 95% interval, so neither is said to be faster.")
+    g = analysis.StreamGain("64x64", False, 8, 2.0, 2.0, static_batch=8, over_static=1.01,
+                            over_static_range=(0.9, 1.1))
+    assert explain.effects(analysis.Effects([], [], False, [g], []), cite)[0].endswith(
+        ": neither was faster beyond the interval.")
+
+
+def test_resolution_claims_a_difference_only_beyond_both_intervals(wh):
+    small, large = wh.run({1: spread(1.0), 4: spread(1.0)}, height=48), wh.run({1: spread(1.0), 4: spread(2.0)},
+                                                                               height=96)
     notes = " ".join(_effects(wh, small, large))
-    assert ("**Resolution** (<flowdcn>): static, CFG off, at batch 4 the speed-up over the smallest batch was 4.0x at "
-            "64 px and 2.0x at 128 px: the larger latent has more tokens per image and fills the device sooner") in notes
-    small, large = wh.run({1: 1.0, 4: 2.0}, height=64), wh.run({1: 1.0, 4: 1.0}, height=128)
+    assert ("**Resolution** (<flowdcn>): static, CFG off, the speed-up at batch 4 over batch 1 was 4.0x [") in notes
+    assert f"at 48 px (txt2img 48x48 static ({small})) and 2.0x [" in notes
+    assert "the larger size gained less from batching, beyond both 95% intervals" in notes
+    small, large = wh.run({1: spread(1.0), 4: spread(2.0)}, height=56), wh.run({1: spread(1.0), 4: spread(1.0)},
+                                                                               height=112)
     notes = " ".join(_effects(wh, small, large))
-    assert "fills the device sooner" not in notes and "the larger size gained as much or more" in notes
+    assert "fills the device sooner" not in notes and "the larger size gained more from batching here" in notes
     assert "Resolution" not in " ".join(_effects(wh, small))
+    close = analysis.ResolutionGain("static", False, 8, 64, 128, 3.1, 2.9, small_range=(2.8, 3.4),
+                                    large_range=(2.6, 3.2))
+    said = explain.effects(analysis.Effects([], [], False, [], [close]), cite)[0]
+    assert said.endswith("do not differ beyond their 95% intervals, so no effect of size is claimed.")
+    assert "sooner" not in said
+    bare = analysis.ResolutionGain("static", False, 8, 64, 128, 4.4, 2.9)
+    said = explain.effects(analysis.Effects([], [], False, [], [bare]), cite)[0]
+    assert said.endswith("too few jobs for 95% intervals, so no effect of size is claimed.") and "4.4x at" in said
 
 
 # Throughput: the figures' names and the model table.
@@ -337,6 +442,21 @@ def _trust_of(wh, run_id: str) -> str:
     flags = contention.flags(contention.contention(samples, cores=analysis.cores(run)))
     rows = analysis.batch_intervals(queries.job_costs(wh.path, [run_id]))
     return explain.trust(analysis.trust(run_id, rows, run, flags))
+
+
+def test_a_sample_of_other_processes_beyond_every_cpu_is_left_out(wh):
+    """A sampler of an older version read a run's first sample as 607-1156% on a 2-CPU host: such a reading
+    cannot be, and does not count; one within the machine's CPUs does."""
+    run_id = wh.run({1: [1.0, 1.01, 0.99]})
+    with db.writer(wh.path) as con:
+        con.execute("UPDATE runs SET cpu_count = 2 WHERE run_id = ?", [run_id])
+        for i, other in enumerate((1156.0, 6.0, 4.0, 5.0)):
+            con.execute("INSERT INTO samples (run_id, t, cpu_util, other_cpu_util, schema_version) "
+                        "VALUES (?, ?, 150, ?, 1)", [run_id, 1000.0 + i / 10, other])
+    samples = queries.run_samples(wh.path, [run_id])
+    assert samples.other_cpu_util.isna().tolist() == [True, False, False, False]
+    assert contention.contention(samples, cores=2).other_cpu_cores == pytest.approx(0.05)
+    assert "Other processes" not in _trust_of(wh, run_id)   # with the bad sample: 146% of the machine
 
 
 def test_the_trust_line_flags_a_busy_run_and_not_a_quiet_one(wh):

@@ -105,11 +105,21 @@ def test_batch_1_against_itself_is_a_repeat_and_its_noise_qualifies_the_batching
         dict(against="batch_1", batch_size=1, max_abs_diff=3, psnr_db=50.0),
         dict(against="batch_1", batch_size=2, max_abs_diff=3, psnr_db=50.0)))
     assert set(found) == {"batching", "repeat"}
-    assert explain.invariance(found["repeat"]).startswith("**Does batch 1 repeat itself?** Yes:")
+    assert explain.invariance(found["repeat"]).startswith("**Does batch 1 repeat itself?** No: 1 batch-1 images")
     assert explain.repeat_caveat(found).startswith("Batch 1 drawn again differs from its first drawing by up to 3/255")
     steady = invariance.invariance(_rows(dict(against="batch_1", batch_size=1, max_abs_diff=0),
                                          dict(against="batch_1", batch_size=2, max_abs_diff=3)))
     assert explain.repeat_caveat(steady) is None
+
+
+def test_batch_1_that_repeats_itself_is_answered_yes_and_a_batching_change_that_is_identical_no():
+    same = invariance.invariance(_rows(dict(against="batch_1", batch_size=1, max_abs_diff=0),
+                                       dict(against="batch_1", batch_size=2, max_abs_diff=0)))
+    assert explain.invariance(same["repeat"]) == ("**Does batch 1 repeat itself?** Yes: 1 batch-1 images drawn again "
+                                                  "against their first drawing are identical, pixel for pixel.")
+    assert explain.invariance(same["batching"]).startswith("**Did batching change the pictures?** No: ")
+    close = invariance.invariance(_rows(dict(against="batch_1", batch_size=1, max_abs_diff=1, psnr_db=70.0)))
+    assert explain.invariance(close["repeat"]).startswith("**Does batch 1 repeat itself?** Not exactly: ")
 
 
 def test_no_checks_no_claim():

@@ -10,6 +10,8 @@ here read those columns and never recompute them. Sentences about these findings
 
 from __future__ import annotations
 
+import itertools
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,44 +105,99 @@ def scaling(tp: pd.DataFrame, costs: pd.DataFrame | None = None) -> Scaling | No
                    ratio_low=low, ratio_high=high, jobs=jobs)
 
 
+def _range(low: float, high: float) -> tuple[float, float] | None:
+    """An interval, or None where the helper gave none (NaN bounds: too few jobs for the level)."""
+    return (float(low), float(high)) if np.isfinite(low) and np.isfinite(high) else None
+
+
+def _beyond(a: tuple[float, float] | None, b: tuple[float, float] | None) -> str | None:
+    """'below' or 'above' when interval b lies wholly below or above interval a, 'same' when they overlap; None
+    without both."""
+    if a is None or b is None:
+        return None
+    return "below" if b[1] < a[0] else "above" if b[0] > a[1] else "same"
+
+
 @dataclass(frozen=True)
 class StreamGain:
-    """Stream mode against sequential mode, like for like: one size and CFG setting, the largest batch both
-    measured. Ratios of medians over measured jobs: sequential time over stream time (above 1: stream faster)."""
+    """Stream mode against sequential mode, like for like: one size, CFG setting and run settings, the largest
+    batch both measured. Ratios of medians over measured jobs: sequential time over stream time (above 1:
+    stream faster), with 95% intervals (None: too few jobs). Static batching of the same setting, where measured,
+    against stream at the largest batch both measured: static time over stream time (below 1: static faster)."""
     size: str          # "HxW"
     cfg: bool
     batch: int
     end_to_end: float  # whole job
     denoise: float     # the denoising loop alone (what StreamDiffusion's ~1.5x measures)
+    end_to_end_range: tuple[float, float] | None = None
+    denoise_range: tuple[float, float] | None = None
+    static_batch: int | None = None
+    over_static: float | None = None                  # static time over stream time
+    over_static_range: tuple[float, float] | None = None
+    static_label: str = ""
+
+    @property
+    def static_won(self) -> bool | None:
+        """True when static was faster than stream beyond the interval, False when stream was; None when the
+        interval holds 1, there is none, or no static run."""
+        if self.over_static_range is None:
+            return None
+        low, high = self.over_static_range
+        return True if high < 1 else False if low > 1 else None
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series) -> tuple[float, tuple[float, float] | None]:
+    ratio, low, high = stats.ratio_interval(numerator.dropna(), denominator.dropna())
+    return float(ratio), _range(low, high)
 
 
 def stream_over_sequential(costs: pd.DataFrame) -> list[StreamGain]:
-    """From job_costs rows: one gain per size and CFG setting with both a stream and a sequential run (of one
-    model, task and VAE slicing setting)."""
+    """From job_costs rows: one gain per stream run and sequential run of one size, CFG setting and run settings
+    (and per static run of that setting, where there is one)."""
     out = []
-    for (h, w, cfg, *_), g in costs.groupby(["height", "width", "cfg", *_variant(costs)]):
-        stream, seq = g[g["mode"] == "stream"], g[g["mode"] == "sequential"]
-        common = set(stream.batch_size) & set(seq.batch_size)
-        if not common:
-            continue
-        top = max(common)
-        s, q = stream[stream.batch_size == top], seq[seq.batch_size == top]
-        out.append(StreamGain(size=f"{h}x{w}", cfg=bool(cfg), batch=int(top),
-                              end_to_end=float(q.wall_s.median() / s.wall_s.median()),
-                              denoise=float(q.denoise_s.median() / s.denoise_s.median())))
+    for (h, w, cfg, *_), g in costs.groupby(["height", "width", "cfg", *_variant(costs)], dropna=False):
+        runs = {m: [r for _, r in g[g["mode"] == m].groupby("run_id", sort=False)]
+                for m in ("stream", "sequential", "static")}
+        # Run against run: several runs of a mode (of one setting) are each compared, never pooled.
+        for stream, seq, static in itertools.product(runs["stream"], runs["sequential"], runs["static"] or [None]):
+            gain = _stream_gain(h, w, cfg, stream, seq, static)
+            if gain is not None:
+                out.append(gain)
     return out
+
+
+def _stream_gain(h, w, cfg, stream: pd.DataFrame, seq: pd.DataFrame, static: pd.DataFrame | None) -> StreamGain | None:
+    """One stream run against one sequential run (and one static run, if given) of one setting."""
+    common = set(stream.batch_size) & set(seq.batch_size)
+    if not common:
+        return None
+    top = max(common)
+    s, q = stream[stream.batch_size == top], seq[seq.batch_size == top]
+    end_to_end, end_range = _ratio(q.wall_s, s.wall_s)
+    denoise, denoise_range = _ratio(q.denoise_s, s.denoise_s)
+    versus = {}
+    with_static = set(stream.batch_size) & set(static.batch_size) if static is not None else set()
+    if with_static:
+        b = max(with_static)
+        ratio, span = _ratio(static[static.batch_size == b].wall_s, stream[stream.batch_size == b].wall_s)
+        versus = {"static_batch": int(b), "over_static": ratio, "over_static_range": span,
+                  "static_label": str(static.label.iloc[0])}
+    return StreamGain(size=f"{h}x{w}", cfg=bool(cfg), batch=int(top), end_to_end=end_to_end,
+                      denoise=denoise, end_to_end_range=end_range, denoise_range=denoise_range, **versus)
 
 
 def _variant(rows: pd.DataFrame) -> list[str]:
     """The columns that make two runs a different thing to compare, besides size, mode and CFG: the model, the
-    task and the VAE slicing (where the rows carry them)."""
-    return [c for c in ("model_id", "task", "vae_slicing") if c in rows.columns]
+    task, the VAE slicing, and how the run ran (device, dtype, torch threads, steps), where the rows carry them."""
+    return [c for c in ("model_id", "task", "vae_slicing", "device", "dtype", "threads", "steps")
+            if c in rows.columns]
 
 
 @dataclass(frozen=True)
 class ResolutionGain:
-    """Speed-up at one batch over each run's smallest batch, at the smallest and the largest image height,
-    like for like (one mode and CFG setting, the largest batch both sizes measured)."""
+    """One run at the smallest image height against one at the largest, like for like (one mode, CFG setting
+    and run settings): each run's speed-up at the largest batch both measured over the smallest batch both
+    measured, a ratio of medians with its 95% interval (None: too few jobs)."""
     mode: str
     cfg: bool
     batch: int
@@ -148,24 +205,48 @@ class ResolutionGain:
     large_px: int
     small_speedup: float
     large_speedup: float
+    base: int = 1
+    small_label: str = ""
+    large_label: str = ""
+    small_range: tuple[float, float] | None = None
+    large_range: tuple[float, float] | None = None
+
+    @property
+    def change(self) -> str | None:
+        """'less' or 'more' when the larger size's speed-up lies wholly below or above the smaller size's
+        interval (the two intervals do not overlap), 'same' when they overlap; None without both intervals."""
+        return {"below": "less", "above": "more", "same": "same", None: None}[
+            _beyond(self.small_range, self.large_range)]
 
 
-def resolution_gain(tp: pd.DataFrame) -> list[ResolutionGain]:
-    """From throughput rows carrying mode and cfg: one gain per mode and CFG setting measured at two heights."""
+def _speedup(jobs: pd.DataFrame, base: int, top: int) -> tuple[float, tuple[float, float] | None]:
+    """A run's speed-up at batch top over batch base: (top / base) x median base time / median top time."""
+    ratio, span = _ratio(jobs[jobs.batch_size == base].wall_s, jobs[jobs.batch_size == top].wall_s)
+    scale = top / base
+    return ratio * scale, None if span is None else (span[0] * scale, span[1] * scale)
+
+
+def resolution_gain(costs: pd.DataFrame) -> list[ResolutionGain]:
+    """From job_costs rows: one gain per pair of runs of one mode, CFG setting and run settings, one at the
+    smallest height and one at the largest, that measured two batch sizes or more in common. Run against run:
+    no figure is a median over runs."""
     out = []
-    for (mode, cfg, *_), g in tp.groupby(["mode", "cfg", *_variant(tp)]):
+    for (mode, cfg, *_), g in costs.groupby(["mode", "cfg", *_variant(costs)], dropna=False):
         if g.height.nunique() < 2:
             continue
         small, large = g[g.height == g.height.min()], g[g.height == g.height.max()]
-        common = set(small.batch_size) & set(large.batch_size)
-        if len(common) < 2:
-            continue
-        top = max(common)
-        out.append(ResolutionGain(
-            mode=str(mode), cfg=bool(cfg), batch=int(top), small_px=int(small.height.iloc[0]),
-            large_px=int(large.height.iloc[0]),
-            small_speedup=float(small[small.batch_size == top].speedup.median()),
-            large_speedup=float(large[large.batch_size == top].speedup.median())))
+        for (a, ja), (b, jb) in itertools.product(small.groupby("run_id", sort=False),
+                                                  large.groupby("run_id", sort=False)):
+            common = set(ja.batch_size) & set(jb.batch_size)
+            if len(common) < 2:
+                continue
+            base, top = min(common), max(common)
+            (sa, ra), (sb, rb) = _speedup(ja, base, top), _speedup(jb, base, top)
+            out.append(ResolutionGain(
+                mode=str(mode), cfg=bool(cfg), batch=int(top), small_px=int(ja.height.iloc[0]),
+                large_px=int(jb.height.iloc[0]), small_speedup=sa, large_speedup=sb, base=int(base),
+                small_label=str(ja.label.iloc[0]), large_label=str(jb.label.iloc[0]), small_range=ra,
+                large_range=rb))
     return out
 
 
@@ -177,23 +258,58 @@ class Saturation:
 
 
 @dataclass(frozen=True)
+class SharedCost:
+    """A run whose fixed cost per call is above half of its smallest batch's time, beyond its interval, with
+    what the data show of the cost's parts (None where the run has no such data)."""
+    label: str
+    model: CostModel
+    overhead: tuple[int, float] | None = None     # (batch, share of UNet time outside every operator), profiled
+    weight_read: tuple[int, float] | None = None  # (batch, share of denoising time that reading the UNet's
+                                                  # weights once per call takes at the measured copy ceiling)
+
+
+@dataclass(frozen=True)
 class Effects:
     """Which effects a sweep's data shows."""
-    shared: list               # (label, CostModel) whose fixed share at the base batch is above half beyond its interval
+    shared: list[SharedCost]   # fixed share at the base batch above half beyond its interval
     saturated: list[Saturation]
     cfg: bool                  # some run had classifier-free guidance on
     stream: list[StreamGain]
     resolution: list[ResolutionGain]
 
 
-def effects(runs: pd.DataFrame, tp: pd.DataFrame, models: dict, costs: pd.DataFrame) -> Effects:
-    """From the sweep's runs, their throughput rows (with mode and cfg), cost models by run_id and job_costs."""
+def _at_smallest(rows: pd.DataFrame, column: str) -> tuple[int, float] | None:
+    """(batch, value) at the smallest batch of one run's rows with a value in `column`; None without one."""
+    rows = rows.dropna(subset=[column])
+    if rows.empty:
+        return None
+    row = rows.loc[rows.batch_size.idxmin()]
+    return int(row.batch_size), float(row[column])
+
+
+def fixed_cost_parts(run_id: str, mix: pd.DataFrame | None, roof: pd.DataFrame | None) -> dict:
+    """What the data show of one run's fixed cost per call, at its smallest batch with the data: the overhead's
+    share of UNet time (op_mix rows) and the share of denoising time its weight reads take (roofline rows)."""
+    overhead = weight = None
+    if mix is not None and not mix.empty:
+        overhead = _at_smallest(mix[(mix.run_id == run_id) & (mix.category == "overhead")], "share")
+    if roof is not None and not roof.empty:
+        mine = roof[roof.run_id == run_id]
+        weight = _at_smallest(mine.assign(weight_share=mine.memory_floor_s / mine.denoise_s), "weight_share")
+    return {"overhead": overhead, "weight_read": weight}
+
+
+def effects(runs: pd.DataFrame, tp: pd.DataFrame, models: dict, costs: pd.DataFrame,
+            mix: pd.DataFrame | None = None, roof: pd.DataFrame | None = None) -> Effects:
+    """From the sweep's runs, their throughput rows (with mode and cfg), cost models by run_id and job_costs;
+    given the runs' op_mix and roofline rows, what the data show of a fixed cost's parts."""
     labels = runs.set_index("run_id").label
-    fitted = [(labels[r], m) for r, m in models.items() if isinstance(m, CostModel)]
-    return Effects(shared=[(label, m) for label, m in fitted if m.fixed_share.low > 0.5],
-                   saturated=[Saturation(label, m) for label, m in fitted if m.saturates],
+    fitted = [(r, labels[r], m) for r, m in models.items() if isinstance(m, CostModel)]
+    return Effects(shared=[SharedCost(label, m, **fixed_cost_parts(r, mix, roof))
+                           for r, label, m in fitted if m.fixed_share.low > 0.5],
+                   saturated=[Saturation(label, m) for _, label, m in fitted if m.saturates],
                    cfg=bool(runs.cfg.fillna(False).astype(bool).any()),
-                   stream=stream_over_sequential(costs), resolution=resolution_gain(tp))
+                   stream=stream_over_sequential(costs), resolution=resolution_gain(costs))
 
 
 @dataclass(frozen=True)
@@ -218,9 +334,38 @@ def uses_embedded_model(model_ids) -> bool:
     return any(str(m).startswith("embedded-") for m in model_ids)
 
 
+# Architecture presets (generator/presets.py; a run's model_id is "preset-<arch>-random-<task>"): those with a
+# published model's shapes, and those at toy widths. tests/test_analysis.py holds the two against the
+# generator's list of presets, so a new preset must be placed in one of them.
+PRESETS_REAL_SHAPES = ("sd15", "sd15-inpaint", "sdxl", "ldm-inpaint")
+PRESETS_TOY = ("ldm-inpaint-tiny",)
+_PRESET_ID = re.compile(r"^preset-(?P<arch>.+)-random-[^-]+$")
+
+
+@dataclass(frozen=True)
+class PresetUse:
+    """The architecture presets a sweep's runs used, split into real shapes and toy widths."""
+    real: tuple[str, ...]
+    toy: tuple[str, ...]
+
+
+def preset_arch(model_id) -> str | None:
+    """The preset of a run's model_id ('preset-sd15-random-txt2img' -> 'sd15'); None for another model."""
+    found = _PRESET_ID.match(str(model_id))
+    return found["arch"] if found else None
+
+
 def uses_preset(model_ids) -> bool:
-    """Whether any run used an architecture preset (--arch: a real model's shapes, random weights)."""
-    return any(str(m).startswith("preset-") for m in model_ids)
+    """Whether any run used an architecture preset (--arch: random weights)."""
+    return any(preset_arch(m) is not None for m in model_ids)
+
+
+def presets_used(model_ids) -> PresetUse:
+    """Which presets the runs used: those with a real model's shapes, and the others (toy widths, or a
+    preset this version does not know, which is not claimed to have real shapes)."""
+    archs = sorted({a for a in map(preset_arch, model_ids) if a is not None})
+    return PresetUse(real=tuple(a for a in archs if a in PRESETS_REAL_SHAPES),
+                     toy=tuple(a for a in archs if a not in PRESETS_REAL_SHAPES))
 
 
 def sweep_summary(runs: pd.DataFrame, tp: pd.DataFrame) -> SweepSummary:
@@ -239,17 +384,13 @@ def sweep_summary(runs: pd.DataFrame, tp: pd.DataFrame) -> SweepSummary:
         steps=int(first["steps"]), guidance=tuple(sorted({float(g) for g in runs.guidance_scale.dropna()})))
 
 
-def phase_shares(phases: pd.DataFrame) -> pd.DataFrame:
-    """Each phase's share of the summed phase time, per batch size (phase_breakdown rows)."""
-    total = phases.groupby("batch_size").median_s.transform("sum")
-    return phases.assign(share=phases.median_s / total)
-
-
-def phase_share_ends(shares: pd.DataFrame, phase: str) -> tuple[int, float, int, float] | None:
-    """A phase's share at the smallest and the largest batch: (batch, share, batch, share); None if absent."""
-    if shares.empty:
+def phase_share_ends(phases: pd.DataFrame, phase: str) -> tuple[int, float, int, float] | None:
+    """A phase's share at the smallest and the largest batch of one run's phase_breakdown rows: (batch, share,
+    batch, share); None if absent. The share is the view's `median_share` (its one definition: the median over
+    the measured jobs of the phase's share of its job)."""
+    if phases.empty:
         return None
-    by_batch = shares[shares.phase == phase].set_index("batch_size").share
+    by_batch = phases[phases.phase == phase].set_index("batch_size").median_share
     if by_batch.empty:
         return None
     lo, hi = int(by_batch.index.min()), int(by_batch.index.max())
@@ -311,10 +452,34 @@ class RooflineEnds:
     low_floor_s: float
     low_denoise_s: float
     above_measured: int | None = None   # a batch whose floor exceeds its measured time (the ceilings read low)
+    low_range: tuple[float, float] | None = None    # 95% interval of low_share (None: too few jobs, or no jobs given)
+    high_range: tuple[float, float] | None = None   # 95% interval of high_share
+
+    @property
+    def change(self) -> str | None:
+        """'less' or 'more' above the floor at the larger batch when the two intervals do not overlap, 'same'
+        when they do; None without both intervals (too few jobs to say)."""
+        if self.low_range is None or self.high_range is None:
+            return None
+        if self.high_range[1] < self.low_range[0]:
+            return "less"
+        if self.high_range[0] > self.low_range[1]:
+            return "more"
+        return "same"
 
 
-def roofline_ends(roof: pd.DataFrame) -> list[RooflineEnds]:
-    """From roofline rows (with label): runs with a floor at two batch sizes or more."""
+def share_range(floor_s: float, denoise: pd.Series) -> tuple[float, float] | None:
+    """The 95% interval of a share above the floor, 1 - floor / denoising time, from the interval of the median
+    denoising time of the jobs (the floor is computed, not measured); None when the jobs are too few for one."""
+    _, low, high = stats.median_interval(denoise.dropna())
+    if not (np.isfinite(low) and np.isfinite(high)) or low <= 0:
+        return None
+    return 1 - floor_s / low, 1 - floor_s / high
+
+
+def roofline_ends(roof: pd.DataFrame, costs: pd.DataFrame | None = None) -> list[RooflineEnds]:
+    """From roofline rows (with label): runs with a floor at two batch sizes or more. Given the runs' job_costs
+    rows, each end carries the 95% interval of its share (from the per-job denoising times)."""
     out = []
     for label, g in roof.dropna(subset=["above_floor_share"]).groupby("label", sort=False):
         if g.batch_size.nunique() < 2:
@@ -322,10 +487,16 @@ def roofline_ends(roof: pd.DataFrame) -> list[RooflineEnds]:
         g = g.sort_values("batch_size")
         lo, hi = g.iloc[0], g.iloc[-1]
         under = g[g.above_floor_share < 0]
+        ranges = [None, None]
+        if costs is not None:
+            jobs = costs[costs.run_id == lo.run_id]
+            ranges = [share_range(float(end.floor_s), jobs[jobs.batch_size == end.batch_size].denoise_s)
+                      for end in (lo, hi)]
         out.append(RooflineEnds(label=str(label), low_batch=int(lo.batch_size), low_share=float(lo.above_floor_share),
                                 high_batch=int(hi.batch_size), high_share=float(hi.above_floor_share),
                                 low_floor_s=float(lo.floor_s), low_denoise_s=float(lo.denoise_s),
-                                above_measured=int(under.batch_size.iloc[0]) if len(under) else None))
+                                above_measured=int(under.batch_size.iloc[0]) if len(under) else None,
+                                low_range=ranges[0], high_range=ranges[1]))
     return out
 
 

@@ -118,7 +118,8 @@ def job_costs(db_path: str, run_ids: list[str]) -> pd.DataFrame:
             SELECT job_id, median(duration_s) AS step_s FROM steps GROUP BY job_id
         )
         SELECT j.run_id, {RUN_LABEL} AS label, r.mode, r.height, r.width, r.cfg, r.task, r.model_id,
-               coalesce(r.vae_slicing, false) AS vae_slicing, j.job_id, j.batch_size,
+               coalesce(r.vae_slicing, false) AS vae_slicing, r.device, r.dtype, r.threads, r.steps,
+               j.job_id, j.batch_size,
                j."repeat", j.wall_s, ph.encode_s, ph.denoise_s, ph.decode_s, st.step_s
         FROM measured_jobs j JOIN runs r USING (run_id) LEFT JOIN ph USING (job_id) LEFT JOIN st USING (job_id)
         WHERE list_contains($run_ids, j.run_id)
@@ -201,11 +202,16 @@ def telemetry(db_path: str, run_id: str) -> pd.DataFrame:
 
 
 def run_samples(db_path: str, run_ids: list[str]) -> pd.DataFrame:
-    """The telemetry samples of the given runs, with what the rest of the machine did (contention)."""
+    """The telemetry samples of the given runs, with what the rest of the machine did (contention).
+    A reading of other processes' CPU beyond every CPU of the machine (runs.cpu_count) is NULL: samplers
+    before the fix in generator/telemetry.py read one counter tick over a moment as many cores at a run's
+    first sample."""
     return db.query_df(db_path, """
-        SELECT run_id, t, cpu_util, other_cpu_util, cpu_steal, cpu_mhz, gpu_util, sm_clock_mhz,
-               gpu_throttle_reasons, gpu_other_processes
-        FROM samples WHERE list_contains($run_ids, run_id) ORDER BY run_id, t
+        SELECT s.run_id, s.t, s.cpu_util,
+               CASE WHEN s.other_cpu_util > 100 * r.cpu_count THEN NULL ELSE s.other_cpu_util END AS other_cpu_util,
+               s.cpu_steal, s.cpu_mhz, s.gpu_util, s.sm_clock_mhz, s.gpu_throttle_reasons, s.gpu_other_processes
+        FROM samples s JOIN runs r USING (run_id)
+        WHERE list_contains($run_ids, s.run_id) ORDER BY s.run_id, s.t
     """, {"run_ids": list(run_ids)})
 
 

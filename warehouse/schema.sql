@@ -286,15 +286,17 @@ SELECT j.*
 FROM jobs j
 WHERE NOT j.warmup AND NOT coalesce(j.profiled, false) AND j.status = 'ok';
 
--- The ceilings each run's figures are held against: the best that any run of its sweep on the same
--- device and dtype reached (a ceiling timed while another process held the device reads low).
--- ceiling_flops is the higher of the matmul and conv ceilings, ceiling_bytes_per_s the copy's.
+-- The ceilings each run's figures are held against: the best that any run of its sweep reached under the
+-- run's own settings (a ceiling timed while another process held the device reads low): the same host and
+-- device (GPU, else CPU model), dtype and math mode, and the same torch threads (a CPU ceiling timed on
+-- two threads is not one thread's). ceiling_flops is the higher of the matmul and conv ceilings,
+-- ceiling_bytes_per_s the copy's.
 CREATE OR REPLACE VIEW run_ceilings AS
 SELECT run_id,
        max(greatest(ceiling_matmul_flops, ceiling_conv_flops)) OVER w AS ceiling_flops,
        max(ceiling_copy_bytes_per_s) OVER w                         AS ceiling_bytes_per_s
 FROM runs
-WINDOW w AS (PARTITION BY sweep_id, device, device_name, dtype);
+WINDOW w AS (PARTITION BY sweep_id, host, device, device_name, gpu_uuid, dtype, math_mode, threads);
 
 -- Throughput per run and batch size, over measured jobs.
 -- images_per_s uses the median job time. The one definition of speed-up and batching efficiency:
@@ -396,7 +398,8 @@ FROM steps s JOIN jobs j USING (job_id) JOIN runs r USING (run_id);
 
 -- Where the time of a job goes, per run, batch size and phase (measured jobs; medians).
 -- The phase 'outside' is the rest of each job: its time outside every phase (the Python between them,
--- the generator's own bookkeeping), so the phases of a job add up to the job.
+-- the generator's own bookkeeping), so the phases of a job add up to the job. median_share is the one
+-- definition of a phase's share that the pages quote (the median over jobs of the phase's share of its job).
 CREATE OR REPLACE VIEW phase_breakdown AS
 WITH per_job AS (
     SELECT j.run_id, j.batch_size, j.job_id, j.wall_s, p.phase, sum(p.duration_s) AS duration_s

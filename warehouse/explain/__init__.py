@@ -21,9 +21,11 @@ from ..analysis import (
     Effects,
     FirstFull,
     MemoryFit,
+    PresetUse,
     ResolutionGain,
     RooflineEnds,
     Scaling,
+    SharedCost,
     StreamGain,
     SweepSummary,
     Trust,
@@ -51,13 +53,24 @@ def embedded_note(embedded: bool) -> str | None:
             "`--model` at a local diffusers folder for real weights.")
 
 
-def preset_note(preset: bool) -> str | None:
-    """When a run used an architecture preset: what its figures mean."""
-    if not preset:
+def preset_note(used: PresetUse) -> str | None:
+    """When runs used an architecture preset: what their figures mean. Only a preset with a published
+    model's shapes is said to time like that model; a toy-width one times only itself."""
+    if not used.real and not used.toy:
         return None
-    return ("These runs used an architecture preset (`--arch`): the real model's shapes with random, seeded "
-            "weights, built offline. They time like the real model and draw noise; point `--model` at a local "
-            "diffusers folder for real weights.")
+    parts = []
+    if used.real:
+        parts.append(f"{_names(used.real)}: the published model's shapes with random, seeded weights, built "
+                     "offline; a step times like the real model's")
+    if used.toy:
+        parts.append(f"{_names(used.toy)}: random, seeded weights at toy widths, far smaller than any published "
+                     "model, so its times are not a real model's")
+    return ("These runs used an architecture preset (`--arch`): " + "; ".join(parts) + ". The pictures are "
+            "noise; point `--model` at a local diffusers folder for real weights.")
+
+
+def _names(archs: tuple[str, ...]) -> str:
+    return ", ".join(f"`{a}`" for a in archs)
 
 
 def embedded_images_note(random_weights: bool) -> str | None:
@@ -85,10 +98,18 @@ def phase_label(ends: tuple[int, float, int, float] | None) -> str:
     return f"{_pct(lo_share)} at batch {lo}, {_pct(hi_share)} at batch {hi}"
 
 
-def phase_caption(height: int, width: int, mode: str) -> str:
-    return (f"Phase shares are medians of your {height}x{width} {mode} run at its smallest and largest batch; "
-            "the rest of each job, outside every phase, is shown as its own share (`outside`), so the shares "
-            "add up to the job.")
+def phase_caption(height: int, width: int, mode: str,
+                  undrawn: dict[str, tuple[int, float, int, float] | None] | None = None) -> str:
+    """What the workflow graph's shares are; `undrawn`: the phases the graph has no node for, with their shares
+    at the smallest and largest batch (phase_share_ends), quoted here so every phase is on the page."""
+    text = (f"Each share is the median, over the measured jobs of your {height}x{width} {mode} run at its smallest "
+            "and largest batch, of a phase's share of its job (`median_share` of the view `phase_breakdown`); the "
+            "rest of each job, outside every phase, is its own share (`outside`). A job's phases add up to the job, "
+            "but medians of shares need not add up to exactly 100%.")
+    others = [f"{phase} {phase_label(ends)}" for phase, ends in (undrawn or {}).items() if ends is not None]
+    if others:
+        text += f" Phases not drawn: {'; '.join(others)}."
+    return text
 
 
 # Overview: why it barely slowed down, per run.
@@ -248,9 +269,19 @@ def roofline(r: RooflineEnds) -> str:
     text = (f"**{r.label}**: at batch {r.low_batch}, {_pct(r.low_share)} of the denoising time lay above the "
             f"roofline floor ({r.low_floor_s:.3g} s of {r.low_denoise_s:.3g} s: the UNet's FLOPs and weight reads "
             f"at this device's measured ceilings); at batch {r.high_batch}, {_pct(r.high_share)}")
-    if r.high_share < r.low_share:
-        return text + ": the larger batch left less of the device idle."
-    return text + ": the larger batch did not close the gap."
+    change = r.change
+    if change is None:
+        return text + ": too few jobs for a 95% interval of either share, so no change is claimed."
+    spans = f" (95% intervals {_span(r.low_range)} and {_span(r.high_range)})"
+    if change == "less":
+        return text + f": the larger batch left less of the device idle, beyond both intervals{spans}."
+    if change == "more":
+        return text + f": more of the time lay above the floor at the larger batch, beyond both intervals{spans}."
+    return text + f": the two shares do not differ beyond their intervals{spans}."
+
+
+def _span(bounds: tuple[float, float]) -> str:
+    return f"{_pct(bounds[0])}–{_pct(bounds[1])}"
 
 
 # Overview: the effects the data shows.
@@ -259,10 +290,11 @@ def effects(e: Effects, cite: Cite) -> list[str]:
     """One note per effect the data shows, each quoting the figures that show it."""
     notes = []
     if e.shared:
-        label, m = max(e.shared, key=lambda lm: lm[1].fixed_share.value)
-        notes.append(f"**Latent space** ({cite('ldm')}): each image is denoised as a small latent, so per-call "
-                     f"costs (launching work, reading the weights, Python) outweigh the work of one image: in "
-                     f"{label}, {_share(m.fixed_share)} of batch {m.base_batch}'s time was fixed cost per call.")
+        s = max(e.shared, key=lambda sc: sc.model.fixed_share.value)
+        m = s.model
+        notes.append(f"**Latent space** ({cite('ldm')}): each image is denoised as a small latent, and a cost "
+                     f"per call outweighed the work of one image: in {s.label}, {_share(m.fixed_share)} of batch "
+                     f"{m.base_batch}'s time was fixed cost per call. {_fixed_parts(s)}")
     for sat in e.saturated:
         m = sat.model
         notes.append(f"**Compute-bound once batched** ({cite('beyond-llms')}): in {sat.label}, each extra image "
@@ -272,23 +304,65 @@ def effects(e: Effects, cite: Cite) -> list[str]:
         notes.append(f"**Classifier-free guidance doubles the UNet batch** ({cite('streamdiffusion')}): "
                      "runs with CFG on send 2x the rows through every UNet call.")
     for g in e.stream:
+        loop = ("" if pd.isna(g.denoise) else
+                f"{_x(g.denoise, g.denoise_range)} for the denoising loop (the paper reports ~1.5x on a GPU) and ")
         notes.append(f"**Stream Batch** ({cite('streamdiffusion')}): at {g.size}, CFG {'on' if g.cfg else 'off'}, "
-                     f"batch {g.batch}, sequential time over stream time was {g.denoise:.2f}x for the denoising loop "
-                     f"(the paper reports ~1.5x on a GPU) and {g.end_to_end:.2f}x for the whole job, which also "
-                     "counts prompt encoding and VAE decoding, batched in stream mode.")
+                     f"batch {g.batch}, sequential time over stream time was {loop}"
+                     f"{_x(g.end_to_end, g.end_to_end_range)} for the whole job, which also counts prompt encoding "
+                     f"and VAE decoding, batched in stream mode. {_stream_vs_static(g)}")
     for r in e.resolution:
-        head = (f"**Resolution** ({cite('flowdcn')}): {r.mode}, CFG {'on' if r.cfg else 'off'}, at batch {r.batch} "
-                f"the speed-up over the smallest batch was {r.small_speedup:.1f}x at {r.small_px} px and "
-                f"{r.large_speedup:.1f}x at {r.large_px} px")
-        if r.large_speedup < r.small_speedup:
-            notes.append(head + ": the larger latent has more tokens per image and fills the device sooner.")
-        else:
-            notes.append(head + ": the larger size gained as much or more from batching here.")
+        head = (f"**Resolution** ({cite('flowdcn')}): {r.mode}, CFG {'on' if r.cfg else 'off'}, the speed-up at "
+                f"batch {r.batch} over batch {r.base} was {_x(r.small_speedup, r.small_range, '.1f')} at "
+                f"{r.small_px} px ({r.small_label}) and {_x(r.large_speedup, r.large_range, '.1f')} at {r.large_px} "
+                f"px ({r.large_label})")
+        notes.append(head + {
+            "less": ": the larger size gained less from batching, beyond both 95% intervals, as a larger latent "
+                    "(more tokens per image) that fills the device sooner would.",
+            "more": ": the larger size gained more from batching here, beyond both 95% intervals.",
+            "same": ": the two do not differ beyond their 95% intervals, so no effect of size is claimed.",
+            None: ": too few jobs for 95% intervals, so no effect of size is claimed.",
+        }[r.change])
     if e.saturated:
         knees = ", ".join(f"batch {s.model.knee.value:g}" for s in e.saturated)
         notes.append(f"**Where it stops** ({knees}): past the knee batching gains little more; patch parallelism "
                      f"across GPUs ({cite('distrifusion')}) and fewer steps ({cite('perflow')}) are the other axes.")
     return notes
+
+
+def _fixed_parts(s: SharedCost) -> str:
+    """What the data show of a fixed cost's parts, each as measured; no part is named that was not measured."""
+    parts = []
+    if s.overhead is not None:
+        batch, share = s.overhead
+        parts.append(f"at batch {batch}, {_pct(share)} of its UNet time was outside every operator (Python and "
+                     "framework dispatch, or an idle device: the operator profile)")
+    if s.weight_read is not None:
+        batch, share = s.weight_read
+        parts.append(f"reading the UNet's weights once per call at the measured copy speed takes {share:.1%} of "
+                     f"the denoising time at batch {batch} (the roofline)")
+    if not parts:
+        return ("What the fixed cost is made of is not measured here (`--profile-ops` profiles the UNet's "
+                "operators).")
+    return "What the data show of it: " + "; ".join(parts) + "."
+
+
+def _x(ratio: float, span: tuple[float, float] | None, fmt: str = ".2f") -> str:
+    """A ratio with its 95% interval: '2.85x [2.60–3.10]' (no brackets without one)."""
+    return f"{ratio:{fmt}}x" + ("" if span is None else f" [{span[0]:{fmt}}–{span[1]:{fmt}}]")
+
+
+def _stream_vs_static(g: StreamGain) -> str:
+    """Stream against static batching of the same setting, and which was faster (only beyond the interval)."""
+    if g.over_static is None:
+        return "No static run of the same setting was measured to compare stream with."
+    label = f" ({g.static_label})" if g.static_label else ""
+    text = f"Against static batching{label} at batch {g.static_batch}, static time over stream time was " \
+           f"{_x(g.over_static, g.over_static_range)}"
+    if g.over_static_range is None:
+        return text + ": too few jobs for a 95% interval, so neither is said to be faster."
+    return text + {True: ": static was faster, beyond the interval: plain batching beat Stream Batch here.",
+                   False: ": stream was faster than static too, beyond the interval.",
+                   None: ": neither was faster beyond the interval."}[g.static_won]
 
 
 # Throughput: names of the figures, the model table, the published figures.

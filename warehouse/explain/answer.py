@@ -51,6 +51,10 @@ def headline(a: Answer) -> str:
     return text
 
 
+def _range(r: tuple[float, float] | None) -> str:
+    return "" if r is None else f" [{r[0]:.0%}–{r[1]:.0%}]"
+
+
 def why(a: Answer) -> str | None:
     """The fixed share per call at the smallest batch (the cost model's), and the share of denoising time above
     the roofline floor; None when neither was measured."""
@@ -68,9 +72,9 @@ def why(a: Answer) -> str | None:
                          f"({e.value:.0%} [{e.low:.0%}–{e.high:.0%}])")
     r = a.roofline
     if r is not None and r.above_measured is None:
-        parts.append(f"{r.low_share:.0%} of the denoising time at batch {r.low_batch} lay above the roofline floor "
-                     f"(the least time the UNet's FLOPs and weight reads take at this device's measured ceilings), "
-                     f"{r.high_share:.0%} at batch {r.high_batch}")
+        parts.append(f"{r.low_share:.0%}{_range(r.low_range)} of the denoising time at batch {r.low_batch} lay above "
+                     "the roofline floor (the least time the UNet's FLOPs and weight reads take at this device's "
+                     f"measured ceilings), {r.high_share:.0%}{_range(r.high_range)} at batch {r.high_batch}")
     if not parts:
         return None
     return "**Why**: " + "; ".join(parts) + "."

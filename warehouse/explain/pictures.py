@@ -33,15 +33,18 @@ def invariance(inv: Invariance | None) -> str | None:
         "vae_slicing": ("**Did VAE slicing change the pictures?**",
                         f"{inv.compared} images with VAE slicing on against off (same seed and batch size)"),
     }[inv.kind]
+    # The answer to each question when the pictures are identical, differ by at most 1/255, or differ more:
+    # "did X change them?" is answered no when identical; "does batch 1 repeat itself?" is answered yes.
+    same, close, apart = ("Yes", "Not exactly", "No") if inv.kind == "repeat" else ("No", "Not visibly", "Yes")
     if inv.all_identical:
-        return f"{what[0]} No: {what[1]} are identical, pixel for pixel."
+        return f"{what[0]} {same}: {what[1]} are identical, pixel for pixel."
     where = (f"seed {w.seed}, {_side(w.mode, w.batch_size, w.vae_slicing)} against "
              f"{_side(w.ref_mode, w.ref_batch_size, w.ref_vae_slicing)} ({w.label})")
     if w.max_abs_diff <= 1:
-        return (f"{what[0]} Not visibly: {what[1]} differ by at most 1/255 in any pixel channel "
+        return (f"{what[0]} {close}: {what[1]} differ by at most 1/255 in any pixel channel "
                 f"({inv.identical} of {inv.compared} identical; the largest difference {_diff(w)} at {where}).")
-    return (f"{what[0]} Yes: {what[1]}: {inv.identical} of {inv.compared} identical; the largest difference is "
-            f"{_diff(w)}, {where}.")
+    return (f"{what[0]} {apart}: {what[1]}: {inv.identical} of {inv.compared} identical; the largest difference "
+            f"is {_diff(w)}, {where}.")
 
 
 def repeat_caveat(inv: dict) -> str | None:
