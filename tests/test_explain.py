@@ -138,7 +138,8 @@ def test_roofline_share_intervals_come_from_the_jobs_denoising_times(wh):
     (end,) = analysis.roofline_ends(queries.roofline(wh.path, [run_id]), costs)
     for share, (low, high), floor, batch in ((end.low_share, end.low_range, 0.05, 1),
                                              (end.high_share, end.high_range, 0.4, 8)):
-        _, d_low, d_high = stats.median_interval(costs[costs.batch_size == batch].denoise_s)
+        d = stats.median_interval(costs[costs.batch_size == batch].denoise_s)
+        d_low, d_high = d.low, d.high
         assert (low, high) == (pytest.approx(1 - floor / d_low), pytest.approx(1 - floor / d_high))
         assert low <= share <= high
     assert end.change == "less" and "left less of the device idle" in explain.roofline(end)

@@ -147,8 +147,8 @@ class StreamGain:
 
 
 def _ratio(numerator: pd.Series, denominator: pd.Series) -> tuple[float, tuple[float, float] | None]:
-    ratio, low, high = stats.ratio_interval(numerator.dropna(), denominator.dropna())
-    return float(ratio), _range(low, high)
+    r = stats.ratio_interval(numerator.dropna(), denominator.dropna())
+    return float(r.value), _range(r.low, r.high)
 
 
 def stream_over_sequential(costs: pd.DataFrame) -> list[StreamGain]:
@@ -471,7 +471,8 @@ class RooflineEnds:
 def share_range(floor_s: float, denoise: pd.Series) -> tuple[float, float] | None:
     """The 95% interval of a share above the floor, 1 - floor / denoising time, from the interval of the median
     denoising time of the jobs (the floor is computed, not measured); None when the jobs are too few for one."""
-    _, low, high = stats.median_interval(denoise.dropna())
+    r = stats.median_interval(denoise.dropna())
+    low, high = r.low, r.high
     if not (np.isfinite(low) and np.isfinite(high)) or low <= 0:
         return None
     return 1 - floor_s / low, 1 - floor_s / high
