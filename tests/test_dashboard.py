@@ -54,8 +54,14 @@ def test_overview_states_the_fit_of_the_warehouse_numbers(rich, monkeypatch):
                              "ORDER BY batch_size", [run_id])
         b = np.array([r[0] for r in rows], float)
         t = np.array([r[1] for r in rows], float)
-        assert re.search(rf"Batch 4 took {t[-1] / t[0]:.1f}x \[[0-9.]+–[0-9.]+\] as long as batch 1: "
+        # With too few jobs for a 95% interval of the ratio, the headline says so instead of a bracket.
+        walls = {b: [r[0] for r in _sql(db_path, "SELECT wall_s FROM measured_jobs WHERE run_id = ? AND "
+                                                 "batch_size = ?", [run_id, b])] for b in (1, 4)}
+        ratio = stats.ratio_interval(walls[4], walls[1])
+        span = "" if ratio.too_few else r" \[[0-9.]+–[0-9.]+\]"
+        assert re.search(rf"Batch 4 took {t[-1] / t[0]:.1f}x{span} as long as batch 1: "
                          rf"{4 * t[0] / t[-1]:.1f}x the images", text), mode
+        assert ("too few for a 95% interval (6 needed)" in text) == ratio.too_few
         # The cost model of the run's measured jobs is stated; a line is the least-squares line through them,
         # each job weighted by 1 / its batch size's median time (relative residuals).
         jobs = _sql(db_path, "SELECT batch_size, wall_s FROM measured_jobs WHERE run_id = ?", [run_id])
