@@ -113,59 +113,6 @@ def median_interval(values, level: float = LEVEL) -> Interval:
     return Interval(median, low, high, n, level, coverage, needed(level))
 
 
-def half_width(self) -> float:
-        """Half the interval's width as a fraction of the value (0.03: ±3%); NaN without an interval or with a
-        value of 0."""
-        if self.too_few or not np.isfinite(self.value) or self.value == 0:
-            return np.nan
-        return (self.high - self.low) / 2 / abs(self.value)
-
-
-def _check_level(level: float) -> None:
-    if not 0 < level < 1:
-        raise ValueError(f"level {level!r} is not a coverage: it must lie strictly between 0 and 1 (0.95: 95%)")
-
-
-def needed(level: float = LEVEL) -> int:
-    """The fewest values with an order-statistic interval of their median at `level`: the smallest n with
-    1 - 2 / 2**n >= level, the coverage of [min, max] (6 at 95%, 8 at 99%)."""
-    _check_level(level)
-    return max(2, math.ceil(math.log2(2 / (1 - level)) - 1e-12))
-
-
-@lru_cache(maxsize=4096)
-def _median_rank(n: int, level: float) -> tuple[int, float]:
-    """(k, coverage): the largest k with P(k <= B <= n-k) = 1 - 2 P(B <= k-1) >= level for B ~ Binomial(n, 1/2)
-    (how often [x_(k), x_(n+1-k)] holds the median), and that probability; (0, NaN) when even k = 1 falls short."""
-    best, below = (0, math.nan), 0  # below: outcomes with B <= k-1, of 2**n (exact integers)
-    for k in range(1, (n + 1) // 2 + 1):
-        below += math.comb(n, k - 1)
-        coverage = 1 - 2 * below / 2 ** n
-        if coverage < level:
-            break
-        best = (k, coverage)
-    return best
-
-
-def _finite(values) -> np.ndarray:
-    t = np.asarray(values, dtype=float).ravel()
-    return t[np.isfinite(t)]
-
-
-def median_interval(values, level: float = LEVEL) -> Interval:
-    """The median of `values` (NaNs dropped) and its order-statistic interval at `level`: [x_(k), x_(n+1-k)]
-    of the sorted values, k as large as keeps the binomial coverage at least `level` (module docstring).
-    Fewer than needed(level) values: the median without an interval (too_few); none: all NaN."""
-    _check_level(level)
-    t, need = np.sort(_finite(values)), needed(level)
-    n = len(t)
-    median = float(np.median(t)) if n else np.nan
-    k, coverage = _median_rank(n, level) if n >= need else (0, np.nan)
-    if k == 0:
-        return Interval(median, np.nan, np.nan, n, level, np.nan, need)
-    return Interval(median, float(t[k - 1]), float(t[n - k]), n, level, coverage, need)
-
-
 def half_width(values, level: float = LEVEL) -> float:
     """Half the width of the median's interval as a fraction of the median (0.03: ±3%); NaN without an
     interval (too few values, or none) or with a median of 0."""
