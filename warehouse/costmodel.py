@@ -18,7 +18,8 @@ The Bayesian information criterion picks between them, and a bend is claimed onl
 evidence: the hinge's BIC must be lower than the line's by BIC_MARGIN (6) or more (the hinge pays
 for its slope after the knee and for the knee). A bend is never claimed from a batch size that is
 slower than a larger one beyond noise: that is a `bump` (noise, or a kernel choice), reported with
-its size, and the model stays a line.
+its size, and the model stays a line. Beyond noise means a pairwise t-test (`find_bump`), or a hinge
+whose fitted slope before or after the knee lies below zero beyond its interval (the fit itself falls).
 
 Every figure gets a 95% interval by bootstrap that redoes the line-or-hinge choice in every redraw
 (so the interval counts that the choice was made on the data). The redraws add, to each batch size's
@@ -73,8 +74,9 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Bump:
-    """A batch size whose median time exceeds a larger size's beyond noise (a one-sided t-test on the
-    two sizes' mean times, family-wise false-alarm rate BUMP_ALPHA over every pair)."""
+    """A batch size whose median time exceeds a larger size's beyond noise: a one-sided t-test on the
+    two sizes' mean times (family-wise false-alarm rate BUMP_ALPHA over every pair), or a hinge that would
+    have been claimed but whose time falls beyond a slope's interval (then the pair of largest excess)."""
     batch: int
     slower_than: int
     ratio: float          # median time at `batch` / median time at `slower_than` (> 1)
@@ -176,12 +178,18 @@ def t_quantile(p: float, df: int) -> float:
     return float(np.interp(p, cdf, x))
 
 
+def _medians(at: np.ndarray, counts: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The median of `t` in each group (`at`: each point's group, 0..k-1; `counts`: the groups' sizes)."""
+    ts = t[np.lexsort((t, at))]
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return (ts[start + (counts - 1) // 2] + ts[start + counts // 2]) / 2
+
+
 def _weights(b: np.ndarray, t: np.ndarray) -> np.ndarray:
     """1 / the median time of each point's batch size: timing noise grows with the time measured, so the
     fit weighs relative residuals and a long batch's scatter does not drown the short ones."""
-    sizes, at = np.unique(b, return_inverse=True)
-    med = np.array([np.median(np.abs(t[at == i])) for i in range(len(sizes))])
-    return 1.0 / np.maximum(med, 1e-12)[at]
+    _, at, counts = np.unique(b, return_inverse=True, return_counts=True)
+    return 1.0 / np.maximum(_medians(at, counts, np.abs(t)), 1e-12)[at]
 
 
 def _bic(rss: np.ndarray, n: int, params: int, floor: float) -> np.ndarray:
@@ -258,7 +266,7 @@ def find_bump(b: np.ndarray, t: np.ndarray) -> Bump | None:
     if k < 2:
         return None
     mean = np.bincount(at, weights=t) / counts
-    med = np.array([np.median(t[at == i]) for i in range(k)])
+    med = _medians(at, counts, t)
     df = len(t) - k
     if df >= 1:
         rel = (t - mean[at]) / mean[at]
@@ -281,6 +289,15 @@ def find_bump(b: np.ndarray, t: np.ndarray) -> Bump | None:
         return None
     return Bump(batch=int(sizes[i[best]]), slower_than=int(sizes[j[best]]),
                 ratio=float(med[i[best]] / med[j[best]]))
+
+
+def largest_excess(b: np.ndarray, t: np.ndarray) -> Bump:
+    """The batch size whose median time most exceeds a larger size's (for a hinge whose fit falls)."""
+    sizes, at, counts = np.unique(b, return_inverse=True, return_counts=True)
+    med = _medians(at, counts, t)
+    i, j = np.triu_indices(len(sizes), 1)
+    best = int(np.argmax(med[i] / med[j]))
+    return Bump(batch=int(sizes[i[best]]), slower_than=int(sizes[j[best]]), ratio=float(med[i[best]] / med[j[best]]))
 
 
 # -- intervals -----------------------------------------------------------------------------------------
@@ -364,20 +381,24 @@ def fit_cost(batch_sizes, seconds, resamples: int = RESAMPLES) -> CostModel | No
     repeated = bool(np.all(np.unique(b, return_counts=True)[1] >= 2))
     can_bend = len(grid) > 0 and repeated and bump is None
     kind = "hinge" if can_bend and bool(_choose_hinge(point, n, floor)[0]) else "line"
+    # 3. Bootstrap: redraw (around each size's mean; around the line where a bend cannot be claimed and some
+    #    size has a single job), refit both models.
+    draws, method, df = _redraws(b, t, w, _line_design(b) @ point.line[0], 2, resamples)
+    refit, widen = fitter.fit(draws), _widening(df)
+    tol = ZERO_RMS * float(np.mean(np.abs(t))) / max(sizes)
+    # 4. A hinge with a slope below zero beyond its interval is time that falls to or from the knee: a bump
+    #    the pairwise test missed, not a bend.
+    if kind == "hinge" and any(_estimate(point.hinge[0, j], refit.hinge[:, j], widen).high < -tol for j in (1, 2)):
+        kind, can_bend, bump = "line", False, largest_excess(b, t)
     coef = point.hinge[0] if kind == "hinge" else point.line[0]
-    fitted = (_hinge_design(b, point.knee[0]) if kind == "hinge" else _line_design(b)) @ coef
-    # 3. Bootstrap: redraw, refit both models, redo the choice in every draw.
-    draws, method, df = _redraws(b, t, w, fitted, len(coef), resamples)
-    refit = fitter.fit(draws)
+    # 5. The line-or-hinge choice redone in every draw: the intervals count that it was made on the data.
     hinge = _choose_hinge(refit, n, floor) & can_bend
     fixed = np.where(hinge, refit.hinge[:, 0], refit.line[:, 0])
     m1 = np.where(hinge, refit.hinge[:, 1], refit.line[:, 1])
-    widen = _widening(df)
     m1_est = _estimate(coef[1], m1, widen)
     m2_est = _estimate(coef[2], refit.hinge[:, 2], widen) if kind == "hinge" else None
-    # 4. A slope below zero beyond its interval (time that falls as images are added) is noise, not a model;
+    # 6. A slope below zero beyond its interval (time that falls as images are added) is noise, not a model;
     #    one whose interval holds zero is an extra image that costs nothing measurable.
-    tol = ZERO_RMS * float(np.mean(np.abs(t))) / max(sizes)
     for slope in (m1_est, m2_est):
         if slope is not None and slope.high < -tol:
             return NoModel("too_noisy", sizes, marginal_s=slope.value)
