@@ -52,7 +52,7 @@ LEVEL = 0.95          # interval coverage
 SEED = 0              # the bootstrap's generator: the same data give the same intervals
 ZERO_RMS = 1e-6       # relative residuals below this count as an exact fit
 BIC_MARGIN = 6.0      # the line's BIC minus the hinge's needed to claim a bend ("strong evidence")
-KNEE_STEPS = 16       # knee grid points per gap between neighbouring measured sizes
+KNEE_STEPS = 8        # knee grid points per gap between neighbouring measured sizes
 MIN_SIZES_FOR_KNEE = 4  # a knee between the 2nd smallest and 2nd largest size needs 4 sizes
 BUMP_ALPHA = 0.01     # false-alarm rate of the bump test over all pairs of sizes (Bonferroni)
 
