@@ -187,6 +187,12 @@ def test_the_same_data_give_the_same_intervals_twice():
     assert first == again and first.fixed_s.high > first.fixed_s.low
 
 
+def test_the_same_jobs_in_another_order_give_the_same_model():
+    b, t = jobs(hinge(1.0, 0.1, 8, 1.0), HINGE_SIZES, noise=0.03)
+    order = np.random.default_rng(0).permutation(len(b))
+    assert model(b[order], t[order]) == model(b, t)
+
+
 def test_rows_with_a_missing_time_or_size_are_ignored():
     b, t = jobs(line(0.5, 0.5), LINE_SIZES, noise=0.03)
     clean = model(b, t)
