@@ -78,7 +78,7 @@ def test_a_saturating_hinge_names_the_knee_and_both_slopes_and_a_bend_within_the
                            "strong evidence): up to it each extra image adds 0.1 s [0.1–0.1], after "
                            "it 1 s [1–1]. The slope after the knee is above the slope before it beyond both "
                            "intervals: past batch 8 the device is full")
-    assert m.bic_gain > 400 and "the knee's from the fit's profile" in text and "cannot be seen" not in text
+    assert m.bic_gain > 400 and "the knee's interval from the fit's profile" in text and "cannot be seen" not in text
     m = _model({b: 1 + 0.5 * min(b, 8) + 0.52 * max(b - 8, 0) for b in (1, 2, 4, 8, 16, 32)}, noise=0.1)
     assert not m.saturates and "device is full" not in explain.model(m)
 

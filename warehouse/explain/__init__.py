@@ -196,7 +196,7 @@ def _intervals(m: CostModel) -> str:
             else "the fit's residuals (some batch size has a single job)")
     if not m.fixed_s.has_interval:
         return f"_No intervals: {m.jobs} jobs leave no noise to measure._"
-    knee = "; the knee's from the fit's profile" if m.knee is not None else ""
+    knee = "; the knee's interval from the fit's profile" if m.knee is not None else ""
     return (f"_Brackets: 95% intervals, bootstrap over {over}, redoing the line-or-hinge choice in each redraw and "
             f"widened for the {m.df} degrees of freedom of the noise{knee}; {m.jobs} jobs._")
 
@@ -384,7 +384,7 @@ def model_caption() -> str:
             "batch size measured at least twice, and no batch slower than a larger one beyond the noise (that is a "
             "bump, named in its column). A bend past the second largest batch cannot be seen ('a bend seen up "
             "to'). Brackets: 95% intervals, by a bootstrap that redoes the line-or-hinge choice in each redraw; "
-            "the knee's from the fit's profile. A run saturates when the slope after the knee is above the slope "
+            "the knee's interval from the fit's profile. A run saturates when the slope after the knee is above the slope "
             "before it beyond both intervals.")
 
 
