@@ -118,6 +118,7 @@ def test_run_models_read_every_measured_job_and_nothing_else(wh):
     assert len(costs) == 12
     model = analysis.run_models(costs)[run_id]
     assert model.kind == "hinge" and model.knee.value == 8 and model.saturates and model.method == "repeats"
+    assert (model.knee.low, model.knee.high) == (8, 8)    # identical repeats: only 8 fits exactly
 
 
 def test_phase_models_name_the_phase_that_saturates_first(wh):
@@ -127,8 +128,10 @@ def test_phase_models_name_the_phase_that_saturates_first(wh):
     models = analysis.phase_models(costs)
     assert set(models) == {"encode_s", "step_s"}           # no decode phase was recorded
     first = analysis.first_saturating(models)
-    assert (first.phase, first.knee, first.steady) == ("one denoising step", 4.0, ("text encoding",))
-    assert analysis.first_saturating({"encode_s": models["encode_s"]}) is None
+    assert (first.phase, first.knee, first.steady) == ("one denoising step", models["step_s"].knee, ("text encoding",))
+    assert first.knee.low <= 4 <= first.knee.high
+    steady = analysis.first_saturating({"encode_s": models["encode_s"]})
+    assert steady.phase is None and steady.phases == steady.steady == ("text encoding",)
 
 
 # One run: the largest batch against the smallest, and whether batching paid off.

@@ -63,20 +63,67 @@ HINGE = {b: 1 + 0.1 * min(b, 8) + 1.0 * max(b - 8, 0) for b in (1, 2, 4, 8, 16, 
 
 def test_a_line_is_worded_as_a_line_with_its_fixed_share_and_intervals():
     text = explain.model(_model(LINE))
-    assert text.startswith("A straight line fits best (the data do not bend): t(B) = fixed + marginal x B, with a "
-                           "fixed cost of 0.9 s [0.9–0.9] per call and 0.1 s [0.1–0.1] per extra image.")
+    assert text.startswith("A straight line fits best: t(B) = fixed + marginal x B, with a "
+                           "fixed cost of 0.9 s [0.9–0.9] per call and 0.1 s [0.1–0.1] per extra image. With batch "
+                           "sizes 1-16, a bend past batch 8 cannot be seen: measure larger batches.")
     assert "At batch 1, 90% [90%–90%] of the time was fixed cost per call, shared by every image in the call." in text
-    assert "bootstrap over the repeats of each batch size; 15 jobs" in text
-    assert "knee" not in text and "full" not in text
+    assert ("bootstrap over the repeats of each batch size, redoing the line-or-hinge choice in each redraw and "
+            "widened for the 10 degrees of freedom of the noise; 15 jobs") in text
+    assert "knee" not in text and "full" not in text and "bump" not in text and "short of" not in text
 
 
 def test_a_saturating_hinge_names_the_knee_and_both_slopes_and_a_bend_within_the_noise_claims_nothing():
-    text = explain.model(_model(HINGE))
-    assert text.startswith("The times bend at batch 8 [8–8]: up to it each extra image adds 0.1 s [0.1–0.1], after "
+    m = _model(HINGE)
+    text = explain.model(m)
+    assert text.startswith(f"The times bend at batch 8 [8–8] (BIC {m.bic_gain:.0f} below a straight line's; 6 is "
+                           "strong evidence): up to it each extra image adds 0.1 s [0.1–0.1], after "
                            "it 1 s [1–1]. The slope after the knee is above the slope before it beyond both "
                            "intervals: past batch 8 the device is full")
+    assert m.bic_gain > 400 and "the knee's interval from the fit's profile" in text and "cannot be seen" not in text
     m = _model({b: 1 + 0.5 * min(b, 8) + 0.52 * max(b - 8, 0) for b in (1, 2, 4, 8, 16, 32)}, noise=0.1)
     assert not m.saturates and "device is full" not in explain.model(m)
+
+
+def test_a_knee_between_measured_sizes_is_quoted_with_its_interval():
+    m = _model({b: 1 + 0.05 * min(b, 5) + 0.5 * max(b - 5, 0) for b in (1, 2, 3, 4, 6, 8, 12, 16)}, noise=0.02)
+    assert m.kind == "hinge" and m.knee.low < 5 < m.knee.high and m.knee.low > 3 and m.knee.high < 6
+    assert explain.model(m).startswith(
+        f"The times bend at batch {m.knee.value:.3g} [{m.knee.low:.3g}–{m.knee.high:.3g}] (BIC")
+
+
+def test_a_bend_short_of_strong_evidence_is_named_and_not_claimed():
+    m = _model({b: 1 + 0.1 * min(b, 8) + 0.16 * max(b - 8, 0) for b in (1, 2, 3, 4, 6, 8, 12, 16)}, noise=0.05,
+               seed=3)
+    assert m.kind == "line" and 0 < m.bic_gain < 6
+    assert (f"A bend fits a little better (BIC lower by {m.bic_gain:.1f}), short of the 6 that strong evidence "
+            "needs: no bend is claimed. With batch sizes 1-16, a bend past batch 12 cannot be seen") in explain.model(m)
+
+
+def test_a_batch_slower_than_a_larger_one_is_a_bump_not_a_knee():
+    times = {1: 1.0, 2: 1.5, 3: 1.2, 4: 1.3, 6: 1.5, 8: 1.7, 12: 3.0, 16: 4.4}
+    m = _model(times, noise=0.02)
+    assert m.kind == "line" and m.knee is None and m.bump.batch == 2 and m.bump.slower_than in (3, 4)
+    text = explain.model(m)
+    assert (f"Batch 2 was slower than batch {m.bump.slower_than} ({m.bump.ratio:.2f}x its median time), beyond the "
+            "noise: a bump (noise, or a kernel choice at that size), not a bend, so no knee is claimed.") in text
+    assert "bend at" not in text and "short of" not in text
+    row = explain.model_table({"a": m}, {"a": "run a"}).set_index("run").loc["run a"]
+    assert row["bump"] == f"batch 2 > batch {m.bump.slower_than} ({m.bump.ratio:.2f}x)" and row["knee"] == ""
+
+
+def test_what_the_sizes_cannot_show_is_said_for_too_few_sizes_and_single_jobs():
+    few = explain.model(_model({1: 1.0, 2: 1.1, 4: 1.3}))
+    assert ("With batch sizes 1, 2, 4, no bend can be seen: that needs 4 batch sizes or more, each measured at "
+            "least twice.") in few
+    single = costmodel.fit_cost([1, 2, 4, 8, 16], [1.0, 1.1, 1.3, 1.75, 2.5], resamples=300)
+    assert "With batch sizes 1-16, no bend can be seen" in explain.model(single)
+
+
+def test_figures_without_noise_to_measure_are_given_without_an_interval():
+    m = costmodel.fit_cost([1, 2], [1.0, 1.5], resamples=300)
+    text = explain.model(m)
+    assert "fixed cost of 0.5 s (no interval: too few jobs) per call" in text
+    assert "_No intervals: 2 jobs leave no noise to measure._" in text and "[" not in text
 
 
 def test_no_fixed_cost_is_said_when_its_interval_holds_zero_and_a_negative_one_is_named():
@@ -101,12 +148,29 @@ def test_the_fixed_share_is_quoted_at_the_smallest_measured_batch():
 
 
 def test_phase_saturation_names_the_first_phase_only_when_one_saturates():
-    first = analysis.FirstFull(phase="one denoising step", knee=4.0, steady=("text encoding",))
-    assert explain.phase_saturation(first, 2) == ("Of the phases, **one denoising step** saturates first, at batch 4; "
-                                                  "text encoding did not saturate within the measured batches.")
-    assert explain.phase_saturation(None, 2).startswith("No phase (text encoding, one denoising step, VAE decoding) "
-                                                        "saturates within the measured batches")
+    first = analysis.FirstFull(phase="one denoising step", knee=costmodel.Estimate(4.0, 3.5, 4.5),
+                               steady=("text encoding",), phases=("text encoding", "one denoising step"),
+                               batch_sizes=(1, 2, 4, 8, 16), undetectable_past=8)
+    assert explain.phase_saturation(first, 2) == (
+        "Of the phases, **one denoising step** saturates first, at batch 4 [3.5–4.5]; text encoding did not "
+        "saturate within the measured batches. With batch sizes 1-16, a bend past batch 8 cannot be seen: measure "
+        "larger batches.")
+    assert explain.phase_saturation(None, 2) is None    # phases without a fitted model: nothing to claim
     assert explain.phase_saturation(None, 0) is None
+
+
+def test_no_phase_saturating_names_only_the_runs_phases_and_up_to_where_a_bend_could_be_seen():
+    # An inpainting run: no text encoder, so its phases are the denoising step and the VAE decoding.
+    b = np.repeat([1, 2, 4, 8], 3)
+    costs = pd.DataFrame({"batch_size": b, "encode_s": np.nan, "step_s": 0.05 + 0.01 * b,
+                          "decode_s": 0.02 + 0.004 * b})
+    first = analysis.first_saturating(analysis.phase_models(costs))
+    assert first.phase is None and first.phases == ("one denoising step", "VAE decoding")
+    text = explain.phase_saturation(first, 2)
+    assert text == ("No phase (one denoising step, VAE decoding) saturates within the measured batches beyond its "
+                    "intervals. With batch sizes 1-8, a bend past batch 4 cannot be seen: measure larger "
+                    "batches.")
+    assert "text encoding" not in text
 
 
 def test_roofline_sentence_says_the_gap_closed_only_when_it_shrank_beyond_both_intervals():
@@ -321,7 +385,7 @@ def test_model_table_reads_each_runs_model_or_why_there_is_none():
     table = explain.model_table(models, {"a": "run a", "b": "run b", "c": "run c"}).set_index("run")
     assert list(table.columns) == explain.MODEL_COLUMNS[1:]
     assert table.loc["run a"].tolist() == ["hinge", "1 [1–1]", "0.1 [0.1–0.1]", "8 [8–8]", "1 [1–1]",
-                                           "91% [91%–91%] at batch 1", "yes"]
+                                           "91% [91%–91%] at batch 1", "yes", "batch 16", ""]
     assert table.loc["run b", "model"] == "one batch size" and table.loc["run c", "model"] == "too noisy to fit"
 
 
@@ -355,16 +419,20 @@ def test_roofline_sentence_gives_no_share_when_a_floor_exceeds_the_measurement()
 
 def test_an_extra_image_that_costs_nothing_measurable_is_said_to_ride_along_free():
     free = explain.model(_model({b: 2.0 + 0.25 * max(b - 8, 0) for b in (1, 2, 4, 8, 16, 32)}))
-    assert free.startswith("The times bend at batch 8 [8–8]: up to it each extra image adds 0 s [0–0] (not "
-                           "distinguishable from zero: extra images ride along free), after it 0.25 s [0.25–0.25].")
+    assert free.startswith("The times bend at batch 8 [8–8] (BIC ")
+    assert ("up to it each extra image adds 0 s [0–0] (not distinguishable from zero: extra images ride along "
+            "free), after it 0.25 s [0.25–0.25].") in free
     assert "device is full" in free
     assert "ride along free" not in explain.model(_model(LINE))
 
 
 def test_phase_saturation_lists_the_steady_phases_in_words():
-    first = analysis.FirstFull(phase="VAE decoding", knee=4.0, steady=("text encoding", "one denoising step"))
-    assert explain.phase_saturation(first, 3).endswith(
-        "at batch 4; text encoding and one denoising step did not saturate within the measured batches.")
+    first = analysis.FirstFull(phase="VAE decoding", knee=costmodel.Estimate(4.0, 4.0, 4.25),
+                               steady=("text encoding", "one denoising step"), phases=tuple(analysis.PHASES.values()),
+                               batch_sizes=(1, 2, 4, 8), undetectable_past=4)
+    assert explain.phase_saturation(first, 3).startswith(
+        "Of the phases, **VAE decoding** saturates first, at batch 4 [4–4.25]; text encoding and one denoising step "
+        "did not saturate within the measured batches.")
 
 
 STEADY = {1: [1.0, 1.01, 0.99, 1.0, 1.005, 0.995], 8: [2.0, 2.02, 1.98, 2.0, 2.01, 1.99]}   # 6 jobs: an interval

@@ -21,7 +21,7 @@ import pandas as pd
 
 import stats
 
-from .costmodel import CostModel, NoModel, fit_cost, fitted_curve  # noqa: F401  (fitted_curve: for the pages)
+from .costmodel import CostModel, Estimate, NoModel, fit_cost, fitted_curve  # noqa: F401  (fitted_curve: for the pages)
 
 CONV_SHARE_REPORTED = 0.44  # arXiv 2312.14385: convolution up to 44% of diffusion TTI execution time
 UNCERTAIN = 0.05   # a median (or ratio) whose 95% interval is wider than ±5% of it is shown as uncertain
@@ -41,20 +41,28 @@ def phase_models(costs: pd.DataFrame) -> dict[str, CostModel | NoModel]:
 
 @dataclass(frozen=True)
 class FirstFull:
-    """The phase whose time saturates at the smallest knee, and the phases that do not saturate."""
-    phase: str
-    knee: float
-    steady: tuple[str, ...]
+    """Which of a run's phases saturates first (phase None: none does), among the phases the run has."""
+    phase: str | None               # the phase whose model saturates at the smallest knee (None: none does)
+    knee: Estimate | None           # its knee, with its interval
+    steady: tuple[str, ...]         # the fitted phases that do not saturate
+    phases: tuple[str, ...]         # every phase with a fitted model (an inpainting run has no text encoding)
+    batch_sizes: tuple[int, ...]    # the batch sizes measured (the widest of the phases' models)
+    undetectable_past: int          # a bend past this batch could not have been seen in any phase
 
 
 def first_saturating(models: dict[str, CostModel | NoModel]) -> FirstFull | None:
-    """Which phase saturates first (smallest knee among those whose model saturates); None if none does."""
-    full = {k: m.knee.value for k, m in models.items() if isinstance(m, CostModel) and m.saturates}
-    if not full:
+    """Which phase saturates first (smallest knee among those whose model saturates), and what the measured
+    sizes let be seen; None when no phase has a fitted model."""
+    fitted = {k: m for k, m in models.items() if isinstance(m, CostModel)}
+    if not fitted:
         return None
-    first = min(full, key=full.get)
-    return FirstFull(phase=PHASES[first], knee=full[first],
-                     steady=tuple(PHASES[k] for k in models if k not in full))
+    full = {k: m.knee for k, m in fitted.items() if m.saturates}
+    first = min(full, key=lambda k: full[k].value) if full else None
+    widest = max(fitted.values(), key=lambda m: (len(m.batch_sizes), m.undetectable_past))
+    return FirstFull(phase=PHASES[first] if first else None, knee=full[first] if first else None,
+                     steady=tuple(PHASES[k] for k in fitted if k not in full),
+                     phases=tuple(PHASES[k] for k in fitted), batch_sizes=widest.batch_sizes,
+                     undetectable_past=max(m.undetectable_past for m in fitted.values()))
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,13 @@ from ..analysis import (
     SweepSummary,
     Trust,
 )
-from ..costmodel import CostModel, Estimate, NoModel
+from ..costmodel import BIC_MARGIN, MIN_SIZES_FOR_KNEE, Bump, CostModel, Estimate, NoModel
 
 Cite = Callable[[str], str]
 
 NO_MEASURED_JOBS = "No successful measured jobs in this run."
 NO_EFFECTS = "None of the effects the dashboard explains is shown by these data."
+NO_INTERVAL = "(no interval: too few jobs)"
 
 
 def _pct(x: float) -> str:
@@ -141,7 +142,9 @@ def _g(x: float) -> str:
 
 
 def _est(e: Estimate, unit: str = " s") -> str:
-    """A figure with its 95% interval: '0.12 s [0.10–0.14]'."""
+    """A figure with its 95% interval: '0.12 s [0.10–0.14]' ('0.12 s (no interval: too few jobs)' without)."""
+    if not e.has_interval:
+        return f"{_g(e.value)}{unit} {NO_INTERVAL}"
     return f"{_g(e.value)}{unit} [{_g(e.low)}–{_g(e.high)}]"
 
 
@@ -151,7 +154,27 @@ def _free(e: Estimate) -> str:
 
 
 def _share(e: Estimate) -> str:
+    if not e.has_interval:
+        return f"{_pct(e.value)} {NO_INTERVAL}"
     return f"{_pct(e.value)} [{_pct(e.low)}–{_pct(e.high)}]"
+
+
+def _sizes(sizes: tuple[int, ...]) -> str:
+    """'1-8' for a run of sizes; the sizes themselves when there are three or fewer."""
+    return ", ".join(map(str, sizes)) if len(sizes) <= 3 else f"{sizes[0]}-{sizes[-1]}"
+
+
+def _unseen(sizes: tuple[int, ...], past: int) -> str:
+    """What the measured sizes cannot show: a bend past `past` (none at all when `past` is the smallest size)."""
+    if past == sizes[0]:
+        return (f"With batch sizes {_sizes(sizes)}, no bend can be seen: that needs {MIN_SIZES_FOR_KNEE} batch sizes "
+                "or more, each measured at least twice.")
+    return f"With batch sizes {_sizes(sizes)}, a bend past batch {past} cannot be seen: measure larger batches."
+
+
+def _bump(bp: Bump) -> str:
+    return (f"Batch {bp.batch} was slower than batch {bp.slower_than} ({bp.ratio:.2f}x its median time), beyond "
+            "the noise: a bump (noise, or a kernel choice at that size), not a bend, so no knee is claimed.")
 
 
 def model(m: CostModel | NoModel) -> str:
@@ -164,14 +187,21 @@ def model(m: CostModel | NoModel) -> str:
         return (f"The data are too noisy to fit: the fitted cost of an extra image is negative "
                 f"({m.marginal_s:.3g} s). More repeats (`--repeats`) would tell.")
     if m.kind == "line":
-        text = (f"A straight line fits best (the data do not bend): t(B) = fixed + marginal x B, with a fixed "
+        text = (f"A straight line fits best: t(B) = fixed + marginal x B, with a fixed "
                 f"cost of {_est(m.fixed_s)} per call and {_est(m.marginal_s)} per extra image{_free(m.marginal_s)}.")
+        if m.bump is not None:
+            text += " " + _bump(m.bump)
+        elif m.bic_gain is not None and m.bic_gain > 0 and m.undetectable_past > m.base_batch:
+            text += (f" A bend fits a little better (BIC lower by {m.bic_gain:.1f}), short of the {BIC_MARGIN:g} "
+                     "that strong evidence needs: no bend is claimed.")
+        text += " " + _unseen(m.batch_sizes, m.undetectable_past)
     else:
-        text = (f"The times bend at batch {m.knee.value:g} [{m.knee.low:g}–{m.knee.high:g}]: up to it each extra "
+        text = (f"The times bend at batch {_g(m.knee.value)} [{_g(m.knee.low)}–{_g(m.knee.high)}] (BIC "
+                f"{m.bic_gain:.0f} below a straight line's; {BIC_MARGIN:g} is strong evidence): up to it each extra "
                 f"image adds {_est(m.marginal_s)}{_free(m.marginal_s)}, after it {_est(m.marginal_after_s)}.")
         if m.saturates:
             text += (" The slope after the knee is above the slope before it beyond both intervals: past "
-                     f"batch {m.knee.value:g} the device is full, and extra images no longer ride along.")
+                     f"batch {_g(m.knee.value)} the device is full, and extra images no longer ride along.")
         elif m.marginal_after_s.high < m.marginal_s.low:
             text += " Past the knee, extra images got cheaper, beyond both intervals."
         else:
@@ -194,7 +224,11 @@ def _fixed_share(m: CostModel) -> str:
 def _intervals(m: CostModel) -> str:
     over = ("the repeats of each batch size" if m.method == "repeats"
             else "the fit's residuals (some batch size has a single job)")
-    return f"_Brackets: 95% intervals, bootstrap over {over}; {m.jobs} jobs._"
+    if not m.fixed_s.has_interval:
+        return f"_No intervals: {m.jobs} jobs leave no noise to measure._"
+    knee = "; the knee's interval from the fit's profile" if m.knee is not None else ""
+    return (f"_Brackets: 95% intervals, bootstrap over {over}, redoing the line-or-hinge choice in each redraw and "
+            f"widened for the {m.df} degrees of freedom of the noise{knee}; {m.jobs} jobs._")
 
 
 def trust(t: Trust | None) -> str | None:
@@ -244,19 +278,24 @@ CONTENTION: dict[str, Callable] = {
 }
 
 
+def _and(names: tuple[str, ...]) -> str:
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 def phase_saturation(first: FirstFull | None, fitted: int) -> str | None:
-    """Which phase fills the device first, when one does; None without phase models."""
-    if fitted == 0:
+    """Which of the run's phases fills the device first, when one does, and up to which batch a bend could
+    have been seen; None without a fitted phase model."""
+    if fitted == 0 or first is None:
         return None
-    if first is None:
-        return ("No phase (text encoding, one denoising step, VAE decoding) saturates within the measured batches "
-                "beyond its intervals.")
-    text = f"Of the phases, **{first.phase}** saturates first, at batch {first.knee:g}"
+    unseen_text = _unseen(first.batch_sizes, first.undetectable_past)
+    if first.phase is None:
+        return (f"No phase ({', '.join(first.phases)}) saturates within the measured batches beyond its intervals. "
+                + unseen_text)
+    k = first.knee
+    text = f"Of the phases, **{first.phase}** saturates first, at batch {_g(k.value)} [{_g(k.low)}–{_g(k.high)}]"
     if first.steady:
-        steady = list(first.steady)
-        named = " and ".join([", ".join(steady[:-1]), steady[-1]] if len(steady) > 1 else steady)
-        text += f"; {named} did not saturate within the measured batches"
-    return text + "."
+        text += f"; {_and(first.steady)} did not saturate within the measured batches"
+    return f"{text}. {unseen_text}"
 
 
 def roofline(r: RooflineEnds) -> str:
@@ -391,13 +430,11 @@ def efficiency_axis(base_batches: Iterable[int]) -> str:
 
 
 MODEL_COLUMNS = ["run", "model", "fixed s", "per image s", "knee", "after knee s", "fixed share at base",
-                 "saturates"]
+                 "saturates", "a bend seen up to", "bump"]
 
 
-def _cell(e: Estimate | None, fmt: str = ".3g") -> str:
-    if e is None:
-        return ""
-    return f"{e.value:g} [{e.low:g}–{e.high:g}]" if fmt == "g" else _est(e, "")
+def _cell(e: Estimate | None) -> str:
+    return "" if e is None else _est(e, "")
 
 
 def model_table(models: dict[str, CostModel | NoModel], labels: dict[str, str]) -> pd.DataFrame:
@@ -406,11 +443,14 @@ def model_table(models: dict[str, CostModel | NoModel], labels: dict[str, str]) 
     for run_id, m in models.items():
         if isinstance(m, NoModel):
             rows.append([labels[run_id], {"no_data": "no measured jobs", "one_size": "one batch size",
-                                          "too_noisy": "too noisy to fit"}[m.reason], "", "", "", "", "", ""])
+                                          "too_noisy": "too noisy to fit"}[m.reason], "", "", "", "", "", "", "",
+                         ""])
             continue
         share = f"{_share(m.fixed_share)} at batch {m.base_batch}"
-        rows.append([labels[run_id], m.kind, _cell(m.fixed_s), _cell(m.marginal_s), _cell(m.knee, "g"),
-                     _cell(m.marginal_after_s), share, "yes" if m.saturates else "no"])
+        seen = "no bend can be seen" if m.undetectable_past == m.base_batch else f"batch {m.undetectable_past}"
+        bumped = "" if m.bump is None else f"batch {m.bump.batch} > batch {m.bump.slower_than} ({m.bump.ratio:.2f}x)"
+        rows.append([labels[run_id], m.kind, _cell(m.fixed_s), _cell(m.marginal_s), _cell(m.knee),
+                     _cell(m.marginal_after_s), share, "yes" if m.saturates else "no", seen, bumped])
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
 
 
@@ -435,9 +475,13 @@ def certainty(half_width: float, jobs: int | None = None, needed: int | None = N
 
 def model_caption() -> str:
     return ("Each run's job times are fitted two ways, a straight line and a hinge (one slope up to a knee, "
-            "another after it); the information criterion (BIC) picks one, so a knee is shown only where the "
-            "data bend. Brackets: 95% bootstrap intervals. A run saturates when the slope after the knee is "
-            "above the slope before it beyond both intervals.")
+            "another after it; the knee may lie between measured batches). A knee is shown only on strong "
+            f"evidence: the hinge's information criterion (BIC) at least {BIC_MARGIN:g} below the line's, every "
+            "batch size measured at least twice, and no batch slower than a larger one beyond the noise (that is a "
+            "bump, named in its column). A bend past the second largest batch cannot be seen ('a bend seen up "
+            "to'). Brackets: 95% intervals, by a bootstrap that redoes the line-or-hinge choice in each redraw; "
+            "the knee's interval from the fit's profile. A run saturates when the slope after the knee is above the slope "
+            "before it beyond both intervals.")
 
 
 def published_caption() -> str:
