@@ -88,10 +88,39 @@ def test_why_names_the_fixed_share_and_the_roofline_only_when_measured():
     assert said.why(_answer(_scaling(), roof=low)) is None
 
 
-def test_where_it_stops_says_none_was_seen_for_a_straight_line():
+def test_where_it_stops_says_none_was_seen_for_a_straight_line_and_up_to_where_one_could_be():
     text = said.where_it_stops(_answer(_scaling(), model=_line_model()))
     assert "not within the batches measured (1–8)" in text
+    assert "A bend past batch 4 cannot be seen with these sizes: measure larger batches." in text
     assert said.where_it_stops(_answer(_scaling())) is None
+    # One job per size: no bend can be seen at all, and the line says so.
+    single = _line_model(repeats=1)
+    assert "These data can show no bend at all" in said.where_it_stops(_answer(_scaling(), model=single))
+    assert said.run_row("a", next(_runs(("a", "A", "static", False, "txt2img", 64, 64)).itertuples()), _scaling(),
+                        None, single, "")[8] == "cannot be seen (too few sizes or jobs)"
+
+
+SIZES = np.repeat([1, 2, 3, 4, 6, 8, 12, 16], 4)
+
+
+def test_where_it_stops_names_the_knee_when_the_times_bend():
+    rng = np.random.default_rng(3)
+    t = (0.5 + 0.01 * np.minimum(SIZES, 4) + 0.2 * np.maximum(SIZES - 4, 0)) * rng.normal(1, 0.01, len(SIZES))
+    model = costmodel.fit_cost(SIZES, t)
+    assert model.kind == "hinge" and model.saturates
+    text = said.where_it_stops(_answer(_scaling(top=16), model=model))
+    assert text.startswith(f"**Where it stops**: the times bend at batch {model.knee.value:g} [")
+    assert model.knee.low <= 4 <= model.knee.high
+
+
+def test_a_bump_is_said_as_a_bump_not_a_knee():
+    rng = np.random.default_rng(4)
+    t = (0.5 + 0.02 * SIZES) * rng.normal(1, 0.005, len(SIZES))
+    t[SIZES == 3] *= 1.6     # batch 3 slower than batch 4 and 6
+    model = costmodel.fit_cost(SIZES, t)
+    assert model.bump is not None and model.bump.batch == 3
+    text = said.where_it_stops(_answer(_scaling(top=16), model=model))
+    assert "no knee is claimed: batch 3 took" in text and "a bump" in text and "bend at" not in text
 
 
 def _inv(identical, compared=6, worst=0) -> Invariance:
@@ -117,6 +146,6 @@ def test_the_run_table_has_a_row_per_run_with_its_intervals():
     assert list(table.columns) == said.RUN_COLUMNS
     assert table.iloc[0]["speed-up at largest batch"] == "5.33x [5.00x–5.71x] (batch 8)"
     assert table.iloc[0]["time at smallest batch"] == "0.1 s (batch 1)"
-    assert table.iloc[0]["knee"] == "none within 1–8"
+    assert table.iloc[0]["knee"] == "none within 1–8 (seen up to 4)"
     assert table.iloc[0]["how sure"] == "6 jobs per batch, medians within ±2.1%"
     assert said.sure_cell(3, float("nan")) == "3 jobs per batch: too few for a 95% interval"

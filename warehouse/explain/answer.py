@@ -62,7 +62,10 @@ def why(a: Answer) -> str | None:
     m = a.model
     if isinstance(m, CostModel):
         e = m.fixed_share
-        if e.low > 0:
+        if not e.has_interval:
+            parts.append(f"the fitted fixed cost per call was {e.value:.0%} of a job's time at batch {m.base_batch} "
+                         "(no interval: too few jobs)")
+        elif e.low > 0:
             parts.append(f"at batch {m.base_batch}, {e.value:.0%} [{e.low:.0%}–{e.high:.0%}] of a job's time was a "
                          "fixed cost per call, paid once and shared by every image in the call")
         elif e.high < 0:
@@ -80,8 +83,25 @@ def why(a: Answer) -> str | None:
     return "**Why**: " + "; ".join(parts) + "."
 
 
+def _unseen(m: CostModel) -> str:
+    """What the measured sizes cannot show, as a clause ('' when a bend could be seen up to the largest size)."""
+    sizes = m.batch_sizes
+    if m.undetectable_past <= m.base_batch:
+        return " These data can show no bend at all (it takes 4 batch sizes or more, each measured twice or more)."
+    if m.undetectable_past < sizes[-1]:
+        return f" A bend past batch {m.undetectable_past} cannot be seen with these sizes: measure larger batches."
+    return ""
+
+
+def _bump(m: CostModel) -> str:
+    b = m.bump
+    return (f"batch {b.batch} took {b.ratio:.2f}x the time of batch {b.slower_than}, beyond the noise: a bump (noise "
+            "or a kernel choice), not a knee")
+
+
 def where_it_stops(a: Answer) -> str | None:
-    """The knee, when the model claims one; else that the measured batches show none (and up to where)."""
+    """The knee, when the model claims one and the slope after it is steeper beyond both intervals; a bump, when
+    one was found; else that the measured batches show none, and up to where one could have been seen."""
     m = a.model
     if not isinstance(m, CostModel):
         return None
@@ -90,8 +110,10 @@ def where_it_stops(a: Answer) -> str | None:
         return (f"**Where it stops**: the times bend at batch {m.knee.value:g} [{m.knee.low:g}–{m.knee.high:g}]; "
                 f"past it each extra image costs {m.marginal_after_s.value:.3g} s against "
                 f"{m.marginal_s.value:.3g} s before it.")
+    if m.bump is not None:
+        return f"**Where it stops**: no knee is claimed: {_bump(m)}.{_unseen(m)}"
     return (f"**Where it stops**: not within the batches measured ({sizes[0]}–{sizes[-1]}): no saturation is "
-            "shown beyond the intervals.")
+            f"shown beyond the intervals.{_unseen(m)}")
 
 
 def pictures(inv: Invariance | None) -> str | None:
@@ -131,6 +153,8 @@ def _fixed(m) -> str:
         return {None: "", "no_data": "no jobs", "one_size": "one batch size", "too_noisy": "too noisy to fit"}[
             getattr(m, "reason", None)]
     e = m.fixed_share
+    if not e.has_interval:
+        return f"{e.value:.0%} (no interval)"
     return f"{e.value:.0%} [{e.low:.0%}–{e.high:.0%}]"
 
 
@@ -139,7 +163,12 @@ def _knee(m) -> str:
         return ""
     if m.kind == "hinge" and m.saturates:
         return f"batch {m.knee.value:g} [{m.knee.low:g}–{m.knee.high:g}]"
-    return f"none within {m.batch_sizes[0]}–{m.batch_sizes[-1]}"
+    if m.bump is not None:
+        return f"none (bump at batch {m.bump.batch})"
+    if m.undetectable_past <= m.base_batch:
+        return "cannot be seen (too few sizes or jobs)"
+    seen = f" (seen up to {m.undetectable_past})" if m.undetectable_past < m.batch_sizes[-1] else ""
+    return f"none within {m.batch_sizes[0]}–{m.batch_sizes[-1]}{seen}"
 
 
 def run_row(label: str, run, scaled, speed: Speedup | None, model: CostModel | NoModel | None,
