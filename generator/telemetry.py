@@ -273,7 +273,9 @@ class Sampler:
             with self._lock:
                 self._samples.append(row)
             self.cpu_seconds = time.thread_time() - start_cpu
-            next_t += period
+            # A sampler that fell behind (its thread held off, the GIL busy) skips the beats it missed rather than
+            # sampling them back to back: two readings a moment apart are one counter tick or none.
+            next_t = max(next_t + period, time.monotonic() + period / 2)
 
     def drain(self) -> list[dict]:
         with self._lock:

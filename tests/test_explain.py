@@ -176,19 +176,20 @@ def test_no_phase_saturating_names_only_the_runs_phases_and_up_to_where_a_bend_c
 def test_roofline_sentence_says_the_gap_closed_only_when_it_shrank_beyond_both_intervals():
     ends = analysis.RooflineEnds("r", 1, 0.9, 16, 0.4, 0.01, 0.1, low_range=(0.88, 0.92), high_range=(0.35, 0.45))
     assert explain.roofline(ends) == (
-        "**r**: at batch 1, 90% of the denoising time lay above the roofline floor (0.01 s of 0.1 s: the UNet's "
-        "FLOPs and weight reads at this device's measured ceilings); at batch 16, 40%: the larger batch left less "
-        "of the device idle, beyond both intervals (95% intervals 88%–92% and 35%–45%).")
+        "**r**: at batch 1, 90.0% of the denoising time lay above the roofline floor (0.01 s of 0.1 s: the UNet's "
+        "FLOPs and weight reads at this device's measured ceilings); at batch 16, 40.0%: the larger batch left less "
+        "of the device idle, beyond both intervals (95% intervals 88.0%–92.0% and 35.0%–45.0%).")
     # 97.3% -> 96.8% within overlapping intervals: no claim either way.
     close = explain.roofline(analysis.RooflineEnds("r", 1, 0.973, 8, 0.968, 0.01, 0.1, low_range=(0.96, 0.98),
                                                    high_range=(0.95, 0.975)))
-    assert close.endswith("97%: the two shares do not differ beyond their intervals (95% intervals 96%–98% and "
-                          "95%–98%).") and "idle" not in close
+    assert close.endswith("96.8%: the two shares do not differ beyond their intervals (95% intervals 96.0%–98.0% "
+                          "and 95.0%–97.5%).") and "idle" not in close
+    assert "at batch 1, 97.3% of the denoising time" in close
     wider = explain.roofline(analysis.RooflineEnds("r", 1, 0.4, 16, 0.5, 0.01, 0.1, low_range=(0.38, 0.42),
                                                    high_range=(0.48, 0.52)))
-    assert wider.endswith("at the larger batch, beyond both intervals (95% intervals 38%–42% and 48%–52%).")
+    assert wider.endswith("at the larger batch, beyond both intervals (95% intervals 38.0%–42.0% and 48.0%–52.0%).")
     bare = explain.roofline(analysis.RooflineEnds("r", 1, 0.9, 16, 0.4, 0.01, 0.1))
-    assert bare.endswith("40%: too few jobs for a 95% interval of either share, so no change is claimed.")
+    assert bare.endswith("40.0%: too few jobs for 95% intervals of both shares, so no change is claimed.")
 
 
 def test_roofline_share_intervals_come_from_the_jobs_denoising_times(wh):

@@ -305,12 +305,13 @@ def roofline(r: RooflineEnds) -> str:
         return (f"**{r.label}**: at batch {r.above_measured} the roofline floor is above the denoising time measured: "
                 "the ceilings timed at the start of the sweep's runs understate this device (another process was "
                 "busy?), so no share above the floor is given.")
-    text = (f"**{r.label}**: at batch {r.low_batch}, {_pct(r.low_share)} of the denoising time lay above the "
+    # Shares to a tenth of a percent: near 100% a whole percent hides the differences the intervals test.
+    text = (f"**{r.label}**: at batch {r.low_batch}, {r.low_share:.1%} of the denoising time lay above the "
             f"roofline floor ({r.low_floor_s:.3g} s of {r.low_denoise_s:.3g} s: the UNet's FLOPs and weight reads "
-            f"at this device's measured ceilings); at batch {r.high_batch}, {_pct(r.high_share)}")
+            f"at this device's measured ceilings); at batch {r.high_batch}, {r.high_share:.1%}")
     change = r.change
     if change is None:
-        return text + ": too few jobs for a 95% interval of either share, so no change is claimed."
+        return text + ": too few jobs for 95% intervals of both shares, so no change is claimed."
     spans = f" (95% intervals {_span(r.low_range)} and {_span(r.high_range)})"
     if change == "less":
         return text + f": the larger batch left less of the device idle, beyond both intervals{spans}."
@@ -320,7 +321,7 @@ def roofline(r: RooflineEnds) -> str:
 
 
 def _span(bounds: tuple[float, float]) -> str:
-    return f"{_pct(bounds[0])}–{_pct(bounds[1])}"
+    return f"{bounds[0]:.1%}–{bounds[1]:.1%}"
 
 
 # Overview: the effects the data shows.
