@@ -11,8 +11,8 @@ Its parts share one sweep id, so the dashboard shows them as one sweep:
 6. serving under load: fifo, batch and stream at light to past-capacity Poisson loads and bursts of 1
    and 4 requests, with the latency the calibrated batch cost predicts (generator/load.py).
 Each sweep part keeps the first measured job's images of each batch size (the Gallery, and the image checks
-against batch 1) and stops its measured rounds at the interval target or the caps below. No two parts measure
-the same thing (size, mode, CFG, task, workers), so no figure is a median over two parts' runs.
+against batch 1) and stops its measured rounds at the interval target or the caps below. Parts 1-4 measure
+different settings (size, mode, CFG, task); part 5's one-worker run has part 1's settings on a Ray worker.
 
 The in-process parts run torch on one thread (`threads`): on two shared cores a second thread waits on
 one the OS took away, and a job then takes many times its usual time (measured in the README's demo section).

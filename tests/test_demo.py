@@ -52,7 +52,8 @@ def test_the_demo_keeps_every_part_the_dashboard_needs():
 
 
 def test_no_two_demo_parts_measure_the_same_thing():
-    """Pages group runs by size, mode, CFG and task: two parts with the same would be pooled into one figure."""
+    """Pages group runs by size, mode, CFG and task: two parts with the same would be pooled into one figure. (The
+    Ray part's one-worker run differs from part 1 only in where it ran: its workers count.)"""
     seen = {}
     for name, c in CONFIGS.items():
         for h, w in c.sizes():
