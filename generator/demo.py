@@ -46,8 +46,8 @@ PARTS = (
 
 
 # The load part: short levels (MLPerf-style minimums scaled down to a demo), small batches. A level lasts about
-# min_requests / (load x capacity) seconds, so a light level is the longest: 0.25x alone took half the Poisson
-# levels' time, and on a busy machine (capacity 0.5 requests/s) minutes; 0.5x is the light level.
+# min_requests / (load x capacity) seconds, so a light level is the longest: 0.25x alone is half the Poisson
+# levels' time (on a busy machine, calibrated at 2 requests/s, 44 s a level); 0.5x is the light level.
 LOAD = dict(loads=(0.5, 1.0, 1.5), burst=4, max_batch=4, max_delay=0.05, min_requests=16, min_seconds=2.0,
             resolution=64, steps=10)
 
