@@ -29,7 +29,7 @@ class SweepConfig:
 
     batch_sizes: tuple[int, ...] = setting(
         "Images per job; one job (one spool file) per batch execution. The default steps finely enough for a "
-        "bend (a knee) to be placed between 2 and 12.", (1, 2, 3, 4, 6, 8, 12, 16))
+        "bend (a knee) at 4 or at 8 to be placed.", (1, 2, 3, 4, 6, 8, 12, 16))
     resolutions: tuple[int, ...] = setting(
         "Square image sizes in pixels, one run each; the latent is 8x smaller per side.", (64, 256))
     height: int | None = setting("Image height in pixels; with width, replaces `resolutions` by one size.", None)
@@ -118,6 +118,8 @@ class SweepConfig:
             if b < 1:
                 raise ValueError(f"batch size must be >= 1, got {b}")
         object.__setattr__(self, "repeats", parse_repeats(self.repeats))
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
         for name in ("steps", "max_batch", "max_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
@@ -190,8 +192,6 @@ class SweepConfig:
     def _check_ray(self) -> None:
         if self.ray_spool not in RAY_SPOOL:
             raise ValueError(f"ray spool must be one of {', '.join(RAY_SPOOL)}, got {self.ray_spool!r}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.ray is None:
             for name, given in [("workers", self.workers is not None), ("replicas", self.replicas is not None),
                                 ("ray spool", self.ray_spool != "driver")]:
