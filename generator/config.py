@@ -28,7 +28,8 @@ class SweepConfig:
     """Settings of one sweep; each CLI flag of `python -m generator sweep` sets one field."""
 
     batch_sizes: tuple[int, ...] = setting(
-        "Images per job; one job (one spool file) per batch execution.", (1, 2, 4, 8, 16))
+        "Images per job; one job (one spool file) per batch execution. The default steps finely enough for a "
+        "bend (a knee) at 4 or at 8 to be placed.", (1, 2, 3, 4, 6, 8, 12, 16))
     resolutions: tuple[int, ...] = setting(
         "Square image sizes in pixels, one run each; the latent is 8x smaller per side.", (64, 256))
     height: int | None = setting("Image height in pixels; with width, replaces `resolutions` by one size.", None)
@@ -76,6 +77,10 @@ class SweepConfig:
         "model's shapes, so they time like it but draw noise.", "tiny")
     device: str = setting("Where PyTorch runs: cpu, cuda or mps.", "cpu")
     dtype: str = setting("Weights and activations: float32, float16 or bfloat16.", "float32")
+    threads: int | None = setting(
+        "PyTorch CPU threads for the sweep's jobs (torch.set_num_threads, restored after the sweep); None: "
+        "PyTorch's default, one per core. On a shared machine 1 keeps a job's time steadier (a second thread waits "
+        "on one the OS took away). With --ray each worker's share of the cluster's CPUs sets it instead.", None)
     spool: str = setting("Spool folder the collector ingests from.", env=SPOOL_DIR)
     out: str = setting("Folder for generated PNG files.", env=OUTPUT_DIR)
     save_images: str = setting(
@@ -113,6 +118,8 @@ class SweepConfig:
             if b < 1:
                 raise ValueError(f"batch size must be >= 1, got {b}")
         object.__setattr__(self, "repeats", parse_repeats(self.repeats))
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
         for name in ("steps", "max_batch", "max_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
@@ -194,6 +201,9 @@ class SweepConfig:
             return
         if not self.ray.strip():
             raise ValueError("ray must be an address (host:port), auto or local, got ''")
+        if self.threads is not None:
+            raise ValueError(f"threads is set by each Ray worker's share of the cluster's CPUs, got --threads "
+                             f"{self.threads} with --ray")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.replicas is not None:

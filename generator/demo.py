@@ -1,15 +1,22 @@
-"""The default demo: one sweep that shows every effect the dashboard explains, on the tiny models, in a few
-minutes on two CPU cores.
+"""The default demo: one sweep that shows every effect the dashboard explains, on the tiny models, in minutes
+on two CPU cores (README: the demo's time).
 
 Its parts share one sweep id, so the dashboard shows them as one sweep:
-1. the comparison: sequential, static and stream side by side, CFG off and on, at the small size;
-2. the second size: static at twice the side, with one profiled job per batch size (the Operators page);
-3. inpainting: the tiny LDM-style inpainting model (7-channel UNet, VQ first stage with f=4);
-4. one worker or two: a replica sweep on a local Ray instance (generator/replicas.py), static at the small size;
-5. serving under load: fifo, batch and stream at light to past-capacity Poisson loads and bursts of 1
+1. the main comparison: static, CFG off, at the small size, over batch sizes 1-16 finely enough for a bend to
+   be placed (1, 2, 3, 4, 6, 8, 12, 16), with the most rounds: the demo's headline (batch 16 against batch 1);
+2. modes: sequential, static and stream side by side, with CFG on (against part 1's static run, CFG off);
+3. the second size: static at twice the side, with one profiled job per batch size (the Operators page);
+4. inpainting: the tiny LDM-style inpainting model (7-channel UNet, VQ first stage with f=4);
+5. one worker or two: a replica sweep on a local Ray instance (generator/replicas.py), static at the small size;
+6. serving under load: fifo, batch and stream at light to past-capacity Poisson loads and bursts of 1
    and 4 requests, with the latency the calibrated batch cost predicts (generator/load.py).
 Each sweep part keeps the first measured job's images of each batch size (the Gallery, and the image checks
-against batch 1) and stops its measured rounds at the interval target or the caps below.
+against batch 1) and stops its measured rounds at the interval target or the caps below. Parts 1-4 measure
+different settings (size, mode, CFG, task); part 5's one-worker run has part 1's settings on a Ray worker.
+
+The in-process parts run torch on one thread (`threads`): on two shared cores a second thread waits on
+one the OS took away, and a job then takes many times its usual time (README: Threads).
+The Ray part splits the CPUs among its workers itself.
 """
 
 from __future__ import annotations
@@ -17,19 +24,31 @@ from __future__ import annotations
 from .config import SweepConfig
 from .ids import new_id
 
-# What every part shares: the batch sizes, the steps, and how long its rounds may go on.
-COMMON = dict(batch_sizes=(1, 2, 4, 8), steps=10, repeats="auto", max_rounds=10, max_seconds=40.0)
+# What every part shares: 10 steps, at most 2 warm-ups per batch size (on a busy machine the job time may never
+# settle, and 5 warm-ups of every batch size cost a part more than its measured rounds), rounds until the
+# interval target or a cap.
+COMMON = dict(batch_sizes=(1, 2, 4, 8), steps=10, warmup_max=2, repeats="auto", max_rounds=10, max_seconds=30.0)
+ONE_THREAD = dict(threads=1)
+# The main comparison: batch sizes for a knee to be seen, and the most rounds. The 95% order-statistic interval
+# of the ratio of batch 16's median to batch 1's (6 rounds at least) came within ±5% (median of 2000 simulated
+# sweeps) after 10 rounds at a per-job spread (MAD/median) of 2%, 20-30 at 4%, 40 at 6%.
+MAIN = dict(batch_sizes=(1, 2, 3, 4, 6, 8, 12, 16), target=0.02, max_rounds=40, max_seconds=90.0)
 PARTS = (
-    ("modes and CFG", dict(resolutions=(64,), mode=("sequential", "static", "stream"),
-                           classifier_free_guidance=("off", "full"), guidance=7.5)),
-    ("a second size, profiled", dict(resolutions=(128,), mode=("static",), profile_ops=True)),
-    ("inpainting", dict(resolutions=(64,), mode=("static",), task="inpaint", arch="ldm-inpaint-tiny")),
+    ("the main comparison (static, CFG off, batch 1-16)", dict(resolutions=(64,), mode=("static",), **MAIN,
+                                                               **ONE_THREAD)),
+    ("modes, CFG on", dict(resolutions=(64,), mode=("sequential", "static", "stream"),
+                           classifier_free_guidance=("full",), guidance=7.5, max_seconds=60.0, **ONE_THREAD)),
+    ("a second size, profiled", dict(resolutions=(128,), mode=("static",), profile_ops=True, **ONE_THREAD)),
+    ("inpainting", dict(resolutions=(64,), mode=("static",), task="inpaint", arch="ldm-inpaint-tiny",
+                        **ONE_THREAD)),
     ("one worker or two (Ray)", dict(resolutions=(64,), mode=("static",), ray="local", replicas=(1, 2))),
 )
 
 
-# The load part: short levels (MLPerf-style minimums scaled down to a demo), small batches.
-LOAD = dict(loads=(0.25, 0.5, 1.0, 1.5), burst=4, max_batch=4, max_delay=0.05, min_requests=16, min_seconds=2.0,
+# The load part: short levels (MLPerf-style minimums scaled down to a demo), small batches. A level lasts about
+# min_requests / (load x capacity) seconds, so a light level is the longest: 0.25x alone is half the Poisson
+# levels' time (on a busy machine, calibrated at 2 requests/s, 44 s a level); 0.5x is the light level.
+LOAD = dict(loads=(0.5, 1.0, 1.5), burst=4, max_batch=4, max_delay=0.05, min_requests=16, min_seconds=2.0,
             resolution=64, steps=10)
 
 

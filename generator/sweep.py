@@ -18,6 +18,7 @@ stderr and in the outcome's `unwritten`, and the sweep goes on.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -56,16 +57,32 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, sweep_id: str | None = No
         from .workers import run_on_ray
 
         return run_on_ray(cfg, progress, sweep_id or new_id("sweep"))
-    # 1-2. Check the device and the masks, load the pipeline, read the metadata.
-    sweep = open_sweep(cfg, sweep_id or new_id("sweep"), SpoolWriter(cfg.spool))
-    # 3. Follow the plan size by size, job by job, one spool file per job.
-    bar = tqdm(total=cfg.jobs_total(), unit="job", disable=not progress, file=sys.stderr)
-    try:
-        for size in plan(cfg):
-            _Size(sweep, size, bar).run()
-    finally:
-        bar.close()
+    with torch_threads(cfg.threads):
+        # 1-2. Check the device and the masks, load the pipeline, read the metadata (the threads with it).
+        sweep = open_sweep(cfg, sweep_id or new_id("sweep"), SpoolWriter(cfg.spool))
+        # 3. Follow the plan size by size, job by job, one spool file per job.
+        bar = tqdm(total=cfg.jobs_total(), unit="job", disable=not progress, file=sys.stderr)
+        try:
+            for size in plan(cfg):
+                _Size(sweep, size, bar).run()
+        finally:
+            bar.close()
     return sweep.outcome
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """PyTorch's CPU threads set to `threads` for the block (None: left as they are), then restored: they are
+    the process's, and the next sweep in it (the demo's parts) sets its own."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def open_sweep(cfg: SweepConfig, sweep_id: str, writer, announce=None) -> _Sweep:

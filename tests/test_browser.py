@@ -96,6 +96,9 @@ def test_page_renders_in_a_real_browser(name, server, browser):
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
         assert page.locator('[data-testid="stException"]').count() == 0
+        # A local analysis tool, not an app to publish (.streamlit/config.toml: client.toolbarMode).
+        assert page.locator('[data-testid="stAppDeployButton"]').count() == 0, "the toolbar offers Deploy"
+        assert page.get_by_role("button", name="Deploy").count() == 0, "the toolbar offers Deploy"
         assert page.locator('[data-testid="stMainBlockContainer"] h1').first.inner_text().strip()
         if name in CHART_PAGES:
             assert page.locator('[data-testid="stVegaLiteChart"]').count() > 0
