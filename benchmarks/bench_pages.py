@@ -147,6 +147,7 @@ def main(argv=None) -> None:
                     for page in pages:
                         for name, db_path in warehouses.items():
                             times[name, page].append(cold_render(browser, db_path, images, PAGES[page]))
+                            print(f"  {page} on the {name} warehouse: {times[name, page][-1]:.2f} s", flush=True)
             finally:
                 browser.close()
     # 3. Medians against the targets.
