@@ -2,7 +2,8 @@
 
 A spool file is complete once it has its final name (the generator renames it into
 place). Files are ingested in batches: DuckDB reads a batch of files itself
-(read_json), and one transaction inserts all their records together with their rows
+(read_json; each kind's lines with that kind's columns only, see _bulk_insert), and
+one transaction inserts all their records together with their rows
 in `ingested_files` (file id + sha256). A crash therefore keeps all of a batch or
 none of it. After the commit the files move to done/; a file found in the spool
 whose id is already recorded (a crash between commit and move) is only moved.
