@@ -47,8 +47,13 @@ clean:
 
 # Benchmarks: ratios measured side by side in one run (no assertions on time in tests).
 bench: $(STAMP)
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the page render bench"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
 	$(PY) -m benchmarks.bench_generator
 	$(PY) -m benchmarks.bench_warehouse
+	$(PY) -m benchmarks.bench_pages
 	$(PY) -m benchmarks.bench_reproducibility
 	$(PY) -m benchmarks.bench_load
 	$(PY) -m benchmarks.bench_ray

@@ -2,11 +2,12 @@
 
 1. Ingest: a synthetic spool of >= 1M step records (real spool files, written by the
    generator's writer), ingested by the collector into a new DuckDB file.
-   Target: >= 200k step records per second on a 2-core machine.
+   Target: >= 500k step records per second on a 2-core machine.
 2. The Overview's and Throughput's queries on that warehouse, each opening its own
    read-only connection as the dashboard does. Target: median <= 200 ms.
 3. Every dashboard page rendered on that warehouse (Streamlit's AppTest runs the page
    script as the server does; the query cache is cleared first). Target: median <= 1 s.
+   (bench_pages times each page cold in a real browser, on the demo's warehouse and at 10M step records.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collector.ingest import CollectorConfig, ingest_pending
 from warehouse import queries
 
 
-PAGES = ("overview", "throughput", "steps", "operators", "telemetry", "gallery", "papers", "sql")
+PAGES = ("overview", "throughput", "steps", "operators", "telemetry", "memory", "load", "gallery", "papers", "sql")
 
 
 def page_times(db_path: str, runs: int) -> dict[str, list[float]]:
@@ -78,9 +79,9 @@ def main(argv=None) -> None:
         report = ingest_pending(CollectorConfig(spool=str(spool), db=db_path))
         took = time.perf_counter() - t0
         print(f"   ingested {report.files} files in {took:.2f} s: {counts['step'] / took:,.0f} step records/s, "
-              f"{report.records / took:,.0f} records/s   target >= 200,000 step records/s")
+              f"{report.records / took:,.0f} records/s   target >= 500,000 step records/s")
         rate = counts["step"] / took
-        results.add("ingest step records per s", rate, "records/s", ">= 200000", rate >= 200_000)
+        results.add("ingest step records per s", rate, "records/s", ">= 500000", rate >= 500_000)
 
         sweep = queries.sweeps(db_path).sweep_id.iloc[0]
         run_ids = list(queries.runs(db_path, sweep).run_id)

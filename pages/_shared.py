@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from warehouse import queries, replicas
 from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy
@@ -79,6 +80,11 @@ def paper_href(key: str) -> str:
 
 def guarded(fn):
     """Run a page body; a missing, damaged or busy warehouse becomes a message, not a traceback."""
+    if "db_path" not in st.session_state:
+        # A page's own URL opened first on a fresh server: Streamlit runs the page's file by itself (its
+        # pages-folder fallback, until some session has run st.navigation). Run the app on the same page.
+        PagesManager.uses_pages_directory = False
+        st.rerun()
     try:
         fn()
     except NoWarehouse:

@@ -23,6 +23,14 @@ DEVICE_LABEL = ("coalesce(r.device_name, r.device) "
                 "|| CASE WHEN r.gpu_uuid IS NOT NULL THEN ' ' || left(r.gpu_uuid, 12) ELSE '' END")
 
 
+def _steps_of(jobs: str, steps: str = "steps") -> str:
+    """A filter on the steps table (as `steps`) that changes no result, only speed: the job_id range of the
+    jobs asked for (`jobs`, a CTE with job_id). Its bounds are constants DuckDB checks against each row
+    group's min and max, so it skips the row groups of other jobs' steps (a job's steps are ingested
+    together) instead of reading every job_id of the table (10M step records: most of a query's time)."""
+    return f"{steps}.job_id BETWEEN (SELECT min(job_id) FROM {jobs}) AND (SELECT max(job_id) FROM {jobs})"
+
+
 def sweeps(db_path: str) -> pd.DataFrame:
     """One row per sweep, newest first: sweep_id, started_at, runs, tasks, sizes; a load run with no sweep runs
     of its own (python -m generator load) is a sweep too, of 0 runs and task 'load'."""
@@ -107,22 +115,26 @@ EXAMPLE_QUERIES = {
 def job_costs(db_path: str, run_ids: list[str]) -> pd.DataFrame:
     """One row per measured job: its time and the time of each phase (summed over the job's calls), and its
     median denoising step: the points the cost model (warehouse/costmodel.py) is fitted to."""
+    # The run filter first: a median over every job's steps would read the whole steps table (10M records:
+    # seconds) where the runs asked for hold a small part of it; then only their job_id range (_steps_of).
     return db.query_df(db_path, f"""
-        WITH ph AS (
+        WITH mj AS (
+            SELECT * FROM measured_jobs WHERE list_contains($run_ids, run_id)
+        ), ph AS (
             SELECT job_id,
                    sum(duration_s) FILTER (WHERE phase = 'encode_prompt') AS encode_s,
                    sum(duration_s) FILTER (WHERE phase = 'denoise')       AS denoise_s,
                    sum(duration_s) FILTER (WHERE phase = 'decode')        AS decode_s
-            FROM phases GROUP BY job_id
+            FROM phases SEMI JOIN mj USING (job_id) GROUP BY job_id
         ), st AS (
-            SELECT job_id, median(duration_s) AS step_s FROM steps GROUP BY job_id
+            SELECT job_id, median(duration_s) AS step_s FROM steps SEMI JOIN mj USING (job_id)
+            WHERE {_steps_of("mj")} GROUP BY job_id
         )
         SELECT j.run_id, {RUN_LABEL} AS label, r.mode, r.height, r.width, r.cfg, r.task, r.model_id,
                coalesce(r.vae_slicing, false) AS vae_slicing, r.device, r.dtype, r.threads, r.steps,
                j.job_id, j.batch_size,
                j."repeat", j.wall_s, ph.encode_s, ph.denoise_s, ph.decode_s, st.step_s
-        FROM measured_jobs j JOIN runs r USING (run_id) LEFT JOIN ph USING (job_id) LEFT JOIN st USING (job_id)
-        WHERE list_contains($run_ids, j.run_id)
+        FROM mj j JOIN runs r USING (run_id) LEFT JOIN ph USING (job_id) LEFT JOIN st USING (job_id)
         ORDER BY r.height, r.width, j.run_id, j.batch_size, j."repeat"
     """, {"run_ids": list(run_ids)})
 
@@ -155,10 +167,13 @@ def phase_breakdown(db_path: str, run_ids: list[str]) -> pd.DataFrame:
 def step_profile(db_path: str, run_ids: list[str]) -> pd.DataFrame:
     """Median step time per run, batch size and step index (measured jobs), aggregated in DuckDB."""
     return db.query_df(db_path, f"""
+        WITH mj AS (
+            SELECT job_id FROM measured_jobs WHERE list_contains($run_ids, run_id)
+        )
         SELECT j.run_id, {RUN_LABEL} AS label, j.batch_size, s.step_index,
                median(s.duration_s) AS median_s, median(s.unet_rows) AS unet_rows, count(*) AS samples
         FROM steps s JOIN measured_jobs j USING (job_id) JOIN runs r USING (run_id)
-        WHERE list_contains($run_ids, j.run_id)
+        WHERE list_contains($run_ids, j.run_id) AND {_steps_of("mj", "s")}
         GROUP BY ALL
         ORDER BY j.run_id, j.batch_size, s.step_index
     """, {"run_ids": list(run_ids)})
@@ -177,6 +192,7 @@ def stream_latency(db_path: str, run_ids: list[str]) -> pd.DataFrame:
             FROM jobs_ok j
             JOIN steps first ON first.job_id = j.job_id AND first.step_index < j.batch_size
             JOIN steps last ON last.job_id = j.job_id AND last.step_index = first.step_index + j.steps - 1
+            WHERE {_steps_of("jobs_ok", "first")} AND {_steps_of("jobs_ok", "last")}
         )
         SELECT p.run_id, {RUN_LABEL} AS label, p.batch_size, p.request, median(p.latency_s) AS latency_s
         FROM per_request p JOIN runs r USING (run_id)
