@@ -26,10 +26,10 @@ def render():
     ends = analysis.roofline_ends(roof, costs)
     found = invariance.invariance(query("image_checks", db_path(), run_ids))
     speed = {run_id: answer.speedup(s) for run_id, s in scaled.items() if s is not None}
-    st.title(said_answer.title(answer.verdict(list(speed.values()))))
+    main = answer.answer(runs, scaled, models, ends, found)
+    st.title(said_answer.title(main.verdict if main is not None else None))
 
     # 1. The answer for the main comparison, in a few lines, and one chart.
-    main = answer.answer(runs, scaled, models, ends, found)
     if main is None:
         st.warning(explain.NO_MEASURED_JOBS)
     else:

@@ -71,7 +71,7 @@ def test_overview_states_the_fit_of_the_warehouse_numbers(rich, monkeypatch):
         if isinstance(model, costmodel.CostModel) and model.kind == "line":
             weights = 1 / np.array([np.median(jt[jb == b]) for b in jb])
             assert model.marginal_s.value == pytest.approx(np.polyfit(jb, jt, 1, w=weights)[0])
-    # The answer comes first: the title follows every run's verdict, then the main comparison's headline, and
+    # The answer comes first: the title follows the main comparison's verdict, then the main comparison's headline, and
     # one table row per run.
     assert at.title[0].value in said_answer.TITLES.values()
     assert re.match(r"\*\*Batch 4 gave [0-9.]+x", at.markdown[0].value)

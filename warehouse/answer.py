@@ -1,7 +1,7 @@
 """The Overview's answer, read in ten seconds: the sweep's main comparison in a few figures, and one row per run.
 
 The main comparison is one run (`headline_run`): the plainest setting the sweep measured (static mode, CFG
-off, text-to-image, the smallest size, on a run that ran alone). Its figures come from the functions and
+off, text-to-image, the smallest size, in-process, the most jobs). Its figures come from the functions and
 models the rest of the warehouse already defines (analysis.scaling, the cost model, the roofline ends, the
 image checks); this module only picks and assembles them. Pure functions on frames: no I/O, no words
 (warehouse/explain/answer.py words them).
@@ -23,7 +23,8 @@ HELPED, NO_GAIN, UNSURE = "helped", "no_gain", "unsure"
 
 def headline_run(runs: pd.DataFrame) -> str | None:
     """The run_id of the sweep's main comparison: static before stream before sequential, CFG off before on,
-    text-to-image before inpainting, the smallest image, then the order the runs came in; None without runs."""
+    text-to-image before inpainting, the smallest image, an in-process run before a replica level's worker, the
+    run with the most jobs, then the order the runs came in; None without runs."""
     if runs.empty:
         return None
     mode_order = {"static": 0, "stream": 1, "sequential": 2}
@@ -32,6 +33,9 @@ def headline_run(runs: pd.DataFrame) -> str | None:
         "cfg": runs.cfg.fillna(False).astype(bool).astype(int),
         "task": (runs.task != "txt2img").astype(int),
         "pixels": runs.height * runs.width,
+        # In-process runs before a replica level's worker, and of those the one measured most.
+        "replica": runs["replicas"].notna().astype(int) if "replicas" in runs else 0,
+        "jobs": -runs["jobs"].fillna(0) if "jobs" in runs else 0,
         "order": np.arange(len(runs)),
     }, index=runs.index)
     return str(runs.loc[key.sort_values(list(key.columns)).index[0], "run_id"])
@@ -44,6 +48,13 @@ class Speedup:
     value: float
     low: float | None
     high: float | None
+
+    @property
+    def half_width(self) -> float | None:
+        """Half the interval's width as a fraction of the value (None without an interval)."""
+        if self.low is None or self.high is None:
+            return None
+        return (self.high - self.low) / 2 / self.value
 
     @property
     def verdict(self) -> str:
@@ -102,8 +113,3 @@ def answer(runs: pd.DataFrame, scalings: dict[str, Scaling | None], models: dict
                   scaling=s, speedup=speedup(s), model=models.get(run_id), roofline=ends.get(str(run.label)),
                   pictures=pictures.get("batching"), runs=len(runs))
 
-
-def verdict(answers: list[Speedup]) -> str:
-    """One word for the page's title over the given speed-ups: HELPED or NO_GAIN only when every one agrees."""
-    kinds = {a.verdict for a in answers}
-    return kinds.pop() if len(kinds) == 1 else UNSURE

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..analysis import UNCERTAIN
 from ..answer import HELPED, NO_GAIN, Answer, Speedup
 from ..costmodel import CostModel, NoModel
 from ..invariance import Invariance
@@ -15,7 +16,7 @@ TITLES = {HELPED: "Why batching helped", NO_GAIN: "Why batching did not help her
 
 
 def title(verdict: str | None) -> str:
-    """The page's title: it says batching helped (or did not) only when every run's interval says so."""
+    """The page's title: it says batching helped (or did not) only when the main comparison's interval says so."""
     return TITLES.get(verdict, TITLES[None])
 
 
@@ -42,6 +43,10 @@ def headline(a: Answer) -> str:
         return f"Only batch {s.base_batch} was measured ({_setting(a)}): there is nothing to compare."
     text = (f"**Batch {s.top_batch} gave {speedup_text(a.speedup)} the images per second of batch {s.base_batch}** "
             f"({_setting(a)}): {s.top_batch / s.base_batch:g}x the images in {s.time_ratio:.2f}x the time.")
+    wide = a.speedup.half_width
+    if wide is not None and wide > UNCERTAIN:
+        text += (f" The interval is ±{wide:.0%} of it, wider than ±{UNCERTAIN:.0%}: more rounds (`--max-rounds`, "
+                 "`--max-seconds`) on a quieter machine would narrow it.")
     if a.speedup.verdict == HELPED:
         return text
     if a.speedup.verdict == NO_GAIN:
