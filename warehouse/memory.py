@@ -125,11 +125,3 @@ def limits(lines: dict[str, MemoryLine], device_bytes: float | None) -> list[tup
     """(name, Limit) for this device (when its memory is known) and each of COMMON_GIB."""
     out = [("this device", limit(lines, device_bytes))] if device_bytes else []
     return out + [(f"{gib} GiB", limit(lines, gib * GIB)) for gib in COMMON_GIB]
-
-
-def growth_ratio(lines: dict[str, MemoryLine], phase: str, other: dict[str, MemoryLine]) -> float | None:
-    """How many times `phase` grows per image in `lines` against in `other` (VAE slicing off against on);
-    None when either does not grow."""
-    if phase not in lines or phase not in other or other[phase].per_image <= 0 or lines[phase].per_image <= 0:
-        return None
-    return lines[phase].per_image / other[phase].per_image
