@@ -7,8 +7,9 @@ one transaction inserts all their records together with their rows
 in `ingested_files` (file id + sha256). A crash therefore keeps all of a batch or
 none of it. After the commit the files move to done/; a file found in the spool
 whose id is already recorded (a crash between commit and move) is only moved.
-If DuckDB refuses a batch, its files are read one by one (parse.py), each in its
-own transaction, so only the bad file is quarantined, with the line and reason.
+If DuckDB refuses a batch, its files are ingested one by one (_ingest_one), each in
+its own transaction, so only the bad file is quarantined, with the line and reason
+(spool.reader.parse_spool_file names it).
 """
 
 from __future__ import annotations
