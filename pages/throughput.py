@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from pages._shared import cost_models, db_path, guarded, query, sweep_id
-from warehouse import analysis, explain, replicas
+from warehouse import analysis, db, explain, replicas
 from warehouse.explain import workers as said_workers
 
 
@@ -74,7 +74,7 @@ def render():
     st.subheader("Beside published figures")
     st.caption(explain.published_caption())
     steps = all_runs.set_index("run_id").steps
-    st.dataframe(pd.concat([analysis.own_figures(tp, steps), analysis.published_figures()], ignore_index=True)
+    st.dataframe(pd.concat([analysis.own_figures(tp, steps), analysis.published_figures(db.published_rows())], ignore_index=True)
                  .round({"ms_per_image_step": 2, "speedup": 2}), hide_index=True, width="stretch")
 
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,7 +24,6 @@ from .costmodel import CostModel, Estimate, NoModel, fit_cost, fitted_curve  # n
 CONV_SHARE_REPORTED = 0.44  # arXiv 2312.14385: convolution up to 44% of diffusion TTI execution time
 UNCERTAIN = 0.05   # a median (or ratio) whose 95% interval is wider than ±5% of it is shown as uncertain
 PHASES = {"encode_s": "text encoding", "step_s": "one denoising step", "decode_s": "VAE decoding"}
-PUBLISHED = Path(__file__).with_name("published.toml")
 
 
 def run_models(costs: pd.DataFrame) -> dict[str, CostModel | NoModel]:
@@ -509,9 +506,9 @@ def roofline_ends(roof: pd.DataFrame, costs: pd.DataFrame | None = None) -> list
     return out
 
 
-def published_figures(path: Path = PUBLISHED) -> pd.DataFrame:
-    """The published figures, normalised to milliseconds per image-step (NaN where only a ratio is given)."""
-    rows = tomllib.loads(path.read_text())["figure"]
+def published_figures(rows: list[dict]) -> pd.DataFrame:
+    """The published figures (`db.published_rows()`: published.toml's rows), normalised to milliseconds per
+    image-step (NaN where only a ratio is given)."""
     out = []
     for r in rows:
         if "image_steps_per_s" in r:

@@ -13,14 +13,17 @@ import logging
 import os
 import re
 import time
+import tomllib
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from settings import WAREHOUSE_DB, path
 
 SCHEMA_PATH = Path(__file__).with_name("schema.sql")
 PAPERS_PATH = Path(__file__).with_name("papers.toml")
+PUBLISHED_PATH = Path(__file__).with_name("published.toml")
 log = logging.getLogger("warehouse")
 
 
@@ -131,11 +134,14 @@ def apply_schema(con) -> list[int]:
     return applied
 
 
+def published_rows(path: Path = PUBLISHED_PATH) -> list[dict]:
+    """The published figures as published.toml gives them (one dict per [[figure]]); analysis.published_figures
+    puts them on the page's footing."""
+    return tomllib.loads(path.read_text())["figure"]
+
+
 def load_papers(con) -> None:
     """Replace the rows of `papers` with papers.toml's."""
-    import tomllib
-
-    import pyarrow as pa
 
     rows = tomllib.loads(PAPERS_PATH.read_text())["paper"]
     con.register("paper_rows", pa.Table.from_pylist(rows))
