@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-XDIST  := -n logical --maxprocesses 4 --dist loadgroup --no-loadscope-reorder
+XDIST  := -n logical --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 export WAREHOUSE_DB ?= data/warehouse.duckdb
 export SPOOL_DIR    ?= data/spool
