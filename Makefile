@@ -1,8 +1,11 @@
 # make demo: venv, default sweep, ingest, dashboard + collector watching. Ctrl-C stops both.
 # make test: venv (if missing) and the whole test suite; make quick: the fast tier (not slow, not browser).
+# Both on pytest-xdist workers, one per logical core (at most 4), a test file (or the demo-and-Ray group) to a
+# worker at a time, the longest first (tests/conftest.py: LONGEST_FIRST; --no-loadscope-reorder keeps that order).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+XDIST  := -n logical --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 export WAREHOUSE_DB ?= data/warehouse.duckdb
 export SPOOL_DIR    ?= data/spool
@@ -37,10 +40,10 @@ test: $(STAMP)
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
-	$(PY) -m pytest
+	$(PY) -m pytest $(XDIST)
 
 quick: $(STAMP)
-	$(PY) -m pytest -m "not slow and not browser"
+	$(PY) -m pytest $(XDIST) -m "not slow and not browser"
 
 clean:
 	rm -rf data test-output
