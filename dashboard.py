@@ -1,23 +1,26 @@
-"""Router: the shared sidebar (warehouse path, sweep) and st.navigation over pages/."""
+"""Router: the shared sidebar (the server's warehouse, the sweep) and st.navigation over pages/.
+
+The warehouse is the server's, fixed at start: `streamlit run dashboard.py -- --warehouse PATH`, else env
+WAREHOUSE_DB (settings.py has the default). A visitor sees its path and cannot change it."""
 
 import time
 
 import streamlit as st
 
-from pages._shared import EMPTY_STATE, query
-from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy, default_db_path
+from pages._shared import EMPTY_STATE, warehouse
+from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy
 
 st.set_page_config(page_title="Why a batch barely slows down", layout="wide")
 
-# 1. Warehouse path: env WAREHOUSE_DB, changeable here.
-# Widget keys are dropped on some reruns, so pages read plain copies ("db_path", "sweep_id").
-st.session_state["db_path"] = st.sidebar.text_input("Warehouse (DuckDB file)", value=default_db_path(),
-                                                    key="db_path_input")
+# 1. The server's warehouse, shown, not editable.
+wh = warehouse()
+st.sidebar.caption(f"Warehouse: `{wh.path}`")
 
 # 2. Sweep picker: the latest sweep unless another is chosen.
+# Widget keys are dropped on some reruns, so pages read a plain copy ("sweep_id").
 st.session_state["warehouse_error"] = None
 try:
-    sweeps = query("sweeps", st.session_state["db_path"])
+    sweeps = wh.sweeps()
 except NoWarehouse:
     sweeps = None
 except CorruptWarehouse as exc:  # every page shows this line instead of its content
@@ -41,7 +44,7 @@ def _auto_refresh():
     if not st.toggle("Auto-refresh while a sweep runs", key="auto_refresh"):
         return
     try:
-        marker = tuple(query("ingest_marker", st.session_state["db_path"]).iloc[0])
+        marker = tuple(warehouse().ingest_marker().iloc[0])
     except (NoWarehouse, WarehouseBusy, CorruptWarehouse):
         return
     if st.session_state.get("ingest_marker", marker) != marker:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from settings import OUTPUT_DIR, path
 
-from pages._shared import db_path, guarded, query, sweep_runs
+from pages._shared import guarded, sweep_runs, warehouse
 from warehouse import analysis, explain, invariance
 
 
@@ -32,7 +32,7 @@ def render():
     runs = sweep_runs()
     if runs is None:
         return
-    jobs = query("jobs_with_images", db_path(), list(runs.run_id))
+    jobs = warehouse().jobs_with_images(list(runs.run_id))
     if jobs.empty:
         st.info("No images kept in this sweep (`--save-images none`).")
         return
@@ -49,7 +49,7 @@ def render():
         st.caption("Inpainting: each image with the mask it was inpainted with (white = repainted).")
     refused = []
     cols = st.columns(6)
-    for n, img in enumerate(query("images", db_path(), job_id).itertuples()):
+    for n, img in enumerate(warehouse().images(job_id).itertuples()):
         with cols[n % 6]:
             for path, caption in [(img.path, f"#{img.index} · seed {img.seed}"), (img.mask_path, "mask")]:
                 if isinstance(path, str) and path:
@@ -57,7 +57,7 @@ def render():
                         refused.append(path)
             st.caption(img.prompt)
     # The same seeds elsewhere: each kept image beside the kept picture it was compared with.
-    pairs = invariance.pairs(query("image_checks", db_path(), list(runs.run_id)), job_id)
+    pairs = invariance.pairs(warehouse().image_checks(list(runs.run_id)), job_id)
     if not pairs.empty:
         st.subheader("The same seed at batch 1 and in the other modes")
         for pair in pairs.itertuples():

@@ -7,7 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages._shared import db_path, guarded, query, sweep_chosen, sweep_id
+from pages._shared import guarded, sweep_chosen, sweep_id, warehouse
 from warehouse import explain, load
 
 
@@ -15,7 +15,7 @@ def render():
     st.title("Many requests at once")
     if not sweep_chosen():  # no sweep, or the warehouse cannot be read: already said
         return
-    levels = query("load_levels", db_path(), sweep_id())
+    levels = warehouse().load_levels(sweep_id())
     if levels.empty:
         st.info(explain.NO_LOAD)
         return
@@ -53,7 +53,7 @@ def render():
     said = explain.load_capacity(load.capacity_at(levels, objective))
     if said:
         st.markdown(said)
-    goodput = query("load_goodput", db_path(), sweep_id(), float(objective))
+    goodput = warehouse().load_goodput(sweep_id(), float(objective))
     poisson = goodput[goodput.arrival == "poisson"]
     if not poisson.empty:
         st.subheader("Goodput against offered load")
@@ -135,7 +135,7 @@ def _request_latencies(levels: pd.DataFrame) -> None:
     """The latency of every request of one load, per policy."""
     groups = load.load_groups(levels)
     chosen = st.selectbox("Requests of the load", list(groups), key="load_requests")
-    rows = query("load_requests", db_path(), groups[chosen])
+    rows = warehouse().load_requests(groups[chosen])
     rows = load.with_setup(rows[rows.status == "ok"])
     if rows.empty:
         return

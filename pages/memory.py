@@ -5,7 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages._shared import db_path, guarded, query, sweep_runs
+from pages._shared import guarded, sweep_runs, warehouse
 from warehouse import analysis, explain, memory
 
 
@@ -15,8 +15,8 @@ def render():
     if runs is None:
         return
     run_ids = list(runs.run_id)
-    peaks = query("memory_by_phase", db_path(), run_ids)
-    fits = {m.label: m for m in analysis.memory_fits(query("memory_by_batch", db_path(), run_ids))}
+    peaks = warehouse().memory_by_phase(run_ids)
+    fits = {m.label: m for m in analysis.memory_fits(warehouse().memory_by_batch(run_ids))}
     if peaks.empty:
         st.info("No peak memory per phase in this sweep (it was recorded from schema migration 7 on).")
         return

@@ -3,7 +3,7 @@
 import altair as alt
 import streamlit as st
 
-from pages._shared import db_path, guarded, paper, paper_href, query, sweep_runs
+from pages._shared import guarded, paper, paper_href, sweep_runs, warehouse
 from warehouse import analysis, explain
 
 
@@ -15,7 +15,7 @@ def render():
     run_ids = list(runs.run_id)
 
     # 1. Operator mix against batch size.
-    mix = query("op_mix", db_path(), run_ids)
+    mix = warehouse().op_mix(run_ids)
     st.subheader("UNet time by operator category")
     if mix.empty:
         st.info("No profiled jobs in this sweep: run a sweep with `--profile-ops`.")
@@ -35,7 +35,7 @@ def render():
             st.markdown(conv)
 
     # 2. Achieved FLOP/s as a share of the datasheet peak and of the ceiling measured on the run's device.
-    tp = query("throughput", db_path(), run_ids)
+    tp = warehouse().throughput(run_ids)
     st.subheader("Achieved FLOP/s against batch size")
     if tp.achieved_flops_per_s.isna().all():
         st.info("No FLOP counts in this sweep.")

@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages._shared import cost_models, db_path, guarded, paper, query, sweep_runs
+from pages._shared import cost_models, guarded, paper, sweep_runs, warehouse
 from warehouse import analysis, answer, contention, explain, invariance, replicas
 from warehouse.explain import answer as said_answer
 from warehouse.explain import workers as said_workers
@@ -17,14 +17,14 @@ def render():
         return
     runs = runs.sort_values(["height", "width", "mode", "cfg"])
     run_ids = list(runs.run_id)
-    tp = query("throughput", db_path(), run_ids)
-    costs, models, phase_models = cost_models(db_path(), tuple(run_ids))
+    tp = warehouse().throughput(run_ids)
+    costs, models, phase_models = cost_models(tuple(run_ids))
     intervals = analysis.batch_intervals(costs)
     scaled = {run.run_id: analysis.scaling(tp[tp.run_id == run.run_id], costs[costs.run_id == run.run_id])
               for run in runs.itertuples()}
-    roof = query("roofline", db_path(), run_ids)
+    roof = warehouse().roofline(run_ids)
     ends = analysis.roofline_ends(roof, costs)
-    found = invariance.invariance(query("image_checks", db_path(), run_ids))
+    found = invariance.invariance(warehouse().image_checks(run_ids))
     speed = {run_id: answer.speedup(s) for run_id, s in scaled.items() if s is not None}
     main = answer.answer(runs, scaled, models, ends, found)
     st.title(said_answer.title(main.verdict if main is not None else None))
@@ -42,7 +42,7 @@ def render():
         st.altair_chart(_answer_chart(intervals, runs), width="stretch")
 
     # 2. Every run in one row; how sure, said once when the runs agree.
-    samples = query("run_samples", db_path(), run_ids)
+    samples = warehouse().run_samples(run_ids)
     sure, rows = {}, []
     for run in runs.itertuples():
         busy = contention.flags(contention.contention(samples[samples.run_id == run.run_id],
@@ -90,7 +90,7 @@ def render():
     # 4. Where the time goes in one job, and against the least time the device could take.
     first = runs.set_index("run_id").loc[main.run_id if main is not None else run_ids[0]]
     with st.expander("Input → model → output: where one job's time goes"):
-        phases = query("phase_breakdown", db_path(), [str(first.name)])
+        phases = warehouse().phase_breakdown([str(first.name)])
         st.graphviz_chart(_workflow(first, phases))
         undrawn = {p: analysis.phase_share_ends(phases, p) for p in sorted(set(phases.phase) - set(DRAWN_PHASES))}
         st.caption(explain.phase_caption(int(first.height), int(first.width), str(first["mode"]), undrawn))
@@ -114,14 +114,14 @@ def render():
     # Where it ran: images/s by batch size per host and device, side by side, when the runs span more than one
     # (every worker of a replica sweep too, each level labelled by its workers).
     every = sweep_runs(every_worker=True)
-    side_by_side = replicas.places(query("throughput", db_path(), list(every.run_id)))
+    side_by_side = replicas.places(warehouse().throughput(list(every.run_id)))
     if side_by_side is not None:
         st.header("By host and device")
         st.dataframe(side_by_side, hide_index=True, width="stretch")
         st.caption(said_workers.places_caption())
 
     st.header("The effects your data shows")
-    notes = explain.effects(analysis.effects(runs, tp, models, costs, mix=query("op_mix", db_path(), run_ids),
+    notes = explain.effects(analysis.effects(runs, tp, models, costs, mix=warehouse().op_mix(run_ids),
                                              roof=roof), cite=paper)
     for note in notes:
         st.markdown("- " + note)

@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from pages._shared import db_path, guarded, query
+from pages._shared import guarded, warehouse
 
 
 def render():
     st.title("Papers behind the effects")
     st.caption("From warehouse/papers.toml, loaded into the `papers` table so SQL can join it.")
-    for p in query("papers", db_path()).itertuples():
+    for p in warehouse().papers().itertuples():
         st.subheader(p.title, anchor=p.key)
         links = [f"[paper]({p.url})"] if p.url else []
         if p.arxiv:

@@ -4,8 +4,8 @@ import os
 
 import streamlit as st
 
-from pages._shared import db_path, guarded, query
-from warehouse import queries
+from pages._shared import guarded, warehouse
+from warehouse import queries, sandbox
 from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy
 
 MAX_ROWS = 1000
@@ -21,10 +21,10 @@ def render():
     sql = st.text_area("Query", value=queries.EXAMPLE_QUERIES[example], height=140)
     if sql.strip():
         try:
-            result = queries.run_sql(db_path(), sql, MAX_ROWS, TIME_LIMIT_S)
-        except queries.QueryTimeout as exc:
+            result = warehouse().run_sql(sql, MAX_ROWS, TIME_LIMIT_S)
+        except sandbox.QueryTimeout as exc:
             st.error(f"Stopped: {exc}. Narrow it down (a WHERE clause, a LIMIT) and try again.")
-        except queries.SqlRefused as exc:
+        except sandbox.SqlRefused as exc:
             st.error(str(exc))
         except (NoWarehouse, WarehouseBusy, CorruptWarehouse):
             raise  # the warehouse itself, not the person's SQL: guarded() shows it
@@ -34,7 +34,7 @@ def render():
             st.dataframe(result.frame, hide_index=True, width="stretch")
             st.caption(f"showing the first {MAX_ROWS} rows" if result.truncated else f"{len(result.frame)} rows")
     st.subheader("Tables and views")
-    st.dataframe(query("schema_objects", db_path()), hide_index=True, width="stretch")
+    st.dataframe(warehouse().schema_objects(), hide_index=True, width="stretch")
 
 
 guarded(render)

@@ -3,7 +3,7 @@
 import altair as alt
 import streamlit as st
 
-from pages._shared import db_path, guarded, paper, query, sweep_runs
+from pages._shared import guarded, paper, sweep_runs, warehouse
 from warehouse import explain
 
 
@@ -15,7 +15,7 @@ def render():
     run_ids = list(runs.run_id)
 
     # 1. Per-step time against step index, per batch size.
-    steps = query("step_profile", db_path(), run_ids)
+    steps = warehouse().step_profile(run_ids)
     st.subheader("Median time per denoising step")
     if steps.empty:
         st.info("No measured steps in this sweep.")
@@ -29,7 +29,7 @@ def render():
             width="content")
 
     # 2. Phases: where the job's time goes, stacked, per batch size.
-    phases = query("phase_breakdown", db_path(), run_ids)
+    phases = warehouse().phase_breakdown(run_ids)
     st.subheader("Where the time goes")
     if not phases.empty:
         st.altair_chart(alt.Chart(phases).mark_bar().encode(
@@ -42,7 +42,7 @@ def render():
 
     # 3. Stream mode: a request's latency from entering the stream to leaving it.
     st.subheader("Stream Batch: each request's latency")
-    latency = query("stream_latency", db_path(), run_ids)
+    latency = warehouse().stream_latency(run_ids)
     if latency.empty:
         st.caption("No stream-mode run in this sweep: run a sweep with `--mode stream`.")
     else:

@@ -3,7 +3,7 @@
 import altair as alt
 import streamlit as st
 
-from pages._shared import db_path, guarded, query, sweep_runs
+from pages._shared import guarded, sweep_runs, warehouse
 
 
 def render():
@@ -13,8 +13,8 @@ def render():
         return
     labels = dict(zip(runs.label, runs.run_id))
     run_id = labels[st.selectbox("Run", list(labels))]
-    samples = query("telemetry", db_path(), run_id)
-    marks = query("job_marks", db_path(), run_id)
+    samples = warehouse().telemetry(run_id)
+    marks = warehouse().job_marks(run_id)
 
     # 1. Over time, one panel per measure, job starts as rules.
     if samples.empty:

@@ -5,14 +5,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages._shared import cost_models, db_path, guarded, query, sweep_id
+from pages._shared import cost_models, guarded, sweep_id, warehouse
 from warehouse import analysis, explain, replicas
 from warehouse.explain import workers as said_workers
 
 
 def render():
     st.title("Throughput")
-    all_runs = query("runs", db_path(), None)
+    all_runs = warehouse().runs()
     if all_runs.empty:
         st.info("No runs yet: run `python -m generator sweep`, then `python -m collector ingest`.")
         return
@@ -25,8 +25,8 @@ def render():
     if not run_ids:
         st.info("Choose at least one run.")
         return
-    tp = query("throughput", db_path(), run_ids)
-    costs, models, _ = cost_models(db_path(), tuple(run_ids))
+    tp = warehouse().throughput(run_ids)
+    costs, models, _ = cost_models(tuple(run_ids))
     tp = _with_intervals(tp, analysis.batch_intervals(costs)).assign(
         cfg=tp.cfg.fillna(False).map({True: "CFG on", False: "CFG off"}),
         size=tp.height.astype(str) + "x" + tp.width.astype(str))
@@ -80,10 +80,10 @@ def render():
 
 def _workers_section():
     """Bigger batch or more workers: only for a sweep with replica runs (python -m generator sweep --replicas)."""
-    rows = query("replica_throughput", db_path(), sweep_id())
+    rows = warehouse().replica_throughput(sweep_id())
     if rows.empty:
         return
-    points = replicas.ways(rows, query("replica_jobs", db_path(), sweep_id()))
+    points = replicas.ways(rows, warehouse().replica_jobs(sweep_id()))
     st.subheader("Bigger batch or more workers")
     if not points.empty:
         st.altair_chart(_ways_chart(points), width="stretch")

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import stats
 from warehouse import costmodel, db, explain, queries
+from warehouse.queries import Warehouse
 from warehouse.explain import answer as said_answer
 
 from .conftest import ROOT, sql_rows as _sql
@@ -156,7 +157,7 @@ def test_operators_page_quotes_the_conv_share_of_the_warehouse(rich, monkeypatch
 def test_steps_page_shows_stream_latency(rich, monkeypatch):
     db_path, out = rich
     at = _app(monkeypatch, db_path, out, "steps")
-    latency = queries.stream_latency(db_path, [r[0] for r in _sql(db_path, "SELECT run_id FROM runs")])
+    latency = Warehouse(db_path).stream_latency([r[0] for r in _sql(db_path, "SELECT run_id FROM runs")])
     # 4 requests at batch 4, each through 3 steps: entered one call apart.
     assert sorted(latency[latency.batch_size == 4].request) == [0, 1, 2, 3]
     assert (latency.latency_s > 0).all()
@@ -173,10 +174,10 @@ def _pairs(db_path: str, job_label: str):
     """The gallery's pairs for the job the page chose (by its label: run label · batch B)."""
     from warehouse import invariance, queries
 
-    jobs = queries.jobs_with_images(db_path, list(queries.runs(db_path).run_id))
+    jobs = Warehouse(db_path).jobs_with_images(list(Warehouse(db_path).runs().run_id))
     label, batch = job_label.rsplit(" · batch ", 1)
     job = jobs[(jobs.label == label) & (jobs.batch_size == int(batch))].job_id.iloc[0]
-    return invariance.pairs(queries.image_checks(db_path, list(jobs.run_id.unique())), job)
+    return invariance.pairs(Warehouse(db_path).image_checks(list(jobs.run_id.unique())), job)
 
 
 def test_gallery_shows_the_job_images_and_refuses_paths_outside_the_output_folder(rich, monkeypatch, tmp_path):

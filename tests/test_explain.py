@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 import stats
-from warehouse import analysis, contention, costmodel, db, explain, queries
+from warehouse import analysis, contention, costmodel, db, explain
+from warehouse.queries import Warehouse
 
 from .test_analysis import HandMade, spread
 
@@ -199,8 +200,8 @@ def test_roofline_share_intervals_come_from_the_jobs_denoising_times(wh):
         con.execute("UPDATE runs SET sweep_id = 'ranges', ceiling_matmul_flops = 1e9, ceiling_conv_flops = 0, "
                     "ceiling_copy_bytes_per_s = 1e12, unet_weight_bytes = 0 WHERE run_id = ?", [run_id])
         con.execute("UPDATE jobs SET unet_flops_total = 5e7 * batch_size, unet_calls = 1 WHERE run_id = ?", [run_id])
-    costs = queries.job_costs(wh.path, [run_id])
-    (end,) = analysis.roofline_ends(queries.roofline(wh.path, [run_id]), costs)
+    costs = Warehouse(wh.path).job_costs([run_id])
+    (end,) = analysis.roofline_ends(Warehouse(wh.path).roofline([run_id]), costs)
     for share, (low, high), floor, batch in ((end.low_share, end.low_range, 0.05, 1),
                                              (end.high_share, end.high_range, 0.4, 8)):
         d = stats.median_interval(costs[costs.batch_size == batch].denoise_s)
@@ -208,7 +209,7 @@ def test_roofline_share_intervals_come_from_the_jobs_denoising_times(wh):
         assert (low, high) == (pytest.approx(1 - floor / d_low), pytest.approx(1 - floor / d_high))
         assert low <= share <= high
     assert end.change == "less" and "left less of the device idle" in explain.roofline(end)
-    (bare,) = analysis.roofline_ends(queries.roofline(wh.path, [run_id]))
+    (bare,) = analysis.roofline_ends(Warehouse(wh.path).roofline([run_id]))
     assert bare.low_range is None and bare.change is None
 
 
@@ -216,7 +217,7 @@ def test_roofline_share_intervals_come_from_the_jobs_denoising_times(wh):
 
 def test_what_you_measured_quotes_the_sweep(wh):
     a, b = wh.run({1: 1.0, 2: 1.5}, height=64), wh.run({4: 1.0}, height=128, mode="stream", cfg=True)
-    runs = queries.runs(wh.path)
+    runs = Warehouse(wh.path).runs()
     text = explain.what_you_measured(analysis.sweep_summary(runs[runs.run_id.isin([a, b])], wh.throughput(a, b)))
     assert text == ("Batched latent-diffusion **txt2img** generation with `embedded-tiny-ldm-txt2img` (2.5 M "
                     "parameters) on **cpu** (float32): 2 runs at 64x64, 128x128 px, modes static, stream, "
@@ -245,7 +246,7 @@ def test_the_preset_note_appears_only_for_a_preset_and_says_real_shapes_only_of_
 
 def test_phase_label_and_caption_quote_the_views_shares_and_every_phase_not_drawn(wh):
     run_id = wh.run({1: 1.0, 4: 2.0}, phases={"prepare": 0.05, "denoise": 0.75, "decode": 0.1, "postprocess": 0.03})
-    rows = queries.phase_breakdown(wh.path, [run_id])
+    rows = Warehouse(wh.path).phase_breakdown([run_id])
     assert explain.phase_label(analysis.phase_share_ends(rows, "denoise")) == "75% at batch 1, 75% at batch 4"
     assert explain.phase_label(analysis.phase_share_ends(rows, "encode_prompt")) == ""
     undrawn = {p: analysis.phase_share_ends(rows, p) for p in ("postprocess", "prepare")}
@@ -259,9 +260,9 @@ def test_phase_label_and_caption_quote_the_views_shares_and_every_phase_not_draw
 
 
 def _effects(wh, *run_ids):
-    runs = queries.runs(wh.path)
+    runs = Warehouse(wh.path).runs()
     runs = runs[runs.run_id.isin(run_ids)]
-    costs = queries.job_costs(wh.path, list(run_ids))
+    costs = Warehouse(wh.path).job_costs(list(run_ids))
     return explain.effects(analysis.effects(runs, wh.throughput(*run_ids), analysis.run_models(costs), costs), cite)
 
 
@@ -292,12 +293,12 @@ def test_the_fixed_cost_is_explained_only_by_the_parts_the_data_measured(wh):
         con.execute("UPDATE runs SET sweep_id = 'parts', ceiling_matmul_flops = 1e12, ceiling_conv_flops = 0, "
                     "ceiling_copy_bytes_per_s = 1e9, unet_weight_bytes = 1e6 WHERE run_id = ?", [flat])
         con.execute("UPDATE jobs SET unet_flops_total = 1e6, unet_calls = 10 WHERE run_id = ?", [flat])
-    runs = queries.runs(wh.path)
+    runs = Warehouse(wh.path).runs()
     runs = runs[runs.run_id == flat]
-    costs = queries.job_costs(wh.path, [flat])
-    roof = queries.roofline(wh.path, [flat])
+    costs = Warehouse(wh.path).job_costs([flat])
+    roof = Warehouse(wh.path).roofline([flat])
     found = analysis.effects(runs, wh.throughput(flat), analysis.run_models(costs), costs,
-                             mix=queries.op_mix(wh.path, [flat]), roof=roof)
+                             mix=Warehouse(wh.path).op_mix([flat]), roof=roof)
     weight = 0.01 / roof[roof.batch_size == 1].denoise_s.iloc[0]
     assert found.shared[0].overhead == (1, pytest.approx(0.6))
     assert found.shared[0].weight_read == (1, pytest.approx(weight))
@@ -396,16 +397,16 @@ def test_conv_share_quotes_the_range_and_the_reported_share_only_with_conv_rows(
     run_id = wh.run({1: 1.0, 2: 1.0})
     wh.ops(run_id, 1, {"conv": 1.0, "attention": 3.0})
     wh.ops(run_id, 2, {"conv": 3.0, "attention": 1.0})
-    text = explain.conv_share(analysis.conv_share(queries.op_mix(wh.path, [run_id])), cite)
+    text = explain.conv_share(analysis.conv_share(Warehouse(wh.path).op_mix([run_id])), cite)
     assert text.startswith("Convolution took 25%–75% of UNet time here; <beyond-llms> reports up to 44%")
-    assert explain.conv_share(analysis.conv_share(queries.op_mix(wh.path, ["no-such-run"])), cite) is None
+    assert explain.conv_share(analysis.conv_share(Warehouse(wh.path).op_mix(["no-such-run"])), cite) is None
     assert "44%" in explain.conv_rule_tooltip()
 
 
 def test_memory_fit_names_the_failure_only_when_a_batch_failed(wh):
     ok, oom = wh.run({1: 1.0, 2: 1.0}), wh.run({1: 1.0, 2: 1.0}, failed={8: "oom", 4: "error"})
     text = {f.label[-9:-1]: explain.memory_fit(f)
-            for f in analysis.memory_fits(queries.memory_by_batch(wh.path, [ok, oom]))}
+            for f in analysis.memory_fits(Warehouse(wh.path).memory_by_batch([ok, oom]))}
     assert text[ok].endswith(f"({ok})**, measured: largest batch that fitted: 2.") and "failed" not in text[ok]
     assert text[oom].endswith(": largest batch that fitted: 2; batch 4 failed (error).")
     assert explain.memory_fit(analysis.MemoryFit("r", None, 1, "oom")) == (
@@ -442,20 +443,20 @@ SHAKY = {1: [1.0, 1.5, 0.7, 1.0, 1.2, 0.9], 8: [2.0, 3.0, 1.5, 2.0, 2.4, 1.8]}
 
 def test_the_headline_quotes_its_interval_and_says_when_it_is_uncertain(wh):
     steady = wh.run(STEADY)
-    s = analysis.scaling(wh.throughput(steady), queries.job_costs(wh.path, [steady]))
+    s = analysis.scaling(wh.throughput(steady), Warehouse(wh.path).job_costs([steady]))
     text = explain.scaling(s)
     # 6 jobs a side: [min(top) / max(base), max(top) / min(base)].
     assert text == (f"Batch 8 took 2.0x [{1.98 / 1.01:.1f}–{2.02 / 0.99:.1f}] as long as batch 1: 4.0x the images per "
                     "second.") and not s.uncertain
     shaky = wh.run(SHAKY)
-    text = explain.scaling(analysis.scaling(wh.throughput(shaky), queries.job_costs(wh.path, [shaky])))
+    text = explain.scaling(analysis.scaling(wh.throughput(shaky), Warehouse(wh.path).job_costs([shaky])))
     assert text.endswith("_(Uncertain: the interval is wider than ±5%.)_")
 
 
 def test_the_headline_says_when_its_repeats_are_too_few_for_an_interval(wh):
     """3 jobs a batch size (the demo's first part): the old bootstrap printed [min, max] and called it 95%."""
     few = wh.run({1: [1.0, 1.01, 0.99], 8: [2.0, 2.02, 1.98]})
-    s = analysis.scaling(wh.throughput(few), queries.job_costs(wh.path, [few]))
+    s = analysis.scaling(wh.throughput(few), Warehouse(wh.path).job_costs([few]))
     assert s.too_few and s.uncertain and s.jobs == 3
     text = explain.scaling(s)
     assert text == ("Batch 8 took 2.0x as long as batch 1: 4.0x the images per second. _(Uncertain: 3 repeats: too "
@@ -465,12 +466,12 @@ def test_the_headline_says_when_its_repeats_are_too_few_for_an_interval(wh):
 
 def test_the_trust_line_names_the_widest_interval_and_what_to_do_only_when_it_is_wide(wh):
     steady = wh.run(STEADY)
-    rows = analysis.batch_intervals(queries.job_costs(wh.path, [steady]))
+    rows = analysis.batch_intervals(Warehouse(wh.path).job_costs([steady]))
     quiet = explain.trust(analysis.trust("r", rows, {"rounds": 6, "stop_reason": "repeats: 6 rounds as asked"}))
     assert quiet == ("**How sure**: 6 measured jobs per batch size in 6 rounds, stopped by repeats: 6 rounds as "
                      f"asked; the widest 95% interval of a median is ±{0.02 / 2 / 1.0:.1%} (batch 1).")
     shaky = wh.run({1: SHAKY[1], 8: STEADY[8]})
-    rows = analysis.batch_intervals(queries.job_costs(wh.path, [shaky]))
+    rows = analysis.batch_intervals(Warehouse(wh.path).job_costs([shaky]))
     t = analysis.trust("r", rows, {})
     assert t.widest_batch == 1 and t.widest > analysis.UNCERTAIN
     loud = explain.trust(t)
@@ -481,7 +482,7 @@ def test_the_trust_line_names_the_widest_interval_and_what_to_do_only_when_it_is
 
 def test_the_trust_line_says_too_few_repeats_instead_of_an_interval(wh):
     few = wh.run({1: [1.0, 1.01, 0.99], 8: [2.0, 2.02, 1.98]})
-    rows = analysis.batch_intervals(queries.job_costs(wh.path, [few]))
+    rows = analysis.batch_intervals(Warehouse(wh.path).job_costs([few]))
     text = explain.trust(analysis.trust("r", rows, {"rounds": 3, "stop_reason": "repeats: 3 rounds as asked"}))
     assert text == ("**How sure**: 3 measured jobs per batch size in 3 rounds, stopped by repeats: 3 rounds as asked; "
                     "3 repeats: too few for a 95% interval (6 needed): no figure of this run is sure. To be surer: "
@@ -489,7 +490,7 @@ def test_the_trust_line_says_too_few_repeats_instead_of_an_interval(wh):
     assert "±" not in text
     # One batch size with enough jobs, one without: the widest of those that have one, and the other named.
     mixed = wh.run({1: STEADY[1], 8: [2.0, 2.02, 1.98]})
-    rows = analysis.batch_intervals(queries.job_costs(wh.path, [mixed]))
+    rows = analysis.batch_intervals(Warehouse(wh.path).job_costs([mixed]))
     text = explain.trust(analysis.trust("r", rows, {}))
     assert text == ("**How sure**: 3 measured jobs per batch size; the widest 95% interval of a median is "
                     f"±{0.02 / 2:.1%} (batch 1); at batch 8, too few repeats for a 95% interval (6 needed): uncertain "
@@ -507,10 +508,10 @@ def test_a_table_cell_without_an_interval_says_why_once():
 
 def _trust_of(wh, run_id: str) -> str:
     """The Overview's trust line of a hand-made run, through the same queries and functions the page uses."""
-    run = queries.runs(wh.path).set_index("run_id").loc[run_id].to_dict()
-    samples = queries.run_samples(wh.path, [run_id])
+    run = Warehouse(wh.path).runs().set_index("run_id").loc[run_id].to_dict()
+    samples = Warehouse(wh.path).run_samples([run_id])
     flags = contention.flags(contention.contention(samples, cores=analysis.cores(run)))
-    rows = analysis.batch_intervals(queries.job_costs(wh.path, [run_id]))
+    rows = analysis.batch_intervals(Warehouse(wh.path).job_costs([run_id]))
     return explain.trust(analysis.trust(run_id, rows, run, flags))
 
 
@@ -523,7 +524,7 @@ def test_a_sample_of_other_processes_beyond_every_cpu_is_left_out(wh):
         for i, other in enumerate((1156.0, 6.0, 4.0, 5.0)):
             con.execute("INSERT INTO samples (run_id, t, cpu_util, other_cpu_util, schema_version) "
                         "VALUES (?, ?, 150, ?, 1)", [run_id, 1000.0 + i / 10, other])
-    samples = queries.run_samples(wh.path, [run_id])
+    samples = Warehouse(wh.path).run_samples([run_id])
     assert samples.other_cpu_util.isna().tolist() == [True, False, False, False]
     assert contention.contention(samples, cores=2).other_cpu_cores == pytest.approx(0.05)
     assert "Other processes" not in _trust_of(wh, run_id)   # with the bad sample: 146% of the machine

@@ -13,6 +13,7 @@ from generator.router import ROUND_ROBIN, Served, level_records, round_robin
 from generator.scheduler import Done, LinearCost, Policy, Request, simulate
 from warehouse import explain
 from warehouse import load as wload
+from warehouse.queries import Warehouse
 
 COST = LinearCost(job_fixed_s=1.0, job_marginal_s=0.25, step_fixed_s=0.1, step_marginal_s=0.05)
 
@@ -341,12 +342,10 @@ def test_a_server_killed_mid_level_leaves_its_unfinished_requests_as_errors_and_
 def test_the_comparison_and_its_sentences_on_the_real_run(ray_run, monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
 
-    from warehouse import queries
-
     from .conftest import ROOT
 
     db_path, sweep, _ = ray_run
-    levels = queries.load_levels(db_path, sweep)
+    levels = Warehouse(db_path).load_levels(sweep)
     assert set(levels.servers) == {1, 2}
     pairs = wload.servers_versus(levels)
     # Both Poisson loads, batch on one server against fifo on two, each figure the view's.

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from collector.ingest import DONE, CollectorConfig, ingest_pending
 from spool import SpoolWriter, record
 from warehouse import explain, load, queries
+from warehouse.queries import Warehouse
 
 from .conftest import ROOT, sql_rows as _sql
 
@@ -140,7 +141,7 @@ def _counts(db_path) -> dict[str, int]:
 
 def test_the_view_measures_each_level_as_numpy_does(load_run):
     db_path, levels = load_run
-    view = queries.load_levels(db_path, SWEEP).set_index("level_id")
+    view = Warehouse(db_path).load_levels(SWEEP).set_index("level_id")
     assert set(view.index) == set(levels)
     for level_id, rows in levels.items():
         ok = [r for r in rows if r["kind"] == "request" and r["status"] == "ok"]
@@ -164,16 +165,16 @@ def test_the_view_measures_each_level_as_numpy_does(load_run):
 
 def test_the_queries_order_levels_and_count_goodput_as_numpy_does(load_run):
     db_path, levels = load_run
-    view = queries.load_levels(db_path, SWEEP)
+    view = Warehouse(db_path).load_levels(SWEEP)
     keys = list(zip(view.policy, view.arrival, view.offered_rps.fillna(np.inf), view.clients.fillna(0)))
     assert keys == sorted(keys) and list(view.policy.unique()) == ["batch", "fifo", "stream"]
-    assert queries.load_levels(db_path, "another-sweep").empty
+    assert Warehouse(db_path).load_levels("another-sweep").empty
     # The requests of two levels, with their level's policy.
-    rows = queries.load_requests(db_path, ["level-fifo-p2", "level-batch-b4"])
+    rows = Warehouse(db_path).load_requests(["level-fifo-p2", "level-batch-b4"])
     assert len(rows) == N + 2 + 4 and set(rows.policy) == {"fifo", "batch"}
     # Goodput: the ok requests within the objective per second of the level; their share of all its requests.
     objective = 2.0
-    goodput = queries.load_goodput(db_path, SWEEP, objective).set_index("level_id")
+    goodput = Warehouse(db_path).load_goodput(SWEEP, objective).set_index("level_id")
     for level_id, recs in levels.items():
         reqs = [r for r in recs if r["kind"] == "request"]
         ok = [r for r in reqs if r["status"] == "ok"]
@@ -184,7 +185,7 @@ def test_the_queries_order_levels_and_count_goodput_as_numpy_does(load_run):
         assert got.goodput_rps == pytest.approx(within / span)
     # fifo at 1.5x: latencies 2 ... 6 s, only the first (2 s exactly) within 2 s; two failed requests miss it.
     assert goodput.loc["level-fifo-p2"].within == 1 and goodput.loc["level-fifo-p2"].share_within == pytest.approx(1 / 22)
-    assert queries.run_sql(db_path, queries.EXAMPLE_QUERIES["Latency under load"]).frame.shape[0] == len(levels)
+    assert Warehouse(db_path).run_sql(queries.EXAMPLE_QUERIES["Latency under load"]).frame.shape[0] == len(levels)
 
 
 # -- exactly once ---------------------------------------------------------------------------------------------
@@ -224,7 +225,7 @@ def test_load_files_are_ingested_exactly_once_by_either_path(tmp_path, load_run)
 
 def test_the_analysis_of_the_ingested_run(load_run):
     db_path, _ = load_run
-    levels = queries.load_levels(db_path, SWEEP)
+    levels = Warehouse(db_path).load_levels(SWEEP)
     # Twice the median p50 at the lowest load (batch 0.6, fifo 1.0, stream 1.5 s).
     assert load.default_objective(levels) == 2.0
     caps = load.capacity_at(levels, 2.0)
@@ -350,7 +351,7 @@ def test_the_load_page_shows_the_burst_capacity_and_prediction(load_run, monkeyp
     db_path, _ = load_run
     at = _page(monkeypatch, db_path, tmp_path)
     assert at.title[0].value == "Many requests at once"
-    levels = queries.load_levels(db_path, SWEEP)
+    levels = Warehouse(db_path).load_levels(SWEEP)
     shown = _markdown(at)
     assert shown[0] == explain.load_burst(load.burst(levels))
     assert explain.load_prediction(load.prediction_gaps(levels)) in shown
@@ -395,10 +396,10 @@ def test_a_load_run_on_its_own_is_a_sweep_the_load_page_shows(tmp_path, monkeypa
         f.unlink()
     db_path = str(tmp_path / "w.duckdb")
     ingest_pending(CollectorConfig(spool=str(spool), db=db_path))
-    sweeps = queries.sweeps(db_path)
+    sweeps = Warehouse(db_path).sweeps()
     assert list(zip(sweeps.sweep_id, sweeps.runs, sweeps.tasks)) == [(SWEEP, 0, "load")]
     at = _page(monkeypatch, db_path, tmp_path)
-    assert _markdown(at)[0] == explain.load_burst(load.burst(queries.load_levels(db_path, SWEEP)))
+    assert _markdown(at)[0] == explain.load_burst(load.burst(Warehouse(db_path).load_levels(SWEEP)))
     at.switch_page("pages/overview.py").run()
     assert not at.exception and [i.value for i in at.info] == [_shared_load_only()]
 

@@ -20,6 +20,7 @@ the sandbox has it. Attaching the file from `:memory:` keeps the sandbox to itse
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .db import NoWarehouse, open_retrying
+from .db import no_warehouse, open_retrying
 
 CATALOG = "warehouse"  # the name the attached file goes by: warehouse.main.jobs
 MEMORY_LIMIT = "1GB"
@@ -114,8 +115,8 @@ def check_sql(sql: str) -> None:
 def connect(db_path: str, memory_limit: str = MEMORY_LIMIT, wait_s: float = 2.0):
     """A locked-down connection that sees the warehouse read-only and nothing else; closed on exit."""
     path = str(db_path)
-    if not Path(path).is_file():
-        raise NoWarehouse(f"no warehouse at {path!r} yet: run `python -m collector ingest` after a sweep")
+    if not Path(path).is_file() or not os.access(path, os.R_OK):
+        raise no_warehouse(path)
     # 1. A private in-memory instance, its extension, replacement-scan and spilling settings fixed at start.
     con = duckdb.connect(":memory:", config={**CONNECT_CONFIG, "memory_limit": memory_limit})
     try:
