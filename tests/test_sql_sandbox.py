@@ -7,6 +7,7 @@ at the warehouse itself; each test asserts the one-line refusal AND that the fol
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -236,18 +237,44 @@ def test_setting_functions_in_a_select_are_refused(wh, target):
 def test_a_python_variable_name_in_from_is_not_scanned(wh, monkeypatch):
     secret_frame = pd.DataFrame({"secret": [SECRET]})  # a local of a calling frame
     monkeypatch.setattr(sandbox, "secret_frame", secret_frame, raising=False)  # a global of run_sql's own frame
-    with pytest.raises(duckdb.CatalogException) as missing:
-        Warehouse(wh).run_sql("SELECT * FROM secret_frame")
-    assert "Table with name secret_frame does not exist" in str(missing.value)
-    assert SECRET not in str(missing.value)
+    for run in (Warehouse(wh).run_sql, lambda sql: sandbox.run_in_process(wh, sql)):  # its own process, and this one
+        with pytest.raises(duckdb.CatalogException) as missing:
+            run("SELECT * FROM secret_frame")
+        assert "Table with name secret_frame does not exist" in str(missing.value)
+        assert SECRET not in str(missing.value)
 
 
 def test_a_runaway_query_is_stopped_at_the_time_limit(wh):
     # 10^14 pairs: it cannot finish at any speed, so only the time limit ends it.
     sql = "SELECT count(*) FROM range(10_000_000) a, range(10_000_000) b WHERE a.range * b.range = 7"
-    with pytest.raises(sandbox.QueryTimeout, match=r"ran past the 0\.5 s limit and was stopped"):
+    with pytest.raises(sandbox.QueryTimeout, match=r"ran past the 0\.5 s limit and was stopped after"):
         Warehouse(wh).run_sql(sql, time_limit_s=0.5)
     assert len(Warehouse(wh).run_sql("SELECT * FROM papers").frame) > 0  # the next query runs
+
+
+@pytest.mark.parametrize("sql", [
+    # One 2 GB string: DuckDB sees an interrupt only between chunks, so only the kill at 1.5x the limit stops it.
+    "SELECT repeat('x', 2000000000)",
+    # A long string per row, over 10^8 rows.
+    "SELECT sum(length(repeat('x', 100000 + range))) FROM range(100000000)",
+    # 10^16 pairs.
+    "SELECT count(*) FROM range(100000000) a, range(100000000) b WHERE a.range * b.range = 7",
+], ids=["one huge string", "a long string per row", "a huge cross join"])
+def test_any_query_stops_within_twice_its_limit_and_the_caller_goes_on(wh, sql):
+    limit = 2.0
+    with pytest.raises(sandbox.QueryTimeout) as stopped:
+        Warehouse(wh).run_sql(sql, time_limit_s=limit)
+    said = re.fullmatch(r"the query ran past the 2 s limit and was stopped after ([0-9.]+) s", str(stopped.value))
+    assert said is not None, str(stopped.value)
+    assert float(said.group(1)) < 2 * limit  # the spec: it stops within twice its limit
+    assert Warehouse(wh).run_sql("SELECT count(*) AS n FROM papers").frame.n.iloc[0] > 0  # this process goes on
+
+
+def test_a_result_over_the_byte_cap_is_refused_with_its_size(wh):
+    with pytest.raises(sandbox.ResultTooLarge, match=r"the result holds 95 MiB, over the 64 MiB a page receives"):
+        Warehouse(wh).run_sql("SELECT repeat('x', 1000000) AS s FROM range(100)")
+    small = sandbox.run_sql(wh, "SELECT repeat('x', 1000) AS s FROM range(100)", max_bytes=2**20)
+    assert len(small.frame) == 100
 
 
 @pytest.mark.parametrize("sql, rows, truncated", [
