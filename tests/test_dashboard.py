@@ -46,6 +46,14 @@ def test_every_page_renders_on_an_empty_warehouse(page, tmp_path, monkeypatch):
         assert any("No runs yet" in i.value for i in at.info)
 
 
+def test_the_sidebar_shows_the_servers_warehouse_and_offers_no_other(tmp_path, monkeypatch):
+    with db.writer(tmp_path / "empty.duckdb"):
+        pass
+    at = _app(monkeypatch, str(tmp_path / "empty.duckdb"), str(tmp_path))
+    assert f"Warehouse: `{tmp_path / 'empty.duckdb'}`" in [c.value for c in at.sidebar.caption]
+    assert len(at.text_input) == 0  # no box to point the page at another file
+
+
 def test_overview_states_the_fit_of_the_warehouse_numbers(rich, monkeypatch):
     db_path, out = rich
     at = _app(monkeypatch, db_path, out)
