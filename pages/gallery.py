@@ -8,7 +8,8 @@ import streamlit as st
 from settings import OUTPUT_DIR, path
 
 from pages._shared import guarded, sweep_runs, warehouse
-from warehouse import analysis, explain, invariance
+from warehouse import analysis, invariance
+from warehouse.explain import measured, pictures
 
 
 def output_dir() -> Path:
@@ -36,7 +37,7 @@ def render():
     if jobs.empty:
         st.info("No images kept in this sweep (`--save-images none`).")
         return
-    note = explain.embedded_images_note(analysis.uses_embedded_model(runs.model_id)
+    note = measured.embedded_images_note(analysis.uses_embedded_model(runs.model_id)
                                         or analysis.uses_preset(runs.model_id))
     if note:
         st.caption(note)
@@ -71,7 +72,7 @@ def render():
                 if not _show(pair.ref_path, ref):
                     refused.append(pair.ref_path)
             with text:
-                st.markdown(explain.pair_caption(int(pair.max_abs_diff), pair.psnr_db, ref))
+                st.markdown(pictures.pair_caption(int(pair.max_abs_diff), pair.psnr_db, ref))
     refused = list(dict.fromkeys(refused))  # a path refused in the grid and again in a pair is one path
     if refused:
         st.warning(f"{len(refused)} image path(s) lie outside the output folder {output_dir()} and were not shown: "

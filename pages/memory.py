@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from pages._shared import guarded, sweep_runs, warehouse
-from warehouse import analysis, explain, memory
+from warehouse import analysis, memory
+from warehouse.explain import capacity
 
 
 def render():
@@ -32,15 +33,15 @@ def render():
     # 1. The limit on this device, and the measured out-of-memory point beside it.
     here = memory.limit(lines, run.device_memory_bytes) if pd.notna(run.device_memory_bytes) else None
     fit = fits.get(label)
-    said = explain.memory_limit(label, lines, here, run.device)
+    said = capacity.memory_limit(label, lines, here, run.device)
     if said:
         st.markdown(said)
     if fit is not None:
-        st.markdown(explain.memory_fit(fit))
+        st.markdown(capacity.memory_fit(fit))
 
     # 2. Peak memory per phase and batch size, with each phase's line.
     st.altair_chart(_chart(mine, lines), width="stretch")
-    st.caption(explain.memory_caption(run.device))
+    st.caption(capacity.memory_caption(run.device))
 
     # 3. The largest batch for this device and for common memory sizes.
     table = _limits_table(lines, run.device_memory_bytes if pd.notna(run.device_memory_bytes) else None)
@@ -55,10 +56,10 @@ def render():
     if twin is not None:
         other = memory.phase_lines(peaks[peaks.run_id == twin.run_id])
         off, on = (lines, other) if not run.vae_slicing else (other, lines)
-        capacity = run.device_memory_bytes if pd.notna(run.device_memory_bytes) else 24 * memory.GIB
+        device_bytes = run.device_memory_bytes if pd.notna(run.device_memory_bytes) else 24 * memory.GIB
         name = "this device" if pd.notna(run.device_memory_bytes) else "24 GiB"
-        said = explain.slicing_effect(off.get("decode"), on.get("decode"), memory.limit(off, capacity),
-                                      memory.limit(on, capacity), name)
+        said = capacity.slicing_effect(off.get("decode"), on.get("decode"), memory.limit(off, device_bytes),
+                                      memory.limit(on, device_bytes), name)
         if said:
             st.markdown(said)
 

@@ -4,7 +4,8 @@ import altair as alt
 import streamlit as st
 
 from pages._shared import guarded, paper, paper_href, sweep_runs, warehouse
-from warehouse import analysis, explain
+from warehouse import analysis
+from warehouse.explain import operators
 
 
 def render():
@@ -27,10 +28,10 @@ def render():
             tooltip=["label", "batch_size", "category", alt.Tooltip("share:Q", format=".1%"), "time_s"])
         rule = alt.Chart().mark_rule(color="black", strokeDash=[5, 3]).encode(
             y=alt.datum(analysis.CONV_SHARE_REPORTED), href=alt.value(paper_href("beyond-llms")),
-            tooltip=alt.value(explain.conv_rule_tooltip()))
+            tooltip=alt.value(operators.conv_rule_tooltip()))
         st.altair_chart(alt.layer(bars, rule, data=mix).properties(width=220).facet(
             column=alt.Column("label:N", title=None)), width="content")
-        conv = explain.conv_share(analysis.conv_share(mix), cite=paper)
+        conv = operators.conv_share(analysis.conv_share(mix), cite=paper)
         if conv:
             st.markdown(conv)
 
@@ -49,7 +50,7 @@ def render():
         color=alt.Color("label:N", title="run"), strokeDash=alt.StrokeDash("of:N", title="share of"),
         tooltip=["label", "batch_size", "of", alt.Tooltip("achieved_flops_per_s:Q", format=".3s"),
                  alt.Tooltip("share:Q", format=".2%")]), width="stretch")
-    st.caption(explain.flops_caption(runs.peak_flops_source.iloc[0]))
+    st.caption(operators.flops_caption(runs.peak_flops_source.iloc[0]))
 
 
 guarded(render)

@@ -4,7 +4,7 @@ import altair as alt
 import streamlit as st
 
 from pages._shared import guarded, paper, sweep_runs, warehouse
-from warehouse import explain
+from warehouse.explain import throughput
 
 
 def render():
@@ -46,7 +46,7 @@ def render():
     if latency.empty:
         st.caption("No stream-mode run in this sweep: run a sweep with `--mode stream`.")
     else:
-        st.caption(explain.stream_latency_caption(cite=paper))
+        st.caption(throughput.stream_latency_caption(cite=paper))
         st.altair_chart(alt.Chart(latency).mark_line(point=True).encode(
             x=alt.X("request:O", title="request (order of entry)"), y=alt.Y("latency_s:Q", title="latency (s)"),
             color=alt.Color("batch_size:O", title="batch"), tooltip=["batch_size", "request", "latency_s"]),

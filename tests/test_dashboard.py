@@ -12,7 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import stats
-from warehouse import costmodel, db, explain, queries
+from warehouse import costmodel, db, queries
+from warehouse.explain import effects, scaling
 from warehouse.queries import Warehouse
 from warehouse.explain import answer as said_answer
 
@@ -76,7 +77,7 @@ def test_overview_states_the_fit_of_the_warehouse_numbers(rich, monkeypatch):
         jobs = _sql(db_path, "SELECT batch_size, wall_s FROM measured_jobs WHERE run_id = ?", [run_id])
         jb, jt = np.array([r[0] for r in jobs], float), np.array([r[1] for r in jobs], float)
         model = costmodel.fit_cost(jb, jt)
-        assert explain.model(model) in text, mode
+        assert scaling.model(model) in text, mode
         if isinstance(model, costmodel.CostModel) and model.kind == "line":
             weights = 1 / np.array([np.median(jt[jb == b]) for b in jb])
             assert model.marginal_s.value == pytest.approx(np.polyfit(jb, jt, 1, w=weights)[0])
@@ -87,9 +88,9 @@ def test_overview_states_the_fit_of_the_warehouse_numbers(rich, monkeypatch):
     table = next(d.value for d in at.dataframe if list(d.value.columns) == said_answer.RUN_COLUMNS)
     assert len(table) == len(_sql(db_path, "SELECT run_id FROM runs"))
     # Each effect shown cites its paper; with none shown, the page says so.
-    effects = [m.value for m in at.markdown if m.value.startswith("- **")]
-    assert all("/papers#" in e for e in effects)
-    assert effects or explain.NO_EFFECTS in [c.value for c in at.caption]
+    notes = [m.value for m in at.markdown if m.value.startswith("- **")]
+    assert all("/papers#" in e for e in notes)
+    assert notes or effects.NO_EFFECTS in [c.value for c in at.caption]
 
 
 def test_throughput_table_is_the_view(rich, monkeypatch):

@@ -23,7 +23,7 @@ def invariance(inv: Invariance | None) -> str | None:
     w = inv.worst
     what = {
         "batching": ("**Did batching change the pictures?**",
-                     f"{inv.compared} images drawn at batch {_span(inv.batch_sizes, exclude=1)} against the same "
+                     f"{inv.compared} images drawn at batch {span(inv.batch_sizes, exclude=1)} against the same "
                      "seed at batch 1 of the same run"),
         "repeat": ("**Does batch 1 repeat itself?**",
                    f"{inv.compared} batch-1 images drawn again against their first drawing"),
@@ -56,7 +56,7 @@ def repeat_caveat(inv: dict) -> str | None:
             "differences of that size under batching may be this device's own variation, not the batch's.")
 
 
-def _span(sizes: tuple[int, ...], exclude: int | None = None) -> str:
+def span(sizes: tuple[int, ...], exclude: int | None = None) -> str:
     sizes = tuple(b for b in sizes if b != exclude) or sizes
     return str(sizes[0]) if len(sizes) == 1 else f"{min(sizes)}–{max(sizes)}"
 
