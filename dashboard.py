@@ -7,14 +7,15 @@ import time
 
 import streamlit as st
 
-from pages._shared import EMPTY_STATE, warehouse
+from pages._shared import warehouse
 from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy
+from warehouse.explain import states
 
 st.set_page_config(page_title="Why a batch barely slows down", layout="wide")
 
 # 1. The server's warehouse, shown, not editable.
 wh = warehouse()
-st.sidebar.caption(f"Warehouse: `{wh.path}`")
+st.sidebar.caption(states.warehouse_caption(wh.path))
 
 # 2. Sweep picker: the latest sweep unless another is chosen.
 # Widget keys are dropped on some reruns, so pages read a plain copy ("sweep_id").
@@ -26,7 +27,7 @@ except NoWarehouse:
 except CorruptWarehouse as exc:  # every page shows this line instead of its content
     sweeps, st.session_state["warehouse_error"] = None, str(exc)
 except WarehouseBusy:
-    st.warning("Warehouse busy, retrying: the collector is writing. This page reloads by itself.")
+    st.warning(states.BUSY)
     time.sleep(2)
     st.rerun()
 if sweeps is not None and not sweeps.empty:
@@ -36,7 +37,7 @@ if sweeps is not None and not sweeps.empty:
                                                         key="sweep_input")
 else:
     st.session_state["sweep_id"] = None
-    st.sidebar.caption("The warehouse file cannot be read." if st.session_state["warehouse_error"] else EMPTY_STATE)
+    st.sidebar.caption(states.CANNOT_READ if st.session_state["warehouse_error"] else states.EMPTY_STATE)
 
 # 3. While a sweep runs: rerun when the collector has ingested more.
 @st.fragment(run_every=5)

@@ -9,12 +9,10 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from warehouse import analysis, replicas
 from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy, server_db_path
+from warehouse.explain import states
 from warehouse.queries import Warehouse
 
-EMPTY_STATE = ("No runs yet: run `python -m generator sweep`, then `python -m collector ingest` "
-               "(or keep `python -m collector watch` running).")
 PAPERS_PAGE = "/papers"
-LOAD_ONLY = "This sweep is a load run (`python -m generator load`): its figures are on the Load page."
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -61,7 +59,7 @@ def sweep_chosen() -> bool:
         st.error(st.session_state["warehouse_error"])
         return False
     if sweep_id() is None:
-        st.info(EMPTY_STATE)
+        st.info(states.EMPTY_STATE)
         return False
     return True
 
@@ -75,7 +73,7 @@ def sweep_runs(every_worker: bool = False):
         return None
     runs = warehouse().runs(sweep_id())
     if runs.empty:  # a load run's sweep: its levels are on the Load page
-        st.info(LOAD_ONLY)
+        st.info(states.LOAD_ONLY)
         return None
     alone = replicas.ran_alone(runs)
     return runs[alone] if alone.any() and not every_worker else runs
@@ -103,10 +101,10 @@ def guarded(fn):
     try:
         fn()
     except NoWarehouse:
-        st.info(EMPTY_STATE)
+        st.info(states.EMPTY_STATE)
     except CorruptWarehouse as exc:
         st.error(str(exc))
     except WarehouseBusy:
-        st.warning("Warehouse busy, retrying: the collector is writing. This page reloads by itself.")
+        st.warning(states.BUSY)
         time.sleep(2)
         st.rerun()

@@ -24,7 +24,7 @@ def _show(path: str, caption: str) -> bool:
     if resolved.is_file():
         st.image(str(resolved), caption=caption, width="stretch")
     else:
-        st.caption(f"{caption}: file missing")
+        st.caption(pictures.missing(caption))
     return True
 
 
@@ -35,7 +35,7 @@ def render():
         return
     jobs = warehouse().jobs_with_images(list(runs.run_id))
     if jobs.empty:
-        st.info("No images kept in this sweep (`--save-images none`).")
+        st.info(pictures.NO_IMAGES)
         return
     note = measured.embedded_images_note(analysis.uses_embedded_model(runs.model_id)
                                         or analysis.uses_preset(runs.model_id))
@@ -47,7 +47,7 @@ def render():
     job_id = options[st.selectbox("Job", list(options), index=batched[0] if batched else 0)]
     task = jobs.set_index("job_id").task[job_id]
     if task == "inpaint":
-        st.caption("Inpainting: each image with the mask it was inpainted with (white = repainted).")
+        st.caption(pictures.INPAINTING)
     refused = []
     cols = st.columns(6)
     for n, img in enumerate(warehouse().images(job_id).itertuples()):
@@ -62,8 +62,7 @@ def render():
     if not pairs.empty:
         st.subheader("The same seed at batch 1 and in the other modes")
         for pair in pairs.itertuples():
-            ref = (f"seed {pair.seed} at {pair.ref_mode} batch {pair.ref_batch_size}"
-                   + (" with VAE slicing" if pair.ref_vae_slicing else ""))
+            ref = pictures.reference(pair.seed, pair.ref_mode, pair.ref_batch_size, bool(pair.ref_vae_slicing))
             left, right, text = st.columns([1, 1, 4])
             with left:
                 if not _show(pair.path, f"#{pair.index} · batch {jobs.set_index('job_id').batch_size[job_id]}"):
@@ -75,8 +74,7 @@ def render():
                 st.markdown(pictures.pair_caption(int(pair.max_abs_diff), pair.psnr_db, ref))
     refused = list(dict.fromkeys(refused))  # a path refused in the grid and again in a pair is one path
     if refused:
-        st.warning(f"{len(refused)} image path(s) lie outside the output folder {output_dir()} and were not shown: "
-                   + ", ".join(refused[:3]))
+        st.warning(pictures.refused(refused, str(output_dir())))
 
 
 guarded(render)

@@ -19,7 +19,7 @@ def render():
     peaks = warehouse().memory_by_phase(run_ids)
     fits = {m.label: m for m in analysis.memory_fits(warehouse().memory_by_batch(run_ids))}
     if peaks.empty:
-        st.info("No peak memory per phase in this sweep (it was recorded from schema migration 7 on).")
+        st.info(capacity.NO_PHASE_PEAKS)
         return
     labels = list(dict.fromkeys(peaks.label))
     # First shown: the run whose memory grows fastest with the batch (where the question bites).
@@ -48,8 +48,7 @@ def render():
     if not table.empty:
         st.subheader("Largest batch by memory size")
         st.dataframe(table, hide_index=True, width="stretch")
-        st.caption(f"floor((memory − m0) / m1) of the phase that runs out first; not named beyond {memory.FAR}x "
-                   "the largest batch measured. An upper bound: the runtime keeps memory of its own.")
+        st.caption(capacity.batch_table_caption())
 
     # 4. What VAE slicing bought, where a run differs from this one only in it.
     twin = _slicing_twin(runs, run)

@@ -19,7 +19,7 @@ def render():
     mix = warehouse().op_mix(run_ids)
     st.subheader("UNet time by operator category")
     if mix.empty:
-        st.info("No profiled jobs in this sweep: run a sweep with `--profile-ops`.")
+        st.info(operators.NO_PROFILE)
     else:
         bars = alt.Chart(mix).mark_bar().encode(
             x=alt.X("batch_size:O", title="batch size"),
@@ -39,7 +39,7 @@ def render():
     tp = warehouse().throughput(run_ids)
     st.subheader("Achieved FLOP/s against batch size")
     if tp.achieved_flops_per_s.isna().all():
-        st.info("No FLOP counts in this sweep.")
+        st.info(operators.NO_FLOPS)
         return
     shares = tp.melt(id_vars=["label", "batch_size", "achieved_flops_per_s"],
                      value_vars=["share_of_peak", "share_of_ceiling"], var_name="of", value_name="share").replace(

@@ -4,7 +4,7 @@ import altair as alt
 import streamlit as st
 
 from pages._shared import guarded, paper, sweep_runs, warehouse
-from warehouse.explain import throughput
+from warehouse.explain import steps, throughput
 
 
 def render():
@@ -15,12 +15,12 @@ def render():
     run_ids = list(runs.run_id)
 
     # 1. Per-step time against step index, per batch size.
-    steps = warehouse().step_profile(run_ids)
+    profile = warehouse().step_profile(run_ids)
     st.subheader("Median time per denoising step")
-    if steps.empty:
-        st.info("No measured steps in this sweep.")
+    if profile.empty:
+        st.info(steps.NO_STEPS)
     else:
-        st.altair_chart(alt.Chart(steps).mark_line(point=True).encode(
+        st.altair_chart(alt.Chart(profile).mark_line(point=True).encode(
             x=alt.X("step_index:O", title="step (stream mode: UNet call)"),
             y=alt.Y("median_s:Q", title="median step time (s)"),
             color=alt.Color("batch_size:O", title="batch"),
@@ -44,7 +44,7 @@ def render():
     st.subheader("Stream Batch: each request's latency")
     latency = warehouse().stream_latency(run_ids)
     if latency.empty:
-        st.caption("No stream-mode run in this sweep: run a sweep with `--mode stream`.")
+        st.caption(steps.NO_STREAM)
     else:
         st.caption(throughput.stream_latency_caption(cite=paper))
         st.altair_chart(alt.Chart(latency).mark_line(point=True).encode(

@@ -4,6 +4,7 @@ import altair as alt
 import streamlit as st
 
 from pages._shared import guarded, sweep_runs, warehouse
+from warehouse.explain import telemetry
 
 
 def render():
@@ -18,11 +19,11 @@ def render():
 
     # 1. Over time, one panel per measure, job starts as rules.
     if samples.empty:
-        st.info("No telemetry samples for this run (the sampler was off: `--sample-hz 0`).")
+        st.info(telemetry.NO_SAMPLES)
     else:
         gpu = samples.gpu_util.notna().any()
         if not gpu:
-            st.caption("No NVIDIA GPU telemetry for this run (NVML absent or a CPU run): CPU and RSS only.")
+            st.caption(telemetry.NO_GPU)
         measures = [("cpu_util", "process CPU % (of one core)"), ("rss_bytes", "RSS (bytes)")]
         if gpu:
             measures += [("gpu_util", "GPU utilisation %"), ("mem_used_bytes", "GPU memory (bytes)"),
@@ -34,7 +35,7 @@ def render():
             line = alt.Chart(samples).mark_line().encode(
                 x=alt.X("second:T", title="time"), y=alt.Y(f"{column}:Q", title=title))
             st.altair_chart((rules + line).properties(height=180), width="stretch")
-    st.caption("Peak memory per phase and the largest batch that fits: the Memory page.")
+    st.caption(telemetry.MEMORY_ELSEWHERE)
 
 
 guarded(render)

@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages._shared import cost_models, guarded, sweep_id, warehouse
 from warehouse import analysis, replicas
-from warehouse.explain import throughput
+from warehouse.explain import states, throughput
 from warehouse.explain import workers as said_workers
 
 
@@ -15,7 +15,7 @@ def render():
     st.title("Throughput")
     all_runs = warehouse().runs()
     if all_runs.empty:
-        st.info("No runs yet: run `python -m generator sweep`, then `python -m collector ingest`.")
+        st.info(states.NO_RUNS)
         return
     # 1. Which runs: the chosen sweep by default (without the replica runs that shared a level: replicas.ran_alone),
     #    any others to compare side by side.
@@ -24,7 +24,7 @@ def render():
     chosen = st.multiselect("Runs", list(all_runs.label), default=default)
     run_ids = list(all_runs[all_runs.label.isin(chosen)].run_id)
     if not run_ids:
-        st.info("Choose at least one run.")
+        st.info(states.CHOOSE_A_RUN)
         return
     tp = warehouse().throughput(run_ids)
     costs, models, _ = cost_models(tuple(run_ids))

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from collector.ingest import DONE, CollectorConfig, ingest_pending
 from spool import SpoolWriter, record
 from warehouse import load, queries
-from warehouse.explain import serving
+from warehouse.explain import serving, states
 from warehouse.queries import Warehouse
 
 from .conftest import ROOT, sql_rows as _sql
@@ -402,10 +402,4 @@ def test_a_load_run_on_its_own_is_a_sweep_the_load_page_shows(tmp_path, monkeypa
     at = _page(monkeypatch, db_path, tmp_path)
     assert _markdown(at)[0] == serving.load_burst(load.burst(Warehouse(db_path).load_levels(SWEEP)))
     at.switch_page("pages/overview.py").run()
-    assert not at.exception and [i.value for i in at.info] == [_shared_load_only()]
-
-
-def _shared_load_only() -> str:
-    from pages._shared import LOAD_ONLY
-
-    return LOAD_ONLY
+    assert not at.exception and [i.value for i in at.info] == [states.LOAD_ONLY]

@@ -73,3 +73,12 @@ def memory_fit(m: MemoryFit) -> str:
     if m.first_failed is not None:
         text += f"; batch {m.first_failed} failed ({m.failed_statuses})"
     return text + "."
+
+
+NO_PHASE_PEAKS = "No peak memory per phase in this sweep (it was recorded from schema migration 7 on)."
+
+
+def batch_table_caption() -> str:
+    """How the table of the largest batch by memory size is computed, and what it does not count."""
+    return (f"floor((memory − m0) / m1) of the phase that runs out first; not named beyond {FAR}x the largest "
+            "batch measured. An upper bound: the runtime keeps memory of its own.")

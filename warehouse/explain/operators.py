@@ -31,3 +31,7 @@ def flops_caption(peak_source: str) -> str:
 
 def conv_rule_tooltip() -> str:
     return f"convolution up to {words.pct(CONV_SHARE_REPORTED)} of diffusion TTI time (arXiv 2312.14385)"
+
+
+NO_PROFILE = "No profiled jobs in this sweep: run a sweep with `--profile-ops`."
+NO_FLOPS = "No FLOP counts in this sweep."
