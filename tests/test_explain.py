@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import stats
-from warehouse import analysis, contention, costmodel, db
-from warehouse.explain import capacity, effects, measured, operators, scaling, throughput, words
+from warehouse import analysis, contention, costmodel, db, memory
+from warehouse.explain import capacity, effects, measured, operators, papers, pictures, scaling, sql, throughput, words
 from warehouse.queries import Warehouse
 
 from .test_analysis import HandMade, spread
@@ -576,3 +576,29 @@ def test_gpu_throttling_is_worded_with_its_reason_and_the_clock_advice():
     text = scaling.trust(t)
     assert "The GPU clock was throttled for power in 30% of samples." in text
     assert "pin the GPU clock" in text
+
+
+# The sentences that pages used to word themselves.
+
+def test_the_sql_pages_sentences_quote_its_limits_and_what_became_of_a_query():
+    assert sql.limits(1000, 10.0).endswith("At most 1000 rows are shown; a query is stopped after 10 s.")
+    assert sql.stopped("the query ran past the 2 s limit and was stopped after 3.0 s") == (
+        "Stopped: the query ran past the 2 s limit and was stopped after 3.0 s. Narrow it down (a WHERE clause, "
+        "a LIMIT) and try again.")
+    assert sql.rows(1000, True, 1000) == "showing the first 1000 rows"
+    assert sql.rows(7, False, 1000) == "7 rows"
+
+
+def test_a_papers_links_appear_only_where_known():
+    assert papers.reported("2x", None, None, None) == "**Reported:** 2x"
+    assert papers.reported("2x", "https://x", "2401.1", None) == "**Reported:** 2x  \n[paper](https://x) · arXiv 2401.1"
+
+
+def test_refused_image_paths_are_counted_and_the_first_three_named():
+    said = pictures.refused(["/a", "/b", "/c", "/d"], "/out")
+    assert said == "4 image path(s) lie outside the output folder /out and were not shown: /a, /b, /c"
+    assert pictures.reference(7, "static", 4, True) == "seed 7 at static batch 4 with VAE slicing"
+
+
+def test_the_memory_table_caption_names_how_far_it_reaches():
+    assert f"not named beyond {memory.FAR}x the largest batch measured" in capacity.batch_table_caption()

@@ -52,7 +52,7 @@ def test_the_measured_job_filter_is_written_once():
         body = views.split(f"CREATE OR REPLACE VIEW {reader} AS", 1)[1].split(";", 1)[0]
         assert "measured_jobs" in body and "FROM jobs" not in body, reader
     for query in ("def step_profile(", "def stream_latency("):
-        body = queries_py.split(query, 1)[1].split("\ndef ", 1)[0]
+        body = queries_py.split(query, 1)[1].split("\n    def ", 1)[0]  # a method of Warehouse
         assert "measured_jobs" in body and "warmup" not in body, query
 
 
