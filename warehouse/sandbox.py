@@ -13,6 +13,8 @@ Three layers, each of which stops most attacks alone:
    killed at 1.5 times the limit. So a query ends within twice its limit whatever it does, and whatever
    memory it takes goes with its process, never the dashboard's. At most `max_rows` rows are fetched
    (one more, to tell whether there were more), and a result over `MAX_RESULT_BYTES` is refused.
+   The fork server imports the caller's main script once, so a script that calls run_sql keeps its work
+   under `if __name__ == "__main__":` (streamlit, pytest and `python -m` need nothing).
 
 Why a private instance rather than db.reader: DuckDB keeps one database instance per file per process
 and these settings are global to it. SET on that instance, they reach every other reader of the file
