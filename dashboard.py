@@ -1,29 +1,33 @@
-"""Router: the shared sidebar (warehouse path, sweep) and st.navigation over pages/."""
+"""Router: the shared sidebar (the server's warehouse, the sweep) and st.navigation over pages/.
+
+The warehouse is the server's, fixed at start: `streamlit run dashboard.py -- --warehouse PATH`, else env
+WAREHOUSE_DB (settings.py has the default). A visitor sees its path and cannot change it."""
 
 import time
 
 import streamlit as st
 
-from pages._shared import EMPTY_STATE, query
-from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy, default_db_path
+from pages._shared import warehouse
+from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy
+from warehouse.explain import states
 
 st.set_page_config(page_title="Why a batch barely slows down", layout="wide")
 
-# 1. Warehouse path: env WAREHOUSE_DB, changeable here.
-# Widget keys are dropped on some reruns, so pages read plain copies ("db_path", "sweep_id").
-st.session_state["db_path"] = st.sidebar.text_input("Warehouse (DuckDB file)", value=default_db_path(),
-                                                    key="db_path_input")
+# 1. The server's warehouse, shown, not editable.
+wh = warehouse()
+st.sidebar.caption(states.warehouse_caption(wh.path))
 
 # 2. Sweep picker: the latest sweep unless another is chosen.
+# Widget keys are dropped on some reruns, so pages read a plain copy ("sweep_id").
 st.session_state["warehouse_error"] = None
 try:
-    sweeps = query("sweeps", st.session_state["db_path"])
+    sweeps = wh.sweeps()
 except NoWarehouse:
     sweeps = None
 except CorruptWarehouse as exc:  # every page shows this line instead of its content
     sweeps, st.session_state["warehouse_error"] = None, str(exc)
 except WarehouseBusy:
-    st.warning("Warehouse busy, retrying: the collector is writing. This page reloads by itself.")
+    st.warning(states.BUSY)
     time.sleep(2)
     st.rerun()
 if sweeps is not None and not sweeps.empty:
@@ -33,7 +37,7 @@ if sweeps is not None and not sweeps.empty:
                                                         key="sweep_input")
 else:
     st.session_state["sweep_id"] = None
-    st.sidebar.caption("The warehouse file cannot be read." if st.session_state["warehouse_error"] else EMPTY_STATE)
+    st.sidebar.caption(states.CANNOT_READ if st.session_state["warehouse_error"] else states.EMPTY_STATE)
 
 # 3. While a sweep runs: rerun when the collector has ingested more.
 @st.fragment(run_every=5)
@@ -41,7 +45,7 @@ def _auto_refresh():
     if not st.toggle("Auto-refresh while a sweep runs", key="auto_refresh"):
         return
     try:
-        marker = tuple(query("ingest_marker", st.session_state["db_path"]).iloc[0])
+        marker = tuple(warehouse().ingest_marker().iloc[0])
     except (NoWarehouse, WarehouseBusy, CorruptWarehouse):
         return
     if st.session_state.get("ingest_marker", marker) != marker:

@@ -17,7 +17,8 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.results import Results
-from warehouse import analysis, queries
+from warehouse import analysis
+from warehouse.queries import Warehouse
 
 TARGET = 0.05   # ±5% spread of the headline and of the fixed share
 
@@ -29,8 +30,8 @@ def one_sweep(folder: Path, extra: list[str]) -> dict[str, dict]:
                     "--save-images", "none", *extra], check=True, stdout=subprocess.DEVNULL)
     subprocess.run([sys.executable, "-m", "collector", "ingest", "--spool", str(spool), "--db", str(db)], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runs = queries.runs(str(db))
-    tp, costs = queries.throughput(str(db), list(runs.run_id)), queries.job_costs(str(db), list(runs.run_id))
+    runs = Warehouse(str(db)).runs()
+    tp, costs = Warehouse(str(db)).throughput(list(runs.run_id)), Warehouse(str(db)).job_costs(list(runs.run_id))
     models = analysis.run_models(costs)
     out = {}
     for run in runs.itertuples():

@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmarks.results import Results
 from benchmarks.synthetic import write_spool
 from collector.ingest import CollectorConfig, ingest_pending
-from warehouse import queries
+from warehouse.queries import Warehouse
 
 
 PAGES = ("overview", "throughput", "steps", "operators", "telemetry", "memory", "load", "gallery", "papers", "sql")
@@ -83,12 +83,12 @@ def main(argv=None) -> None:
         rate = counts["step"] / took
         results.add("ingest step records per s", rate, "records/s", ">= 500000", rate >= 500_000)
 
-        sweep = queries.sweeps(db_path).sweep_id.iloc[0]
-        run_ids = list(queries.runs(db_path, sweep).run_id)
+        sweep = Warehouse(db_path).sweeps().sweep_id.iloc[0]
+        run_ids = list(Warehouse(db_path).runs(sweep).run_id)
         cases = {
-            "Overview: sweeps": lambda: queries.sweeps(db_path),
-            "Overview: runs of a sweep": lambda: queries.runs(db_path, sweep),
-            "Throughput: throughput_by_batch": lambda: queries.throughput(db_path, run_ids),
+            "Overview: sweeps": lambda: Warehouse(db_path).sweeps(),
+            "Overview: runs of a sweep": lambda: Warehouse(db_path).runs(sweep),
+            "Throughput: throughput_by_batch": lambda: Warehouse(db_path).throughput(run_ids),
         }
         print(f"\n2. Query times on that warehouse ({args.repeats} runs each, read-only connection per query)")
         print(f"{'query':<34} {'median ms':>10} {'max ms':>8}   target median <= 200 ms")

@@ -1,4 +1,4 @@
-"""What every page needs: the chosen warehouse and sweep, cached queries, busy/empty states, paper links."""
+"""What every page needs: the server's warehouse and the chosen sweep, cached queries, busy/empty states, paper links."""
 
 from __future__ import annotations
 
@@ -7,33 +7,46 @@ import time
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from warehouse import queries, replicas
-from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy
+from warehouse import analysis, replicas
+from warehouse.db import CorruptWarehouse, NoWarehouse, WarehouseBusy, server_db_path
+from warehouse.explain import states
+from warehouse.queries import Warehouse
 
-EMPTY_STATE = ("No runs yet: run `python -m generator sweep`, then `python -m collector ingest` "
-               "(or keep `python -m collector watch` running).")
 PAPERS_PAGE = "/papers"
-LOAD_ONLY = "This sweep is a load run (`python -m generator load`): its figures are on the Load page."
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def query(name: str, *args):
-    """A named query from warehouse.queries, cached for a few seconds."""
-    return getattr(queries, name)(*args)
+def _rows(path: str, sql: str, params):
+    return Warehouse(path).df(sql, params)
+
+
+class CachedWarehouse(Warehouse):
+    """The dashboard's warehouse: the rows of each query (its SQL and parameters) cached for a few seconds."""
+
+    def df(self, sql: str, params: list | dict | None = None):
+        return _rows(self.path, sql, params)
+
+
+@st.cache_resource(show_spinner=False)
+def _warehouse(path: str) -> Warehouse:
+    return CachedWarehouse(path)
+
+
+def warehouse() -> Warehouse:
+    """The server's warehouse (`--warehouse PATH` at start, else env WAREHOUSE_DB): never the visitor's choice."""
+    return _warehouse(server_db_path())
 
 
 @st.cache_data(ttl=5, show_spinner="Fitting the cost models…")
-def cost_models(db: str, run_ids: tuple[str, ...]):
-    """(job_costs rows, cost model of each run by run_id, phase models of each run by run_id)."""
-    from warehouse import analysis
-
-    costs = queries.job_costs(db, list(run_ids))
+def _cost_models(path: str, run_ids: tuple[str, ...]):
+    costs = Warehouse(path).job_costs(list(run_ids))
     phases = {run_id: analysis.phase_models(g) for run_id, g in costs.groupby("run_id", sort=False)}
     return costs, analysis.run_models(costs), phases
 
 
-def db_path() -> str:
-    return st.session_state["db_path"]
+def cost_models(run_ids: tuple[str, ...]):
+    """(job_costs rows, cost model of each run by run_id, phase models of each run by run_id)."""
+    return _cost_models(warehouse().path, tuple(run_ids))
 
 
 def sweep_id() -> str | None:
@@ -46,7 +59,7 @@ def sweep_chosen() -> bool:
         st.error(st.session_state["warehouse_error"])
         return False
     if sweep_id() is None:
-        st.info(EMPTY_STATE)
+        st.info(states.EMPTY_STATE)
         return False
     return True
 
@@ -58,9 +71,9 @@ def sweep_runs(every_worker: bool = False):
     the sweep has no other runs, or `every_worker` asks for them."""
     if not sweep_chosen():
         return None
-    runs = query("runs", db_path(), sweep_id())
+    runs = warehouse().runs(sweep_id())
     if runs.empty:  # a load run's sweep: its levels are on the Load page
-        st.info(LOAD_ONLY)
+        st.info(states.LOAD_ONLY)
         return None
     alone = replicas.ran_alone(runs)
     return runs[alone] if alone.any() and not every_worker else runs
@@ -68,7 +81,7 @@ def sweep_runs(every_worker: bool = False):
 
 def paper(key: str) -> str:
     """Markdown link to a paper's row on the Papers page, plus its arXiv id."""
-    papers = query("papers", db_path()).set_index("key")
+    papers = warehouse().papers().set_index("key")
     row = papers.loc[key]
     arxiv = f", arXiv {row.arxiv}" if row.arxiv else ""
     return f"[{row.short}]({PAPERS_PAGE}#{key}){arxiv}"
@@ -80,7 +93,7 @@ def paper_href(key: str) -> str:
 
 def guarded(fn):
     """Run a page body; a missing, damaged or busy warehouse becomes a message, not a traceback."""
-    if "db_path" not in st.session_state:
+    if "sweep_id" not in st.session_state:
         # A page's own URL opened first on a fresh server: Streamlit runs the page's file by itself (its
         # pages-folder fallback, until some session has run st.navigation). Run the app on the same page.
         PagesManager.uses_pages_directory = False
@@ -88,10 +101,10 @@ def guarded(fn):
     try:
         fn()
     except NoWarehouse:
-        st.info(EMPTY_STATE)
+        st.info(states.EMPTY_STATE)
     except CorruptWarehouse as exc:
         st.error(str(exc))
     except WarehouseBusy:
-        st.warning("Warehouse busy, retrying: the collector is writing. This page reloads by itself.")
+        st.warning(states.BUSY)
         time.sleep(2)
         st.rerun()

@@ -7,8 +7,9 @@ import streamlit as st
 
 from settings import OUTPUT_DIR, path
 
-from pages._shared import db_path, guarded, query, sweep_runs
-from warehouse import analysis, explain, invariance
+from pages._shared import guarded, sweep_runs, warehouse
+from warehouse import analysis, invariance
+from warehouse.explain import measured, pictures
 
 
 def output_dir() -> Path:
@@ -23,7 +24,7 @@ def _show(path: str, caption: str) -> bool:
     if resolved.is_file():
         st.image(str(resolved), caption=caption, width="stretch")
     else:
-        st.caption(f"{caption}: file missing")
+        st.caption(pictures.missing(caption))
     return True
 
 
@@ -32,11 +33,11 @@ def render():
     runs = sweep_runs()
     if runs is None:
         return
-    jobs = query("jobs_with_images", db_path(), list(runs.run_id))
+    jobs = warehouse().jobs_with_images(list(runs.run_id))
     if jobs.empty:
-        st.info("No images kept in this sweep (`--save-images none`).")
+        st.info(pictures.NO_IMAGES)
         return
-    note = explain.embedded_images_note(analysis.uses_embedded_model(runs.model_id)
+    note = measured.embedded_images_note(analysis.uses_embedded_model(runs.model_id)
                                         or analysis.uses_preset(runs.model_id))
     if note:
         st.caption(note)
@@ -46,10 +47,10 @@ def render():
     job_id = options[st.selectbox("Job", list(options), index=batched[0] if batched else 0)]
     task = jobs.set_index("job_id").task[job_id]
     if task == "inpaint":
-        st.caption("Inpainting: each image with the mask it was inpainted with (white = repainted).")
+        st.caption(pictures.INPAINTING)
     refused = []
     cols = st.columns(6)
-    for n, img in enumerate(query("images", db_path(), job_id).itertuples()):
+    for n, img in enumerate(warehouse().images(job_id).itertuples()):
         with cols[n % 6]:
             for path, caption in [(img.path, f"#{img.index} · seed {img.seed}"), (img.mask_path, "mask")]:
                 if isinstance(path, str) and path:
@@ -57,12 +58,11 @@ def render():
                         refused.append(path)
             st.caption(img.prompt)
     # The same seeds elsewhere: each kept image beside the kept picture it was compared with.
-    pairs = invariance.pairs(query("image_checks", db_path(), list(runs.run_id)), job_id)
+    pairs = invariance.pairs(warehouse().image_checks(list(runs.run_id)), job_id)
     if not pairs.empty:
         st.subheader("The same seed at batch 1 and in the other modes")
         for pair in pairs.itertuples():
-            ref = (f"seed {pair.seed} at {pair.ref_mode} batch {pair.ref_batch_size}"
-                   + (" with VAE slicing" if pair.ref_vae_slicing else ""))
+            ref = pictures.reference(pair.seed, pair.ref_mode, pair.ref_batch_size, bool(pair.ref_vae_slicing))
             left, right, text = st.columns([1, 1, 4])
             with left:
                 if not _show(pair.path, f"#{pair.index} · batch {jobs.set_index('job_id').batch_size[job_id]}"):
@@ -71,11 +71,10 @@ def render():
                 if not _show(pair.ref_path, ref):
                     refused.append(pair.ref_path)
             with text:
-                st.markdown(explain.pair_caption(int(pair.max_abs_diff), pair.psnr_db, ref))
+                st.markdown(pictures.pair_caption(int(pair.max_abs_diff), pair.psnr_db, ref))
     refused = list(dict.fromkeys(refused))  # a path refused in the grid and again in a pair is one path
     if refused:
-        st.warning(f"{len(refused)} image path(s) lie outside the output folder {output_dir()} and were not shown: "
-                   + ", ".join(refused[:3]))
+        st.warning(pictures.refused(refused, str(output_dir())))
 
 
 guarded(render)

@@ -7,21 +7,22 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages._shared import db_path, guarded, query, sweep_chosen, sweep_id
-from warehouse import explain, load
+from pages._shared import guarded, sweep_chosen, sweep_id, warehouse
+from warehouse import load
+from warehouse.explain import serving
 
 
 def render():
     st.title("Many requests at once")
     if not sweep_chosen():  # no sweep, or the warehouse cannot be read: already said
         return
-    levels = query("load_levels", db_path(), sweep_id())
+    levels = warehouse().load_levels(sweep_id())
     if levels.empty:
-        st.info(explain.NO_LOAD)
+        st.info(serving.NO_LOAD)
         return
 
     # 1. What a burst costs against one request.
-    said = explain.load_burst(load.burst(levels))
+    said = serving.load_burst(load.burst(levels))
     if said:
         st.markdown(said)
 
@@ -30,8 +31,8 @@ def render():
     if not curves.empty:
         st.subheader("Latency against offered load")
         st.altair_chart(_latency_chart(curves), width="stretch")
-        st.caption(explain.load_latency_caption())
-    said = explain.load_prediction(load.prediction_gaps(levels))
+        st.caption(serving.load_latency_caption())
+    said = serving.load_prediction(load.prediction_gaps(levels))
     if said:
         st.markdown(said)
 
@@ -40,7 +41,7 @@ def render():
     if not served.empty:
         st.subheader("Throughput against p99 latency")
         st.altair_chart(_throughput_chart(served), width="stretch")
-        st.caption(explain.load_throughput_caption())
+        st.caption(serving.load_throughput_caption())
 
     # 4. One server with a batcher against N servers without one (only with levels of several servers).
     if load.has_servers(levels):
@@ -50,15 +51,15 @@ def render():
     start = load.default_objective(levels) or 1.0
     objective = st.number_input("Latency objective (s)", min_value=0.001, value=float(start), step=start / 4,
                                 format="%.3g", key="load_objective")
-    said = explain.load_capacity(load.capacity_at(levels, objective))
+    said = serving.load_capacity(load.capacity_at(levels, objective))
     if said:
         st.markdown(said)
-    goodput = query("load_goodput", db_path(), sweep_id(), float(objective))
+    goodput = warehouse().load_goodput(sweep_id(), float(objective))
     poisson = goodput[goodput.arrival == "poisson"]
     if not poisson.empty:
         st.subheader("Goodput against offered load")
         st.altair_chart(_goodput_chart(poisson), width="stretch")
-        st.caption(explain.load_goodput_caption(objective))
+        st.caption(serving.load_goodput_caption(objective))
 
     # 6. Every level, and the latency of each request of one.
     st.subheader("Levels")
@@ -73,9 +74,9 @@ def _servers_versus(levels: pd.DataFrame) -> None:
     curves = load.versus_curves(levels)
     if not curves.empty:
         st.altair_chart(_versus_chart(curves), width="stretch")
-        st.caption(explain.load_servers_caption())
-    for said in (explain.load_servers_versus(load.servers_versus(levels)),
-                 explain.load_shared_cores(load.shared_cores(levels))):
+        st.caption(serving.load_servers_caption())
+    for said in (serving.load_servers_versus(load.servers_versus(levels)),
+                 serving.load_shared_cores(load.shared_cores(levels))):
         if said:
             st.markdown(said)
 
@@ -135,7 +136,7 @@ def _request_latencies(levels: pd.DataFrame) -> None:
     """The latency of every request of one load, per policy."""
     groups = load.load_groups(levels)
     chosen = st.selectbox("Requests of the load", list(groups), key="load_requests")
-    rows = query("load_requests", db_path(), groups[chosen])
+    rows = warehouse().load_requests(groups[chosen])
     rows = load.with_setup(rows[rows.status == "ok"])
     if rows.empty:
         return

@@ -5,8 +5,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages._shared import db_path, guarded, query, sweep_runs
-from warehouse import analysis, explain, memory
+from pages._shared import guarded, sweep_runs, warehouse
+from warehouse import analysis, memory
+from warehouse.explain import capacity
 
 
 def render():
@@ -15,10 +16,10 @@ def render():
     if runs is None:
         return
     run_ids = list(runs.run_id)
-    peaks = query("memory_by_phase", db_path(), run_ids)
-    fits = {m.label: m for m in analysis.memory_fits(query("memory_by_batch", db_path(), run_ids))}
+    peaks = warehouse().memory_by_phase(run_ids)
+    fits = {m.label: m for m in analysis.memory_fits(warehouse().memory_by_batch(run_ids))}
     if peaks.empty:
-        st.info("No peak memory per phase in this sweep (it was recorded from schema migration 7 on).")
+        st.info(capacity.NO_PHASE_PEAKS)
         return
     labels = list(dict.fromkeys(peaks.label))
     # First shown: the run whose memory grows fastest with the batch (where the question bites).
@@ -32,33 +33,32 @@ def render():
     # 1. The limit on this device, and the measured out-of-memory point beside it.
     here = memory.limit(lines, run.device_memory_bytes) if pd.notna(run.device_memory_bytes) else None
     fit = fits.get(label)
-    said = explain.memory_limit(label, lines, here, run.device)
+    said = capacity.memory_limit(label, lines, here, run.device)
     if said:
         st.markdown(said)
     if fit is not None:
-        st.markdown(explain.memory_fit(fit))
+        st.markdown(capacity.memory_fit(fit))
 
     # 2. Peak memory per phase and batch size, with each phase's line.
     st.altair_chart(_chart(mine, lines), width="stretch")
-    st.caption(explain.memory_caption(run.device))
+    st.caption(capacity.memory_caption(run.device))
 
     # 3. The largest batch for this device and for common memory sizes.
     table = _limits_table(lines, run.device_memory_bytes if pd.notna(run.device_memory_bytes) else None)
     if not table.empty:
         st.subheader("Largest batch by memory size")
         st.dataframe(table, hide_index=True, width="stretch")
-        st.caption(f"floor((memory − m0) / m1) of the phase that runs out first; not named beyond {memory.FAR}x "
-                   "the largest batch measured. An upper bound: the runtime keeps memory of its own.")
+        st.caption(capacity.batch_table_caption())
 
     # 4. What VAE slicing bought, where a run differs from this one only in it.
     twin = _slicing_twin(runs, run)
     if twin is not None:
         other = memory.phase_lines(peaks[peaks.run_id == twin.run_id])
         off, on = (lines, other) if not run.vae_slicing else (other, lines)
-        capacity = run.device_memory_bytes if pd.notna(run.device_memory_bytes) else 24 * memory.GIB
+        device_bytes = run.device_memory_bytes if pd.notna(run.device_memory_bytes) else 24 * memory.GIB
         name = "this device" if pd.notna(run.device_memory_bytes) else "24 GiB"
-        said = explain.slicing_effect(off.get("decode"), on.get("decode"), memory.limit(off, capacity),
-                                      memory.limit(on, capacity), name)
+        said = capacity.slicing_effect(off.get("decode"), on.get("decode"), memory.limit(off, device_bytes),
+                                      memory.limit(on, device_bytes), name)
         if said:
             st.markdown(said)
 

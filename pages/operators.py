@@ -3,8 +3,9 @@
 import altair as alt
 import streamlit as st
 
-from pages._shared import db_path, guarded, paper, paper_href, query, sweep_runs
-from warehouse import analysis, explain
+from pages._shared import guarded, paper, paper_href, sweep_runs, warehouse
+from warehouse import analysis
+from warehouse.explain import operators
 
 
 def render():
@@ -15,10 +16,10 @@ def render():
     run_ids = list(runs.run_id)
 
     # 1. Operator mix against batch size.
-    mix = query("op_mix", db_path(), run_ids)
+    mix = warehouse().op_mix(run_ids)
     st.subheader("UNet time by operator category")
     if mix.empty:
-        st.info("No profiled jobs in this sweep: run a sweep with `--profile-ops`.")
+        st.info(operators.NO_PROFILE)
     else:
         bars = alt.Chart(mix).mark_bar().encode(
             x=alt.X("batch_size:O", title="batch size"),
@@ -27,18 +28,18 @@ def render():
             tooltip=["label", "batch_size", "category", alt.Tooltip("share:Q", format=".1%"), "time_s"])
         rule = alt.Chart().mark_rule(color="black", strokeDash=[5, 3]).encode(
             y=alt.datum(analysis.CONV_SHARE_REPORTED), href=alt.value(paper_href("beyond-llms")),
-            tooltip=alt.value(explain.conv_rule_tooltip()))
+            tooltip=alt.value(operators.conv_rule_tooltip()))
         st.altair_chart(alt.layer(bars, rule, data=mix).properties(width=220).facet(
             column=alt.Column("label:N", title=None)), width="content")
-        conv = explain.conv_share(analysis.conv_share(mix), cite=paper)
+        conv = operators.conv_share(analysis.conv_share(mix), cite=paper)
         if conv:
             st.markdown(conv)
 
     # 2. Achieved FLOP/s as a share of the datasheet peak and of the ceiling measured on the run's device.
-    tp = query("throughput", db_path(), run_ids)
+    tp = warehouse().throughput(run_ids)
     st.subheader("Achieved FLOP/s against batch size")
     if tp.achieved_flops_per_s.isna().all():
-        st.info("No FLOP counts in this sweep.")
+        st.info(operators.NO_FLOPS)
         return
     shares = tp.melt(id_vars=["label", "batch_size", "achieved_flops_per_s"],
                      value_vars=["share_of_peak", "share_of_ceiling"], var_name="of", value_name="share").replace(
@@ -49,7 +50,7 @@ def render():
         color=alt.Color("label:N", title="run"), strokeDash=alt.StrokeDash("of:N", title="share of"),
         tooltip=["label", "batch_size", "of", alt.Tooltip("achieved_flops_per_s:Q", format=".3s"),
                  alt.Tooltip("share:Q", format=".2%")]), width="stretch")
-    st.caption(explain.flops_caption(runs.peak_flops_source.iloc[0]))
+    st.caption(operators.flops_caption(runs.peak_flops_source.iloc[0]))
 
 
 guarded(render)

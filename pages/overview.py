@@ -4,8 +4,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages._shared import cost_models, db_path, guarded, paper, query, sweep_runs
-from warehouse import analysis, answer, contention, explain, invariance, replicas
+from pages._shared import cost_models, guarded, paper, sweep_runs, warehouse
+from warehouse import analysis, answer, contention, costmodel, invariance, replicas
+from warehouse.explain import effects, measured, pictures, scaling
 from warehouse.explain import answer as said_answer
 from warehouse.explain import workers as said_workers
 
@@ -17,21 +18,21 @@ def render():
         return
     runs = runs.sort_values(["height", "width", "mode", "cfg"])
     run_ids = list(runs.run_id)
-    tp = query("throughput", db_path(), run_ids)
-    costs, models, phase_models = cost_models(db_path(), tuple(run_ids))
+    tp = warehouse().throughput(run_ids)
+    costs, models, phase_models = cost_models(tuple(run_ids))
     intervals = analysis.batch_intervals(costs)
     scaled = {run.run_id: analysis.scaling(tp[tp.run_id == run.run_id], costs[costs.run_id == run.run_id])
               for run in runs.itertuples()}
-    roof = query("roofline", db_path(), run_ids)
+    roof = warehouse().roofline(run_ids)
     ends = analysis.roofline_ends(roof, costs)
-    found = invariance.invariance(query("image_checks", db_path(), run_ids))
+    found = invariance.invariance(warehouse().image_checks(run_ids))
     speed = {run_id: answer.speedup(s) for run_id, s in scaled.items() if s is not None}
     main = answer.answer(runs, scaled, models, ends, found)
     st.title(said_answer.title(main.verdict if main is not None else None))
 
     # 1. The answer for the main comparison, in a few lines, and one chart.
     if main is None:
-        st.warning(explain.NO_MEASURED_JOBS)
+        st.warning(scaling.NO_MEASURED_JOBS)
     else:
         for line in said_answer.lines(main):
             st.markdown(line)
@@ -42,24 +43,24 @@ def render():
         st.altair_chart(_answer_chart(intervals, runs), width="stretch")
 
     # 2. Every run in one row; how sure, said once when the runs agree.
-    samples = query("run_samples", db_path(), run_ids)
+    samples = warehouse().run_samples(run_ids)
     sure, rows = {}, []
     for run in runs.itertuples():
         busy = contention.flags(contention.contention(samples[samples.run_id == run.run_id],
                                                       cores=analysis.cores(run._asdict())))
         trust = analysis.trust(run.label, intervals[intervals.run_id == run.run_id], run._asdict(), busy)
-        sure[run.run_id] = explain.trust(trust)
+        sure[run.run_id] = scaling.trust(trust)
         cell = said_answer.sure_cell(trust.jobs_per_batch, trust.widest) if trust else ""
         rows.append(said_answer.run_row(run.run_id.rsplit("-", 1)[-1], run, scaled[run.run_id], speed.get(run.run_id),
                                         models.get(run.run_id), cell))
     st.header("Every run")
     st.dataframe(said_answer.run_table(rows), hide_index=True, width="stretch")
-    st.caption(explain.what_you_measured(analysis.sweep_summary(runs, tp)))
+    st.caption(measured.what_you_measured(analysis.sweep_summary(runs, tp)))
     shared = {text for text in sure.values() if text}
     if len(shared) == 1 and len(sure) > 1:
         st.caption(shared.pop() + " _(The same for every run.)_")
-    for note in (explain.embedded_note(analysis.uses_embedded_model(runs.model_id)),
-                 explain.preset_note(analysis.presets_used(runs.model_id))):
+    for note in (measured.embedded_note(analysis.uses_embedded_model(runs.model_id)),
+                 measured.preset_note(analysis.presets_used(runs.model_id))):
         if note:
             st.info(note)
 
@@ -68,18 +69,18 @@ def render():
     for run in runs.itertuples():
         with st.expander(f"Detail: {run.label}"):
             if scaled[run.run_id] is None:
-                st.warning(explain.NO_MEASURED_JOBS)
+                st.warning(scaling.NO_MEASURED_JOBS)
                 continue
-            st.markdown(explain.scaling(scaled[run.run_id]))
+            st.markdown(scaling.scaling(scaled[run.run_id]))
             if sure[run.run_id] and len({t for t in sure.values() if t}) > 1:
                 st.caption(sure[run.run_id])
             model = models.get(run.run_id)
             if model is not None:
-                st.markdown(explain.model(model))
+                st.markdown(scaling.model(model))
                 if isinstance(model, analysis.CostModel):
-                    curves.append(analysis.fitted_curve(model, run.label))
+                    curves.append(costmodel.fitted_curve(model, run.label))
             by_phase = phase_models.get(run.run_id, {})
-            said = explain.phase_saturation(analysis.first_saturating(by_phase), len(by_phase))
+            said = scaling.phase_saturation(analysis.first_saturating(by_phase), len(by_phase))
             if said:
                 st.caption(said)
     if curves:
@@ -90,43 +91,43 @@ def render():
     # 4. Where the time goes in one job, and against the least time the device could take.
     first = runs.set_index("run_id").loc[main.run_id if main is not None else run_ids[0]]
     with st.expander("Input → model → output: where one job's time goes"):
-        phases = query("phase_breakdown", db_path(), [str(first.name)])
+        phases = warehouse().phase_breakdown([str(first.name)])
         st.graphviz_chart(_workflow(first, phases))
         undrawn = {p: analysis.phase_share_ends(phases, p) for p in sorted(set(phases.phase) - set(DRAWN_PHASES))}
-        st.caption(explain.phase_caption(int(first.height), int(first.width), str(first["mode"]), undrawn))
+        st.caption(measured.phase_caption(int(first.height), int(first.width), str(first["mode"]), undrawn))
     if ends:
         with st.expander("Measured against the roofline floor"):
             for end in ends:
-                st.markdown(explain.roofline(end))
+                st.markdown(scaling.roofline(end))
             st.altair_chart(_roofline_chart(roof.dropna(subset=["floor_s"])), width="stretch")
 
     # 5. Did batching change the pictures? Each image against the same seed at batch 1 and in the other modes.
     if found:
         st.header("Did batching change the pictures?")
         for kind in invariance.KINDS:
-            said = explain.invariance(found.get(kind))
+            said = pictures.invariance(found.get(kind))
             if said:
                 st.markdown(said)
-        caveat = explain.repeat_caveat(found)
+        caveat = pictures.repeat_caveat(found)
         if caveat:
             st.caption(caveat)
 
     # Where it ran: images/s by batch size per host and device, side by side, when the runs span more than one
     # (every worker of a replica sweep too, each level labelled by its workers).
     every = sweep_runs(every_worker=True)
-    side_by_side = replicas.places(query("throughput", db_path(), list(every.run_id)))
+    side_by_side = replicas.places(warehouse().throughput(list(every.run_id)))
     if side_by_side is not None:
         st.header("By host and device")
         st.dataframe(side_by_side, hide_index=True, width="stretch")
         st.caption(said_workers.places_caption())
 
     st.header("The effects your data shows")
-    notes = explain.effects(analysis.effects(runs, tp, models, costs, mix=query("op_mix", db_path(), run_ids),
+    notes = effects.effects(analysis.effects(runs, tp, models, costs, mix=warehouse().op_mix(run_ids),
                                              roof=roof), cite=paper)
     for note in notes:
         st.markdown("- " + note)
     if not notes:
-        st.caption(explain.NO_EFFECTS)
+        st.caption(effects.NO_EFFECTS)
 
 
 def _answer_chart(intervals: pd.DataFrame, runs: pd.DataFrame) -> alt.Chart:
@@ -147,11 +148,11 @@ def _answer_chart(intervals: pd.DataFrame, runs: pd.DataFrame) -> alt.Chart:
     y = alt.Y("relative:Q", scale=alt.Scale(type="log", base=2), title="job time / time at the smallest batch")
     refs = alt.Chart(frame).mark_line(strokeDash=[4, 3], color="gray").encode(
         x=x, y=y, detail="reference:N", tooltip=["reference"])
-    measured = alt.Chart(rows).mark_line(point=True).encode(
+    points = alt.Chart(rows).mark_line(point=True).encode(
         x=x, y=y, color=alt.Color("label:N", title="run"),
         tooltip=["label", "batch_size", "jobs", alt.Tooltip("median_s:Q", format=".3g", title="median s"),
                  alt.Tooltip("relative:Q", format=".2f", title="x smallest batch")])
-    return (refs + measured).properties(
+    return (refs + points).properties(
         title="How much longer a bigger batch took (dashed: every image at full price, and extra images free)")
 
 
@@ -160,7 +161,7 @@ DRAWN_PHASES = ("encode_prompt", "denoise", "decode", "outside")   # the phases 
 
 def _workflow(run, shares: pd.DataFrame) -> str:
     def pct(phase):
-        label = explain.phase_label(analysis.phase_share_ends(shares, phase))
+        label = measured.phase_label(analysis.phase_share_ends(shares, phase))
         return f"\\n{label}" if label else ""
 
     # The text encoder only where the run has one (the inpainting LDM is conditioned on the image alone).

@@ -2,21 +2,17 @@
 
 import streamlit as st
 
-from pages._shared import db_path, guarded, query
+from pages._shared import guarded, warehouse
+from warehouse.explain import papers
 
 
 def render():
     st.title("Papers behind the effects")
-    st.caption("From warehouse/papers.toml, loaded into the `papers` table so SQL can join it.")
-    for p in query("papers", db_path()).itertuples():
+    st.caption(papers.SOURCE)
+    for p in warehouse().papers().itertuples():
         st.subheader(p.title, anchor=p.key)
-        links = [f"[paper]({p.url})"] if p.url else []
-        if p.arxiv:
-            links.append(f"arXiv {p.arxiv}")
-        if p.github:
-            links.append(f"[code]({p.github})")
-        st.markdown(f"**Effect:** {p.effect}. {p.explains}")
-        st.markdown(f"**Reported:** {p.figure}" + (f"  \n{' · '.join(links)}" if links else ""))
+        st.markdown(papers.effect(p.effect, p.explains))
+        st.markdown(papers.reported(p.figure, p.url, p.arxiv, p.github))
 
 
 guarded(render)

@@ -3,8 +3,8 @@
 import altair as alt
 import streamlit as st
 
-from pages._shared import db_path, guarded, paper, query, sweep_runs
-from warehouse import explain
+from pages._shared import guarded, paper, sweep_runs, warehouse
+from warehouse.explain import steps, throughput
 
 
 def render():
@@ -15,12 +15,12 @@ def render():
     run_ids = list(runs.run_id)
 
     # 1. Per-step time against step index, per batch size.
-    steps = query("step_profile", db_path(), run_ids)
+    profile = warehouse().step_profile(run_ids)
     st.subheader("Median time per denoising step")
-    if steps.empty:
-        st.info("No measured steps in this sweep.")
+    if profile.empty:
+        st.info(steps.NO_STEPS)
     else:
-        st.altair_chart(alt.Chart(steps).mark_line(point=True).encode(
+        st.altair_chart(alt.Chart(profile).mark_line(point=True).encode(
             x=alt.X("step_index:O", title="step (stream mode: UNet call)"),
             y=alt.Y("median_s:Q", title="median step time (s)"),
             color=alt.Color("batch_size:O", title="batch"),
@@ -29,7 +29,7 @@ def render():
             width="content")
 
     # 2. Phases: where the job's time goes, stacked, per batch size.
-    phases = query("phase_breakdown", db_path(), run_ids)
+    phases = warehouse().phase_breakdown(run_ids)
     st.subheader("Where the time goes")
     if not phases.empty:
         st.altair_chart(alt.Chart(phases).mark_bar().encode(
@@ -42,11 +42,11 @@ def render():
 
     # 3. Stream mode: a request's latency from entering the stream to leaving it.
     st.subheader("Stream Batch: each request's latency")
-    latency = query("stream_latency", db_path(), run_ids)
+    latency = warehouse().stream_latency(run_ids)
     if latency.empty:
-        st.caption("No stream-mode run in this sweep: run a sweep with `--mode stream`.")
+        st.caption(steps.NO_STREAM)
     else:
-        st.caption(explain.stream_latency_caption(cite=paper))
+        st.caption(throughput.stream_latency_caption(cite=paper))
         st.altair_chart(alt.Chart(latency).mark_line(point=True).encode(
             x=alt.X("request:O", title="request (order of entry)"), y=alt.Y("latency_s:Q", title="latency (s)"),
             color=alt.Color("batch_size:O", title="batch"), tooltip=["batch_size", "request", "latency_s"]),

@@ -3,7 +3,8 @@
 import altair as alt
 import streamlit as st
 
-from pages._shared import db_path, guarded, query, sweep_runs
+from pages._shared import guarded, sweep_runs, warehouse
+from warehouse.explain import telemetry
 
 
 def render():
@@ -13,16 +14,16 @@ def render():
         return
     labels = dict(zip(runs.label, runs.run_id))
     run_id = labels[st.selectbox("Run", list(labels))]
-    samples = query("telemetry", db_path(), run_id)
-    marks = query("job_marks", db_path(), run_id)
+    samples = warehouse().telemetry(run_id)
+    marks = warehouse().job_marks(run_id)
 
     # 1. Over time, one panel per measure, job starts as rules.
     if samples.empty:
-        st.info("No telemetry samples for this run (the sampler was off: `--sample-hz 0`).")
+        st.info(telemetry.NO_SAMPLES)
     else:
         gpu = samples.gpu_util.notna().any()
         if not gpu:
-            st.caption("No NVIDIA GPU telemetry for this run (NVML absent or a CPU run): CPU and RSS only.")
+            st.caption(telemetry.NO_GPU)
         measures = [("cpu_util", "process CPU % (of one core)"), ("rss_bytes", "RSS (bytes)")]
         if gpu:
             measures += [("gpu_util", "GPU utilisation %"), ("mem_used_bytes", "GPU memory (bytes)"),
@@ -34,7 +35,7 @@ def render():
             line = alt.Chart(samples).mark_line().encode(
                 x=alt.X("second:T", title="time"), y=alt.Y(f"{column}:Q", title=title))
             st.altair_chart((rules + line).properties(height=180), width="stretch")
-    st.caption("Peak memory per phase and the largest batch that fits: the Memory page.")
+    st.caption(telemetry.MEMORY_ELSEWHERE)
 
 
 guarded(render)

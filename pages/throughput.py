@@ -5,16 +5,17 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages._shared import cost_models, db_path, guarded, query, sweep_id
-from warehouse import analysis, db, explain, replicas
+from pages._shared import cost_models, guarded, sweep_id, warehouse
+from warehouse import analysis, db, replicas
+from warehouse.explain import states, throughput
 from warehouse.explain import workers as said_workers
 
 
 def render():
     st.title("Throughput")
-    all_runs = query("runs", db_path(), None)
+    all_runs = warehouse().runs()
     if all_runs.empty:
-        st.info("No runs yet: run `python -m generator sweep`, then `python -m collector ingest`.")
+        st.info(states.NO_RUNS)
         return
     # 1. Which runs: the chosen sweep by default (without the replica runs that shared a level: replicas.ran_alone),
     #    any others to compare side by side.
@@ -23,10 +24,10 @@ def render():
     chosen = st.multiselect("Runs", list(all_runs.label), default=default)
     run_ids = list(all_runs[all_runs.label.isin(chosen)].run_id)
     if not run_ids:
-        st.info("Choose at least one run.")
+        st.info(states.CHOOSE_A_RUN)
         return
-    tp = query("throughput", db_path(), run_ids)
-    costs, models, _ = cost_models(db_path(), tuple(run_ids))
+    tp = warehouse().throughput(run_ids)
+    costs, models, _ = cost_models(tuple(run_ids))
     tp = _with_intervals(tp, analysis.batch_intervals(costs)).assign(
         cfg=tp.cfg.fillna(False).map({True: "CFG on", False: "CFG off"}),
         size=tp.height.astype(str) + "x" + tp.width.astype(str))
@@ -49,8 +50,8 @@ def render():
     charts = {
         "Images per second": _with_bars(base, "images_per_s", "images / s", "ips_low", "ips_high"),
         "Latency per batch": _with_bars(base, "median_wall_s", "median s", "low_s", "high_s"),
-        explain.speedup_title(tp.base_batch): _with_bars(base, "speedup", explain.speedup_axis(tp.base_batch)),
-        "Batching efficiency": _with_bars(base, "efficiency", explain.efficiency_axis(tp.base_batch)),
+        throughput.speedup_title(tp.base_batch): _with_bars(base, "speedup", throughput.speedup_axis(tp.base_batch)),
+        "Batching efficiency": _with_bars(base, "efficiency", throughput.efficiency_axis(tp.base_batch)),
     }
     cols = st.columns(2)
     for i, (title, chart) in enumerate(charts.items()):
@@ -63,27 +64,28 @@ def render():
 
     # 3. The cost model of each run, with its intervals (the same fit as the Overview's).
     st.subheader("Cost model per run")
-    st.caption(explain.model_caption())
+    st.caption(throughput.model_caption())
     labels = dict(zip(all_runs.run_id, all_runs.label))
-    st.dataframe(explain.model_table(models, labels), hide_index=True, width="stretch")
+    st.dataframe(throughput.model_table(models, labels), hide_index=True, width="stretch")
     st.dataframe(tp[["label", "batch_size", "unet_batch", "jobs", "median_wall_s", "interval", "certainty",
                      "images_per_s", "base_batch", "speedup", "efficiency", "share_of_peak", "share_of_ceiling"]],
                  hide_index=True, width="stretch")
 
     # 4. Is my number sane? Published figures beside the person's own, per image-step.
     st.subheader("Beside published figures")
-    st.caption(explain.published_caption())
+    st.caption(throughput.published_caption())
     steps = all_runs.set_index("run_id").steps
-    st.dataframe(pd.concat([analysis.own_figures(tp, steps), analysis.published_figures(db.published_rows())], ignore_index=True)
+    st.dataframe(pd.concat([analysis.own_figures(tp, steps), analysis.published_figures(db.published_rows())],
+                           ignore_index=True)
                  .round({"ms_per_image_step": 2, "speedup": 2}), hide_index=True, width="stretch")
 
 
 def _workers_section():
     """Bigger batch or more workers: only for a sweep with replica runs (python -m generator sweep --replicas)."""
-    rows = query("replica_throughput", db_path(), sweep_id())
+    rows = warehouse().replica_throughput(sweep_id())
     if rows.empty:
         return
-    points = replicas.ways(rows, query("replica_jobs", db_path(), sweep_id()))
+    points = replicas.ways(rows, warehouse().replica_jobs(sweep_id()))
     st.subheader("Bigger batch or more workers")
     if not points.empty:
         st.altair_chart(_ways_chart(points), width="stretch")
@@ -126,8 +128,8 @@ def _with_intervals(tp: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
     tp = tp.merge(intervals[["run_id", "batch_size", "low_s", "high_s", "half_width", "uncertain", "jobs", "needed"]]
                   .rename(columns={"jobs": "interval_jobs"}), on=["run_id", "batch_size"], how="left")
     return tp.assign(ips_low=tp.batch_size / tp.high_s, ips_high=tp.batch_size / tp.low_s,
-                     interval=[explain.interval_text(lo, hi) for lo, hi in zip(tp.low_s, tp.high_s)],
-                     certainty=[explain.certainty(h, n, need)
+                     interval=[throughput.interval_text(lo, hi) for lo, hi in zip(tp.low_s, tp.high_s)],
+                     certainty=[throughput.certainty(h, n, need)
                                 for h, n, need in zip(tp.half_width, tp.interval_jobs, tp.needed)])
 
 

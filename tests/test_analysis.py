@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from generator import presets
-from warehouse import analysis, db, queries
+from warehouse import analysis, db
+from warehouse.queries import Warehouse
 
 
 class HandMade:
@@ -60,7 +61,7 @@ class HandMade:
                 con.execute("INSERT INTO ops VALUES (?, ?, ?, 1, NULL, 1)", [f"{run_id}-b{batch}-prof", category, s])
 
     def throughput(self, *run_ids: str) -> pd.DataFrame:
-        return queries.throughput(self.path, list(run_ids))
+        return Warehouse(self.path).throughput(list(run_ids))
 
     def tp(self, walls: dict[int, float], **run) -> pd.DataFrame:
         """The throughput rows of a new run with these measured job times."""
@@ -105,7 +106,7 @@ def test_a_straight_line_past_the_old_knee_is_a_line_without_saturation(wh):
     walls = {b: [0.5 + 0.5 * b] * 2 for b in (1, 2, 4, 8, 16)}
     run_id = wh.run(walls)
     assert (wh.throughput(run_id).set_index("batch_size").efficiency.loc[[4, 8, 16]] < 0.5).all()
-    model = analysis.run_models(queries.job_costs(wh.path, [run_id]))[run_id]
+    model = analysis.run_models(Warehouse(wh.path).job_costs([run_id]))[run_id]
     assert model.kind == "line" and not model.saturates
     assert (model.fixed_s.value, model.marginal_s.value) == (pytest.approx(0.5), pytest.approx(0.5))
 
@@ -114,7 +115,7 @@ def test_run_models_read_every_measured_job_and_nothing_else(wh):
     # Hinge at 8 with two repeats each; the warm-up and profiled jobs (100x slower) would break it.
     walls = {b: [1 + 0.1 * min(b, 8) + 1.0 * max(b - 8, 0)] * 2 for b in (1, 2, 4, 8, 16, 32)}
     run_id = wh.run(walls, failed={64: "oom"})
-    costs = queries.job_costs(wh.path, [run_id])
+    costs = Warehouse(wh.path).job_costs([run_id])
     assert len(costs) == 12
     model = analysis.run_models(costs)[run_id]
     assert model.kind == "hinge" and model.knee.value == 8 and model.saturates and model.method == "repeats"
@@ -123,7 +124,7 @@ def test_run_models_read_every_measured_job_and_nothing_else(wh):
 
 def test_phase_models_name_the_phase_that_saturates_first(wh):
     walls = {b: [1.0 + 0.1 * b] * 2 for b in (1, 2, 4, 8, 16)}
-    costs = queries.job_costs(wh.path, [wh.run(walls, phases={"encode_prompt": 0.1, "denoise": 0.8})])
+    costs = Warehouse(wh.path).job_costs([wh.run(walls, phases={"encode_prompt": 0.1, "denoise": 0.8})])
     costs = costs.assign(step_s=[0.01 + 0.001 * min(b, 4) + 0.01 * max(b - 4, 0) for b in costs.batch_size])
     models = analysis.phase_models(costs)
     assert set(models) == {"encode_s", "step_s"}           # no decode phase was recorded
@@ -153,7 +154,7 @@ def test_scaling_of_one_batch_size_and_of_none(wh):
 
 def test_batch_intervals_give_none_with_too_few_jobs_and_call_that_uncertain(wh):
     run_id = wh.run({1: [1.0, 1.01, 0.99, 1.0, 1.02, 0.98], 2: [1.5, 1.6, 1.4]})
-    rows = analysis.batch_intervals(queries.job_costs(wh.path, [run_id])).set_index("batch_size")
+    rows = analysis.batch_intervals(Warehouse(wh.path).job_costs([run_id])).set_index("batch_size")
     six, three = rows.loc[1], rows.loc[2]
     assert (six.jobs, six.low_s, six.high_s, six.too_few, six.uncertain) == (6, 0.98, 1.02, False, False)
     assert six.half_width == pytest.approx(0.02)
@@ -164,11 +165,11 @@ def test_batch_intervals_give_none_with_too_few_jobs_and_call_that_uncertain(wh)
 
 def test_the_time_ratio_is_uncertain_without_an_interval_and_sure_only_within_the_bound(wh):
     sure = wh.run({1: [1.0, 1.01, 0.99, 1.0, 1.005, 0.995], 8: [2.0, 2.02, 1.98, 2.0, 2.01, 1.99]})
-    s = analysis.scaling(wh.throughput(sure), queries.job_costs(wh.path, [sure]))
+    s = analysis.scaling(wh.throughput(sure), Warehouse(wh.path).job_costs([sure]))
     assert (s.ratio_low, s.ratio_high) == (pytest.approx(1.98 / 1.01), pytest.approx(2.02 / 0.99))
     assert not s.too_few and not s.uncertain and s.jobs == 6
     few = wh.run({1: [1.0, 1.01, 0.99], 8: [2.0, 2.02, 1.98, 2.0, 2.0, 2.0]})
-    s = analysis.scaling(wh.throughput(few), queries.job_costs(wh.path, [few]))
+    s = analysis.scaling(wh.throughput(few), Warehouse(wh.path).job_costs([few]))
     assert s.too_few and s.uncertain and s.jobs == 3 and np.isnan(s.ratio_low)
     # Without the jobs no interval was made: not claimed sure either; one batch size has no ratio at all.
     assert analysis.scaling(wh.throughput(sure)).uncertain and not analysis.scaling(wh.throughput(sure)).too_few
@@ -177,11 +178,11 @@ def test_the_time_ratio_is_uncertain_without_an_interval_and_sure_only_within_th
 
 def test_trust_takes_the_widest_interval_of_the_batch_sizes_that_have_one(wh):
     run_id = wh.run({1: [1.0, 1.01, 0.99, 1.0, 1.02, 0.98], 2: [1.5, 3.0, 1.0], 4: [2.0, 2.0, 2.0]})
-    t = analysis.trust("r", analysis.batch_intervals(queries.job_costs(wh.path, [run_id])), {})
+    t = analysis.trust("r", analysis.batch_intervals(Warehouse(wh.path).job_costs([run_id])), {})
     assert (t.widest_batch, t.too_few, t.jobs_per_batch) == (1, (2, 4), 3) and t.widest == pytest.approx(0.02)
     assert not t.sure_of_none
     none = wh.run({1: [1.0, 1.5], 2: [2.0, 2.0, 2.0]})
-    t = analysis.trust("r", analysis.batch_intervals(queries.job_costs(wh.path, [none])), {})
+    t = analysis.trust("r", analysis.batch_intervals(Warehouse(wh.path).job_costs([none])), {})
     assert t.sure_of_none and t.widest_batch is None and np.isnan(t.widest) and t.too_few == (1, 2)
 
 
@@ -198,31 +199,31 @@ def test_stream_over_sequential_is_like_for_like_and_splits_the_denoising_loop(w
     seq = wh.run({1: 1.0, 2: 2.0}, mode="sequential", phases=half)
     other_size = wh.run({1: 9.0, 2: 9.0}, mode="sequential", height=128, phases=half)
     other_cfg = wh.run({1: 9.0, 2: 9.0}, mode="sequential", cfg=True, phases=half)
-    gains = analysis.stream_over_sequential(queries.job_costs(wh.path, [stream, seq, other_size, other_cfg]))
+    gains = analysis.stream_over_sequential(Warehouse(wh.path).job_costs([stream, seq, other_size, other_cfg]))
     assert len(gains) == 1   # 128 px and CFG on have no stream run to compare with
     g = gains[0]
     assert (g.size, g.cfg, g.batch) == ("64x64", False, 2)
     assert g.end_to_end == pytest.approx(2.0) and g.denoise == pytest.approx(4.0)   # 1.0 / 0.25
     assert g.over_static is None and g.static_won is None        # no static run of the setting
-    assert analysis.stream_over_sequential(queries.job_costs(wh.path, [stream])) == []
+    assert analysis.stream_over_sequential(Warehouse(wh.path).job_costs([stream])) == []
 
 
 def test_stream_is_held_against_static_of_the_same_setting_and_a_winner_named_beyond_the_interval(wh):
     seq = wh.run({1: spread(1.0), 8: spread(8.0)}, mode="sequential", height=72)
     stream = wh.run({1: spread(1.0), 8: spread(2.8)}, mode="stream", height=72)
     static = wh.run({1: spread(1.0), 8: spread(2.16)}, mode="static", height=72)   # stream at 0.77x of static
-    (g,) = analysis.stream_over_sequential(queries.job_costs(wh.path, [seq, stream, static]))
+    (g,) = analysis.stream_over_sequential(Warehouse(wh.path).job_costs([seq, stream, static]))
     assert g.end_to_end == pytest.approx(8.0 / 2.8) and g.end_to_end_range[0] > 1
     assert (g.static_batch, g.over_static) == (8, pytest.approx(2.16 / 2.8))
     assert g.over_static_range[1] < 1 and g.static_won is True
     fast = wh.run({1: spread(1.0), 8: spread(4.0)}, mode="static", height=72)    # a second static run: its own
-    gains = analysis.stream_over_sequential(queries.job_costs(wh.path, [seq, stream, static, fast]))
+    gains = analysis.stream_over_sequential(Warehouse(wh.path).job_costs([seq, stream, static, fast]))
     assert [(g.over_static, g.static_won) for g in gains] == [(pytest.approx(2.16 / 2.8), True),
                                                               (pytest.approx(4.0 / 2.8), False)]
     level = wh.run({1: spread(1.0), 8: spread(2.8, width=0.3)}, mode="static", height=80)
     stream_80 = wh.run({1: spread(1.0), 8: spread(2.8, width=0.3)}, mode="stream", height=80)
     seq_80 = wh.run({1: spread(1.0), 8: spread(8.0)}, mode="sequential", height=80)
-    (g,) = analysis.stream_over_sequential(queries.job_costs(wh.path, [level, stream_80, seq_80]))
+    (g,) = analysis.stream_over_sequential(Warehouse(wh.path).job_costs([level, stream_80, seq_80]))
     assert g.over_static_range[0] < 1 < g.over_static_range[1] and g.static_won is None
 
 
@@ -232,26 +233,26 @@ def test_runs_with_other_torch_threads_are_not_compared(wh):
     with db.writer(wh.path) as con:
         con.execute("UPDATE runs SET threads = CASE run_id WHEN ? THEN 1 ELSE 2 END WHERE run_id IN (?, ?)",
                     [stream, stream, seq])
-    assert analysis.stream_over_sequential(queries.job_costs(wh.path, [stream, seq])) == []
+    assert analysis.stream_over_sequential(Warehouse(wh.path).job_costs([stream, seq])) == []
     small, large = wh.run({1: 1.0, 4: 1.0}, height=88), wh.run({1: 1.0, 4: 2.0}, height=176)
     with db.writer(wh.path) as con:
         con.execute("UPDATE runs SET threads = CASE run_id WHEN ? THEN 1 ELSE 2 END WHERE run_id IN (?, ?)",
                     [small, small, large])
-    assert analysis.resolution_gain(queries.job_costs(wh.path, [small, large])) == []
+    assert analysis.resolution_gain(Warehouse(wh.path).job_costs([small, large])) == []
 
 
 def test_resolution_gain_is_run_against_run_at_the_largest_common_batch(wh):
     small = wh.run({1: spread(1.0), 4: spread(1.0), 8: spread(1.0)}, height=96)
     large = wh.run({1: spread(1.0), 4: spread(2.0)}, height=192)
     other_mode = wh.run({1: 1.0, 4: 4.0}, height=256, mode="stream")
-    gains = analysis.resolution_gain(queries.job_costs(wh.path, [small, large, other_mode]))
+    gains = analysis.resolution_gain(Warehouse(wh.path).job_costs([small, large, other_mode]))
     assert len(gains) == 1
     g = gains[0]
     assert (g.mode, g.cfg, g.base, g.batch, g.small_px, g.large_px) == ("static", False, 1, 4, 96, 192)
     assert (g.small_speedup, g.large_speedup) == (pytest.approx(4.0), pytest.approx(2.0))
     assert g.small_label.endswith(f"({small})") and g.large_label.endswith(f"({large})")
     assert g.large_range[1] < g.small_range[0] and g.change == "less"
-    assert analysis.resolution_gain(queries.job_costs(wh.path, [small])) == []
+    assert analysis.resolution_gain(Warehouse(wh.path).job_costs([small])) == []
 
 
 def test_two_runs_at_one_size_are_each_held_against_the_other_size_never_pooled(wh):
@@ -259,7 +260,7 @@ def test_two_runs_at_one_size_are_each_held_against_the_other_size_never_pooled(
     a = wh.run({1: spread(1.0), 8: spread(8 / 3.9)}, height=104)
     b = wh.run({1: spread(1.0), 8: spread(8 / 4.8)}, height=104)
     large = wh.run({1: spread(1.0), 8: spread(8 / 2.9)}, height=208)
-    gains = analysis.resolution_gain(queries.job_costs(wh.path, [a, b, large]))
+    gains = analysis.resolution_gain(Warehouse(wh.path).job_costs([a, b, large]))
     assert sorted(round(g.small_speedup, 2) for g in gains) == [3.9, 4.8]
     assert all(g.large_speedup == pytest.approx(2.9) for g in gains)
     assert {g.change for g in gains} == {"less"}
@@ -269,9 +270,9 @@ def test_effects_of_a_sweep(wh):
     flat = {b: [1.0 + 0.01 * b, 1.0 + 0.012 * b] for b in (1, 2, 4, 8)}
     full = {b: [1 + 0.1 * min(b, 4) + 2.0 * max(b - 4, 0)] * 2 for b in (1, 2, 4, 8, 16)}
     plain, saturated = wh.run(flat), wh.run(full, cfg=True)
-    runs = queries.runs(wh.path)
+    runs = Warehouse(wh.path).runs()
     runs = runs[runs.run_id.isin([plain, saturated])]
-    costs = queries.job_costs(wh.path, [plain, saturated])
+    costs = Warehouse(wh.path).job_costs([plain, saturated])
     models = analysis.run_models(costs)
     e = analysis.effects(runs[runs.run_id == plain], wh.throughput(plain), {plain: models[plain]},
                          costs[costs.run_id == plain])
@@ -284,7 +285,7 @@ def test_effects_of_a_sweep(wh):
 
 def test_sweep_summary(wh):
     a, b = wh.run({1: 1.0, 2: 1.5}, height=64), wh.run({4: 1.0}, height=128, mode="stream", cfg=True)
-    runs = queries.runs(wh.path)
+    runs = Warehouse(wh.path).runs()
     s = analysis.sweep_summary(runs[runs.run_id.isin([a, b])], wh.throughput(a, b))
     assert (s.runs, s.sizes, s.modes, s.batch_sizes, s.guidance) == (
         2, ("64x64", "128x128"), ("static", "stream"), (1, 2, 4), (1.0, 3.0))
@@ -326,7 +327,7 @@ def test_a_phase_share_is_the_views_median_of_each_jobs_share(wh):
     with db.writer(wh.path) as con:
         con.execute("UPDATE phases SET duration_s = CASE job_id WHEN ? THEN 1.2 WHEN ? THEN 3.6 END "
                     "WHERE phase = 'denoise' AND job_id IN (?, ?)", [f"{run_id}-b1-r1", f"{run_id}-b1-r2"] * 2)
-    rows = queries.phase_breakdown(wh.path, [run_id])
+    rows = Warehouse(wh.path).phase_breakdown([run_id])
     assert analysis.phase_share_ends(rows, "denoise") == (1, pytest.approx(0.6), 4, pytest.approx(0.5))
     one = rows[rows.batch_size == 1].set_index("phase").median_s
     assert one["denoise"] / one.sum() == pytest.approx(1.2 / 1.9)   # the other definition reads otherwise
@@ -336,7 +337,7 @@ def test_a_phase_share_is_the_views_median_of_each_jobs_share(wh):
 
 def test_phase_breakdown_shows_the_rest_of_the_job_outside_every_phase(wh):
     run_id = wh.run({1: 1.0, 2: 2.0}, phases={"encode_prompt": 0.1, "denoise": 0.6, "decode": 0.2})
-    rows = queries.phase_breakdown(wh.path, [run_id])
+    rows = Warehouse(wh.path).phase_breakdown([run_id])
     outside = rows[rows.phase == "outside"].set_index("batch_size").median_s
     assert list(outside) == [pytest.approx(0.1), pytest.approx(0.2)]
     assert rows[rows.batch_size == 1].set_index("phase").median_share.to_dict() == pytest.approx(
@@ -364,13 +365,13 @@ def test_roofline_floor_is_the_larger_of_compute_and_weight_reads(wh):
         con.execute("UPDATE jobs SET unet_flops_total = 1e9 * batch_size / 4 * CASE batch_size WHEN 1 THEN 4 "
                     "ELSE 0.4 END, unet_calls = 10 WHERE run_id = ?", [compute])
         con.execute("UPDATE jobs SET unet_flops_total = 1e6, unet_calls = 100 WHERE run_id = ?", [memory])
-    roof = queries.roofline(wh.path, [compute, memory]).set_index(["run_id", "batch_size"])
+    roof = Warehouse(wh.path).roofline([compute, memory]).set_index(["run_id", "batch_size"])
     assert roof.loc[(compute, 1)].floor_s == pytest.approx(0.5) and roof.loc[(compute, 1)].above_floor_share == 0
     assert roof.loc[(compute, 4)].floor_s == pytest.approx(0.2)
     assert roof.loc[(compute, 4)].above_floor_share == pytest.approx(0.6)            # denoise 0.5 s
     assert roof.loc[(compute, 4)].datasheet_floor_s == pytest.approx(0.1)
     assert roof.loc[(memory, 1)].floor_s == pytest.approx(0.1)                        # 100 x 1 MB at 1 GB/s
-    ends = analysis.roofline_ends(queries.roofline(wh.path, [compute, memory]))
+    ends = analysis.roofline_ends(Warehouse(wh.path).roofline([compute, memory]))
     assert len(ends) == 1 and (ends[0].low_batch, ends[0].high_batch) == (1, 4)
     assert (ends[0].low_share, ends[0].high_share) == (pytest.approx(0.0), pytest.approx(0.6))
     assert ends[0].above_measured is None
@@ -384,10 +385,10 @@ def test_roofline_ceilings_are_the_best_of_the_sweep_and_a_floor_above_the_time_
                     "WHERE run_id IN (?, ?)", [quiet, quiet, busy])
         con.execute("UPDATE jobs SET unet_flops_total = 1e9 * batch_size * 4, unet_calls = 1 WHERE run_id IN (?, ?)",
                     [quiet, busy])
-    roof = queries.roofline(wh.path, [quiet, busy]).set_index(["run_id", "batch_size"])
+    roof = Warehouse(wh.path).roofline([quiet, busy]).set_index(["run_id", "batch_size"])
     assert roof.loc[(busy, 1)].ceiling_flops == 1e10 and roof.loc[(busy, 1)].floor_s == pytest.approx(0.4)
     assert roof.loc[(busy, 2)].floor_s == pytest.approx(0.8) and roof.loc[(busy, 2)].above_floor_share < 0
-    ends = {e.label[-9:-1]: e for e in analysis.roofline_ends(queries.roofline(wh.path, [quiet, busy]))}
+    ends = {e.label[-9:-1]: e for e in analysis.roofline_ends(Warehouse(wh.path).roofline([quiet, busy]))}
     assert ends[busy].above_measured == 2 and ends[quiet].above_measured == 2
 
 
@@ -432,14 +433,14 @@ def test_own_figures_are_per_image_step_at_the_smallest_and_the_best_batch(wh):
 
 def test_memory_peaks_count_measured_jobs_only(wh):
     run_id = wh.run({1: 1.0, 2: 1.0}, failed={4: "oom"})
-    mem = queries.memory_by_batch(wh.path, [run_id]).set_index("batch_size")
+    mem = Warehouse(wh.path).memory_by_batch([run_id]).set_index("batch_size")
     assert list(mem.peak_mem_bytes[[1, 2]]) == [1000, 2000]   # warm-up and profiled jobs used 100x
     assert pd.isna(mem.peak_mem_bytes[4]) and not mem.fitted[4]
 
 
 def test_memory_fits_name_the_largest_batch_that_fitted_and_the_first_that_failed(wh):
     ok, oom = wh.run({1: 1.0, 2: 1.0}), wh.run({1: 1.0, 2: 1.0}, failed={8: "oom", 4: "oom"})
-    fits = {f.label[-9:-1]: f for f in analysis.memory_fits(queries.memory_by_batch(wh.path, [ok, oom]))}
+    fits = {f.label[-9:-1]: f for f in analysis.memory_fits(Warehouse(wh.path).memory_by_batch([ok, oom]))}
     assert (fits[ok].largest_fitted, fits[ok].first_failed) == (2, None)
     assert (fits[oom].largest_fitted, fits[oom].first_failed, fits[oom].failed_statuses) == (2, 4, "oom")
 
@@ -448,10 +449,10 @@ def test_conv_share_is_the_range_over_batch_sizes(wh):
     run_id = wh.run({1: 1.0, 2: 1.0})
     wh.ops(run_id, 1, {"conv": 1.0, "attention": 3.0})
     wh.ops(run_id, 2, {"conv": 3.0, "attention": 1.0})
-    c = analysis.conv_share(queries.op_mix(wh.path, [run_id]))
+    c = analysis.conv_share(Warehouse(wh.path).op_mix([run_id]))
     assert (c.low, c.high) == (0.25, 0.75) and c.overhead is None
     wh.ops(run_id, 1, {"overhead": 4.0})
     wh.ops(run_id, 2, {"overhead": 1.0})
-    c = analysis.conv_share(queries.op_mix(wh.path, [run_id]))
+    c = analysis.conv_share(Warehouse(wh.path).op_mix([run_id]))
     assert c.overhead == (1, pytest.approx(0.5), 2, pytest.approx(0.2))
-    assert analysis.conv_share(queries.op_mix(wh.path, ["no-such-run"])) is None
+    assert analysis.conv_share(Warehouse(wh.path).op_mix(["no-such-run"])) is None

@@ -45,10 +45,11 @@ def _free_port() -> int:
 def server(demo):
     db_path, out = demo
     port = _free_port()
-    env = dict(os.environ, WAREHOUSE_DB=db_path, OUTPUT_DIR=out)
+    # The warehouse given as the server's flag; the environment names another file, which the flag overrides.
+    env = dict(os.environ, WAREHOUSE_DB=db_path + ".not-this-one", OUTPUT_DIR=out)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--", "--warehouse", db_path],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
 
@@ -83,7 +84,7 @@ def browser():
 
 
 @pytest.mark.parametrize("name", list(PAGES))
-def test_page_renders_in_a_real_browser(name, server, browser):
+def test_page_renders_in_a_real_browser(name, server, browser, demo):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         page.goto(f"{server}/{PAGES[name]}")
@@ -96,6 +97,7 @@ def test_page_renders_in_a_real_browser(name, server, browser):
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
         assert page.locator('[data-testid="stException"]').count() == 0
+        assert f"Warehouse: {demo[0]}" in page.locator('[data-testid="stSidebar"]').inner_text()  # the flag's file
         # A local analysis tool, not an app to publish (.streamlit/config.toml: client.toolbarMode).
         assert page.locator('[data-testid="stAppDeployButton"]').count() == 0, "the toolbar offers Deploy"
         assert page.get_by_role("button", name="Deploy").count() == 0, "the toolbar offers Deploy"

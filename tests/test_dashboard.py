@@ -12,7 +12,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import stats
-from warehouse import costmodel, db, explain, queries
+from warehouse import costmodel, db, queries
+from warehouse.explain import effects, scaling
+from warehouse.queries import Warehouse
 from warehouse.explain import answer as said_answer
 
 from .conftest import ROOT, sql_rows as _sql
@@ -45,6 +47,14 @@ def test_every_page_renders_on_an_empty_warehouse(page, tmp_path, monkeypatch):
         assert any("No runs yet" in i.value for i in at.info)
 
 
+def test_the_sidebar_shows_the_servers_warehouse_and_offers_no_other(tmp_path, monkeypatch):
+    with db.writer(tmp_path / "empty.duckdb"):
+        pass
+    at = _app(monkeypatch, str(tmp_path / "empty.duckdb"), str(tmp_path))
+    assert f"Warehouse: `{tmp_path / 'empty.duckdb'}`" in [c.value for c in at.sidebar.caption]
+    assert len(at.text_input) == 0  # no box to point the page at another file
+
+
 def test_overview_states_the_fit_of_the_warehouse_numbers(rich, monkeypatch):
     db_path, out = rich
     at = _app(monkeypatch, db_path, out)
@@ -67,7 +77,7 @@ def test_overview_states_the_fit_of_the_warehouse_numbers(rich, monkeypatch):
         jobs = _sql(db_path, "SELECT batch_size, wall_s FROM measured_jobs WHERE run_id = ?", [run_id])
         jb, jt = np.array([r[0] for r in jobs], float), np.array([r[1] for r in jobs], float)
         model = costmodel.fit_cost(jb, jt)
-        assert explain.model(model) in text, mode
+        assert scaling.model(model) in text, mode
         if isinstance(model, costmodel.CostModel) and model.kind == "line":
             weights = 1 / np.array([np.median(jt[jb == b]) for b in jb])
             assert model.marginal_s.value == pytest.approx(np.polyfit(jb, jt, 1, w=weights)[0])
@@ -78,9 +88,9 @@ def test_overview_states_the_fit_of_the_warehouse_numbers(rich, monkeypatch):
     table = next(d.value for d in at.dataframe if list(d.value.columns) == said_answer.RUN_COLUMNS)
     assert len(table) == len(_sql(db_path, "SELECT run_id FROM runs"))
     # Each effect shown cites its paper; with none shown, the page says so.
-    effects = [m.value for m in at.markdown if m.value.startswith("- **")]
-    assert all("/papers#" in e for e in effects)
-    assert effects or explain.NO_EFFECTS in [c.value for c in at.caption]
+    notes = [m.value for m in at.markdown if m.value.startswith("- **")]
+    assert all("/papers#" in e for e in notes)
+    assert notes or effects.NO_EFFECTS in [c.value for c in at.caption]
 
 
 def test_throughput_table_is_the_view(rich, monkeypatch):
@@ -156,7 +166,7 @@ def test_operators_page_quotes_the_conv_share_of_the_warehouse(rich, monkeypatch
 def test_steps_page_shows_stream_latency(rich, monkeypatch):
     db_path, out = rich
     at = _app(monkeypatch, db_path, out, "steps")
-    latency = queries.stream_latency(db_path, [r[0] for r in _sql(db_path, "SELECT run_id FROM runs")])
+    latency = Warehouse(db_path).stream_latency([r[0] for r in _sql(db_path, "SELECT run_id FROM runs")])
     # 4 requests at batch 4, each through 3 steps: entered one call apart.
     assert sorted(latency[latency.batch_size == 4].request) == [0, 1, 2, 3]
     assert (latency.latency_s > 0).all()
@@ -173,10 +183,10 @@ def _pairs(db_path: str, job_label: str):
     """The gallery's pairs for the job the page chose (by its label: run label · batch B)."""
     from warehouse import invariance, queries
 
-    jobs = queries.jobs_with_images(db_path, list(queries.runs(db_path).run_id))
+    jobs = Warehouse(db_path).jobs_with_images(list(Warehouse(db_path).runs().run_id))
     label, batch = job_label.rsplit(" · batch ", 1)
     job = jobs[(jobs.label == label) & (jobs.batch_size == int(batch))].job_id.iloc[0]
-    return invariance.pairs(queries.image_checks(db_path, list(jobs.run_id.unique())), job)
+    return invariance.pairs(Warehouse(db_path).image_checks(list(jobs.run_id.unique())), job)
 
 
 def test_gallery_shows_the_job_images_and_refuses_paths_outside_the_output_folder(rich, monkeypatch, tmp_path):

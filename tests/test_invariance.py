@@ -11,7 +11,8 @@ import pytest
 
 from generator.invariance import References, compare
 from generator.plan import RunPlan
-from warehouse import explain, invariance
+from warehouse import invariance
+from warehouse.explain import pictures
 
 STATIC, STREAM = RunPlan(64, 64, 1.0, "static"), RunPlan(64, 64, 1.0, "stream")
 SLICED = RunPlan(64, 64, 1.0, "static", vae_slicing=True)
@@ -74,7 +75,7 @@ def test_identical_pictures_say_no():
     found = invariance.invariance(_rows(dict(against="batch_1", batch_size=2, max_abs_diff=0),
                                         dict(against="batch_1", batch_size=4, max_abs_diff=0)))
     assert set(found) == {"batching"} and found["batching"].all_identical
-    assert explain.invariance(found["batching"]) == (
+    assert pictures.invariance(found["batching"]) == (
         "**Did batching change the pictures?** No: 2 images drawn at batch 2–4 against the same seed at batch 1 "
         "of the same run are identical, pixel for pixel.")
 
@@ -83,7 +84,7 @@ def test_a_difference_of_one_level_is_not_visible_and_says_where():
     found = invariance.invariance(_rows(
         dict(against="batch_1", batch_size=2, max_abs_diff=0),
         dict(against="batch_1", batch_size=8, max_abs_diff=1, mean_abs_diff=0.01, psnr_db=68.1, seed=3)))
-    said = explain.invariance(found["batching"])
+    said = pictures.invariance(found["batching"])
     assert said.startswith("**Did batching change the pictures?** Not visibly:")
     assert "differ by at most 1/255" in said and "(1 of 2 identical;" in said
     assert "1/255, PSNR 68.1 dB at seed 3, static batch 8 against static batch 1" in said
@@ -94,7 +95,7 @@ def test_a_larger_difference_says_yes_with_the_worst_case():
         dict(against="mode", batch_size=4, max_abs_diff=2, mean_abs_diff=0.1, psnr_db=60.0, seed=1),
         dict(against="mode", batch_size=4, max_abs_diff=17, mean_abs_diff=0.5, psnr_db=41.25, seed=2,
              mode="stream", ref_mode="static", ref_batch_size=4)))
-    said = explain.invariance(found["mode"])
+    said = pictures.invariance(found["mode"])
     assert said.startswith("**Did the mode change the pictures?** Yes:")
     assert "0 of 2 identical; the largest difference is 17/255, PSNR 41.2 dB, seed 2, stream batch 4 against " \
            "static batch 4" in said
@@ -105,31 +106,31 @@ def test_batch_1_against_itself_is_a_repeat_and_its_noise_qualifies_the_batching
         dict(against="batch_1", batch_size=1, max_abs_diff=3, psnr_db=50.0),
         dict(against="batch_1", batch_size=2, max_abs_diff=3, psnr_db=50.0)))
     assert set(found) == {"batching", "repeat"}
-    assert explain.invariance(found["repeat"]).startswith("**Does batch 1 repeat itself?** No: 1 batch-1 images")
-    assert explain.repeat_caveat(found).startswith("Batch 1 drawn again differs from its first drawing by up to 3/255")
+    assert pictures.invariance(found["repeat"]).startswith("**Does batch 1 repeat itself?** No: 1 batch-1 images")
+    assert pictures.repeat_caveat(found).startswith("Batch 1 drawn again differs from its first drawing by up to 3/255")
     steady = invariance.invariance(_rows(dict(against="batch_1", batch_size=1, max_abs_diff=0),
                                          dict(against="batch_1", batch_size=2, max_abs_diff=3)))
-    assert explain.repeat_caveat(steady) is None
+    assert pictures.repeat_caveat(steady) is None
 
 
 def test_batch_1_that_repeats_itself_is_answered_yes_and_a_batching_change_that_is_identical_no():
     same = invariance.invariance(_rows(dict(against="batch_1", batch_size=1, max_abs_diff=0),
                                        dict(against="batch_1", batch_size=2, max_abs_diff=0)))
-    assert explain.invariance(same["repeat"]) == ("**Does batch 1 repeat itself?** Yes: 1 batch-1 images drawn again "
+    assert pictures.invariance(same["repeat"]) == ("**Does batch 1 repeat itself?** Yes: 1 batch-1 images drawn again "
                                                   "against their first drawing are identical, pixel for pixel.")
-    assert explain.invariance(same["batching"]).startswith("**Did batching change the pictures?** No: ")
+    assert pictures.invariance(same["batching"]).startswith("**Did batching change the pictures?** No: ")
     close = invariance.invariance(_rows(dict(against="batch_1", batch_size=1, max_abs_diff=1, psnr_db=70.0)))
-    assert explain.invariance(close["repeat"]).startswith("**Does batch 1 repeat itself?** Not exactly: ")
+    assert pictures.invariance(close["repeat"]).startswith("**Does batch 1 repeat itself?** Not exactly: ")
 
 
 def test_no_checks_no_claim():
     assert invariance.invariance(_rows(dict(against="batch_1", batch_size=2, max_abs_diff=0)).iloc[0:0]) == {}
-    assert explain.invariance(None) is None
+    assert pictures.invariance(None) is None
 
 
 def test_the_gallery_caption_says_identical_or_quotes_the_difference():
     ref = "seed 3 at static batch 1"
-    assert explain.pair_caption(0, None, ref) == "identical to seed 3 at static batch 1"
-    assert explain.pair_caption(2, 60.04, ref) == (
+    assert pictures.pair_caption(0, None, ref) == "identical to seed 3 at static batch 1"
+    assert pictures.pair_caption(2, 60.04, ref) == (
         "against seed 3 at static batch 1: largest difference 2/255, PSNR 60.0 dB")
-    assert explain.pair_caption(1, float("nan"), ref).endswith("largest difference 1/255")
+    assert pictures.pair_caption(1, float("nan"), ref).endswith("largest difference 1/255")

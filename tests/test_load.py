@@ -9,6 +9,7 @@ import pytest
 from generator import load
 from generator.load import LoadConfig
 from generator.scheduler import LinearCost, Request
+from warehouse.queries import Warehouse
 
 COST = LinearCost(job_fixed_s=1.0, job_marginal_s=0.25, step_fixed_s=0.1, step_marginal_s=0.05)
 
@@ -123,7 +124,6 @@ def test_a_real_load_run_lands_in_the_warehouse(tmp_path):
     """generator load on the tiny model -> spool -> collector -> the load_latency view: every level, every
     request finished, the prediction beside the measurement."""
     from collector.ingest import CollectorConfig, ingest_pending
-    from warehouse import queries
 
     cfg = LoadConfig(loads=(0.5, 1.2), burst=3, max_batch=3, max_delay=0.02, min_requests=5, min_seconds=0.1,
                      steps=2, resolution=64, spool=str(tmp_path / "spool"))
@@ -131,8 +131,8 @@ def test_a_real_load_run_lands_in_the_warehouse(tmp_path):
     assert len(written) == 3 * 2 + 3 * 2 and not written.unwritten  # 3 policies x (2 loads + bursts of 1, 3)
     report = ingest_pending(CollectorConfig(spool=cfg.spool, db=str(tmp_path / "w.duckdb")))
     assert not report.quarantined
-    sweep = queries.sweeps(str(tmp_path / "w.duckdb")).sweep_id.iloc[0]
-    levels = queries.load_levels(str(tmp_path / "w.duckdb"), sweep)
+    sweep = Warehouse(str(tmp_path / "w.duckdb")).sweeps().sweep_id.iloc[0]
+    levels = Warehouse(str(tmp_path / "w.duckdb")).load_levels(sweep)
     assert len(levels) == 12 and (levels.requests_ok == levels.requests).all()
     assert levels.p99_s.notna().all() and levels.predicted_p99_s.notna().all() and (levels.capacity_rps > 0).all()
     poisson = levels[levels.arrival == "poisson"]

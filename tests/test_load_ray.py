@@ -11,8 +11,9 @@ from generator import load
 from generator.load import Level, LoadConfig
 from generator.router import ROUND_ROBIN, Served, level_records, round_robin
 from generator.scheduler import Done, LinearCost, Policy, Request, simulate
-from warehouse import explain
+from warehouse.explain import serving
 from warehouse import load as wload
+from warehouse.queries import Warehouse
 
 COST = LinearCost(job_fixed_s=1.0, job_marginal_s=0.25, step_fixed_s=0.1, step_marginal_s=0.05)
 
@@ -186,31 +187,31 @@ def test_one_batched_server_is_compared_with_n_fifo_servers_load_for_load():
     assert [(v.batcher, v.servers, v.offered_rps, v.one_p99_s, v.many_p99_s) for v in pairs] == [
         ("batch", 2, 2.0, 0.61, 0.95), ("batch", 2, 4.0, 1.24, 0.80), ("batch", 2, 6.0, 2.0, 2.04)]
     assert (pairs[0].one, pairs[0].many) == ("1 server · batch", "2 servers · fifo")
-    assert explain.load_servers_versus(pairs) == (
+    assert serving.load_servers_versus(pairs) == (
         "**Lower p99, `1 server · batch` against `2 servers · fifo`** at each offered load both served in full: "
         "at 2.0 requests/s `1 server · batch`, 0.61 s against 0.95 s; at 4.0 requests/s `2 servers · fifo`, "
         "0.8 s against 1.2 s; at 6.0 requests/s the same to two figures (2.0 s). `1 server · batch` was lower at 1 "
         "of 3 loads, `2 servers · fifo` at 1.")
     # One load, one side lower: no tally; nothing to compare: nothing said.
-    assert explain.load_servers_versus(pairs[:1]) == (
+    assert serving.load_servers_versus(pairs[:1]) == (
         "**Lower p99, `1 server · batch` against `2 servers · fifo`** at each offered load both served in full: "
         "at 2.0 requests/s `1 server · batch`, 0.61 s against 0.95 s.")
     # Three servers, stream lower at both loads: one tally; the same to two figures at both: no tally.
     both = [wload.Versus(2.0, "stream", 3, 0.1, 0.2, None, 0.3, 0.5, None),
             wload.Versus(4.0, "stream", 3, 0.2, 0.3, None, 0.4, 0.9, None)]
-    assert explain.load_servers_versus(both) == (
+    assert serving.load_servers_versus(both) == (
         "**Lower p99, `1 server · stream` against `3 servers · fifo`** at each offered load both served in full: "
         "at 2.0 requests/s `1 server · stream`, 0.2 s against 0.5 s; at 4.0 requests/s `1 server · stream`, 0.3 s "
         "against 0.9 s. `1 server · stream` was lower at 2 of 2 loads.")
     same = [wload.Versus(x, "batch", 2, 0.1, 0.5, None, 0.1, 0.501, None) for x in (2.0, 4.0)]
-    assert explain.load_servers_versus(same).endswith("at 4.0 requests/s the same to two figures (0.5 s).")
-    assert wload.servers_versus(LEVELS[:4]) == [] and explain.load_servers_versus([]) is None
+    assert serving.load_servers_versus(same).endswith("at 4.0 requests/s the same to two figures (0.5 s).")
+    assert wload.servers_versus(LEVELS[:4]) == [] and serving.load_servers_versus([]) is None
     assert wload.has_servers(LEVELS) and not wload.has_servers(LEVELS[:4])
     # The curves: the batchers on one server and fifo on several, p50, p99 and throughput per load.
     curves = wload.versus_curves(LEVELS)
     assert set(curves.setup) == {"1 server · batch", "1 server · stream", "2 servers · fifo"}
     assert len(curves) == 3 * (3 + 1 + 4) and set(curves.metric) == {"p50", "p99", "throughput"}
-    assert explain.load_servers_caption().startswith("One server with a batcher")
+    assert serving.load_servers_caption().startswith("One server with a batcher")
 
 
 def test_levels_of_several_servers_are_never_mixed_with_one_servers():
@@ -224,7 +225,7 @@ def test_levels_of_several_servers_are_never_mixed_with_one_servers():
 def test_servers_that_split_one_machines_cores_are_said_to_add_no_hardware():
     shared = wload.shared_cores(LEVELS)
     assert shared == [wload.SharedCores(servers=2, threads=2, one_threads=4, host="box")]
-    assert explain.load_shared_cores(shared) == (
+    assert serving.load_shared_cores(shared) == (
         "The 2 servers ran on the CPU of the one machine the single server ran on (`box`), 2 torch threads each "
         "against its 4: they split its cores and add no hardware, so any difference is how the requests were "
         "scheduled, not more compute.")
@@ -235,8 +236,8 @@ def test_servers_that_split_one_machines_cores_are_said_to_add_no_hardware():
     two_hosts = [LEVELS[0], _level("fifo", 2, 2.0, 0.3, 0.6, 1.9, host="box, other")]
     gpu = [_level("batch", 1, 2.0, 0.3, 0.6, 1.9, device="cuda"), _level("fifo", 2, 2.0, 0.3, 0.6, 1.9, device="cuda")]
     for rows in (more, elsewhere, two_hosts, gpu, LEVELS[4:8]):
-        assert wload.shared_cores(rows) == [] and explain.load_shared_cores(wload.shared_cores(rows)) is None
-    assert explain.load_shared_cores([wload.SharedCores(2, 1, 2, "vm")]).startswith(
+        assert wload.shared_cores(rows) == [] and serving.load_shared_cores(wload.shared_cores(rows)) is None
+    assert serving.load_shared_cores([wload.SharedCores(2, 1, 2, "vm")]).startswith(
         "The 2 servers ran on the CPU of the one machine the single server ran on (`vm`), 1 torch thread each "
         "against its 2:")
 
@@ -341,12 +342,10 @@ def test_a_server_killed_mid_level_leaves_its_unfinished_requests_as_errors_and_
 def test_the_comparison_and_its_sentences_on_the_real_run(ray_run, monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
 
-    from warehouse import queries
-
     from .conftest import ROOT
 
     db_path, sweep, _ = ray_run
-    levels = queries.load_levels(db_path, sweep)
+    levels = Warehouse(db_path).load_levels(sweep)
     assert set(levels.servers) == {1, 2}
     pairs = wload.servers_versus(levels)
     # Both Poisson loads, batch on one server against fifo on two, each figure the view's.
@@ -355,7 +354,7 @@ def test_the_comparison_and_its_sentences_on_the_real_run(ray_run, monkeypatch, 
     for v in pairs:
         one, many = view[("batch", 1, round(v.offered_rps, 9))], view[("fifo", 2, round(v.offered_rps, 9))]
         assert (v.one_p99_s, v.many_p99_s, v.one_p50_s, v.many_p50_s) == (one.p99_s, many.p99_s, one.p50_s, many.p50_s)
-    said = explain.load_servers_versus(pairs)
+    said = serving.load_servers_versus(pairs)
     for v in pairs:
         lower = v.one if v.one_p99_s < v.many_p99_s else v.many
         assert f"requests/s `{lower}`," in said or "the same to two figures" in said
@@ -370,4 +369,4 @@ def test_the_comparison_and_its_sentences_on_the_real_run(ray_run, monkeypatch, 
     assert not at.exception, [e.value for e in at.exception]
     assert "One server with a batcher against N servers without one" in {s.value for s in at.subheader}
     shown = [m.value for m in at.markdown]
-    assert said in shown and explain.load_shared_cores(shared) in shown
+    assert said in shown and serving.load_shared_cores(shared) in shown

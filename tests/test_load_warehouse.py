@@ -14,7 +14,9 @@ from streamlit.testing.v1 import AppTest
 
 from collector.ingest import DONE, CollectorConfig, ingest_pending
 from spool import SpoolWriter, record
-from warehouse import explain, load, queries
+from warehouse import load, queries
+from warehouse.explain import serving, states
+from warehouse.queries import Warehouse
 
 from .conftest import ROOT, sql_rows as _sql
 
@@ -140,7 +142,7 @@ def _counts(db_path) -> dict[str, int]:
 
 def test_the_view_measures_each_level_as_numpy_does(load_run):
     db_path, levels = load_run
-    view = queries.load_levels(db_path, SWEEP).set_index("level_id")
+    view = Warehouse(db_path).load_levels(SWEEP).set_index("level_id")
     assert set(view.index) == set(levels)
     for level_id, rows in levels.items():
         ok = [r for r in rows if r["kind"] == "request" and r["status"] == "ok"]
@@ -164,16 +166,16 @@ def test_the_view_measures_each_level_as_numpy_does(load_run):
 
 def test_the_queries_order_levels_and_count_goodput_as_numpy_does(load_run):
     db_path, levels = load_run
-    view = queries.load_levels(db_path, SWEEP)
+    view = Warehouse(db_path).load_levels(SWEEP)
     keys = list(zip(view.policy, view.arrival, view.offered_rps.fillna(np.inf), view.clients.fillna(0)))
     assert keys == sorted(keys) and list(view.policy.unique()) == ["batch", "fifo", "stream"]
-    assert queries.load_levels(db_path, "another-sweep").empty
+    assert Warehouse(db_path).load_levels("another-sweep").empty
     # The requests of two levels, with their level's policy.
-    rows = queries.load_requests(db_path, ["level-fifo-p2", "level-batch-b4"])
+    rows = Warehouse(db_path).load_requests(["level-fifo-p2", "level-batch-b4"])
     assert len(rows) == N + 2 + 4 and set(rows.policy) == {"fifo", "batch"}
     # Goodput: the ok requests within the objective per second of the level; their share of all its requests.
     objective = 2.0
-    goodput = queries.load_goodput(db_path, SWEEP, objective).set_index("level_id")
+    goodput = Warehouse(db_path).load_goodput(SWEEP, objective).set_index("level_id")
     for level_id, recs in levels.items():
         reqs = [r for r in recs if r["kind"] == "request"]
         ok = [r for r in reqs if r["status"] == "ok"]
@@ -184,7 +186,7 @@ def test_the_queries_order_levels_and_count_goodput_as_numpy_does(load_run):
         assert got.goodput_rps == pytest.approx(within / span)
     # fifo at 1.5x: latencies 2 ... 6 s, only the first (2 s exactly) within 2 s; two failed requests miss it.
     assert goodput.loc["level-fifo-p2"].within == 1 and goodput.loc["level-fifo-p2"].share_within == pytest.approx(1 / 22)
-    assert queries.run_sql(db_path, queries.EXAMPLE_QUERIES["Latency under load"]).frame.shape[0] == len(levels)
+    assert Warehouse(db_path).run_sql(queries.EXAMPLE_QUERIES["Latency under load"]).frame.shape[0] == len(levels)
 
 
 # -- exactly once ---------------------------------------------------------------------------------------------
@@ -224,7 +226,7 @@ def test_load_files_are_ingested_exactly_once_by_either_path(tmp_path, load_run)
 
 def test_the_analysis_of_the_ingested_run(load_run):
     db_path, _ = load_run
-    levels = queries.load_levels(db_path, SWEEP)
+    levels = Warehouse(db_path).load_levels(SWEEP)
     # Twice the median p50 at the lowest load (batch 0.6, fifo 1.0, stream 1.5 s).
     assert load.default_objective(levels) == 2.0
     caps = load.capacity_at(levels, 2.0)
@@ -241,9 +243,9 @@ def test_the_analysis_of_the_ingested_run(load_run):
     gaps = {g.level_id: g for g in load.prediction_gaps(levels)}
     assert gaps["level-fifo-p1"].p99_gap == pytest.approx(-0.3) and load.parts_ways(gaps["level-fifo-p1"].p99_gap)
     assert gaps["level-batch-p1"].p50_gap == pytest.approx(0.05) and not load.parts_ways(gaps["level-batch-p1"].p99_gap)
-    assert explain.load_burst(bursts) == ("**4 requests sent at once** finished in 1.4x the time of one under "
+    assert serving.load_burst(bursts) == ("**4 requests sent at once** finished in 1.4x the time of one under "
                                           "`batch`, 2.0x under `stream`, 4.0x under `fifo`.")
-    assert explain.load_prediction(load.prediction_gaps(levels)) == (
+    assert serving.load_prediction(load.prediction_gaps(levels)) == (
         "The simulation from the batch cost predicts p99 within 15% at every load for `batch` and `stream`; "
         "for `fifo` it parts at 1x capacity: predicted 2.1 s, measured 3.0 s.")
     curves = load.latency_curves(levels)
@@ -275,14 +277,14 @@ def test_capacity_names_the_most_served_within_the_objective():
     assert (caps["batch"].served_rps, caps["batch"].served_offered_rps, caps["batch"].first_miss_rps) == (5.1, 6.0, 8.0)
     assert (caps["fifo"].served_rps, caps["fifo"].first_miss_rps) == (1.2, 4.0)
     assert (caps["stream"].served_rps, caps["stream"].first_miss_rps, caps["stream"].levels) == (None, 2.0, 2)
-    assert explain.load_capacity(caps) == ("Within a p99 of 2.0 s, `batch` served up to 5.1 requests/s; `fifo` "
+    assert serving.load_capacity(caps) == ("Within a p99 of 2.0 s, `batch` served up to 5.1 requests/s; `fifo` "
                                            "1.2 requests/s; `stream` missed it at every load measured.")
     # Another percentile, an objective under a second; every policy missing it.
-    assert explain.load_capacity(load.capacity_at(rows, 0.35, "p50")) == (
+    assert serving.load_capacity(load.capacity_at(rows, 0.35, "p50")) == (
         "Within a p50 of 0.35 s, `batch`, `fifo` and `stream` missed it at every load measured.")
     # No Poisson level: no claim.
     assert load.capacity_at([_burst("fifo", 1, 0.5)], 2.0) == {}
-    assert explain.load_capacity({}) is None
+    assert serving.load_capacity({}) is None
     with pytest.raises(ValueError, match="percentile must be one of p50, p90, p99, got 'p95'"):
         load.capacity_at(rows, 2.0, "p95")
     with pytest.raises(ValueError, match="objective must be > 0 seconds, got 0"):
@@ -294,9 +296,9 @@ def test_the_burst_sentence_needs_a_burst_of_one_and_one_of_many_that_all_finish
             _burst("stream", 1, 0.5), _burst("stream", 8, 1.0),
             _burst("mine", 8, 1.0),                                # no burst of one: left out
             _burst("other", 1, 0.5), _burst("other", 8, 0.6, ok=7)]  # one request of the eight failed: left out
-    assert explain.load_burst(load.burst(rows)) == ("**8 requests sent at once** finished in 1.4x the time of one "
+    assert serving.load_burst(load.burst(rows)) == ("**8 requests sent at once** finished in 1.4x the time of one "
                                                     "under `batch`, 2.0x under `stream`, 7.9x under `fifo`.")
-    assert load.burst([_burst("fifo", 1, 0.5)]) == [] and explain.load_burst([]) is None
+    assert load.burst([_burst("fifo", 1, 0.5)]) == [] and serving.load_burst([]) is None
     assert load.burst(pd.DataFrame([_burst("fifo", 1, 0.5), _burst("fifo", 2, 1.0)]))[0].ratio == 2.0
 
 
@@ -308,17 +310,17 @@ def test_the_prediction_sentence_says_where_simulation_and_measurement_part():
             _poisson("fifo", 6.0, 9.0, 1, factor=1.5, predicted_p99=3.5)]
     gaps = load.prediction_gaps(agree + fifo)
     assert [round(g.p99_gap, 6) for g in gaps] == [0.1, -0.1, 0.15, round(3.1 / 4.5 - 1, 6), round(3.5 / 9 - 1, 6)]
-    assert explain.load_prediction(gaps) == ("The simulation from the batch cost predicts p99 within 15% at every load "
+    assert serving.load_prediction(gaps) == ("The simulation from the batch cost predicts p99 within 15% at every load "
                                              "for `batch`; for `fifo` it parts at 1.2x capacity: predicted 3.1 s, "
                                              "measured 4.5 s.")
-    assert explain.load_prediction(load.prediction_gaps(fifo)) == (
+    assert serving.load_prediction(load.prediction_gaps(fifo)) == (
         "The simulation from the batch cost and the measured p99 part by more than 15%: `fifo` at 1.2x capacity "
         "(predicted 3.1 s, measured 4.5 s).")
     # A wider tolerance: they agree everywhere.
-    assert explain.load_prediction(gaps, tolerance=0.7) == (
+    assert serving.load_prediction(gaps, tolerance=0.7) == (
         "The simulation from the batch cost predicts p99 within 70% at every load for `batch` and `fifo`.")
     # Without a prediction (or a measurement) there is nothing to say.
-    assert explain.load_prediction(load.prediction_gaps([_poisson("fifo", 2.0, 1.0, 1)])) is None
+    assert serving.load_prediction(load.prediction_gaps([_poisson("fifo", 2.0, 1.0, 1)])) is None
     assert load.prediction_gaps([_poisson("fifo", 2.0, 0.0, 1, predicted_p99=1.0)])[0].p99_gap is None
     assert not load.parts_ways(None) and not load.parts_ways(0.15) and load.parts_ways(-0.1501)
 
@@ -350,20 +352,20 @@ def test_the_load_page_shows_the_burst_capacity_and_prediction(load_run, monkeyp
     db_path, _ = load_run
     at = _page(monkeypatch, db_path, tmp_path)
     assert at.title[0].value == "Many requests at once"
-    levels = queries.load_levels(db_path, SWEEP)
+    levels = Warehouse(db_path).load_levels(SWEEP)
     shown = _markdown(at)
-    assert shown[0] == explain.load_burst(load.burst(levels))
-    assert explain.load_prediction(load.prediction_gaps(levels)) in shown
+    assert shown[0] == serving.load_burst(load.burst(levels))
+    assert serving.load_prediction(load.prediction_gaps(levels)) in shown
     assert at.number_input[0].value == 2.0
-    assert explain.load_capacity(load.capacity_at(levels, 2.0)) in shown
+    assert serving.load_capacity(load.capacity_at(levels, 2.0)) in shown
     assert {"Latency against offered load", "Throughput against p99 latency",
             "Goodput against offered load"} <= {s.value for s in at.subheader}
     assert len(at.get("vega_lite_chart")) == 4
     # A looser objective: stream serves within it too.
     at.number_input[0].set_value(10.0).run()
     assert not at.exception
-    assert explain.load_capacity(load.capacity_at(levels, 10.0)) in _markdown(at)
-    assert "missed it" not in explain.load_capacity(load.capacity_at(levels, 10.0))
+    assert serving.load_capacity(load.capacity_at(levels, 10.0)) in _markdown(at)
+    assert "missed it" not in serving.load_capacity(load.capacity_at(levels, 10.0))
 
 
 def test_a_sweep_without_a_load_run_says_how_to_make_one(tmp_path, monkeypatch):
@@ -395,15 +397,9 @@ def test_a_load_run_on_its_own_is_a_sweep_the_load_page_shows(tmp_path, monkeypa
         f.unlink()
     db_path = str(tmp_path / "w.duckdb")
     ingest_pending(CollectorConfig(spool=str(spool), db=db_path))
-    sweeps = queries.sweeps(db_path)
+    sweeps = Warehouse(db_path).sweeps()
     assert list(zip(sweeps.sweep_id, sweeps.runs, sweeps.tasks)) == [(SWEEP, 0, "load")]
     at = _page(monkeypatch, db_path, tmp_path)
-    assert _markdown(at)[0] == explain.load_burst(load.burst(queries.load_levels(db_path, SWEEP)))
+    assert _markdown(at)[0] == serving.load_burst(load.burst(Warehouse(db_path).load_levels(SWEEP)))
     at.switch_page("pages/overview.py").run()
-    assert not at.exception and [i.value for i in at.info] == [_shared_load_only()]
-
-
-def _shared_load_only() -> str:
-    from pages._shared import LOAD_ONLY
-
-    return LOAD_ONLY
+    assert not at.exception and [i.value for i in at.info] == [states.LOAD_ONLY]

@@ -1,11 +1,12 @@
 """What batch fits on my card: the per-phase memory line, the phase that sets the limit, the largest batch,
-and the sentences that quote them (warehouse/memory.py, explain.memory_limit)."""
+and the sentences that quote them (warehouse/memory.py, capacity.memory_limit)."""
 
 from __future__ import annotations
 
 import pytest
 
-from warehouse import explain, memory
+from warehouse import memory
+from warehouse.explain import capacity
 
 MIB = 2 ** 20
 
@@ -47,7 +48,7 @@ def test_a_phase_that_does_not_grow_sets_no_limit():
     assert not flat["decode"].grows
     lim = memory.limit(flat, 8 * memory.GIB)
     assert (lim.phase, lim.largest_batch) == (None, None)
-    said = explain.memory_limit("run", flat, lim, "cpu")
+    said = capacity.memory_limit("run", flat, lim, "cpu")
     assert said.startswith("**run**: no phase's peak memory grew by 2% or more") and "limit." in said
 
 
@@ -55,7 +56,7 @@ def test_a_largest_batch_far_beyond_the_data_is_not_named():
     lines = memory.phase_lines(_rows("decode", 1000 * MIB, 25 * MIB))  # grows 175 MiB over 1-8: 17.5% of base
     lim = memory.limit(lines, 141 * memory.GIB)
     assert lim.too_far and lim.largest_batch > memory.FAR * 8
-    said = explain.memory_limit("run", lines, lim, "cuda")
+    said = capacity.memory_limit("run", lines, lim, "cuda")
     assert "too far to extrapolate" in said and str(lim.largest_batch) not in said
 
 
@@ -71,7 +72,7 @@ def test_limits_list_this_device_then_the_common_sizes():
 def test_the_limit_sentence_quotes_the_phase_and_its_growth():
     lines = memory.phase_lines(_rows("denoise", 900 * MIB, 5 * MIB) + _rows("decode", 1000 * MIB, 100 * MIB))
     lim = memory.limit(lines, 2 * memory.GIB)
-    said = explain.memory_limit("txt2img 512x512 static", lines, lim, "cuda")
+    said = capacity.memory_limit("txt2img 512x512 static", lines, lim, "cuda")
     assert said == ("**txt2img 512x512 static**: VAE decoding sets the limit: its peak grows by 100 MiB per image "
                     "from 1e+03 MiB (fitted on batch 1–8, within 0%). With this device's 2 GiB of GPU memory the "
                     "largest batch is about 10 (an extrapolation beyond the batch sizes measured, and an upper "
@@ -82,16 +83,16 @@ def test_vae_slicing_is_credited_only_when_decode_grew_without_it():
     off = memory.phase_lines(_rows("denoise", 900 * MIB, 5 * MIB) + _rows("decode", 1000 * MIB, 100 * MIB))
     on = memory.phase_lines(_rows("denoise", 900 * MIB, 5 * MIB) + _rows("decode", 1000 * MIB, 13 * MIB))
     cap = 2 * memory.GIB
-    said = explain.slicing_effect(off["decode"], on["decode"], memory.limit(off, cap), memory.limit(on, cap), "2 GiB")
+    said = capacity.slicing_effect(off["decode"], on["decode"], memory.limit(off, cap), memory.limit(on, cap), "2 GiB")
     assert said.startswith("**VAE slicing**: decoding grew by 100 MiB per image without it and 13 MiB with it")
     # (2048 - 1000) / 100 = 10 with decode the limit; with slicing decode allows 80, denoise (2048 - 900) / 5 = 229.
     assert "from about 10 (VAE decoding the limit) to about 80 (VAE decoding the limit)" in said
     # A largest batch too far beyond the data is not quoted.
-    far = explain.slicing_effect(off["decode"], on["decode"], memory.limit(off, 8 * memory.GIB),
+    far = capacity.slicing_effect(off["decode"], on["decode"], memory.limit(off, 8 * memory.GIB),
                                  memory.limit(on, 8 * memory.GIB), "8 GiB")
     assert far.endswith("13 MiB with it.")
     flat = memory.phase_lines(_rows("decode", 1000 * MIB, 0))
-    assert explain.slicing_effect(flat["decode"], on["decode"], memory.limit(flat, cap), memory.limit(on, cap),
+    assert capacity.slicing_effect(flat["decode"], on["decode"], memory.limit(flat, cap), memory.limit(on, cap),
                                   "2 GiB") is None
 
 

@@ -15,7 +15,8 @@ from generator.config import SweepConfig
 from generator.sweep import run_sweep
 from generator.telemetry import PeakMemory
 from generator.timing import PipelineTimer, clock_for
-from warehouse import invariance, memory, queries
+from warehouse import invariance, memory
+from warehouse.queries import Warehouse
 
 PHASES = {"encode_prompt", "prepare", "denoise", "decode", "postprocess"}
 
@@ -94,7 +95,7 @@ def checked(tmp_path_factory):
 
 def test_vae_slicing_is_a_run_setting_recorded_with_the_run(checked):
     cfg, db = checked
-    runs = queries.runs(db)
+    runs = Warehouse(db).runs()
     assert sorted(zip(runs["mode"], runs.vae_slicing)) == [
         ("static", False), ("static", True), ("stream", False), ("stream", True)]
     assert runs.label.str.contains(" vae slicing ").sum() == 2
@@ -115,8 +116,8 @@ def test_every_job_file_carries_its_image_checks_and_phase_peaks(checked):
 
 def test_the_warehouse_answers_did_batching_change_the_pictures(checked):
     cfg, db = checked
-    runs = queries.runs(db)
-    rows = queries.image_checks(db, list(runs.run_id))
+    runs = Warehouse(db).runs()
+    rows = Warehouse(db).image_checks(list(runs.run_id))
     found = invariance.invariance(rows)
     assert {"batching", "repeat", "mode", "vae_slicing"} <= set(found)
     batching_ = found["batching"]
@@ -133,8 +134,8 @@ def test_the_warehouse_answers_did_batching_change_the_pictures(checked):
 
 def test_the_memory_lines_come_from_the_measured_jobs_phases(checked):
     cfg, db = checked
-    runs = queries.runs(db)
-    peaks = queries.memory_by_phase(db, list(runs.run_id))
+    runs = Warehouse(db).runs()
+    peaks = Warehouse(db).memory_by_phase(list(runs.run_id))
     assert set(peaks.phase) == PHASES and (peaks.peak_mem_bytes > 0).all()
     lines = memory.phase_lines(peaks[peaks.run_id == runs.run_id.iloc[0]])
     assert set(lines) == PHASES and all(line.sizes == (1, 3) for line in lines.values())

@@ -11,7 +11,7 @@ import pytest
 
 from collector.ingest import CollectorConfig, ingest_pending
 from spool import SpoolWriter, record
-from warehouse import queries
+from warehouse.queries import Warehouse
 
 PHASES = ("encode_prompt", "prepare", "denoise", "decode", "postprocess")
 
@@ -59,7 +59,7 @@ def test_job_costs_are_the_raw_records_of_the_runs_asked_for(warehouse):
     jobs, phases, steps = (_raw(warehouse, t) for t in ("jobs", "phases", "steps"))
     asked = ["raw-run-0", "raw-run-2"]
     measured = jobs[~jobs.warmup & ~jobs.profiled.fillna(False) & (jobs.status == "ok") & jobs.run_id.isin(asked)]
-    got = queries.job_costs(warehouse, asked).set_index("job_id")
+    got = Warehouse(warehouse).job_costs(asked).set_index("job_id")
     assert sorted(got.index) == sorted(measured.job_id) and len(got) == 2 * 7
     for job in measured.itertuples():
         row = got.loc[job.job_id]
@@ -79,7 +79,7 @@ def test_step_profile_is_the_median_of_the_raw_steps(warehouse):
     asked = ["raw-run-1", "raw-run-2"]
     steps = _raw(warehouse, "steps").merge(_measured(warehouse, asked)[["job_id", "run_id", "batch_size"]])
     want = steps.groupby(["run_id", "batch_size", "step_index"]).duration_s.agg(["median", "count"])
-    got = queries.step_profile(warehouse, asked).set_index(["run_id", "batch_size", "step_index"])
+    got = Warehouse(warehouse).step_profile(asked).set_index(["run_id", "batch_size", "step_index"])
     assert sorted(got.index) == sorted(want.index) and len(got) > 20
     assert got.median_s.sort_index().to_numpy() == pytest.approx(want["median"].sort_index().to_numpy(), rel=1e-12)
     assert (got.samples.sort_index().to_numpy() == want["count"].sort_index().to_numpy()).all()
@@ -94,7 +94,7 @@ def test_stream_latency_is_each_requests_span_in_the_raw_steps(warehouse):
         for k in range(job.batch_size):
             span = steps.loc[(job.job_id, k + 5)].start_s + steps.loc[(job.job_id, k + 5)].duration_s
             want.setdefault((job.batch_size, k), []).append(span - steps.loc[(job.job_id, k)].start_s)
-    got = queries.stream_latency(warehouse, ["raw-run-2", "raw-run-0"])
+    got = Warehouse(warehouse).stream_latency(["raw-run-2", "raw-run-0"])
     assert set(got.run_id) == {"raw-run-2"} and len(got) == len(want) == 1 + 2 + 4
     for row in got.itertuples():
         assert row.latency_s == pytest.approx(pd.Series(want[row.batch_size, row.request]).median(), rel=1e-12)

@@ -18,6 +18,7 @@ import stats
 from collector.ingest import CollectorConfig, ingest_pending
 from spool import SpoolWriter
 from warehouse import queries, replicas
+from warehouse.queries import Warehouse
 from warehouse.explain import workers as said
 
 from .conftest import ROOT, sql_rows as _sql
@@ -139,7 +140,7 @@ def _rates(written: list[dict]) -> pd.DataFrame:
                          ids=["one host", "two hosts", "two gpus"])
 def test_the_view_sums_each_workers_rate_as_numpy_does(tmp_path, small_sweep, places, walls):
     db_path, written = _ingest(tmp_path, small_sweep, places, walls)
-    view = queries.replica_throughput(db_path, SWEEP).set_index(["replica_group", "batch_size"])
+    view = Warehouse(db_path).replica_throughput(SWEEP).set_index(["replica_group", "batch_size"])
     expected = _rates(written)
     assert len(view) == expected.groupby(["replica_group", "batch_size"]).ngroups == 4
     for (group, b), g in expected.groupby(["replica_group", "batch_size"]):
@@ -161,7 +162,7 @@ def test_the_view_sums_each_workers_rate_as_numpy_does(tmp_path, small_sweep, pl
 
 def test_a_worker_without_measured_jobs_is_not_counted_and_its_group_is_no_point(tmp_path, small_sweep):
     db_path, _written = _ingest(tmp_path, small_sweep, ONE_HOST, BATCH_WINS, failed={(2, 1, 2)})
-    rows = queries.replica_throughput(db_path, SWEEP)
+    rows = Warehouse(db_path).replica_throughput(SWEEP)
     short = rows[(rows.replicas == 2) & (rows.batch_size == 2)].iloc[0]
     assert (short.workers, short.aggregate_images_per_s) == (1, pytest.approx(2 / 0.28))
     points = replicas.ways(rows)
@@ -170,8 +171,8 @@ def test_a_worker_without_measured_jobs_is_not_counted_and_its_group_is_no_point
 
 
 def test_a_sweep_without_replica_runs_has_no_rows_and_plain_labels(warehouse):
-    assert queries.replica_throughput(warehouse, _sql(warehouse, "SELECT any_value(sweep_id) FROM runs")[0][0]).empty
-    assert not queries.runs(warehouse).label.str.contains("worker").any()
+    assert Warehouse(warehouse).replica_throughput(_sql(warehouse, "SELECT any_value(sweep_id) FROM runs")[0][0]).empty
+    assert not Warehouse(warehouse).runs().label.str.contains("worker").any()
 
 
 def test_replica_runs_are_labelled_by_worker(one_host):
@@ -184,7 +185,7 @@ def test_replica_runs_are_labelled_by_worker(one_host):
 
 def test_the_two_ways_and_their_product_from_the_view(one_host):
     db_path, written = one_host
-    points = replicas.ways(queries.replica_throughput(db_path, SWEEP))
+    points = replicas.ways(Warehouse(db_path).replica_throughput(SWEEP))
     rate = _rates(written).groupby(["replicas", "batch_size"]).images_per_s
     total, slowest, fastest = rate.sum(), rate.min(), rate.max()
     base = total[(1, 1)]
@@ -202,7 +203,7 @@ def test_the_two_ways_and_their_product_from_the_view(one_host):
     assert (c.k, c.batch.replicas, c.batch.batch_size, c.workers.replicas, c.workers.batch_size) == (2, 1, 2, 2, 1)
     assert c.winner == "bigger batch" and c.ratio == pytest.approx(total[(1, 2)] / total[(2, 1)])
     # Given the measured jobs, each range widens to the sum of the workers' 95% intervals.
-    widened = replicas.ways(queries.replica_throughput(db_path, SWEEP), queries.replica_jobs(db_path, SWEEP))
+    widened = replicas.ways(Warehouse(db_path).replica_throughput(SWEEP), Warehouse(db_path).replica_jobs(SWEEP))
     for p in widened.itertuples():
         assert (p.low, p.high) == tuple(pytest.approx(x) for x in _range(written, p.replicas, p.batch_size))
     assert (widened.low <= points.low).all() and (widened.high >= points.high).all()
@@ -295,8 +296,8 @@ def test_more_than_k_fold_on_shared_cores_is_said_only_beyond_both_ranges(two_wo
 # -- the sentences ---------------------------------------------------------------------------------------------
 
 def _comparison(db_path: str) -> replicas.Comparison:
-    [c] = replicas.compare(replicas.ways(queries.replica_throughput(db_path, SWEEP),
-                                         queries.replica_jobs(db_path, SWEEP)))
+    [c] = replicas.compare(replicas.ways(Warehouse(db_path).replica_throughput(SWEEP),
+                                         Warehouse(db_path).replica_jobs(SWEEP)))
     return c
 
 
@@ -357,7 +358,7 @@ def test_the_two_ways_sentence_says_what_the_numbers_do(tmp_path, small_sweep, p
                                            (TWO_GPUS, False)], ids=["one host", "two hosts", "one gpu", "two gpus"])
 def test_shared_hardware_is_said_only_when_workers_outnumber_it(tmp_path, small_sweep, places, shared):
     db_path, written = _ingest(tmp_path, small_sweep, places, BATCH_WINS)
-    rows = queries.replica_throughput(db_path, SWEEP)
+    rows = Warehouse(db_path).replica_throughput(SWEEP)
     levels = replicas.levels(rows)
     texts = [said.shared_hardware(lv, replicas.alone(levels, lv)) for lv in levels]
     assert texts[0] is None  # one worker never shares
@@ -422,14 +423,14 @@ def test_throughput_page_shows_bigger_batch_or_more_workers(one_host, monkeypatc
     assert layers[0]["encoding"]["x"]["scale"] == {"type": "log", "base": 2}
     assert {lay["encoding"]["y"]["field"] for lay in layers} == {"images_per_s"}
     assert any(t["field"] == "efficiency" for t in layers[0]["encoding"]["tooltip"])
-    points = replicas.ways(queries.replica_throughput(db_path, SWEEP))
+    points = replicas.ways(Warehouse(db_path).replica_throughput(SWEEP))
     assert sorted(zip(drawn.way, drawn.k, drawn.images_per_s)) == sorted(zip(points.way, points.k,
                                                                               points.images_per_s))
     text = " ".join(m.value for m in at.markdown)
     assert said.two_ways(_comparison(db_path)) in text and "**2 workers** split one host's" in text
     captions = [c.value for c in at.caption]
     assert said.ways_caption() in captions
-    assert said.hardware_caption(replicas.levels(queries.replica_throughput(db_path, SWEEP))) in captions
+    assert said.hardware_caption(replicas.levels(Warehouse(db_path).replica_throughput(SWEEP))) in captions
     # The run list: workers of two competing by default left out, the one worker alone in.
     chosen = at.multiselect[0].value
     assert len(chosen) == 1 and "worker 1 of 1" in chosen[0]

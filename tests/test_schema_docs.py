@@ -5,6 +5,7 @@ import re
 import duckdb
 
 from warehouse import db
+from warehouse.queries import Warehouse
 
 from .conftest import ROOT
 
@@ -51,7 +52,7 @@ def test_the_measured_job_filter_is_written_once():
         body = views.split(f"CREATE OR REPLACE VIEW {reader} AS", 1)[1].split(";", 1)[0]
         assert "measured_jobs" in body and "FROM jobs" not in body, reader
     for query in ("def step_profile(", "def stream_latency("):
-        body = queries_py.split(query, 1)[1].split("\ndef ", 1)[0]
+        body = queries_py.split(query, 1)[1].split("\n    def ", 1)[0]  # a method of Warehouse
         assert "measured_jobs" in body and "warmup" not in body, query
 
 
@@ -59,6 +60,6 @@ def test_every_example_query_of_the_sql_page_runs(warehouse):
     from warehouse import queries
 
     for name, sql in queries.EXAMPLE_QUERIES.items():
-        result = queries.run_sql(warehouse, sql, max_rows=50)
+        result = Warehouse(warehouse).run_sql(sql, max_rows=50)
         assert len(result.frame.columns) > 0, name
-    assert len(queries.run_sql(warehouse, queries.EXAMPLE_QUERIES["Effects and papers"]).frame) >= 8
+    assert len(Warehouse(warehouse).run_sql(queries.EXAMPLE_QUERIES["Effects and papers"]).frame) >= 8

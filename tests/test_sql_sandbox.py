@@ -7,6 +7,7 @@ at the warehouse itself; each test asserts the one-line refusal AND that the fol
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 
 from collector.ingest import CollectorConfig, ingest_pending
 from warehouse import queries, sandbox
+from warehouse.queries import Warehouse
 from warehouse.db import NoWarehouse, WarehouseBusy
 
 SECRET = "TOPSECRET-7f3a9c"
@@ -68,7 +70,7 @@ def assert_refused(wh, target, sql, *, why=""):
     folders = [target, Path(wh).parent]
     before = [snapshot(f) for f in folders]
     with pytest.raises(sandbox.SqlRefused) as refused:
-        queries.run_sql(wh, _fill(sql, target))
+        Warehouse(wh).run_sql(_fill(sql, target))
     message = str(refused.value)
     assert message.startswith(REFUSED) and why in message and "\n" not in message, message
     assert SECRET not in message
@@ -235,18 +237,44 @@ def test_setting_functions_in_a_select_are_refused(wh, target):
 def test_a_python_variable_name_in_from_is_not_scanned(wh, monkeypatch):
     secret_frame = pd.DataFrame({"secret": [SECRET]})  # a local of a calling frame
     monkeypatch.setattr(sandbox, "secret_frame", secret_frame, raising=False)  # a global of run_sql's own frame
-    with pytest.raises(duckdb.CatalogException) as missing:
-        queries.run_sql(wh, "SELECT * FROM secret_frame")
-    assert "Table with name secret_frame does not exist" in str(missing.value)
-    assert SECRET not in str(missing.value)
+    for run in (Warehouse(wh).run_sql, lambda sql: sandbox.run_in_process(wh, sql)):  # its own process, and this one
+        with pytest.raises(duckdb.CatalogException) as missing:
+            run("SELECT * FROM secret_frame")
+        assert "Table with name secret_frame does not exist" in str(missing.value)
+        assert SECRET not in str(missing.value)
 
 
 def test_a_runaway_query_is_stopped_at_the_time_limit(wh):
     # 10^14 pairs: it cannot finish at any speed, so only the time limit ends it.
     sql = "SELECT count(*) FROM range(10_000_000) a, range(10_000_000) b WHERE a.range * b.range = 7"
-    with pytest.raises(sandbox.QueryTimeout, match=r"ran past the 0\.5 s limit and was stopped"):
-        queries.run_sql(wh, sql, time_limit_s=0.5)
-    assert len(queries.run_sql(wh, "SELECT * FROM papers").frame) > 0  # the next query runs
+    with pytest.raises(sandbox.QueryTimeout, match=r"ran past the 0\.5 s limit and was stopped after"):
+        Warehouse(wh).run_sql(sql, time_limit_s=0.5)
+    assert len(Warehouse(wh).run_sql("SELECT * FROM papers").frame) > 0  # the next query runs
+
+
+@pytest.mark.parametrize("sql", [
+    # One 2 GB string: DuckDB sees an interrupt only between chunks, so only the kill at 1.5x the limit stops it.
+    "SELECT repeat('x', 2000000000)",
+    # A long string per row, over 10^8 rows.
+    "SELECT sum(length(repeat('x', 100000 + range))) FROM range(100000000)",
+    # 10^16 pairs.
+    "SELECT count(*) FROM range(100000000) a, range(100000000) b WHERE a.range * b.range = 7",
+], ids=["one huge string", "a long string per row", "a huge cross join"])
+def test_any_query_stops_within_twice_its_limit_and_the_caller_goes_on(wh, sql):
+    limit = 2.0
+    with pytest.raises(sandbox.QueryTimeout) as stopped:
+        Warehouse(wh).run_sql(sql, time_limit_s=limit)
+    said = re.fullmatch(r"the query ran past the 2 s limit and was stopped after ([0-9.]+) s", str(stopped.value))
+    assert said is not None, str(stopped.value)
+    assert float(said.group(1)) < 2 * limit  # the spec: it stops within twice its limit
+    assert Warehouse(wh).run_sql("SELECT count(*) AS n FROM papers").frame.n.iloc[0] > 0  # this process goes on
+
+
+def test_a_result_over_the_byte_cap_is_refused_with_its_size(wh):
+    with pytest.raises(sandbox.ResultTooLarge, match=r"the result holds 95 MiB, over the 64 MiB a page receives"):
+        Warehouse(wh).run_sql("SELECT repeat('x', 1000000) AS s FROM range(100)")
+    small = sandbox.run_sql(wh, "SELECT repeat('x', 1000) AS s FROM range(100)", max_bytes=2**20)
+    assert len(small.frame) == 100
 
 
 @pytest.mark.parametrize("sql, rows, truncated", [
@@ -259,18 +287,18 @@ def test_a_runaway_query_is_stopped_at_the_time_limit(wh):
     ("SELECT * FROM range(10_000_000) a, range(10_000_000) b", 1000, True),
 ], ids=["10 million rows", "exactly the cap", "one under the cap", "one over the cap", "10^14 rows"])
 def test_the_row_cap_is_honest(wh, sql, rows, truncated):
-    result = queries.run_sql(wh, sql, max_rows=1000)
+    result = Warehouse(wh).run_sql(sql, max_rows=1000)
     assert (len(result.frame), result.truncated) == (rows, truncated)
 
 
 def test_a_bad_row_cap_is_refused_with_the_value(wh):
     with pytest.raises(ValueError, match="max_rows must be at least 1, got 0"):
-        queries.run_sql(wh, "SELECT 1", max_rows=0)
+        Warehouse(wh).run_sql("SELECT 1", max_rows=0)
 
 
 def test_ordinary_reads_and_every_example_query_work(wh):
     for name, sql in queries.EXAMPLE_QUERIES.items():
-        assert len(queries.run_sql(wh, sql).frame.columns) > 0, name
+        assert len(Warehouse(wh).run_sql(sql).frame.columns) > 0, name
     jobs = duckdb.connect(wh, read_only=True)
     try:
         expected = jobs.execute("SELECT count(*) FROM jobs").fetchone()[0]
@@ -285,16 +313,16 @@ def test_ordinary_reads_and_every_example_query_work(wh):
         "SELECT count(*) AS n FROM (DESCRIBE jobs) WHERE column_name = 'job_id'": 1,
     }
     for sql, n in reads.items():
-        assert queries.run_sql(wh, sql).frame.n.tolist() == [n], sql
+        assert Warehouse(wh).run_sql(sql).frame.n.tolist() == [n], sql
     for sql in ("SHOW TABLES", "DESCRIBE throughput_by_batch", "SUMMARIZE papers", "VALUES (1, 'a')",
                 "EXPLAIN SELECT * FROM throughput_by_batch", "EXPLAIN ANALYZE SELECT count(*) FROM steps"):
-        result = queries.run_sql(wh, sql)
+        result = Warehouse(wh).run_sql(sql)
         assert not result.frame.empty and not result.truncated, sql
 
 
 def test_a_missing_warehouse_is_reported_not_created(tmp_path):
     with pytest.raises(NoWarehouse, match="no warehouse at"):
-        queries.run_sql(str(tmp_path / "none.duckdb"), "SELECT 1")
+        Warehouse(str(tmp_path / "none.duckdb")).run_sql("SELECT 1")
     assert list(tmp_path.iterdir()) == []
 
 

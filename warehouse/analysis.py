@@ -19,7 +19,7 @@ import pandas as pd
 
 import stats
 
-from .costmodel import CostModel, Estimate, NoModel, fit_cost, fitted_curve  # noqa: F401  (fitted_curve: for the pages)
+from .costmodel import CostModel, Estimate, NoModel, fit_cost
 
 CONV_SHARE_REPORTED = 0.44  # arXiv 2312.14385: convolution up to 44% of diffusion TTI execution time
 UNCERTAIN = 0.05   # a median (or ratio) whose 95% interval is wider than ±5% of it is shown as uncertain

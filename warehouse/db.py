@@ -8,10 +8,12 @@ Nothing here holds a connection open between calls.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
 import re
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -58,6 +60,21 @@ def _corrupt(path: str, exc: Exception) -> CorruptWarehouse:
 def default_db_path() -> str:
     """The warehouse file: env WAREHOUSE_DB, else data/warehouse.duckdb (settings.py)."""
     return path(WAREHOUSE_DB)
+
+
+def server_db_path(argv: list[str] | None = None) -> str:
+    """The dashboard's warehouse, fixed when the server starts: `streamlit run dashboard.py -- --warehouse PATH`,
+    else env WAREHOUSE_DB, else the default (settings.py). `argv` is the script's arguments (sys.argv[1:])."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--warehouse")
+    given, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return given.warehouse or default_db_path()
+
+
+def no_warehouse(path: str) -> NoWarehouse:
+    """One message for a file that is missing and one that cannot be opened: neither tells the other apart."""
+    return NoWarehouse(f"no warehouse at {path!r} yet (or it cannot be read): run `python -m collector ingest` "
+                       "after a sweep")
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -172,8 +189,8 @@ def writer(path: str | os.PathLike, wait_s: float = 30.0):
 def reader(path: str | os.PathLike, wait_s: float = 2.0):
     """A short-lived read-only connection; WarehouseBusy after `wait_s` of lock conflicts."""
     path = str(path)
-    if not Path(path).is_file():
-        raise NoWarehouse(f"no warehouse at {path!r} yet: run `python -m collector ingest` after a sweep")
+    if not Path(path).is_file() or not os.access(path, os.R_OK):
+        raise no_warehouse(path)
     con = _connect_retrying(path, read_only=True, wait_s=wait_s)
     try:
         yield con

@@ -8,7 +8,7 @@ Kinds (the generator's generator/invariance.py writes the rows):
   sequential);
 - vae_slicing: the same, in runs that differ only in their VAE slicing.
 
-Pure functions on plain data, no SQL: the rows come from queries.image_checks.
+Pure functions on plain data, no SQL: the rows come from Warehouse.image_checks.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ rate, a closed loop of N clients, a trace, or a burst of N requests at once. Fro
 
 A level served by N > 1 servers is its own setup ('2 servers · fifo'), never mixed with one server's.
 
-Pure functions on plain data, no SQL: the rows come from queries.load_levels (or are made by hand).
+Pure functions on plain data, no SQL: the rows come from Warehouse.load_levels (or are made by hand).
 """
 
 from __future__ import annotations

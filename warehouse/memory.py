@@ -12,7 +12,7 @@ allocated; on a CPU the process's peak RSS (the runtime and the libraries in m0)
 the batch sizes measured the line is an extrapolation, and a device needs some memory
 for itself (the CUDA context, fragmentation), so the prediction is an upper bound.
 
-Pure functions on plain data, no SQL: the numbers come from queries.memory_by_phase.
+Pure functions on plain data, no SQL: the numbers come from Warehouse.memory_by_phase.
 """
 
 from __future__ import annotations

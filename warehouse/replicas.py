@@ -11,7 +11,7 @@ batch 1, and the scaling efficiency, speed-up / k (1: each extra image in flight
 Where the runs ran: how much hardware stood behind each level (hosts, GPUs, a CPU's threads per worker), and
 images/s by batch size side by side per host and device (`places`).
 
-Pure functions on plain data, no SQL: the rows come from queries.replica_throughput and queries.throughput.
+Pure functions on plain data, no SQL: the rows come from Warehouse.replica_throughput and Warehouse.throughput.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def ways(rows: pd.DataFrame, jobs: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per way and measured point (N workers at batch B, every worker measured) of each run setting:
     images/s (the group's aggregate); low and high, the range it could take: from N x the slowest worker's
     images/s to N x the fastest's (where the sum would lie had every worker run as one of them), widened, given
-    the measured jobs (queries.replica_jobs), to the sum of each worker's 95% interval; speed-up over one worker
+    the measured jobs (Warehouse.replica_jobs), to the sum of each worker's 95% interval; speed-up over one worker
     at batch 1 of the same setting (NaN without it) and efficiency = speed-up / k. A group in which some worker
     has no measured job at B is left out: it is not N workers' throughput. One worker at batch 1 appears twice,
     as bigger batch and more workers. A level run more than once (--replicas 1,2,1,2) is one point: the median
@@ -235,7 +235,7 @@ def alone(all_levels: list[Level], level: Level) -> Level | None:
 
 
 def places(tp: pd.DataFrame) -> pd.DataFrame | None:
-    """From queries.throughput rows: images/s per run setting (with its workers, in a replica sweep) and batch
+    """From Warehouse.throughput rows: images/s per run setting (with its workers, in a replica sweep) and batch
     size, one column per place a run ran (host · device); the median over the runs of a cell (the workers of one
     level on one place). None when every run ran in one place."""
     if tp.empty:

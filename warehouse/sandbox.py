@@ -7,8 +7,14 @@ Three layers, each of which stops most attacks alone:
 2. The statement runs on a private in-memory DuckDB that attaches the warehouse file read-only, then
    turns off external access (files, folders, network, extensions), Python replacement scans and
    spilling to disk, and locks its configuration so no statement can turn them back on.
-3. A timer interrupts a query that runs past its time limit, and at most `max_rows` rows are fetched
-   (one more, to tell whether there were more): a huge result is never materialised.
+3. The query runs in a process of its own (a child of a fork server that has this module loaded): a
+   timer there interrupts it at its time limit (DuckDB's connection.interrupt()); one that does not stop
+   (an interrupt is only seen between chunks: `repeat('x', 2000000000)` builds one 2 GB string first) is
+   killed at 1.5 times the limit. So a query ends within twice its limit whatever it does, and whatever
+   memory it takes goes with its process, never the dashboard's. At most `max_rows` rows are fetched
+   (one more, to tell whether there were more), and a result over `MAX_RESULT_BYTES` is refused.
+   The fork server imports the caller's main script once, so a script that calls run_sql keeps its work
+   under `if __name__ == "__main__":` (streamlit, pytest and `python -m` need nothing).
 
 Why a private instance rather than db.reader: DuckDB keeps one database instance per file per process
 and these settings are global to it. SET on that instance, they reach every other reader of the file
@@ -20,18 +26,24 @@ the sandbox has it. Attaching the file from `:memory:` keeps the sandbox to itse
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import os
+import pickle
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from .db import NoWarehouse, open_retrying
+from .db import no_warehouse, open_retrying
 
 CATALOG = "warehouse"  # the name the attached file goes by: warehouse.main.jobs
 MEMORY_LIMIT = "1GB"
+MAX_RESULT_BYTES = 64 * 2**20  # the most a result may hold in memory to be sent back to the page
+KILL_AFTER = 1.5  # times the time limit: a query the interrupt has not stopped by then is killed
 REFUSED = "The SQL page reads the warehouse only"
 ALLOWED = "one SELECT (or FROM, WITH, VALUES, SHOW, DESCRIBE, SUMMARIZE), or EXPLAIN of one"
 
@@ -54,7 +66,11 @@ class SqlRefused(PermissionError):
 
 
 class QueryTimeout(RuntimeError):
-    """A person's query ran past the time limit and was interrupted."""
+    """A person's query ran past the time limit and was interrupted (or its process killed)."""
+
+
+class ResultTooLarge(RuntimeError):
+    """A person's query returned more bytes than the page may receive."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +130,8 @@ def check_sql(sql: str) -> None:
 def connect(db_path: str, memory_limit: str = MEMORY_LIMIT, wait_s: float = 2.0):
     """A locked-down connection that sees the warehouse read-only and nothing else; closed on exit."""
     path = str(db_path)
-    if not Path(path).is_file():
-        raise NoWarehouse(f"no warehouse at {path!r} yet: run `python -m collector ingest` after a sweep")
+    if not Path(path).is_file() or not os.access(path, os.R_OK):
+        raise no_warehouse(path)
     # 1. A private in-memory instance, its extension, replacement-scan and spilling settings fixed at start.
     con = duckdb.connect(":memory:", config={**CONNECT_CONFIG, "memory_limit": memory_limit})
     try:
@@ -140,15 +156,11 @@ def _engine_refusal(exc: Exception) -> SqlRefused | None:
     return None
 
 
-def run_sql(db_path: str, sql: str, max_rows: int = 1000, time_limit_s: float = 10.0) -> SqlResult:
-    """A person's SQL, sandboxed: at most `max_rows` rows, stopped after `time_limit_s` seconds.
-
-    SqlRefused for a statement that would reach past the warehouse; QueryTimeout past the limit;
-    any other DuckDB error (syntax, unknown table) as DuckDB raised it.
-    """
-    if max_rows < 1:
-        raise ValueError(f"max_rows must be at least 1, got {max_rows!r}")
+def run_in_process(db_path: str, sql: str, max_rows: int = 1000, time_limit_s: float = 10.0) -> SqlResult:
+    """The query on a sandboxed connection in this process, interrupted at `time_limit_s`: what the query's own
+    process runs (run_sql). Called directly, a query that ignores the interrupt holds this process."""
     check_sql(sql)
+    started = time.monotonic()
     with connect(db_path) as con:
         stopped = threading.Event()
 
@@ -156,13 +168,13 @@ def run_sql(db_path: str, sql: str, max_rows: int = 1000, time_limit_s: float = 
             stopped.set()
             con.interrupt()  # DuckDB's documented way to stop a running query
 
-        timer = threading.Timer(time_limit_s, stop)
+        timer = threading.Timer(max(0.0, time_limit_s - (time.monotonic() - started)), stop)
         timer.start()
         try:
             frame = con.sql(sql).limit(max_rows + 1).df()
         except duckdb.Error as exc:
             if stopped.is_set() and isinstance(exc, duckdb.InterruptException):
-                raise QueryTimeout(f"the query ran past the {time_limit_s:g} s limit and was stopped") from None
+                raise _timeout(time_limit_s, time.monotonic() - started) from None
             refusal = _engine_refusal(exc)
             if refusal is not None:
                 raise refusal from None
@@ -170,3 +182,73 @@ def run_sql(db_path: str, sql: str, max_rows: int = 1000, time_limit_s: float = 
         finally:
             timer.cancel()
     return SqlResult(frame.head(max_rows), truncated=len(frame) > max_rows)
+
+
+def _timeout(time_limit_s: float, elapsed_s: float) -> QueryTimeout:
+    return QueryTimeout(f"the query ran past the {time_limit_s:g} s limit and was stopped after {elapsed_s:.1f} s")
+
+
+def _too_large(size: int, max_bytes: int) -> ResultTooLarge:
+    return ResultTooLarge(f"the result holds {size / 2**20:.0f} MiB, over the {max_bytes / 2**20:g} MiB a page "
+                          "receives: select fewer columns or rows, or shorter values")
+
+
+def _in_child(conn, db_path: str, sql: str, max_rows: int, time_limit_s: float, max_bytes: int) -> None:
+    """The query's own process: its result, or the error it raised, pickled back through `conn`."""
+    try:
+        result = run_in_process(db_path, sql, max_rows, time_limit_s)
+        size = int(result.frame.memory_usage(deep=True).sum())
+        payload = pickle.dumps(result) if size <= max_bytes else None
+        if payload is None or len(payload) > max_bytes:
+            raise _too_large(size if payload is None else len(payload), max_bytes)
+    except BaseException as exc:  # everything goes back to the caller, as it was raised where possible
+        try:
+            payload = pickle.dumps(("error", exc))
+        except Exception:
+            payload = pickle.dumps(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    conn.send_bytes(payload)
+    conn.close()
+
+
+_context = multiprocessing.get_context("forkserver")
+# Each query's process starts with duckdb and this module loaded, and the main module already imported (once, in
+# the fork server: a process of a fork server otherwise runs the main script again before its target).
+_context.set_forkserver_preload(["__main__", __name__])
+
+
+def run_sql(db_path: str, sql: str, max_rows: int = 1000, time_limit_s: float = 10.0,
+            max_bytes: int = MAX_RESULT_BYTES) -> SqlResult:
+    """A person's SQL, sandboxed: at most `max_rows` rows, stopped after `time_limit_s` seconds (interrupted
+    at the limit, its process killed at 1.5 times it), at most `max_bytes` of result.
+
+    SqlRefused for a statement that would reach past the warehouse; QueryTimeout past the limit;
+    ResultTooLarge past `max_bytes`; NoWarehouse, WarehouseBusy, CorruptWarehouse for the file; any other
+    DuckDB error (syntax, unknown table) as DuckDB raised it.
+    """
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be at least 1, got {max_rows!r}")
+    if time_limit_s <= 0:
+        raise ValueError(f"time_limit_s must be positive, got {time_limit_s!r}")
+    check_sql(sql)  # refused here, before a process starts
+    receive, send = _context.Pipe(duplex=False)
+    child = _context.Process(target=_in_child, args=(send, str(db_path), sql, max_rows, time_limit_s, max_bytes),
+                             daemon=True, name="sql-sandbox")
+    child.start()
+    started = time.monotonic()
+    send.close()
+    try:
+        if not receive.poll(KILL_AFTER * time_limit_s):
+            child.kill()
+            raise _timeout(time_limit_s, time.monotonic() - started)
+        try:
+            answer = pickle.loads(receive.recv_bytes())
+        except EOFError:  # the process ended without an answer (out of memory, a crash)
+            raise RuntimeError(f"the query's process ended without a result (exit code {child.exitcode})") from None
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+    if isinstance(answer, tuple) and answer and answer[0] == "error":
+        raise answer[1]
+    return answer

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..analysis import MemoryFit
 from ..memory import FAR, GROWTH_MIN, Limit
-from .pictures import _span
+from .pictures import span
+
 
 def _bytes(n: float) -> str:
     for unit, size in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
@@ -24,12 +26,12 @@ def memory_limit(label: str, lines: dict, here: Limit | None, device: str) -> st
     if here is None or here.phase is None:
         sizes = tuple(sorted({b for line in lines.values() for b in line.sizes}))
         return (f"**{label}**: no phase's peak memory grew by {GROWTH_MIN:.0%} or more of its base over batch "
-                f"{_span(sizes)}, so these data set no limit.")
+                f"{span(sizes)}, so these data set no limit.")
     line = lines[here.phase]
     what = "GPU memory" if device.startswith("cuda") else "RAM (the process's peak RSS)"
     text = (f"**{label}**: {PHASE_NAMES.get(here.phase, here.phase)} sets the limit: its peak grows by "
             f"{_bytes(line.per_image)} per image from {_bytes(line.base)} (fitted on batch "
-            f"{_span(line.sizes)}, within {line.worst_residual:.0%}). With this device's "
+            f"{span(line.sizes)}, within {line.worst_residual:.0%}). With this device's "
             f"{_bytes(here.capacity)} of {what} ")
     if here.too_far:
         text += (f"the largest batch lies more than {FAR}x beyond the largest measured ({max(line.sizes)}): too "
@@ -62,3 +64,21 @@ def memory_caption(device: str) -> str:
     return ("Peak memory per phase: the process's peak RSS (weights, runtime and libraries included), reset at "
             "each phase boundary; on a CPU a phase's peak includes what earlier phases of the job left allocated. "
             "Lines: m(B) = m0 + m1·B fitted per phase on the median peak of each batch size.")
+
+
+def memory_fit(m: MemoryFit) -> str:
+    """Measured: the largest batch that fitted in memory, and the smallest that did not (if one failed)."""
+    fitted = m.largest_fitted if m.largest_fitted is not None else "none"
+    text = f"**{m.label}**, measured: largest batch that fitted: {fitted}"
+    if m.first_failed is not None:
+        text += f"; batch {m.first_failed} failed ({m.failed_statuses})"
+    return text + "."
+
+
+NO_PHASE_PEAKS = "No peak memory per phase in this sweep (it was recorded from schema migration 7 on)."
+
+
+def batch_table_caption() -> str:
+    """How the table of the largest batch by memory size is computed, and what it does not count."""
+    return (f"floor((memory − m0) / m1) of the phase that runs out first; not named beyond {FAR}x the largest "
+            "batch measured. An upper bound: the runtime keeps memory of its own.")

@@ -23,7 +23,7 @@ def invariance(inv: Invariance | None) -> str | None:
     w = inv.worst
     what = {
         "batching": ("**Did batching change the pictures?**",
-                     f"{inv.compared} images drawn at batch {_span(inv.batch_sizes, exclude=1)} against the same "
+                     f"{inv.compared} images drawn at batch {span(inv.batch_sizes, exclude=1)} against the same "
                      "seed at batch 1 of the same run"),
         "repeat": ("**Does batch 1 repeat itself?**",
                    f"{inv.compared} batch-1 images drawn again against their first drawing"),
@@ -56,7 +56,7 @@ def repeat_caveat(inv: dict) -> str | None:
             "differences of that size under batching may be this device's own variation, not the batch's.")
 
 
-def _span(sizes: tuple[int, ...], exclude: int | None = None) -> str:
+def span(sizes: tuple[int, ...], exclude: int | None = None) -> str:
     sizes = tuple(b for b in sizes if b != exclude) or sizes
     return str(sizes[0]) if len(sizes) == 1 else f"{min(sizes)}–{max(sizes)}"
 
@@ -67,3 +67,22 @@ def pair_caption(max_abs_diff: int, psnr_db: float | None, ref: str) -> str:
         return f"identical to {ref}"
     psnr = f", PSNR {psnr_db:.1f} dB" if psnr_db is not None and not pd.isna(psnr_db) else ""
     return f"against {ref}: largest difference {max_abs_diff}/255{psnr}"
+
+
+NO_IMAGES = "No images kept in this sweep (`--save-images none`)."
+INPAINTING = "Inpainting: each image with the mask it was inpainted with (white = repainted)."
+
+
+def missing(caption: str) -> str:
+    return f"{caption}: file missing"
+
+
+def reference(seed: int, mode: str, batch_size: int, vae_slicing: bool) -> str:
+    """The picture an image was compared with: its seed, mode and batch size."""
+    return f"seed {seed} at {mode} batch {batch_size}" + (" with VAE slicing" if vae_slicing else "")
+
+
+def refused(paths: list[str], folder: str) -> str:
+    """Image paths the warehouse holds outside the output folder: not read, and said so (the first three)."""
+    return (f"{len(paths)} image path(s) lie outside the output folder {folder} and were not shown: "
+            + ", ".join(paths[:3]))
