@@ -16,8 +16,8 @@ import tempfile
 import time
 
 from benchmarks.results import Results
-from generator import load
-from generator.scheduler import LinearCost, Policy, simulate
+from generator.serve import load
+from generator.serve.scheduler import LinearCost, Policy, simulate
 
 COST = LinearCost(job_fixed_s=0.08, job_marginal_s=0.02, step_fixed_s=0.008, step_marginal_s=0.002)
 
@@ -47,7 +47,7 @@ def prediction_gaps(requests: int) -> dict[str, dict[str, float]]:
             rows = [json.loads(line) for line in f.read_text().splitlines()]
             level = rows[0]
             latencies = [r["latency_s"] for r in rows if r["kind"] == "request" and r["status"] == "ok"]
-            from generator.scheduler import percentile
+            from generator.serve.scheduler import percentile
 
             gaps[level["policy"]] = {
                 q: (level[f"predicted_{q}_s"] - percentile(latencies, int(q[1:]))) / percentile(latencies, int(q[1:]))

@@ -8,8 +8,8 @@ import sys
 
 from settings import add_flags, from_flags, given_flags
 
-from .config import SweepConfig
-from .load import LoadConfig
+from generator.sweep.config import SweepConfig
+from generator.serve.load import LoadConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="sweep batch sizes (and sizes) and write one spool file per job")
     add_flags(sweep, SweepConfig)
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
-    from .demo import describe
+    from generator.demo import describe
 
     load = sub.add_parser("load", help="requests arriving under load, served by the fifo, batch and stream "
                                        "policies, with the latency the batch cost predicts beside the measured")
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = from_flags(args, SweepConfig)
     except ValueError as exc:
         parser.error(str(exc))  # exits 2 with "error: <message>"
-    from .sweep import run_sweep
+    from generator.sweep.loop import run_sweep
 
     return _report(lambda: [run_sweep(cfg, progress=not args.quiet)], "spool files", cfg.spool,
                    "every job finished so far is in the spool, except any reported above as not written",
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load(parser, args) -> int:
     """Run a load run: every policy at every load, one spool file per level."""
-    from .load import run_load
+    from generator.serve.load import run_load
 
     try:
         cfg = from_flags(args, LoadConfig)
@@ -66,7 +66,7 @@ def _load(parser, args) -> int:
 
 def _demo(args) -> int:
     """Run the demo's parts into one sweep; the same exits as a sweep's."""
-    from .demo import run_demo
+    from generator.demo import run_demo
 
     flags = given_flags(args, SweepConfig)
     return _report(lambda: run_demo(progress=not args.quiet, **flags), "spool files",
@@ -76,7 +76,7 @@ def _demo(args) -> int:
 def _report(work, what: str, spool: str, interrupted: str, unwritten_hint: str = "") -> int:
     """Run `work` (returning sweep.SweepOutcome lists) and say how it ended: 0 done, 1 some files not
     written, 2 a bad model or value, 130 interrupted."""
-    from .models import ModelLoadError
+    from generator.pipelines.models import ModelLoadError
 
     try:
         outcomes = work()

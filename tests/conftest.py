@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from collector.ingest import CollectorConfig, ingest_pending
-from generator.sweep import SweepConfig, run_sweep
+from generator.sweep.loop import SweepConfig, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: subprocesses run from here
 
@@ -76,7 +76,7 @@ def demo(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ray_local():
     """A local Ray instance with 2 CPUs for the session's Ray tests (started on first use, stopped at the end);
-    `generator.cluster.connect` uses it as it is."""
+    `generator.cluster.reach.connect` uses it as it is."""
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from generator import presets
+from generator.pipelines import presets
 from warehouse import analysis, db, queries
 
 

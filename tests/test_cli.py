@@ -12,8 +12,8 @@ from collector.__main__ import build_parser as collector_parser
 from collector.ingest import CollectorConfig
 from generator.__main__ import build_parser as generator_parser
 from generator.__main__ import main
-from generator.load import LoadConfig
-from generator.sweep import SweepConfig
+from generator.serve.load import LoadConfig
+from generator.sweep.loop import SweepConfig
 from settings import flag_of
 
 from .conftest import ROOT
@@ -57,8 +57,8 @@ def test_a_missing_model_folder_is_one_clear_line(tmp_path):
 
 @pytest.mark.slow
 def test_real_weights_load_from_a_local_folder(tmp_path):
-    from generator.models import load_pipeline
-    from generator.sweep import run_sweep
+    from generator.pipelines.models import load_pipeline
+    from generator.sweep.loop import run_sweep
 
     # A real diffusers folder, written by save_pretrained (here of the embedded model).
     pipe, _ = load_pipeline("txt2img", seed=7)
@@ -75,7 +75,7 @@ def test_real_weights_load_from_a_local_folder(tmp_path):
 
 @pytest.mark.slow
 def test_inpaint_runs_with_a_nine_channel_unet(tmp_path):
-    from generator.sweep import run_sweep
+    from generator.sweep.loop import run_sweep
 
     cfg = SweepConfig(task="inpaint", batch_sizes=(2,), resolutions=(64,), steps=2, repeats=1, warmup=0,
                       spool=str(tmp_path / "s"), out=str(tmp_path / "o"))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from generator.demo import LOAD, demo_configs
-from generator.sweep import SweepConfig, run_sweep
+from generator.sweep.loop import SweepConfig, run_sweep
 
 CONFIGS = dict(demo_configs())
 MAIN = next(iter(CONFIGS.values()))

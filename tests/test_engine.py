@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generator import models
-from generator.engine import RealClock, StreamEngine, Worker
-from generator.scheduler import Launch, Policy, Request, serve
+from generator.pipelines import models
+from generator.pipelines.stream import StreamEngine
+from generator.serve.engine import RealClock, Worker
+from generator.serve.scheduler import Launch, Policy, Request, serve
 
 SIZE, STEPS = 64, 3
 PROMPTS = ["a red fox", "a ship at sea", "a brass lamp", "a pine tree", "a stone bridge"]

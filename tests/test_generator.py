@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generator import batching
-from generator.batching import JobInputs
-from generator.models import load_pipeline
-from generator.sweep import SweepConfig, run_sweep
-from generator.timing import PipelineTimer, clock_for
+from generator.pipelines import batching
+from generator.pipelines.batching import JobInputs
+from generator.pipelines.models import load_pipeline
+from generator.sweep.loop import SweepConfig, run_sweep
+from generator.measure.timing import PipelineTimer, clock_for
 
 from .conftest import ROOT
 
@@ -155,7 +155,7 @@ def test_until_oom_stops_at_a_real_out_of_memory(tmp_path):
     # growing batch really runs out of memory; then the sweep must end cleanly.
     child = """
 import resource, sys
-from generator.models import load_pipeline
+from generator.pipelines.models import load_pipeline
 load_pipeline("txt2img")  # map torch and diffusers first
 size = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize"))
 resource.setrlimit(resource.RLIMIT_AS, (size + 700 * 2**20, resource.RLIM_INFINITY))
@@ -310,7 +310,7 @@ def test_a_bad_mask_is_refused_before_any_work(tmp_path, make, message, capsys):
 
 
 def test_the_sweep_runs_its_plan_in_order(modes_sweep):
-    from generator.plan import plan
+    from generator.sweep.plan import plan
 
     cfg, jobs = modes_sweep
     # No warm-up to settle (--warmup 0) and whole --repeats: the jobs run exactly as planned, the runs of
@@ -324,7 +324,7 @@ def test_the_sweep_runs_its_plan_in_order(modes_sweep):
 
 
 def test_every_run_carries_the_sweeps_metadata_and_its_own_fields(modes_sweep):
-    from generator.metadata import RUN_FIELDS
+    from generator.sweep.metadata import RUN_FIELDS
 
     _, jobs = modes_sweep
     runs = list({j["run"]["run_id"]: j["run"] for j in jobs}.values())

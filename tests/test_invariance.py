@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from generator.invariance import References, compare
-from generator.plan import RunPlan
+from generator.measure.invariance import References, compare
+from generator.sweep.plan import RunPlan
 from warehouse import explain, invariance
 
 STATIC, STREAM = RunPlan(64, 64, 1.0, "static"), RunPlan(64, 64, 1.0, "stream")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generator import load
-from generator.load import LoadConfig
-from generator.scheduler import LinearCost, Request
+from generator.serve import load
+from generator.serve.load import LoadConfig
+from generator.serve.scheduler import LinearCost, Request
 
 COST = LinearCost(job_fixed_s=1.0, job_marginal_s=0.25, step_fixed_s=0.1, step_marginal_s=0.05)
 
@@ -26,7 +26,7 @@ def test_poisson_arrivals_are_seeded_increasing_and_at_the_rate():
 def test_a_closed_loop_asks_again_until_its_total():
     loop = load.ClosedLoop(clients=2, total=5, steps=3)
     assert [r.arrival_s for r in loop.first] == [0.0, 0.0]
-    from generator.scheduler import Done
+    from generator.serve.scheduler import Done
 
     again = [loop.again(Done(Request(i, 0, 3), 0, 1.5 + i, 1, i)) for i in range(4)]
     assert [r.id if r else None for r in again] == [2, 3, 4, None]

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from generator import load
-from generator.load import Level, LoadConfig
-from generator.router import ROUND_ROBIN, Served, level_records, round_robin
-from generator.scheduler import Done, LinearCost, Policy, Request, simulate
+from generator.serve import load
+from generator.serve.load import Level, LoadConfig
+from generator.serve.router import ROUND_ROBIN, Served, level_records, round_robin
+from generator.serve.scheduler import Done, LinearCost, Policy, Request, simulate
 from warehouse import explain
 from warehouse import load as wload
 
@@ -81,8 +81,8 @@ class _Cluster:
 
 
 def test_server_counts_must_fit_the_cluster_and_split_its_cpus(tmp_path):
-    from generator.cluster import actor_options
-    from generator.servers import check_fits
+    from generator.cluster.reach import actor_options
+    from generator.cluster.servers import check_fits
 
     cfg = LoadConfig(spool=str(tmp_path), ray="local", servers=(1, 2, 4))
     with pytest.raises(ValueError, match="servers must fit the Ray cluster's 2 CPUs \\(one each at least\\), got 4"):
@@ -252,7 +252,7 @@ def ray_run(ray_local, tmp_path_factory):
     offered loads; server 1 killed in the level KILL once it reported its first request finished. Ingested by the
     real collector: (db path, sweep id, what the kill saw)."""
     from collector.ingest import CollectorConfig, ingest_pending
-    from generator.servers import run_on_ray
+    from generator.cluster.servers import run_on_ray
 
     base = tmp_path_factory.mktemp("load-ray")
     cfg = LoadConfig(ray="local", servers=(1, 2), policies=("fifo", "batch"), loads=(0.5, 1.0), burst=32,

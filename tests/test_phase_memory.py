@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from collector.ingest import CollectorConfig, ingest_pending
-from generator import batching, models
-from generator.batching import JobInputs
-from generator.config import SweepConfig
-from generator.sweep import run_sweep
-from generator.telemetry import PeakMemory
-from generator.timing import PipelineTimer, clock_for
+from generator.pipelines import batching
+from generator.pipelines import models
+from generator.pipelines.batching import JobInputs
+from generator.sweep.config import SweepConfig
+from generator.sweep.loop import run_sweep
+from generator.measure.telemetry import PeakMemory
+from generator.measure.timing import PipelineTimer, clock_for
 from warehouse import invariance, memory, queries
 
 PHASES = {"encode_prompt", "prepare", "denoise", "decode", "postprocess"}
@@ -64,7 +65,7 @@ def test_sequential_mode_keeps_the_highest_peak_of_its_calls(tiny):
 
 
 def test_a_pipeline_without_a_text_encoder_prepares_from_the_start_of_the_call():
-    from generator.inputs import test_image, test_mask
+    from generator.pipelines.inputs import test_image, test_mask
 
     pipe, _ = models.load_pipeline("inpaint", arch="ldm-inpaint-tiny")
     assert not hasattr(pipe, "encode_prompt")

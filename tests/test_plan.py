@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
-from generator.config import AUTO
-from generator.metadata import RUN_FIELDS, run_record
-from generator.plan import JOB_KINDS, out_of_memory, plan, round_order, rotated
-from generator.sweep import SweepConfig
+from generator.sweep.config import AUTO
+from generator.sweep.metadata import RUN_FIELDS, run_record
+from generator.sweep.plan import JOB_KINDS, out_of_memory, plan, round_order, rotated
+from generator.sweep.loop import SweepConfig
 
 CONFIGS = [
     SweepConfig(),

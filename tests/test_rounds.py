@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import sweep as sweep_module
-from generator.config import AUTO, SweepConfig
-from generator.job import JobResult
-from generator.plan import plan
+from generator.sweep import loop as sweep_module
+from generator.sweep.config import AUTO, SweepConfig
+from generator.sweep.job import JobResult
+from generator.sweep.plan import plan
 import stats
-from generator.rounds import MIN_ROUNDS, Stop, interval_half_width, run_reason, settled, stop_rule
+from generator.sweep.rounds import MIN_ROUNDS, Stop, interval_half_width, run_reason, settled, stop_rule
 from spool import SpoolWriter, record
 
 
@@ -227,8 +227,8 @@ def _run_sizes(cfg: SweepConfig, tmp_path: Path, wall_s, monkeypatch) -> tuple[l
         return JobResult(job=rec, rows=[ctx.run, rec])
 
     monkeypatch.setattr(sweep_module, "run_job", fake_job)
-    monkeypatch.setattr("generator.telemetry.Sampler", _Sampler)
-    monkeypatch.setattr("generator.ceilings.measure_ceilings", lambda device, dtype: {
+    monkeypatch.setattr("generator.measure.telemetry.Sampler", _Sampler)
+    monkeypatch.setattr("generator.measure.ceilings.measure_ceilings", lambda device, dtype: {
         "ceiling_matmul_flops": None, "ceiling_conv_flops": None, "ceiling_copy_bytes_per_s": None})
     cfg = dataclasses.replace(cfg, spool=str(tmp_path / "spool"), out=str(tmp_path / "img"))
     state = sweep_module._Sweep(cfg=cfg, pipe=None, timer=None, memory=None, writer=SpoolWriter(cfg.spool),

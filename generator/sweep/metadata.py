@@ -14,10 +14,11 @@ import subprocess
 
 from spool import record
 
-from .config import DTYPES, SweepConfig
-from .cluster import placement
-from .ids import hostname
-from .plan import RunPlan
+from generator.pipelines.parts import DTYPES
+from generator.sweep.config import SweepConfig
+from generator.cluster.reach import placement
+from generator.records.ids import hostname
+from generator.sweep.plan import RunPlan
 
 # The fields of a run record, in the order a spool file carries them.
 RUN_FIELDS = (
@@ -40,7 +41,7 @@ def collect_metadata(cfg: SweepConfig, pipe, model_id: str) -> dict:
     """The machine and software of this sweep: the same for every run, so read once."""
     import torch
 
-    from . import models
+    from generator.pipelines import models
 
     threads = torch.get_num_threads()
     mode = math_mode(cfg.device, cfg.dtype)
@@ -104,12 +105,12 @@ def mps_device_name(cpu_brand: str | None) -> str:
 
 def _device_fields(device: str, precision: str, threads: int) -> dict:
     """device_name, gpu_uuid and the peak (for the math mode `precision`) of the run's device."""
-    from . import peaks
+    from generator.measure import peaks
 
     if device.startswith("cuda"):
         import torch
 
-        from .telemetry import cuda_ids
+        from generator.measure.telemetry import cuda_ids
 
         ids = cuda_ids(device)
         name, uuid = torch.cuda.get_device_name(ids["index"]), ids["uuid"]
@@ -129,7 +130,7 @@ def device_memory_bytes(device: str) -> int | None:
     if device.startswith("cuda"):
         import torch
 
-        from .telemetry import cuda_index
+        from generator.measure.telemetry import cuda_index
 
         index = cuda_index(device)
         return int(torch.cuda.get_device_properties(torch.cuda.current_device() if index is None else index)

@@ -120,7 +120,7 @@ def actor_options(ray, device: str, n: int) -> tuple[dict, int | None]:
 
 def cause(exc: BaseException) -> str:
     """The line of a Ray error that says what went wrong (its cause's message, not Ray's traceback)."""
-    from .job import error_line
+    from generator.sweep.job import error_line
 
     inner = getattr(exc, "cause", None)
     if isinstance(inner, BaseException) and inner is not exc:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from spool import record
 
-from . import batching
-from .batching import JobInputs
-from .config import SweepConfig
-from .ids import new_id, utc_now_iso
-from .plan import JobPlan, RunPlan
+from generator.pipelines import batching
+from generator.pipelines.batching import JobInputs
+from generator.sweep.config import SweepConfig
+from generator.records.ids import new_id, utc_now_iso
+from generator.sweep.plan import JobPlan, RunPlan
 
 
 @dataclass(frozen=True)
@@ -103,15 +103,15 @@ def job_inputs(ctx: JobContext, batch_size: int) -> JobInputs:
 
 
 def _default_prompts(batch_size: int) -> list[str]:
-    from .inputs import prompts_for
+    from generator.pipelines.inputs import prompts_for
 
     return prompts_for(batch_size)
 
 
 def _execute(ctx: JobContext, job: JobPlan, inputs: JobInputs, job_id: str) -> _Execution:
     """Reset the memory peaks, then run the batch; an exception becomes the job's status and error."""
-    from .models import set_vae_slicing
-    from .profiling import profile_unet
+    from generator.pipelines.models import set_vae_slicing
+    from generator.measure.profiling import profile_unet
 
     set_vae_slicing(ctx.pipe, ctx.plan.vae_slicing)
     execution = _Execution(job_id=job_id, started_at=utc_now_iso())

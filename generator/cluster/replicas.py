@@ -12,13 +12,13 @@ workers close their runs and stop, and the next level begins with fresh ones.
 
 from __future__ import annotations
 
-from .ids import new_id
-from .plan import plan
+from generator.records.ids import new_id
+from generator.sweep.plan import plan
 
 
 def run_replicas(driver, sweep_id: str) -> None:
     """Every level of --replicas, size by size, batch size by batch size, on all its workers at once."""
-    from .workers import _Pending
+    from generator.cluster.workers import _Pending
 
     cfg = driver.cfg
     for n in cfg.replicas:

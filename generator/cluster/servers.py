@@ -32,8 +32,8 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from .cluster import actor_options, cause, initialised, loss
-from .load import (
+from generator.cluster.reach import actor_options, cause, initialised, loss
+from generator.serve.load import (
     Level,
     LoadConfig,
     Workers,
@@ -46,7 +46,7 @@ from .load import (
     with_trace,
     write_level,
 )
-from .router import Served, level_records, round_robin, serve_share
+from generator.serve.router import Served, level_records, round_robin, serve_share
 
 # How far ahead of now the driver sets a level's t0: long enough for every server to hear of the level
 # before its first request arrives (a call to a live actor takes milliseconds).
@@ -78,7 +78,7 @@ class LoadServer:
     end, rows, left) as they happen, and ("error", line) if its work raised."""
 
     def __init__(self, cfg: LoadConfig, threads: int | None, prompts: dict, seeds: dict):
-        from .cluster import TorchThread
+        from generator.cluster.reach import TorchThread
 
         self.cfg = cfg
         self.torch = TorchThread()  # every torch call of this server on one thread (cluster.TorchThread)
@@ -87,7 +87,7 @@ class LoadServer:
     def _load(self, threads: int | None, prompts: dict, seeds: dict) -> None:
         import torch
 
-        from . import models
+        from generator.pipelines import models
 
         cfg = self.cfg
         if threads:
@@ -100,7 +100,7 @@ class LoadServer:
 
     def ready(self) -> dict:
         """Where this server runs: host, device name, torch threads, model."""
-        from .load import here
+        from generator.serve.load import here
 
         return self.torch.call(here, self.cfg, self.model_id)
 
@@ -109,7 +109,7 @@ class LoadServer:
 
     def serve(self, level: Level, server: int, t0: float):
         """Serve `level.requests` (this server's share) on the clock shared from t0; a generator of messages."""
-        from .job import error_line
+        from generator.sweep.job import error_line
 
         outbox: queue.Queue = queue.Queue()
 
@@ -149,9 +149,9 @@ def run_on_ray(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = No
 
     from spool import SpoolWriter
 
-    from .cluster import connect
-    from .ids import new_id
-    from .sweep import SweepOutcome
+    from generator.cluster.reach import connect
+    from generator.records.ids import new_id
+    from generator.sweep.loop import SweepOutcome
 
     # 1. The trace (checked before any work), the cluster, and whether it holds the servers asked for.
     cfg, trace, prompts, seeds = with_trace(cfg)
@@ -196,7 +196,7 @@ def run_on_ray(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = No
 
 def check_fits(ray, cfg: LoadConfig) -> None:
     """A cuda run needs GPUs in the cluster; each server count must fit it (one GPU, or one CPU, a server)."""
-    from .cluster import check_fits as fits
+    from generator.cluster.reach import check_fits as fits
 
     fits(ray, cfg.device, cfg.servers, "servers")
 
@@ -259,7 +259,7 @@ class Pool:
     def serve(self, level: Level) -> Served:
         """One level: its requests split by the router, every share served at once on the shared clock; what
         the servers reported. A server lost meanwhile is named in `lost` (`mend` replaces it)."""
-        from .ids import new_id
+        from generator.records.ids import new_id
 
         shares = round_robin(level.requests, self.n)
         t0 = time.time() + LEAD_S

@@ -30,11 +30,11 @@ from pathlib import Path
 
 from spool import SpoolWriter
 
-from .cluster import actor_options, cause, loss
-from .config import SweepConfig
-from .ids import new_id
-from .job import error_line
-from .sweep import SweepOutcome
+from generator.cluster.reach import actor_options, cause, loss
+from generator.sweep.config import SweepConfig
+from generator.records.ids import new_id
+from generator.sweep.job import error_line
+from generator.sweep.loop import SweepOutcome
 
 RESTARTS = 1  # times Ray restarts a worker that died, before its shares go to the others
 
@@ -48,8 +48,8 @@ class SweepWorker:
     the worker wrote itself (--ray-spool shared)."""
 
     def __init__(self, cfg: SweepConfig, sweep_id: str, threads: int | None, shared_spool: bool):
-        from . import plan
-        from .cluster import TorchThread
+        from generator.sweep import plan
+        from generator.cluster.reach import TorchThread
 
         self.torch = TorchThread()
         self._outbox: queue.Queue = queue.Queue()
@@ -62,7 +62,7 @@ class SweepWorker:
         """On the torch thread: the worker's threads, then its pipeline (sweep.open_sweep)."""
         import torch
 
-        from .sweep import open_sweep
+        from generator.sweep.loop import open_sweep
 
         if threads and cfg.device == "cpu":
             torch.set_num_threads(threads)
@@ -76,14 +76,14 @@ class SweepWorker:
 
     def share(self, size: int, run: int):
         """One run of one size, start to end."""
-        from .sweep import _Size
+        from generator.sweep.loop import _Size
 
         part = self.plans[size].only(runs={self.plans[size].runs[run]})
         yield from self._stream(lambda: _Size(self.sweep, part, _NoBar()).run())
 
     def open_size(self, size: int, replica: dict):
         """Open every run of a size for a replica sweep (`replica`: replicas, level, index)."""
-        from .sweep import _Size
+        from generator.sweep.loop import _Size
 
         self.sizes[size] = _Size(self.sweep, self.plans[size], _NoBar(), replica=replica)
         yield from self._stream(self.sizes[size].open)
@@ -149,7 +149,7 @@ def run_on_ray(cfg: SweepConfig, progress: bool, sweep_id: str) -> SweepOutcome:
     written. Ray missing or unreachable fails here with one line, before any work."""
     from tqdm import tqdm
 
-    from .cluster import connect, initialised
+    from generator.cluster.reach import connect, initialised
 
     # 1. Reach the cluster (one clear line if we cannot), and check it has the device asked for.
     started_here = not initialised()
@@ -160,7 +160,7 @@ def run_on_ray(cfg: SweepConfig, progress: bool, sweep_id: str) -> SweepOutcome:
         try:
             # 2. The replica sweep, or the shares of the plan handed out to the workers.
             if cfg.replicas:
-                from .replicas import run_replicas
+                from generator.cluster.replicas import run_replicas
 
                 run_replicas(driver, sweep_id)
             else:
@@ -175,7 +175,7 @@ def run_on_ray(cfg: SweepConfig, progress: bool, sweep_id: str) -> SweepOutcome:
 
 def check_devices(ray, cfg: SweepConfig) -> None:
     """A CUDA sweep needs GPUs in the cluster; workers and replicas must fit in it."""
-    from .cluster import check_fits
+    from generator.cluster.reach import check_fits
 
     check_fits(ray, cfg.device, ([cfg.workers] if cfg.workers else []) + list(cfg.replicas or ()), "workers")
 
@@ -221,7 +221,7 @@ class Driver:
 
     def run_shares(self, sweep_id: str) -> None:
         """Every run of every size as one share, handed out to the workers as they come free."""
-        from . import plan
+        from generator.sweep import plan
 
         sizes = plan.plan(self.cfg)
         shares: queue.Queue = queue.Queue()
@@ -366,7 +366,7 @@ class Driver:
 
 
 def _slots(ray, cfg: SweepConfig) -> int:
-    from .cluster import cpu_slots, gpu_count
+    from generator.cluster.reach import cpu_slots, gpu_count
 
     return gpu_count(ray) if cfg.device == "cuda" else cpu_slots(ray)
 

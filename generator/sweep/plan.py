@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .config import SweepConfig
+from generator.sweep.config import SweepConfig
 
 JOB_KINDS = ("warmup", "measured", "profiled")
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import stats
 
-from .config import SweepConfig
+from generator.sweep.config import SweepConfig
 
 MIN_ROUNDS = stats.needed(stats.LEVEL)  # the first round with enough times (one a round) for a 95% interval
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from settings import OUTPUT_DIR, SPOOL_DIR, setting
 
-from .batching import MODES
+from generator.pipelines.batching import MODES
+from generator.pipelines.parts import DEVICES, DTYPES, TASKS
+from generator.pipelines.presets import check_arch
 
 SAVE_IMAGES = ("first", "all", "none")
-DEVICES = ("cpu", "cuda", "mps")
-DTYPES = ("float32", "float16", "bfloat16")
 CFG_SETTINGS = ("off", "full")
 VAE_SLICING = ("off", "on")
 RAY_SPOOL = ("driver", "shared")
@@ -140,9 +140,6 @@ class SweepConfig:
         if not self.resolutions and self.height is None and self.width is None:
             raise ValueError("resolutions must list at least one size, got none")
         # 3. Choices and ranges.
-        from .models import TASKS
-        from .presets import check_arch
-
         check_arch(self.arch)  # names a bad preset and the allowed ones, --model given or not
 
         for name, value, allowed in [("task", self.task, TASKS), ("device", self.device, DEVICES),

@@ -35,9 +35,9 @@ import numpy as np
 
 from settings import SPOOL_DIR, setting
 
-from .arrivals import TRACE_FIELDS, ClosedLoop, burst, poisson, read_trace  # noqa: F401  (load's own names too)
-from .router import Served, level_records, round_robin, serve_share
-from .scheduler import POLICIES, Done, LinearCost, Policy, Request, check_policy, percentile, serve, simulate
+from generator.serve.arrivals import TRACE_FIELDS, ClosedLoop, burst, poisson, read_trace  # noqa: F401  (load's own names too)
+from generator.serve.router import Served, level_records, round_robin, serve_share
+from generator.serve.scheduler import POLICIES, Done, LinearCost, Policy, Request, check_policy, percentile, serve, simulate
 
 ARRIVALS = ("poisson", "closed", "trace")
 
@@ -87,9 +87,6 @@ class LoadConfig:
         "split the cluster's CPUs evenly.", (1,))
 
     def __post_init__(self):
-        from .config import DEVICES, DTYPES
-        from .presets import check_arch
-
         if not self.policies:
             raise ValueError(f"policies must list at least one of {', '.join(POLICIES)}, got none")
         for p in self.policies:
@@ -179,7 +176,7 @@ def calibrate(worker_for, max_batch: int, steps: int, repeats: int = 3) -> Linea
     """Time jobs of 1 and max_batch requests and stream bursts of 1 and max_batch on the real clock, and fit
     the LinearCost the simulation predicts with. `worker_for(policy)` gives the function serve runs work
     with. A first run of each is warm-up, not fitted."""
-    from .engine import RealClock
+    from generator.serve.engine import RealClock
 
     top = max(2, max_batch)
     jobs: dict[int, list[float]] = {1: [], top: []}
@@ -274,11 +271,11 @@ def run_load(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = None
 
     from spool import SpoolWriter
 
-    from . import models
-    from .ids import new_id
+    from generator.pipelines import models
+    from generator.records.ids import new_id
 
     if cfg.ray is not None:
-        from .servers import run_on_ray
+        from generator.cluster.servers import run_on_ray
 
         return run_on_ray(cfg, progress, sweep_id)
     # 1. Check the trace (before any work), load the pipeline, and make the work of each policy.
@@ -295,7 +292,7 @@ def run_load(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = None
     cap = capacity(cost, cfg.max_batch)
     plan = levels(cfg, cap, trace)
     # 3. Every level: measured on the real clock, predicted on the simulated one, one spool file.
-    from .sweep import SweepOutcome
+    from generator.sweep.loop import SweepOutcome
 
     writer, sweep_id, written = SpoolWriter(cfg.spool), sweep_id or new_id("sweep"), SweepOutcome()
     shared = shared_fields(cfg, here(cfg, model_id), cost, cap, sweep_id)
@@ -341,9 +338,9 @@ def measure(level: Level, cfg: LoadConfig, worker_for, shared: dict) -> list[dic
     """Run one level on the real clock, in this process; its records: the level, each request, each unit of
     work. A failure (out of memory, say) ends the level: the requests not finished are recorded with the
     error."""
-    from .engine import RealClock
-    from .ids import new_id, utc_now_iso
-    from .job import error_line
+    from generator.serve.engine import RealClock
+    from generator.records.ids import new_id, utc_now_iso
+    from generator.sweep.job import error_line
 
     served = Served(new_id("level"), utc_now_iso())
     for r in level.requests:
@@ -359,7 +356,7 @@ def here(cfg: LoadConfig, model_id: str) -> dict:
     """Where this process serves: host, device name, torch threads, and the model it loaded."""
     import torch
 
-    from .ids import hostname
+    from generator.records.ids import hostname
 
     name = torch.cuda.get_device_name() if cfg.device.startswith("cuda") else cfg.device
     return {"host": hostname(), "device_name": name, "threads": torch.get_num_threads(), "model_id": model_id}
@@ -381,14 +378,14 @@ class Workers:
     """The work function serve runs for a policy: a fresh engine per level, on the one pipeline."""
 
     def __init__(self, pipe, cfg: LoadConfig, prompts: dict, seeds: dict):
-        from .inputs import DEFAULT_PROMPTS
+        from generator.pipelines.inputs import DEFAULT_PROMPTS
 
         self.pipe, self.cfg = pipe, cfg
         self.prompt_of = lambda r: prompts.get(r.id, DEFAULT_PROMPTS[r.id % len(DEFAULT_PROMPTS)])
         self.seed_of = lambda r: seeds.get(r.id, cfg.seed + r.id)
 
     def __call__(self, policy: Policy):
-        from .engine import Worker
+        from generator.serve.engine import Worker
 
         worker = Worker(self.pipe, height=self.cfg.resolution, width=self.cfg.resolution, steps=self.cfg.steps,
                         guidance=self.cfg.guidance, prompt_of=self.prompt_of, seed_of=self.seed_of,

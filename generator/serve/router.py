@@ -19,11 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .arrivals import ClosedLoop
-from .scheduler import Done, Policy, Request, serve
+from generator.serve.arrivals import ClosedLoop
+from generator.serve.scheduler import Done, Policy, Request, serve
 
 if TYPE_CHECKING:
-    from .load import Level, LoadConfig
+    from generator.serve.load import Level, LoadConfig
 
 ROUND_ROBIN = "round_robin"
 
