@@ -21,8 +21,12 @@ The Ray part splits the CPUs among its workers itself.
 
 from __future__ import annotations
 
-from generator.sweep.config import SweepConfig
+import sys
+
 from generator.records.ids import new_id
+from generator.run import run_load, run_sweep
+from generator.serve.load import LoadConfig
+from generator.sweep.config import SweepConfig
 
 # What every part shares: 10 steps, at most 2 warm-ups per batch size (on a busy machine the job time may never
 # settle, and 5 warm-ups of every batch size cost a part more than its measured rounds), rounds until the
@@ -59,12 +63,6 @@ def demo_configs(**overrides) -> list[tuple[str, SweepConfig]]:
 
 def run_demo(progress: bool = True, **overrides) -> list:
     """Run every part under one sweep id; return the spool files written (an outcome per part, in order)."""
-    import sys
-
-    from generator.sweep.loop import run_sweep
-
-    from generator.serve.load import LoadConfig, run_load
-
     sweep_id, outcomes, parts = new_id("sweep"), [], len(PARTS) + 1
     for n, (name, cfg) in enumerate(demo_configs(**overrides), start=1):
         if progress:

@@ -224,8 +224,8 @@ def test_what_you_measured_quotes_the_sweep(wh):
 
 
 def test_embedded_notes_appear_only_for_the_embedded_model():
-    assert "embedded tiny model" in explain.embedded_note(analysis.uses_embedded_model(["embedded-tiny-ldm-x"]))
-    assert explain.embedded_note(analysis.uses_embedded_model(["/models/sd15"])) is None
+    assert "embedded tiny model" in explain.embedded_note(analysis.uses_embedded_model(["embedded"]))
+    assert explain.embedded_note(analysis.uses_embedded_model(["weights"])) is None
     assert "noise, by design" in explain.embedded_images_note(True)
     assert explain.embedded_images_note(False) is None
 

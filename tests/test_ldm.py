@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from generator.pipelines import ldm
-
-from generator.pipelines import presets
-from generator.pipelines import inputs
+from generator.measure.profiling import unet_flops_per_row
+from generator.pipelines import inputs, ldm, presets
 from generator.pipelines.models import count_params, load_pipeline
 from generator.pipelines.parts import ModelLoadError, quiet_imports
+
 
 # Exact counts as built here; the same as the CompVis modules (openaimodel.UNetModel, model.Encoder/Decoder plus
 # quant_conv, post_quant_conv and the 8192 x 3 codebook) give for models/ldm/inpainting_big/config.yaml.
@@ -162,8 +161,6 @@ def test_guidance_is_refused_naming_the_value(tiny):
 
 def test_flops_are_counted_for_an_unconditional_unet_and_do_not_depend_on_the_head_count(tiny):
     from diffusers.models.attention_processor import Attention
-
-    from generator.measure.profiling import unet_flops_per_row
 
     flops = unet_flops_per_row(tiny, 64, 64, False)
     assert flops > 0

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from collector.ingest import CollectorConfig, ingest_pending
-from generator.pipelines import batching
-from generator.pipelines import models
-from generator.pipelines.batching import JobInputs
-from generator.sweep.config import SweepConfig
-from generator.sweep.loop import run_sweep
 from generator.measure.telemetry import PeakMemory
 from generator.measure.timing import PipelineTimer, clock_for
+from generator.pipelines import batching, models
+from generator.pipelines.batching import JobInputs
+from generator.pipelines.inputs import test_image, test_mask
+from generator.run import run_sweep
+from generator.sweep.config import SweepConfig
+from warehouse import db as warehouse_db
 from warehouse import invariance, memory, queries
 
 PHASES = {"encode_prompt", "prepare", "denoise", "decode", "postprocess"}
@@ -65,8 +66,6 @@ def test_sequential_mode_keeps_the_highest_peak_of_its_calls(tiny):
 
 
 def test_a_pipeline_without_a_text_encoder_prepares_from_the_start_of_the_call():
-    from generator.pipelines.inputs import test_image, test_mask
-
     pipe, _ = models.load_pipeline("inpaint", arch="ldm-inpaint-tiny")
     assert not hasattr(pipe, "encode_prompt")
     mem = PeakMemory("cpu")
@@ -122,7 +121,6 @@ def test_the_warehouse_answers_did_batching_change_the_pictures(checked):
     assert {"batching", "repeat", "mode", "vae_slicing"} <= set(found)
     batching_ = found["batching"]
     # Every batch-3 job (warm-up and measured, of every run) holds its image 0 against batch 1 of its run.
-    from warehouse import db as warehouse_db
     jobs = warehouse_db.query_df(db, "SELECT count(*) AS n FROM jobs WHERE batch_size = 3 AND status = 'ok'")
     assert batching_.compared == int(jobs.n.iloc[0]) >= 4 and batching_.batch_sizes == (3,)
     assert batching_.worst.max_abs_diff == int(rows[rows.against == "batch_1"].max_abs_diff.max())

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from generator.pipelines import presets
-from generator.sweep.config import SweepConfig
+from generator.pipelines.models import count_params, load_pipeline
 from generator.pipelines.parts import build_tokenizer, quiet_imports
+from generator.sweep.config import SweepConfig
 
 # Exact counts of the components as built here, equal to the published checkpoints':
 # SD 1.5 UNet ~860M, CLIP ViT-L/14 text ~123M, SD VAE ~83.65M, SDXL UNet ~2.567B, OpenCLIP bigG text ~694.7M.
@@ -115,8 +116,6 @@ def test_arch_flag_refuses_a_bad_value_by_name(tmp_path):
                                              ("sd15-inpaint", "inpaint", "StableDiffusionInpaintPipeline"),
                                              ("sdxl", "txt2img", "StableDiffusionXLPipeline")])
 def test_presets_assemble_their_pipelines_on_the_meta_device(arch, task, cls):
-    from generator.pipelines.models import count_params
-
     quiet_imports()
     with torch.device("meta"):
         pipe = presets.pipeline_class(arch, task)(**presets.build_components(arch))
@@ -127,8 +126,6 @@ def test_presets_assemble_their_pipelines_on_the_meta_device(arch, task, cls):
 @pytest.mark.slow
 def test_sd15_preset_draws_one_small_image():
     """A real (non-meta) build of SD 1.5's shapes, ~4 GB in float32: one 64 px image, 2 steps."""
-    from generator.pipelines.models import count_params, load_pipeline
-
     pipe, model_id = load_pipeline("txt2img", seed=0, arch="sd15")
     assert model_id == "preset-sd15-random-txt2img"
     assert count_params(pipe) == SD15_UNET + CLIP_L_TEXT + SD_VAE

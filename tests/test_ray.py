@@ -15,9 +15,9 @@ import psutil
 import pytest
 
 from collector.ingest import CollectorConfig, ingest_pending
+from generator.run import run_sweep
 from generator.sweep.config import SweepConfig
 from generator.sweep.plan import plan
-from generator.sweep.loop import run_sweep
 from spool import SpoolWriter
 
 from .conftest import sql_rows, wait_until

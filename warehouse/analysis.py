@@ -337,9 +337,9 @@ class SweepSummary:
     guidance: tuple[float, ...]
 
 
-def uses_embedded_model(model_ids) -> bool:
-    """Whether any run used the embedded tiny model (random weights)."""
-    return any(str(m).startswith("embedded-") for m in model_ids)
+def uses_embedded_model(model_kinds) -> bool:
+    """Whether any run used the embedded tiny model (random weights): runs' `model_kind` column."""
+    return any(k == "embedded" for k in model_kinds)
 
 
 # Architecture presets (generator/presets.py; a run's model_id is "preset-<arch>-random-<task>"): those with a
@@ -363,9 +363,9 @@ def preset_arch(model_id) -> str | None:
     return found["arch"] if found else None
 
 
-def uses_preset(model_ids) -> bool:
-    """Whether any run used an architecture preset (--arch: random weights)."""
-    return any(preset_arch(m) is not None for m in model_ids)
+def uses_preset(model_kinds) -> bool:
+    """Whether any run used an architecture preset (--arch: random weights): runs' `model_kind` column."""
+    return any(k == "preset" for k in model_kinds)
 
 
 def presets_used(model_ids) -> PresetUse:

@@ -357,8 +357,6 @@ def _to_pil(array: np.ndarray):
 def load_compvis_checkpoint(path: str, arch: str) -> LDMInpaintPipeline:
     """Read `path` with torch.load(weights_only=True), map it (compvis_to_diffusers) and load it into the
     preset `arch`; any missing, unexpected or misshapen tensor raises parts.ModelLoadError naming some."""
-    from generator.pipelines.models import ModelLoadError
-
     # 1. Read the pickle: tensors and plain containers only, no code from the file is run.
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

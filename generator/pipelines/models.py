@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from pathlib import Path
 
 import torch
@@ -93,6 +92,14 @@ def _pipeline_class(task: str):
 
 
 # 3. Load: the embedded model, or a local diffusers folder (never a hub download).
+def model_kind(model: str | None, arch: str) -> str:
+    """The kind (spool MODEL_KINDS) of the model load_pipeline loads for `model` and `arch`: local weights
+    when a model is given (it wins over arch), else a preset, or the embedded model for the default arch."""
+    if model is not None:
+        return "weights"
+    return "embedded" if arch == presets.DEFAULT_ARCH else "preset"
+
+
 def load_pipeline(task: str = "txt2img", model: str | None = None, seed: int = 0,
                   device: str = "cpu", dtype: torch.dtype = torch.float32, arch: str = "tiny"):
     """Return (pipeline, model_id). `model` is None for a model built from config (`arch`: the

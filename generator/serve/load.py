@@ -32,12 +32,31 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
-from settings import SPOOL_DIR, setting
-
-from generator.serve.arrivals import TRACE_FIELDS, ClosedLoop, burst, poisson, read_trace  # noqa: F401  (load's own names too)
+from generator.pipelines import models
+from generator.pipelines.inputs import DEFAULT_PROMPTS
+from generator.pipelines.parts import DEVICES, DTYPES
+from generator.pipelines.presets import check_arch
+from generator.records.ids import hostname, new_id, utc_now_iso
+from generator.records.outcome import Outcome, error_line, write_or_report
+from generator.serve.arrivals import ClosedLoop, burst, poisson, read_trace
+from generator.serve.engine import RealClock, Worker
 from generator.serve.router import Served, level_records, round_robin, serve_share
-from generator.serve.scheduler import POLICIES, Done, LinearCost, Policy, Request, check_policy, percentile, serve, simulate
+from generator.serve.scheduler import (
+    POLICIES,
+    Done,
+    LinearCost,
+    Policy,
+    Request,
+    check_policy,
+    percentile,
+    serve,
+    simulate,
+)
+from settings import SPOOL_DIR, setting
+from spool import SpoolWriter
 
 ARRIVALS = ("poisson", "closed", "trace")
 
@@ -176,8 +195,6 @@ def calibrate(worker_for, max_batch: int, steps: int, repeats: int = 3) -> Linea
     """Time jobs of 1 and max_batch requests and stream bursts of 1 and max_batch on the real clock, and fit
     the LinearCost the simulation predicts with. `worker_for(policy)` gives the function serve runs work
     with. A first run of each is warm-up, not fitted."""
-    from generator.serve.engine import RealClock
-
     top = max(2, max_batch)
     jobs: dict[int, list[float]] = {1: [], top: []}
     stream: list[tuple[int, int, float]] = []
@@ -262,22 +279,10 @@ def summary(done: list[Done]) -> dict:
             "p99_s": percentile(latencies, 99), "rps": len(done) / span if span > 0 else None}
 
 
-def run_load(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = None) -> list:
-    """Calibrate, then run every level on the real clock into one spool file each; return the files written
-    (a sweep.SweepOutcome: with `unwritten`, the levels whose file could not be written). With --ray the
-    servers are Ray actors (generator/servers.py)."""
-    import torch
-    from tqdm import tqdm
-
-    from spool import SpoolWriter
-
-    from generator.pipelines import models
-    from generator.records.ids import new_id
-
-    if cfg.ray is not None:
-        from generator.cluster.servers import run_on_ray
-
-        return run_on_ray(cfg, progress, sweep_id)
+def run_in_process(cfg: LoadConfig, progress: bool, sweep_id: str) -> Outcome:
+    """Calibrate, then run every level on the real clock into one spool file each, in this process; return the
+    files written (with `unwritten`, the levels whose file could not be written). generator/run.py's run_load
+    chooses between this and Ray servers (generator/cluster/servers.py)."""
     # 1. Check the trace (before any work), load the pipeline, and make the work of each policy.
     cfg, trace, prompts, seeds = with_trace(cfg)
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -292,9 +297,7 @@ def run_load(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = None
     cap = capacity(cost, cfg.max_batch)
     plan = levels(cfg, cap, trace)
     # 3. Every level: measured on the real clock, predicted on the simulated one, one spool file.
-    from generator.sweep.loop import SweepOutcome
-
-    writer, sweep_id, written = SpoolWriter(cfg.spool), sweep_id or new_id("sweep"), SweepOutcome()
+    writer, written = SpoolWriter(cfg.spool), Outcome()
     shared = shared_fields(cfg, here(cfg, model_id), cost, cap, sweep_id)
     bar = tqdm(plan, unit="level", disable=not progress, file=sys.stderr)
     for level in bar:
@@ -322,26 +325,16 @@ def describe(level: Level) -> str:
 
 def write_level(writer, written, rows: list[dict], level: Level) -> None:
     """Write a level's spool file; a failure is reported (here and in the outcome) and the run goes on."""
-    from tqdm import tqdm
-
     level_id = rows[0]["level_id"]
-    try:
-        written.append(writer.write(level_id, level_id, rows))
-    except OSError as exc:  # reported here and in the outcome; the next level may still be written
-        written.unwritten.append({"what": f"load level {level_id}", "path": str(writer.spool_dir / level_id),
-                                  "reason": exc.strerror or str(exc)})
-        tqdm.write(f"error: load level {level_id} ({level.policy} {level.arrival}) could not be written: "
-                   f"{exc}", file=sys.stderr)
+    write_or_report(written, lambda: writer.write(level_id, level_id, rows),
+                    writer.spool_dir / level_id / f"{level_id}.jsonl",
+                    f"load level {level_id} ({level.policy} {level.arrival})")
 
 
 def measure(level: Level, cfg: LoadConfig, worker_for, shared: dict) -> list[dict]:
     """Run one level on the real clock, in this process; its records: the level, each request, each unit of
     work. A failure (out of memory, say) ends the level: the requests not finished are recorded with the
     error."""
-    from generator.serve.engine import RealClock
-    from generator.records.ids import new_id, utc_now_iso
-    from generator.sweep.job import error_line
-
     served = Served(new_id("level"), utc_now_iso())
     for r in level.requests:
         served.ask(0, r)
@@ -355,8 +348,6 @@ def measure(level: Level, cfg: LoadConfig, worker_for, shared: dict) -> list[dic
 def here(cfg: LoadConfig, model_id: str) -> dict:
     """Where this process serves: host, device name, torch threads, and the model it loaded."""
     import torch
-
-    from generator.records.ids import hostname
 
     name = torch.cuda.get_device_name() if cfg.device.startswith("cuda") else cfg.device
     return {"host": hostname(), "device_name": name, "threads": torch.get_num_threads(), "model_id": model_id}
@@ -378,15 +369,11 @@ class Workers:
     """The work function serve runs for a policy: a fresh engine per level, on the one pipeline."""
 
     def __init__(self, pipe, cfg: LoadConfig, prompts: dict, seeds: dict):
-        from generator.pipelines.inputs import DEFAULT_PROMPTS
-
         self.pipe, self.cfg = pipe, cfg
         self.prompt_of = lambda r: prompts.get(r.id, DEFAULT_PROMPTS[r.id % len(DEFAULT_PROMPTS)])
         self.seed_of = lambda r: seeds.get(r.id, cfg.seed + r.id)
 
     def __call__(self, policy: Policy):
-        from generator.serve.engine import Worker
-
         worker = Worker(self.pipe, height=self.cfg.resolution, width=self.cfg.resolution, steps=self.cfg.steps,
                         guidance=self.cfg.guidance, prompt_of=self.prompt_of, seed_of=self.seed_of,
                         device=self.cfg.device, stream=policy.name == "stream")

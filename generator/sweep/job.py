@@ -15,13 +15,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from spool import record
-
+from generator.measure.profiling import profile_unet
 from generator.pipelines import batching
 from generator.pipelines.batching import JobInputs
-from generator.sweep.config import SweepConfig
+from generator.pipelines.inputs import prompts_for
+from generator.pipelines.models import set_vae_slicing
 from generator.records.ids import new_id, utc_now_iso
+from generator.records.outcome import error_line
+from generator.sweep.config import SweepConfig
 from generator.sweep.plan import JobPlan, RunPlan
+from spool import record
 
 
 @dataclass(frozen=True)
@@ -103,16 +106,11 @@ def job_inputs(ctx: JobContext, batch_size: int) -> JobInputs:
 
 
 def _default_prompts(batch_size: int) -> list[str]:
-    from generator.pipelines.inputs import prompts_for
-
     return prompts_for(batch_size)
 
 
 def _execute(ctx: JobContext, job: JobPlan, inputs: JobInputs, job_id: str) -> _Execution:
     """Reset the memory peaks, then run the batch; an exception becomes the job's status and error."""
-    from generator.pipelines.models import set_vae_slicing
-    from generator.measure.profiling import profile_unet
-
     set_vae_slicing(ctx.pipe, ctx.plan.vae_slicing)
     execution = _Execution(job_id=job_id, started_at=utc_now_iso())
     ctx.memory.reset()
@@ -201,12 +199,6 @@ def save_images(folder: Path, job_id: str, images: list, inputs: JobInputs) -> t
                 path.unlink(missing_ok=True)
         return rows, f"image '{path}' could not be saved: {error_line(exc)}"
     return rows, None
-
-
-def error_line(exc: BaseException) -> str:
-    """An exception as one line: its type and the first line of its message."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def is_oom(exc: BaseException) -> bool:
