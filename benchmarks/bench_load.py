@@ -18,6 +18,7 @@ import time
 from benchmarks.results import Results
 from generator.run import run_load
 from generator.serve import load
+from generator.serve.levels import LoadConfig
 from generator.serve.scheduler import LinearCost, Policy, percentile, simulate
 
 COST = LinearCost(job_fixed_s=0.08, job_marginal_s=0.02, step_fixed_s=0.008, step_marginal_s=0.002)
@@ -40,7 +41,7 @@ def prediction_gaps(requests: int) -> dict[str, dict[str, float]]:
     from pathlib import Path
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load.LoadConfig(loads=(0.5,), burst=0, min_requests=requests, min_seconds=5.0, max_batch=8,
+        cfg = LoadConfig(loads=(0.5,), burst=0, min_requests=requests, min_seconds=5.0, max_batch=8,
                               steps=10, resolution=64, spool=tmp)
         run_load(cfg, progress=False)
         gaps = {}

@@ -9,7 +9,7 @@ import sys
 from generator.demo import describe, run_demo
 from generator.pipelines.parts import ModelLoadError
 from generator.run import run_load, run_sweep
-from generator.serve.load import LoadConfig
+from generator.serve.levels import LoadConfig
 from generator.sweep.config import SweepConfig
 from settings import add_flags, from_flags, given_flags
 

@@ -25,7 +25,7 @@ import sys
 
 from generator.records.ids import new_id
 from generator.run import run_load, run_sweep
-from generator.serve.load import LoadConfig
+from generator.serve.levels import LoadConfig
 from generator.sweep.config import SweepConfig
 
 # What every part shares: 10 steps, at most 2 warm-ups per batch size (on a busy machine the job time may never

@@ -13,7 +13,7 @@ from generator.cluster import servers, workers
 from generator.records.ids import new_id
 from generator.records.outcome import Outcome
 from generator.serve import load
-from generator.serve.load import LoadConfig
+from generator.serve.levels import LoadConfig
 from generator.sweep import loop
 from generator.sweep.config import SweepConfig
 

@@ -13,7 +13,7 @@ from collector.ingest import CollectorConfig
 from generator.__main__ import build_parser as generator_parser, main
 from generator.pipelines.models import load_pipeline
 from generator.run import run_sweep
-from generator.serve.load import LoadConfig
+from generator.serve.levels import LoadConfig
 from generator.sweep.config import SweepConfig
 from settings import flag_of
 

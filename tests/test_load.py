@@ -8,8 +8,8 @@ import pytest
 
 from collector.ingest import CollectorConfig, ingest_pending
 from generator.run import run_load
-from generator.serve import arrivals, load
-from generator.serve.load import LoadConfig
+from generator.serve import arrivals, levels, load
+from generator.serve.levels import LoadConfig
 from generator.serve.scheduler import Done, LinearCost, Request
 from warehouse import queries
 
@@ -97,7 +97,7 @@ def test_the_plan_runs_every_policy_at_every_load_then_the_bursts(tmp_path):
                      min_seconds=2.0)
     cap = load.capacity(COST, 8)
     assert cap == pytest.approx(8 / 3.0)
-    plan = load.levels(cfg, cap)
+    plan = levels.levels(cfg, cap)
     assert [(lv.policy, lv.arrival, lv.clients) for lv in plan[6:]] == [
         (p, "burst", n) for n in (1, 4) for p in ("fifo", "batch", "stream")]
     light, full = plan[0], plan[3]
@@ -110,12 +110,12 @@ def test_the_plan_runs_every_policy_at_every_load_then_the_bursts(tmp_path):
 
 def test_the_prediction_is_the_simulation_of_the_level(tmp_path):
     cfg = LoadConfig(spool=str(tmp_path), max_batch=8, steps=2)
-    eight = load.Level("fifo", "burst", tuple(arrivals.burst(8, 2)), clients=8)
+    eight = levels.Level("fifo", "burst", tuple(arrivals.burst(8, 2)), clients=8)
     fifo = load.predict(eight, cfg, COST)
     assert fifo["predicted_p99_s"] == pytest.approx(1.25 * (7 + 0.93))  # 99th of 1.25, 2.5, ..., 10: 6.93rd
-    batch = load.predict(load.Level("batch", "burst", tuple(arrivals.burst(8, 2)), clients=8), cfg, COST)
+    batch = load.predict(levels.Level("batch", "burst", tuple(arrivals.burst(8, 2)), clients=8), cfg, COST)
     assert batch["predicted_p50_s"] == batch["predicted_p99_s"] == pytest.approx(COST.job(8))
-    closed = load.predict(load.Level("fifo", "closed", tuple(arrivals.burst(2, 2)), clients=2, total=6), cfg, COST)
+    closed = load.predict(levels.Level("fifo", "closed", tuple(arrivals.burst(2, 2)), clients=2, total=6), cfg, COST)
     assert closed["predicted_rps"] == pytest.approx(1 / 1.25)  # the server never idles: one per job time
 
 

@@ -13,7 +13,7 @@ from generator.cluster.messages import RequestDone
 from generator.cluster.reach import actor_options
 from generator.cluster.servers import check_fits, run_on_ray
 from generator.serve import arrivals, load
-from generator.serve.load import Level, LoadConfig
+from generator.serve.levels import Level, LoadConfig
 from generator.serve.router import ROUND_ROBIN, Served, Work, level_records, round_robin
 from generator.serve.scheduler import Done, LinearCost, Policy, Request, simulate
 from warehouse import explain

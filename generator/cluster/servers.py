@@ -37,15 +37,13 @@ from generator.cluster.reach import TorchThread, actor_options, cause, check_fit
 from generator.pipelines import models
 from generator.records.ids import new_id
 from generator.records.outcome import Outcome, error_line
+from generator.serve.levels import Level, LoadConfig, levels
 from generator.serve.load import (
-    Level,
-    LoadConfig,
     Workers,
     calibrate,
     capacity,
     describe,
     here,
-    levels,
     predict,
     shared_fields,
     with_trace,

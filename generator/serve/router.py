@@ -17,14 +17,11 @@ within the level; a request's `group_index` is the number of the unit it started
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from generator.serve.arrivals import ClosedLoop
+from generator.serve.levels import Level, LoadConfig
 from generator.serve.scheduler import Done, Policy, Request, serve
 from spool import record
-
-if TYPE_CHECKING:
-    from generator.serve.load import Level, LoadConfig
 
 ROUND_ROBIN = "round_robin"
 

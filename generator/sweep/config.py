@@ -10,11 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from settings import OUTPUT_DIR, SPOOL_DIR, setting
-
 from generator.pipelines.batching import MODES
 from generator.pipelines.parts import DEVICES, DTYPES, TASKS
 from generator.pipelines.presets import check_arch
+from settings import OUTPUT_DIR, SPOOL_DIR, setting
 
 SAVE_IMAGES = ("first", "all", "none")
 CFG_SETTINGS = ("off", "full")

@@ -28,8 +28,6 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from spool import SpoolWriter, record
-
 from generator.measure import ceilings, telemetry
 from generator.measure.invariance import References
 from generator.measure.profiling import unet_flops_per_row
@@ -42,6 +40,7 @@ from generator.sweep.job import JobContext, JobResult, run_job, unfinished_job
 from generator.sweep.metadata import collect_metadata, run_record
 from generator.sweep.plan import JobPlan, RunPlan, SizePlan, out_of_memory, plan
 from generator.sweep.rounds import Stop, run_reason, settled, stop_rule
+from spool import SpoolWriter, record
 
 
 def run_in_process(cfg: SweepConfig, progress: bool, sweep_id: str) -> Outcome:
