@@ -1,4 +1,4 @@
-"""The server's work on the real embedded pipeline (generator/engine.py): a request's image does not depend
+"""The server's work on the real embedded pipeline (generator/serve/engine.py): a request's image does not depend
 on what it ran with, and scheduler.serve drives the Worker on the real clock under every policy. No
 assertions on durations."""
 

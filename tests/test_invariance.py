@@ -1,5 +1,5 @@
 """Did batching change my images: the pixel comparison, which images are held against which, and the
-sentences that follow from the figures (generator/invariance.py, warehouse/invariance.py)."""
+sentences that follow from the figures (generator/measure/invariance.py, warehouse/invariance.py)."""
 
 from __future__ import annotations
 

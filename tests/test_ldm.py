@@ -1,4 +1,4 @@
-"""The CompVis LDM inpainting presets (generator/ldm.py): the real model's shapes counted on the meta device,
+"""The CompVis LDM inpainting presets (generator/pipelines/ldm.py): the real model's shapes counted on the meta device,
 the toy-width pipeline run end to end, and CompVis checkpoints (last.ckpt) mapped onto diffusers names."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The load generator's pure parts: arrivals, the trace file, the settings, the cost fit, the plan of
-levels and the prediction (generator/load.py). No clock, no pipeline."""
+levels and the prediction (generator/serve/load.py). No clock, no pipeline."""
 
 from __future__ import annotations
 

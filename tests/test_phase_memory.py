@@ -11,9 +11,8 @@ import pytest
 from collector.ingest import CollectorConfig, ingest_pending
 from generator.measure.telemetry import PeakMemory
 from generator.measure.timing import PipelineTimer, clock_for
-from generator.pipelines import batching, models
+from generator.pipelines import batching, inputs, models
 from generator.pipelines.batching import JobInputs
-from generator.pipelines.inputs import test_image, test_mask
 from generator.run import run_sweep
 from generator.sweep.config import SweepConfig
 from warehouse import db as warehouse_db
@@ -71,7 +70,7 @@ def test_a_pipeline_without_a_text_encoder_prepares_from_the_start_of_the_call()
     mem = PeakMemory("cpu")
     timer = PipelineTimer(pipe, clock_for("cpu"), mem)
     job = JobInputs(task="inpaint", prompts=["", ""], seeds=[0, 1], height=64, width=64, steps=2, guidance=1.0,
-                    image=test_image(64, 64), masks=(test_mask(64, 64),) * 2)
+                    image=inputs.test_image(64, 64), masks=(inputs.test_mask(64, 64),) * 2)
     mem.reset()
     _, timing = batching.execute("static", pipe, timer, job)
     phases = {p["phase"]: p for p in timing.phases}

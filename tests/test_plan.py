@@ -7,8 +7,7 @@ from collections import Counter
 
 import pytest
 
-from generator.sweep.config import AUTO
-from generator.sweep.config import SweepConfig
+from generator.sweep.config import AUTO, SweepConfig
 from generator.sweep.metadata import RUN_FIELDS, run_record
 from generator.sweep.plan import JOB_KINDS, out_of_memory, plan, round_order, rotated
 

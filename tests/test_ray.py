@@ -1,4 +1,4 @@
-"""Sweeps on Ray workers (generator/workers.py, generator/replicas.py) on a real local Ray instance with 2 CPUs:
+"""Sweeps on Ray workers (generator/cluster/workers.py, generator/cluster/replicas.py) on a real local Ray instance with 2 CPUs:
 the same records as without Ray, a worker killed mid-sweep, the replica sweep's records; and, without a
 cluster, the refusals before any work."""
 

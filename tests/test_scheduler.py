@@ -1,5 +1,5 @@
 """The scheduling policies on a simulated clock with a synthetic cost: no sleeps, no wall clock
-(generator/scheduler.py)."""
+(generator/serve/scheduler.py)."""
 
 from __future__ import annotations
 

@@ -342,7 +342,7 @@ def uses_embedded_model(model_kinds) -> bool:
     return any(k == "embedded" for k in model_kinds)
 
 
-# Architecture presets (generator/presets.py; a run's model_id is "preset-<arch>-random-<task>"): those with a
+# Architecture presets (generator/pipelines/presets.py; a run's model_id is "preset-<arch>-random-<task>"): those with a
 # published model's shapes, and those at toy widths. tests/test_analysis.py holds the two against the
 # generator's list of presets, so a new preset must be placed in one of them.
 PRESETS_REAL_SHAPES = ("sd15", "sd15-inpaint", "sdxl", "ldm-inpaint")

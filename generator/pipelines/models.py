@@ -103,7 +103,7 @@ def model_kind(model: str | None, arch: str) -> str:
 def load_pipeline(task: str = "txt2img", model: str | None = None, seed: int = 0,
                   device: str = "cpu", dtype: torch.dtype = torch.float32, arch: str = "tiny"):
     """Return (pipeline, model_id). `model` is None for a model built from config (`arch`: the
-    embedded tiny model, or a preset of generator/presets.py) or a local folder, which wins over `arch`;
+    embedded tiny model, or a preset of generator/pipelines/presets.py) or a local folder, which wins over `arch`;
     with an LDM arch, `model` is a CompVis checkpoint file (last.ckpt) loaded into that arch's shapes."""
     quiet_imports()
     if task not in TASKS:

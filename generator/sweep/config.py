@@ -1,8 +1,8 @@
 """Settings of one sweep: the SweepConfig dataclass, its choices and its checks.
 
 Each field is one flag of `python -m generator sweep`; a bad value raises ValueError
-that quotes it. What the sweep runs, in which order, is generator/plan.py's decision;
-when warm-up has settled and when rounds stop, generator/rounds.py's.
+that quotes it. What the sweep runs, in which order, is generator/sweep/plan.py's decision;
+when warm-up has settled and when rounds stop, generator/sweep/rounds.py's.
 """
 
 from __future__ import annotations

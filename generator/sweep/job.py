@@ -169,7 +169,7 @@ def _records(ctx: JobContext, job: JobPlan, repeat: int, execution: _Execution) 
 def unfinished_job(ctx: JobContext, job: JobPlan, repeat: int, job_id: str) -> dict:
     """The record of a job that is about to run, as it stands if it never finishes: status error, no images.
     A Ray worker hands it to the driver before the job runs; if the worker dies meanwhile, the driver writes
-    it with the reason (generator/workers.py), so the job is on record once, as failed."""
+    it with the reason (generator/cluster/workers.py), so the job is on record once, as failed."""
     return record(
         "job", job_id=job_id, run_id=ctx.run["run_id"], batch_size=job.batch_size,
         unet_batch=batching.unet_rows_per_call(ctx.plan.mode, job.batch_size, ctx.cfg.steps, ctx.plan.cfg),

@@ -30,7 +30,7 @@ RUN_FIELDS = (
     "unet_weight_bytes", "cpu_count", "device_memory_bytes", "vae_slicing", "telemetry_gpu", "tags", "worker_id", "ray_node_id", "replicas",
     "replica_group", "replica_index",
 )
-# Fields of a run that only a Ray worker (placement) or a replica sweep (generator/replicas.py) sets: None
+# Fields of a run that only a Ray worker (placement) or a replica sweep (generator/cluster/replicas.py) sets: None
 # otherwise.
 REPLICA_FIELDS = ("replicas", "replica_group", "replica_index")
 OPTIONAL_FIELDS = ("worker_id", "ray_node_id", *REPLICA_FIELDS)
