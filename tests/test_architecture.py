@@ -222,5 +222,6 @@ def test_the_in_function_check_finds_what_it_should(tmp_path):
     """The check reads real code: a module with one import of ours in a function, one with a reason, one at top."""
     sample = tmp_path / "sample.py"
     sample.write_text("import json\nfrom spool import record\n\n\ndef f():\n    from generator.records import ids\n"
-                      "    from generator.pipelines import ldm  # heavy: diffusers\n    import os\n    return ids, ldm, os\n")
+                      "    from generator.pipelines import ldm  # heavy: diffusers\n    import os\n"
+                      "    return ids, ldm, os\n")
     assert _in_function_imports(sample) == [(6, "from generator.records import ids")]

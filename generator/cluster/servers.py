@@ -83,7 +83,7 @@ class LoadServer:
 
     def __init__(self, cfg: LoadConfig, threads: int | None, prompts: dict, seeds: dict):
         self.cfg = cfg
-        self.torch = TorchThread()  # every torch call of this server on one thread (cluster.TorchThread)
+        self.torch = TorchThread()  # every torch call of this server on one thread (cluster.reach.TorchThread)
         self.torch.call(self._load, threads, prompts, seeds)
 
     def _load(self, threads: int | None, prompts: dict, seeds: dict) -> None:

@@ -67,7 +67,7 @@ class SweepWorker:
         self.sizes: dict = {}  # size index -> sweep.loop.Size opened by open_size
 
     def _open(self, cfg: SweepConfig, sweep_id: str, threads: int | None, writer):
-        """On the torch thread: the worker's threads, then its pipeline (sweep.open_sweep)."""
+        """On the torch thread: the worker's threads, then its pipeline (sweep.loop.open_sweep)."""
         import torch
 
         if threads and cfg.device == "cpu":

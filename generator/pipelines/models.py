@@ -122,7 +122,7 @@ def load_pipeline(task: str = "txt2img", model: str | None = None, seed: int = 0
         if not Path(model).is_file():
             raise ModelLoadError(f"arch {arch!r} loads a CompVis checkpoint file (models/ldm/inpainting_big/"
                                  f"last.ckpt), got {str(model)!r}, which is not a file")
-        from generator.pipelines.ldm import load_compvis_checkpoint  # heavy: imports diffusers' LDM parts, only for an LDM checkpoint
+        from generator.pipelines.ldm import load_compvis_checkpoint  # heavy: diffusers' LDM parts, for a checkpoint
 
         with contextlib.redirect_stderr(io.StringIO()):
             pipe = load_compvis_checkpoint(str(model), arch)

@@ -22,7 +22,8 @@ The plan of a load run:
    the same arrival times with the calibrated cost (`scheduler.simulate`), recorded in the level.
 
 With --ray every server is a Ray actor, and --servers N puts N of them behind a round-robin router at the
-same offered loads (generator/serve/router.py: the router and a level's records; generator/cluster/servers.py: the actors).
+same offered loads (generator/serve/router.py: the router and a level's records; generator/cluster/servers.py:
+the actors).
 """
 
 from __future__ import annotations

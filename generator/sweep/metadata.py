@@ -24,8 +24,8 @@ from spool import record
 # The fields of a run record, in the order a spool file carries them.
 RUN_FIELDS = (
     "run_id", "sweep_id", "started_at", "host", "device", "device_name", "gpu_uuid", "torch_version",
-    "diffusers_version", "model_id", "model_kind", "model_params", "task", "mode", "height", "width", "steps", "guidance_scale",
-    "cfg", "dtype", "math_mode", "tf32_matmul", "tf32_cudnn", "scheduler", "seed", "threads", "peak_flops",
+    "diffusers_version", "model_id", "model_kind", "model_params", "task", "mode", "height", "width", "steps",
+    "guidance_scale", "cfg", "dtype", "math_mode", "tf32_matmul", "tf32_cudnn", "scheduler", "seed", "threads", "peak_flops",
     "peak_flops_source", "ceiling_matmul_flops", "ceiling_conv_flops", "ceiling_copy_bytes_per_s",
     "unet_weight_bytes", "cpu_count", "device_memory_bytes", "vae_slicing", "telemetry_gpu", "tags", "worker_id", "ray_node_id", "replicas",
     "replica_group", "replica_index",
@@ -59,8 +59,9 @@ def collect_metadata(cfg: SweepConfig, pipe, model_id: str) -> dict:
     mode = math_mode(cfg.device, cfg.dtype)
     return {
         "host": hostname(), "device": cfg.device, **_device_fields(cfg.device, mode["math_mode"], threads),
-        "torch_version": torch.__version__, "diffusers_version": _version("diffusers"), "model_id": model_id, "model_kind": models.model_kind(cfg.model, cfg.arch),
-        "model_params": models.count_params(pipe), "unet_weight_bytes": models.weight_bytes(pipe.unet),
+        "torch_version": torch.__version__, "diffusers_version": _version("diffusers"), "model_id": model_id,
+        "model_kind": models.model_kind(cfg.model, cfg.arch), "model_params": models.count_params(pipe),
+        "unet_weight_bytes": models.weight_bytes(pipe.unet),
         "scheduler": type(pipe.scheduler).__name__, "threads": threads, "cpu_count": os.cpu_count(),
         "device_memory_bytes": device_memory_bytes(cfg.device), **mode, **placement(),
     }
