@@ -20,6 +20,8 @@ from warehouse import explain
 from warehouse import load as wload
 from warehouse import queries
 
+from .conftest import ROOT
+
 COST = LinearCost(job_fixed_s=1.0, job_marginal_s=0.25, step_fixed_s=0.1, step_marginal_s=0.05)
 
 
@@ -338,8 +340,6 @@ def test_a_server_killed_mid_level_leaves_its_unfinished_requests_as_errors_and_
 @pytest.mark.slow
 def test_the_comparison_and_its_sentences_on_the_real_run(ray_run, monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
-
-    from .conftest import ROOT
 
     db_path, sweep, _ = ray_run
     levels = queries.load_levels(db_path, sweep)

@@ -11,6 +11,8 @@ from generator.pipelines.models import count_params, load_pipeline
 from generator.pipelines.parts import build_tokenizer, quiet_imports
 from generator.sweep.config import SweepConfig
 
+from .conftest import ROOT
+
 # Exact counts of the components as built here, equal to the published checkpoints':
 # SD 1.5 UNet ~860M, CLIP ViT-L/14 text ~123M, SD VAE ~83.65M, SDXL UNet ~2.567B, OpenCLIP bigG text ~694.7M.
 SD15_UNET = 859_520_964
@@ -102,8 +104,6 @@ def test_arch_setting_defaults_to_tiny_and_refuses_bad_values(tmp_path):
 def test_arch_flag_refuses_a_bad_value_by_name(tmp_path):
     import subprocess
     import sys
-
-    from .conftest import ROOT
 
     done = subprocess.run([sys.executable, "-m", "generator", "sweep", "--arch", "sd3", "--spool",
                            str(tmp_path / "s"), "--out", str(tmp_path / "o")],
