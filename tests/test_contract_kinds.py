@@ -3,6 +3,7 @@ run measured as a field of its run record, landing in the warehouse's `runs.mode
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 
 from collector.ingest import CollectorConfig, ingest_pending
@@ -74,3 +75,25 @@ def test_model_kind_lands_in_the_runs_column_and_an_older_record_gets_it_from_it
     assert report.files == 5
     got = dict(db.query_df(str(tmp_path / "w.duckdb"), "SELECT run_id, model_kind FROM runs").values.tolist())
     assert got == {"run-1": "embedded", "run-2": "weights", "run-3": "preset", "run-4": "embedded", "run-5": "weights"}
+
+
+def test_a_warehouse_from_before_migration_10_gets_each_runs_model_kind_from_its_model_id(tmp_path):
+    """Migration 10 on a real warehouse file holding runs of the three kinds, stored before the column existed."""
+    path = str(tmp_path / "old.duckdb")
+    migrations, _ = db.schema_parts()
+    con = duckdb.connect(path)
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+                "applied_at TIMESTAMPTZ NOT NULL)")
+    for number, name, sql in migrations:
+        if number < 10:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [number, name])
+    for n, model_id in enumerate(["embedded-tiny-ldm-txt2img", "preset-sdxl-random-txt2img", "/models/sd15"]):
+        con.execute("INSERT INTO runs (run_id, sweep_id, started_at, device, model_id, task, mode, height, width, "
+                    "steps, schema_version) VALUES (?, 's', now(), 'cpu', ?, 'txt2img', 'static', 64, 64, 2, 1)",
+                    [f"run-{n}", model_id])
+    con.close()
+    with db.writer(path) as con:
+        got = dict(con.execute("SELECT model_id, model_kind FROM runs").fetchall())
+    assert got == {"embedded-tiny-ldm-txt2img": "embedded", "preset-sdxl-random-txt2img": "preset",
+                   "/models/sd15": "weights"}
