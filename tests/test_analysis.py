@@ -32,8 +32,8 @@ class HandMade:
         run_id = f"run-{next(self._ids):04d}"
         walls = {b: w if isinstance(w, list) else [w] for b, w in walls.items()}
         with db.writer(self.path) as con:
-            con.execute("INSERT INTO runs (run_id, sweep_id, started_at, device, device_name, model_id, model_kind, model_params,"
-                        " task, mode, height, width, steps, guidance_scale, dtype, cfg, schema_version) VALUES "
+            con.execute("INSERT INTO runs (run_id, sweep_id, started_at, device, device_name, model_id, model_kind,"
+                        " model_params, task, mode, height, width, steps, guidance_scale, dtype, cfg, schema_version) VALUES "
                         "(?, 'sweep', now(), 'cpu', 'cpu', 'embedded-tiny-ldm-txt2img', 'embedded', 2.5e6, 'txt2img',"
                         " ?, ?, ?,"
                         " 3, ?, 'float32', ?, 1)", [run_id, mode, height, height, 3.0 if cfg else 1.0, cfg])

@@ -18,8 +18,7 @@ import duckdb
 import pytest
 
 from benchmarks.synthetic import write_spool
-from collector.__main__ import main as collector_main
-from collector.__main__ import watch
+from collector.__main__ import main as collector_main, watch
 from collector.ingest import CollectorConfig, ingest_pending, pending_files, prune_done
 from collector.status import format_status, status
 from spool import TABLES

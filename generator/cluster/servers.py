@@ -50,7 +50,7 @@ from generator.serve.load import (
     write_level,
 )
 from generator.serve.router import Served, Work, level_records, round_robin, serve_share
-from spool import SpoolWriter
+from spool import FILE_KINDS, SpoolWriter
 
 # How far ahead of now the driver sets a level's t0: long enough for every server to hear of the level
 # before its first request arrives (a call to a live actor takes milliseconds).
@@ -249,7 +249,7 @@ class Pool:
         the servers reported. A server lost meanwhile is named in `lost` (`mend` replaces it)."""
         shares = round_robin(level.requests, self.n)
         t0 = time.time() + LEAD_S
-        served = Served(new_id("level"), datetime.fromtimestamp(t0, UTC).isoformat(), servers=self.n)
+        served = Served(new_id(FILE_KINDS["load_level"]), datetime.fromtimestamp(t0, UTC).isoformat(), servers=self.n)
         for k, share in enumerate(shares):
             for r in share:
                 served.ask(k, r)

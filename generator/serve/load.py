@@ -44,7 +44,7 @@ from generator.serve.engine import RealClock, Worker
 from generator.serve.levels import Level, LoadConfig, levels
 from generator.serve.router import Served, level_records, round_robin, serve_share
 from generator.serve.scheduler import Done, LinearCost, Policy, Request, percentile, serve, simulate
-from spool import SpoolWriter
+from spool import FILE_KINDS, SpoolWriter
 
 
 # 2. Calibration: the batch cost of this model, size and device, fitted on short real runs.
@@ -178,7 +178,7 @@ def measure(level: Level, cfg: LoadConfig, worker_for, shared: dict) -> list[dic
     """Run one level on the real clock, in this process; its records: the level, each request, each unit of
     work. A failure (out of memory, say) ends the level: the requests not finished are recorded with the
     error."""
-    served = Served(new_id("level"), utc_now_iso())
+    served = Served(new_id(FILE_KINDS["load_level"]), utc_now_iso())
     for r in level.requests:
         served.ask(0, r)
     try:

@@ -24,7 +24,7 @@ from generator.records.ids import new_id, utc_now_iso
 from generator.records.outcome import error_line
 from generator.sweep.config import SweepConfig
 from generator.sweep.plan import JobPlan, RunPlan
-from spool import record
+from spool import FILE_KINDS, record
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def run_job(ctx: JobContext, job: JobPlan, repeat: int, job_id: str | None = Non
     # 1. The images: one prompt, seed (and mask) each.
     inputs = job_inputs(ctx, job.batch_size)
     # 2. Execute the batch in the run's mode, timed (under the profiler for a profiled job).
-    execution = _execute(ctx, job, inputs, job_id or new_id("job"))
+    execution = _execute(ctx, job, inputs, job_id or new_id(FILE_KINDS["job"]))
     # 3. Save the images the plan keeps; an image that cannot be saved fails the job.
     execution = _keep_images(ctx, job, inputs, execution)
     # 4. The records of the job's spool file: the run, the job, its phases, steps, operators, images.

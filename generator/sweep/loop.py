@@ -40,7 +40,7 @@ from generator.sweep.job import JobContext, JobResult, run_job, unfinished_job
 from generator.sweep.metadata import collect_metadata, run_record
 from generator.sweep.plan import JobPlan, RunPlan, SizePlan, out_of_memory, plan
 from generator.sweep.rounds import Stop, run_reason, settled, stop_rule
-from spool import SpoolWriter, record
+from spool import FILE_KINDS, SpoolWriter, record
 
 
 def run_in_process(cfg: SweepConfig, progress: bool, sweep_id: str) -> Outcome:
@@ -243,7 +243,7 @@ class Size:
         if out_of_memory(job, self.oom):
             return None
         ctx = self.contexts[job.run]
-        run_id, repeat, job_id = ctx.run["run_id"], self.repeats[job.slot], new_id("job")
+        run_id, repeat, job_id = ctx.run["run_id"], self.repeats[job.slot], new_id(FILE_KINDS["job"])
         self.bar.set_description(job.run.label(job))
         if self.sweep.announce is not None:
             self.sweep.announce(ctx.run, unfinished_job(ctx, job, repeat, job_id))
@@ -274,7 +274,7 @@ class Size:
                       else f"interrupted after {self.rounds[run]} rounds")
             rows = [{**ctx.run, "rounds": self.rounds[run], "stop_reason": reason}]
             rows += [record("sample", **{**s, "run_id": run_id}) for s in mine]
-            self.sweep.write(run_id, new_id("stop"), rows, f"the end record of run {run_id}")
+            self.sweep.write(run_id, new_id(FILE_KINDS["run_end"]), rows, f"the end record of run {run_id}")
 
 
 def _describe(job: JobPlan, result: JobResult) -> str:
