@@ -18,12 +18,12 @@ import time
 import torch
 
 from benchmarks.results import Results
-from generator import batching
-from generator.batching import JobInputs
-from generator.inputs import prompts_for
-from generator.models import load_pipeline
-from generator.telemetry import Sampler
-from generator.timing import PipelineTimer, clock_for
+from generator.pipelines import batching
+from generator.pipelines.batching import JobInputs
+from generator.pipelines.inputs import prompts_for
+from generator.pipelines.models import load_pipeline
+from generator.measure.telemetry import Sampler
+from generator.measure.timing import PipelineTimer, clock_for
 
 
 def _job(batch: int, size: int, steps: int) -> JobInputs:

@@ -16,8 +16,10 @@ import tempfile
 import time
 
 from benchmarks.results import Results
-from generator import load
-from generator.scheduler import LinearCost, Policy, simulate
+from generator.run import run_load
+from generator.serve import load
+from generator.serve.levels import LoadConfig
+from generator.serve.scheduler import LinearCost, Policy, percentile, simulate
 
 COST = LinearCost(job_fixed_s=0.08, job_marginal_s=0.02, step_fixed_s=0.008, step_marginal_s=0.002)
 
@@ -39,16 +41,14 @@ def prediction_gaps(requests: int) -> dict[str, dict[str, float]]:
     from pathlib import Path
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load.LoadConfig(loads=(0.5,), burst=0, min_requests=requests, min_seconds=5.0, max_batch=8,
+        cfg = LoadConfig(loads=(0.5,), burst=0, min_requests=requests, min_seconds=5.0, max_batch=8,
                               steps=10, resolution=64, spool=tmp)
-        load.run_load(cfg, progress=False)
+        run_load(cfg, progress=False)
         gaps = {}
         for f in Path(tmp).rglob("*.jsonl"):
             rows = [json.loads(line) for line in f.read_text().splitlines()]
             level = rows[0]
             latencies = [r["latency_s"] for r in rows if r["kind"] == "request" and r["status"] == "ok"]
-            from generator.scheduler import percentile
-
             gaps[level["policy"]] = {
                 q: (level[f"predicted_{q}_s"] - percentile(latencies, int(q[1:]))) / percentile(latencies, int(q[1:]))
                 for q in ("p50", "p99")}

@@ -19,8 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from benchmarks.results import Results
-from generator.config import SweepConfig
-from generator.sweep import run_sweep
+from generator.run import run_sweep
+from generator.sweep.config import SweepConfig
 
 SMALL = dict(resolutions=(64,), mode=("static",), steps=10, repeats=8, warmup=2, warmup_max=2, sample_hz=0,
              save_images="none")

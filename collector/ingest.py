@@ -171,6 +171,7 @@ def _ingest_batch(con, spool: Path, files: list[Path], schemas: dict, report: In
         con.execute("BEGIN TRANSACTION")
         _bulk_insert(con, spool, batch, schemas)
         counts = {e.file_id: e.data.count(b"\n") for e in batch}  # one record per line
+        _fill_model_kind(con)
         _record_ingested(con, [(e.file_id, e.digest, counts[e.file_id]) for e in batch])
         _pause_point("inserted")
         con.execute("COMMIT")
@@ -342,6 +343,12 @@ def _on_conflict(kind: str) -> str:
     return f"ON CONFLICT ({key}) DO UPDATE SET {sets}"
 
 
+def _fill_model_kind(con) -> None:
+    """A run record written before `model_kind` was a field gets it from its model_id (schema.sql's
+    model_kind_of, migration 10)."""
+    con.execute("UPDATE runs SET model_kind = model_kind_of(model_id) WHERE model_kind IS NULL")
+
+
 def _record_ingested(con, rows: list[tuple[str, str, int]]) -> None:
     now = _dt.datetime.now(_dt.timezone.utc)
     table = pa.table({"file_id": [r[0] for r in rows], "content_hash": [r[1] for r in rows],
@@ -376,6 +383,7 @@ def _ingest_one(con, spool: Path, e: _Entry, schemas: dict, report: IngestReport
                 with contextlib.suppress(duckdb.Error):
                     con.unregister("one_file")
             records += arrow.num_rows
+        _fill_model_kind(con)
         _record_ingested(con, [(e.file_id, e.digest, records)])
         con.execute("COMMIT")
     except (duckdb.Error, pa.ArrowException, ValueError) as exc:

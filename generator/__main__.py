@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from generator.demo import describe, run_demo
+from generator.pipelines.parts import ModelLoadError
+from generator.run import run_load, run_sweep
+from generator.serve.levels import LoadConfig
+from generator.sweep.config import SweepConfig
 from settings import add_flags, from_flags, given_flags
-
-from .config import SweepConfig
-from .load import LoadConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,8 +21,6 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="sweep batch sizes (and sizes) and write one spool file per job")
     add_flags(sweep, SweepConfig)
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
-    from .demo import describe
-
     load = sub.add_parser("load", help="requests arriving under load, served by the fifo, batch and stream "
                                        "policies, with the latency the batch cost predicts beside the measured")
     add_flags(load, LoadConfig)
@@ -44,8 +44,6 @@ def main(argv: list[str] | None = None) -> int:
         cfg = from_flags(args, SweepConfig)
     except ValueError as exc:
         parser.error(str(exc))  # exits 2 with "error: <message>"
-    from .sweep import run_sweep
-
     return _report(lambda: [run_sweep(cfg, progress=not args.quiet)], "spool files", cfg.spool,
                    "every job finished so far is in the spool, except any reported above as not written",
                    "The spool cannot record a failure it cannot write: the jobs not written are only in the "
@@ -54,8 +52,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load(parser, args) -> int:
     """Run a load run: every policy at every load, one spool file per level."""
-    from .load import run_load
-
     try:
         cfg = from_flags(args, LoadConfig)
     except ValueError as exc:
@@ -66,18 +62,14 @@ def _load(parser, args) -> int:
 
 def _demo(args) -> int:
     """Run the demo's parts into one sweep; the same exits as a sweep's."""
-    from .demo import run_demo
-
     flags = given_flags(args, SweepConfig)
     return _report(lambda: run_demo(progress=not args.quiet, **flags), "spool files",
                    flags.get("spool") or SweepConfig().spool, "every job finished so far is in the spool")
 
 
 def _report(work, what: str, spool: str, interrupted: str, unwritten_hint: str = "") -> int:
-    """Run `work` (returning sweep.SweepOutcome lists) and say how it ended: 0 done, 1 some files not
+    """Run `work` (returning records.outcome.Outcome lists) and say how it ended: 0 done, 1 some files not
     written, 2 a bad model or value, 130 interrupted."""
-    from .models import ModelLoadError
-
     try:
         outcomes = work()
     except (ModelLoadError, ValueError) as exc:
@@ -89,7 +81,7 @@ def _report(work, what: str, spool: str, interrupted: str, unwritten_hint: str =
     unwritten = [u for o in outcomes for u in o.unwritten]
     written = sum(len(o) for o in outcomes)
     if unwritten:
-        reasons = "; ".join(sorted({u["reason"] for u in unwritten}))
+        reasons = "; ".join(sorted({u.reason for u in unwritten}))
         n = len(unwritten)
         print(f"error: {n} {what if n != 1 else what.rstrip('s')} could not be written ({reasons}); {written} "
               f"were written to '{spool}'." + (f" {unwritten_hint}" if unwritten_hint else ""), file=sys.stderr)

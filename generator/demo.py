@@ -7,9 +7,9 @@ Its parts share one sweep id, so the dashboard shows them as one sweep:
 2. modes: sequential, static and stream side by side, with CFG on (against part 1's static run, CFG off);
 3. the second size: static at twice the side, with one profiled job per batch size (the Operators page);
 4. inpainting: the tiny LDM-style inpainting model (7-channel UNet, VQ first stage with f=4);
-5. one worker or two: a replica sweep on a local Ray instance (generator/replicas.py), static at the small size;
+5. one worker or two: a replica sweep on a local Ray instance (generator/cluster/replicas.py), static at the small size;
 6. serving under load: fifo, batch and stream at light to past-capacity Poisson loads and bursts of 1
-   and 4 requests, with the latency the calibrated batch cost predicts (generator/load.py).
+   and 4 requests, with the latency the calibrated batch cost predicts (generator/serve/load.py).
 Each sweep part keeps the first measured job's images of each batch size (the Gallery, and the image checks
 against batch 1) and stops its measured rounds at the interval target or the caps below. Parts 1-4 measure
 different settings (size, mode, CFG, task); part 5's one-worker run has part 1's settings on a Ray worker.
@@ -21,8 +21,12 @@ The Ray part splits the CPUs among its workers itself.
 
 from __future__ import annotations
 
-from .config import SweepConfig
-from .ids import new_id
+import sys
+
+from generator.records.ids import new_id
+from generator.run import run_load, run_sweep
+from generator.serve.levels import LoadConfig
+from generator.sweep.config import SweepConfig
 
 # What every part shares: 10 steps, at most 2 warm-ups per batch size (on a busy machine the job time may never
 # settle, and 5 warm-ups of every batch size cost a part more than its measured rounds), rounds until the
@@ -59,12 +63,6 @@ def demo_configs(**overrides) -> list[tuple[str, SweepConfig]]:
 
 def run_demo(progress: bool = True, **overrides) -> list:
     """Run every part under one sweep id; return the spool files written (an outcome per part, in order)."""
-    import sys
-
-    from .sweep import run_sweep
-
-    from .load import LoadConfig, run_load
-
     sweep_id, outcomes, parts = new_id("sweep"), [], len(PARTS) + 1
     for n, (name, cfg) in enumerate(demo_configs(**overrides), start=1):
         if progress:

@@ -37,8 +37,8 @@ def render():
     if jobs.empty:
         st.info(pictures.NO_IMAGES)
         return
-    note = measured.embedded_images_note(analysis.uses_embedded_model(runs.model_id)
-                                        or analysis.uses_preset(runs.model_id))
+    note = measured.embedded_images_note(analysis.uses_embedded_model(runs.model_kind)
+                                        or analysis.uses_preset(runs.model_kind))
     if note:
         st.caption(note)
     options = {f"{j.label} · batch {j.batch_size}": j.job_id for j in jobs.itertuples()}

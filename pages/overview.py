@@ -59,7 +59,7 @@ def render():
     shared = {text for text in sure.values() if text}
     if len(shared) == 1 and len(sure) > 1:
         st.caption(shared.pop() + " _(The same for every run.)_")
-    for note in (measured.embedded_note(analysis.uses_embedded_model(runs.model_id)),
+    for note in (measured.embedded_note(analysis.uses_embedded_model(runs.model_kind)),
                  measured.preset_note(analysis.presets_used(runs.model_id))):
         if note:
             st.info(note)

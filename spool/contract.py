@@ -44,6 +44,25 @@ REPEATED = {"run": "run_id", "load_level": "level_id"}
 # Fields of a repeated record that only a later file knows (a run's rounds and why they stopped,
 # in its end file): whichever file comes first, a known value is kept, never overwritten by a missing one.
 LATE = {"run": ("rounds", "stop_reason")}
+# A spool file's kind -> the prefix of its name (the id it is written under, `<prefix>-<time>-<random>.jsonl`):
+# one job's records, a run's end (its run record with the LATE fields), one load level.
+FILE_KINDS = {"job": "job", "run_end": "stop", "load_level": "level"}
+# The kind of model a run measured (run `model_kind`, warehouse migration 10): the embedded tiny model, an
+# architecture preset built from config with random weights, or local weights (a diffusers folder or a
+# CompVis checkpoint file). A run record written before the field existed gets it from its model_id when the
+# collector stores it (warehouse/schema.sql's model_kind_of, the one statement of that rule).
+MODEL_KINDS = ("embedded", "preset", "weights")
+
+
+def file_kind(name: str) -> str:
+    """The kind (a key of FILE_KINDS) of the spool file `name` (a file name or path, with or without .jsonl),
+    from the prefix of its name; a name with no known prefix is refused, naming it."""
+    stem = name.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".jsonl")
+    for kind, prefix in FILE_KINDS.items():
+        if stem.startswith(prefix + "-"):
+            return kind
+    raise ValueError(f"spool file name must begin with one of {', '.join(p + '-' for p in FILE_KINDS.values())}, "
+                     f"got {name!r}")
 
 
 def record(kind: str, **fields) -> dict:

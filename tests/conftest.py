@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from collector.ingest import CollectorConfig, ingest_pending
-from generator.sweep import SweepConfig, run_sweep
+from generator.demo import run_demo
+from generator.run import run_sweep
+from generator.sweep.config import SweepConfig
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: subprocesses run from here
 
@@ -110,8 +112,6 @@ def rich(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
     """The default demo (`make demo`'s sweep: generator/demo.py), ingested: (db path, image folder)."""
-    from generator.demo import run_demo
-
     base = tmp_path_factory.mktemp("demo")
     run_demo(progress=False, spool=str(base / "spool"), out=str(base / "images"))
     ingest_pending(CollectorConfig(spool=str(base / "spool"), db=str(base / "w.duckdb")))
@@ -121,7 +121,7 @@ def demo(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ray_local():
     """A local Ray instance with 2 CPUs for the session's Ray tests (started on first use, stopped at the end);
-    `generator.cluster.connect` uses it as it is."""
+    `generator.cluster.reach.connect` uses it as it is."""
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)

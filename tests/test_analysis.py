@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from generator import presets
+from generator.pipelines import presets
 from warehouse import analysis, db
 from warehouse.queries import Warehouse
 
@@ -33,9 +33,10 @@ class HandMade:
         run_id = f"run-{next(self._ids):04d}"
         walls = {b: w if isinstance(w, list) else [w] for b, w in walls.items()}
         with db.writer(self.path) as con:
-            con.execute("INSERT INTO runs (run_id, sweep_id, started_at, device, device_name, model_id, model_params,"
-                        " task, mode, height, width, steps, guidance_scale, dtype, cfg, schema_version) VALUES "
-                        "(?, 'sweep', now(), 'cpu', 'cpu', 'embedded-tiny-ldm-txt2img', 2.5e6, 'txt2img', ?, ?, ?,"
+            con.execute("INSERT INTO runs (run_id, sweep_id, started_at, device, device_name, model_id, model_kind,"
+                        " model_params, task, mode, height, width, steps, guidance_scale, dtype, cfg, schema_version) VALUES "
+                        "(?, 'sweep', now(), 'cpu', 'cpu', 'embedded-tiny-ldm-txt2img', 'embedded', 2.5e6, 'txt2img',"
+                        " ?, ?, ?,"
                         " 3, ?, 'float32', ?, 1)", [run_id, mode, height, height, 3.0 if cfg else 1.0, cfg])
             jobs = [(f"{run_id}-b{b}" + (f"-r{r}" if r else ""), b, r, False, False, w, "ok")
                     for b, ws in walls.items() for r, w in enumerate(ws)]
@@ -289,8 +290,8 @@ def test_sweep_summary(wh):
     s = analysis.sweep_summary(runs[runs.run_id.isin([a, b])], wh.throughput(a, b))
     assert (s.runs, s.sizes, s.modes, s.batch_sizes, s.guidance) == (
         2, ("64x64", "128x128"), ("static", "stream"), (1, 2, 4), (1.0, 3.0))
-    assert s.model_params == 2.5e6 and s.steps == 3 and analysis.uses_embedded_model(runs.model_id)
-    assert not analysis.uses_embedded_model(["/models/sd15"])
+    assert s.model_params == 2.5e6 and s.steps == 3 and analysis.uses_embedded_model(runs.model_kind)
+    assert not analysis.uses_embedded_model(["weights", "preset"])
 
 
 def test_every_preset_of_the_generator_is_placed_as_real_shapes_or_toy():
@@ -308,7 +309,10 @@ def test_every_preset_of_the_generator_is_placed_as_real_shapes_or_toy():
 ])
 def test_a_preset_is_read_from_the_model_id(model_id, arch):
     assert analysis.preset_arch(model_id) == arch
-    assert analysis.uses_preset([model_id]) == (arch is not None)
+
+
+def test_a_preset_is_read_from_the_model_kind_column():
+    assert analysis.uses_preset(["weights", "preset"]) and not analysis.uses_preset(["embedded", "weights"])
 
 
 def test_presets_used_split_real_shapes_from_toys_and_an_unknown_preset_is_no_real_shape():

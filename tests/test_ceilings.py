@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from generator import ceilings
+from generator.measure import ceilings
 
 
 def test_cpu_float32_gives_three_positive_finite_rates():

@@ -10,10 +10,11 @@ import pytest
 
 from collector.__main__ import build_parser as collector_parser
 from collector.ingest import CollectorConfig
-from generator.__main__ import build_parser as generator_parser
-from generator.__main__ import main
-from generator.load import LoadConfig
-from generator.sweep import SweepConfig
+from generator.__main__ import build_parser as generator_parser, main
+from generator.pipelines.models import load_pipeline
+from generator.run import run_sweep
+from generator.serve.levels import LoadConfig
+from generator.sweep.config import SweepConfig
 from settings import flag_of
 
 from .conftest import ROOT
@@ -57,9 +58,6 @@ def test_a_missing_model_folder_is_one_clear_line(tmp_path):
 
 @pytest.mark.slow
 def test_real_weights_load_from_a_local_folder(tmp_path):
-    from generator.models import load_pipeline
-    from generator.sweep import run_sweep
-
     # A real diffusers folder, written by save_pretrained (here of the embedded model).
     pipe, _ = load_pipeline("txt2img", seed=7)
     pipe.save_pretrained(tmp_path / "weights")
@@ -75,8 +73,6 @@ def test_real_weights_load_from_a_local_folder(tmp_path):
 
 @pytest.mark.slow
 def test_inpaint_runs_with_a_nine_channel_unet(tmp_path):
-    from generator.sweep import run_sweep
-
     cfg = SweepConfig(task="inpaint", batch_sizes=(2,), resolutions=(64,), steps=2, repeats=1, warmup=0,
                       spool=str(tmp_path / "s"), out=str(tmp_path / "o"))
     text = run_sweep(cfg, progress=False)[0].read_text()

@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 from benchmarks.synthetic import write_spool
-from collector.__main__ import watch
+from collector.__main__ import main as collector_main, watch
 from collector.ingest import CollectorConfig, ingest_pending, pending_files, prune_done
 from collector.status import format_status, status
 from spool import TABLES
@@ -366,8 +366,6 @@ def test_retention_deletes_old_done_files_only(collector_cfg, spool):
 
 
 def test_collector_ingest_brings_an_older_warehouse_up_to_date_with_nothing_to_ingest(tmp_path):
-    from collector.__main__ import main as collector_main
-
     path, spool = tmp_path / "w.duckdb", tmp_path / "spool"
     spool.mkdir()
     with db.writer(path) as con:   # a warehouse as an older version left it: one view not there yet

@@ -13,8 +13,14 @@ import pandas as pd
 import psutil
 import pytest
 
-from generator import telemetry
-from generator.telemetry import cpu_steal, other_cpu_util, other_gpu_processes, own_cpu_util, system_cpu_seconds
+from generator.measure import telemetry
+from generator.measure.telemetry import (
+    cpu_steal,
+    other_cpu_util,
+    other_gpu_processes,
+    own_cpu_util,
+    system_cpu_seconds,
+)
 from warehouse import contention as ct
 from warehouse.contention import Contention, Flag, contention, flags, throttle_groups
 

@@ -259,7 +259,8 @@ def test_gallery_refuses_a_symlink_in_the_output_folder_that_points_outside_it(r
 
 def test_gallery_shows_each_inpainted_image_with_its_mask(tmp_path, monkeypatch):
     from collector.ingest import CollectorConfig, ingest_pending
-    from generator.sweep import SweepConfig, run_sweep
+    from generator.run import run_sweep
+    from generator.sweep.config import SweepConfig
 
     cfg = SweepConfig(task="inpaint", batch_sizes=(2,), resolutions=(64,), steps=1, repeats=1, warmup=0,
                       spool=str(tmp_path / "spool"), out=str(tmp_path / "images"))

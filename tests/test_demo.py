@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from generator.demo import LOAD, demo_configs
-from generator.sweep import SweepConfig, run_sweep
+from generator.run import run_sweep
+from generator.sweep.config import SweepConfig
 
 CONFIGS = dict(demo_configs())
 MAIN = next(iter(CONFIGS.values()))

@@ -1,4 +1,4 @@
-"""The server's work on the real embedded pipeline (generator/engine.py): a request's image does not depend
+"""The server's work on the real embedded pipeline (generator/serve/engine.py): a request's image does not depend
 on what it ran with, and scheduler.serve drives the Worker on the real clock under every policy. No
 assertions on durations."""
 
@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generator import models
-from generator.engine import RealClock, StreamEngine, Worker
-from generator.scheduler import Launch, Policy, Request, serve
+from generator.pipelines import models
+from generator.pipelines.stream import StreamEngine
+from generator.serve.engine import RealClock, Worker
+from generator.serve.scheduler import Launch, Policy, Request, serve
 
 SIZE, STEPS = 64, 3
 PROMPTS = ["a red fox", "a ship at sea", "a brass lamp", "a pine tree", "a stone bridge"]

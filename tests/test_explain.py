@@ -250,8 +250,8 @@ def test_what_you_measured_quotes_the_sweep(wh):
 
 
 def test_embedded_notes_appear_only_for_the_embedded_model():
-    assert "embedded tiny model" in measured.embedded_note(analysis.uses_embedded_model(["embedded-tiny-ldm-x"]))
-    assert measured.embedded_note(analysis.uses_embedded_model(["/models/sd15"])) is None
+    assert "embedded tiny model" in measured.embedded_note(analysis.uses_embedded_model(["embedded"]))
+    assert measured.embedded_note(analysis.uses_embedded_model(["weights"])) is None
     assert "noise, by design" in measured.embedded_images_note(True)
     assert measured.embedded_images_note(False) is None
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode, flop_registry, sdpa_backward_flop_count, sdpa_flop_count
 
-from generator import profiling
-from generator.models import load_pipeline
+from generator.measure import profiling
+from generator.pipelines.models import load_pipeline
 
 
 def _counted(fn, counter=None) -> int:

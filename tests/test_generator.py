@@ -11,11 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generator import batching
-from generator.batching import JobInputs
-from generator.models import load_pipeline
-from generator.sweep import SweepConfig, run_sweep
-from generator.timing import PipelineTimer, clock_for
+from generator.__main__ import main
+from generator.measure.timing import PipelineTimer, clock_for
+from generator.pipelines import batching
+from generator.pipelines.batching import JobInputs
+from generator.pipelines.models import load_pipeline
+from generator.run import run_sweep
+from generator.sweep.config import SweepConfig
+from generator.sweep.metadata import RUN_FIELDS
+from generator.sweep.plan import plan
+from spool import SpoolWriter, record
 
 from .conftest import ROOT
 
@@ -155,7 +160,7 @@ def test_until_oom_stops_at_a_real_out_of_memory(tmp_path):
     # growing batch really runs out of memory; then the sweep must end cleanly.
     child = """
 import resource, sys
-from generator.models import load_pipeline
+from generator.pipelines.models import load_pipeline
 load_pipeline("txt2img")  # map torch and diffusers first
 size = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize"))
 resource.setrlimit(resource.RLIMIT_AS, (size + 700 * 2**20, resource.RLIM_INFINITY))
@@ -265,8 +270,6 @@ def test_an_image_that_cannot_be_saved_fails_its_job_not_the_sweep(tmp_path):
 
 
 def test_the_spool_writer_removes_its_temporary_file_when_the_rename_fails(tmp_path):
-    from spool import SpoolWriter, record
-
     # A folder where the final file should go: the data is written and fsynced, the rename fails.
     (tmp_path / "run-x" / "job-x.jsonl").mkdir(parents=True)
     with pytest.raises(IsADirectoryError):
@@ -299,8 +302,6 @@ def test_masks_are_used_one_per_image(tmp_path):
     (lambda d: d / "absent.png", "does not exist"),
 ])
 def test_a_bad_mask_is_refused_before_any_work(tmp_path, make, message, capsys):
-    from generator.__main__ import main
-
     mask = make(tmp_path)
     code = main(["sweep", "--task", "inpaint", "--mask", str(mask), "--resolutions", "64",
                  "--spool", str(tmp_path / "s"), "--quiet"])
@@ -310,8 +311,6 @@ def test_a_bad_mask_is_refused_before_any_work(tmp_path, make, message, capsys):
 
 
 def test_the_sweep_runs_its_plan_in_order(modes_sweep):
-    from generator.plan import plan
-
     cfg, jobs = modes_sweep
     # No warm-up to settle (--warmup 0) and whole --repeats: the jobs run exactly as planned, the runs of
     # the size interleaved round by round, then the profiled jobs.
@@ -324,16 +323,15 @@ def test_the_sweep_runs_its_plan_in_order(modes_sweep):
 
 
 def test_every_run_carries_the_sweeps_metadata_and_its_own_fields(modes_sweep):
-    from generator.metadata import RUN_FIELDS
-
     _, jobs = modes_sweep
     runs = list({j["run"]["run_id"]: j["run"] for j in jobs}.values())
     assert len(runs) == 6 and len({r["sweep_id"] for r in runs}) == 1
     assert all(list(r) == ["kind", "schema_version", *RUN_FIELDS] for r in runs)
-    machine = ("host", "device", "device_name", "torch_version", "diffusers_version", "model_id", "model_params",
-               "scheduler", "threads", "peak_flops", "peak_flops_source")
+    machine = ("host", "device", "device_name", "torch_version", "diffusers_version", "model_id", "model_kind",
+               "model_params", "scheduler", "threads", "peak_flops", "peak_flops_source")
     assert len({tuple(str(r[k]) for k in machine) for r in runs}) == 1
     assert runs[0]["model_params"] > 0 and runs[0]["scheduler"] == "DDIMScheduler"
+    assert runs[0]["model_kind"] == "embedded" and runs[0]["model_id"].startswith("embedded-")
     # Every job file of a run carries the same run record.
     for j in jobs:
         assert j["run"] == next(r for r in runs if r["run_id"] == j["run_id"])

@@ -1,5 +1,5 @@
 """Did batching change my images: the pixel comparison, which images are held against which, and the
-sentences that follow from the figures (generator/invariance.py, warehouse/invariance.py)."""
+sentences that follow from the figures (generator/measure/invariance.py, warehouse/invariance.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from generator.invariance import References, compare
-from generator.plan import RunPlan
+from generator.measure.invariance import References, compare
+from generator.sweep.plan import RunPlan
 from warehouse import invariance
 from warehouse.explain import pictures
 

@@ -1,4 +1,4 @@
-"""The CompVis LDM inpainting presets (generator/ldm.py): the real model's shapes counted on the meta device,
+"""The CompVis LDM inpainting presets (generator/pipelines/ldm.py): the real model's shapes counted on the meta device,
 the toy-width pipeline run end to end, and CompVis checkpoints (last.ckpt) mapped onto diffusers names."""
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from generator import ldm, presets
-from generator import inputs
-from generator.models import ModelLoadError, _quiet_imports, count_params, load_pipeline
+from generator.measure.profiling import unet_flops_per_row
+from generator.pipelines import inputs, ldm, presets
+from generator.pipelines.models import count_params, load_pipeline
+from generator.pipelines.parts import ModelLoadError, quiet_imports
+
 
 # Exact counts as built here; the same as the CompVis modules (openaimodel.UNetModel, model.Encoder/Decoder plus
 # quant_conv, post_quant_conv and the 8192 x 3 codebook) give for models/ldm/inpainting_big/config.yaml.
@@ -69,7 +71,7 @@ def to_compvis(unet, vae, unet_cfg: dict, vq_cfg: dict) -> dict:
 @pytest.fixture(scope="module")
 def big():
     """The full ldm-inpaint preset on the meta device: shapes only, nothing allocated."""
-    _quiet_imports()
+    quiet_imports()
     with torch.device("meta"):
         parts = presets.build_models("ldm-inpaint")
     assert all(p.is_meta for m in parts.values() for p in m.parameters())
@@ -108,7 +110,7 @@ def test_full_preset_counts_match_the_compvis_model_and_the_paper(big):
 
 
 def test_full_preset_assembles_its_pipeline_on_the_meta_device():
-    _quiet_imports()
+    quiet_imports()
     with torch.device("meta"):
         pipe = presets.pipeline_class("ldm-inpaint", "inpaint")(**presets.build_components("ldm-inpaint"))
     assert type(pipe).__name__ == "LDMInpaintPipeline" and pipe.vae_scale_factor == 4
@@ -159,8 +161,6 @@ def test_guidance_is_refused_naming_the_value(tiny):
 
 def test_flops_are_counted_for_an_unconditional_unet_and_do_not_depend_on_the_head_count(tiny):
     from diffusers.models.attention_processor import Attention
-
-    from generator.profiling import unet_flops_per_row
 
     flops = unet_flops_per_row(tiny, 64, 64, False)
     assert flops > 0

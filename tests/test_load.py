@@ -1,34 +1,34 @@
 """The load generator's pure parts: arrivals, the trace file, the settings, the cost fit, the plan of
-levels and the prediction (generator/load.py). No clock, no pipeline."""
+levels and the prediction (generator/serve/load.py). No clock, no pipeline."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from generator import load
-from generator.load import LoadConfig
-from generator.scheduler import LinearCost, Request
+from collector.ingest import CollectorConfig, ingest_pending
+from generator.run import run_load
+from generator.serve import arrivals, levels, load
+from generator.serve.levels import LoadConfig
+from generator.serve.scheduler import Done, LinearCost, Request
 from warehouse.queries import Warehouse
 
 COST = LinearCost(job_fixed_s=1.0, job_marginal_s=0.25, step_fixed_s=0.1, step_marginal_s=0.05)
 
 
 def test_poisson_arrivals_are_seeded_increasing_and_at_the_rate():
-    a, b = load.poisson(4.0, 4000, 10, seed=3), load.poisson(4.0, 4000, 10, seed=3)
+    a, b = arrivals.poisson(4.0, 4000, 10, seed=3), arrivals.poisson(4.0, 4000, 10, seed=3)
     assert a == b and all(x.arrival_s < y.arrival_s for x, y in zip(a, a[1:]))
     gaps = np.diff([0.0] + [r.arrival_s for r in a])
     assert gaps.mean() == pytest.approx(0.25, rel=0.05)  # 4000 exponential gaps: the mean within 5%
     assert [r.id for r in a[:3]] == [0, 1, 2] and {r.steps for r in a} == {10}
     with pytest.raises(ValueError, match="rate must be > 0 requests/s, got 0"):
-        load.poisson(0, 5, 10, 0)
+        arrivals.poisson(0, 5, 10, 0)
 
 
 def test_a_closed_loop_asks_again_until_its_total():
-    loop = load.ClosedLoop(clients=2, total=5, steps=3)
+    loop = arrivals.ClosedLoop(clients=2, total=5, steps=3)
     assert [r.arrival_s for r in loop.first] == [0.0, 0.0]
-    from generator.scheduler import Done
-
     again = [loop.again(Done(Request(i, 0, 3), 0, 1.5 + i, 1, i)) for i in range(4)]
     assert [r.id if r else None for r in again] == [2, 3, 4, None]
     assert again[0].arrival_s == 1.5
@@ -41,7 +41,7 @@ def _trace(tmp_path, text):
 
 
 def test_a_trace_gives_requests_prompts_and_seeds(tmp_path):
-    requests, prompts, seeds, steps, size = load.read_trace(_trace(
+    requests, prompts, seeds, steps, size = arrivals.read_trace(_trace(
         tmp_path, 'arrival_s,prompt,seed,steps,size\n0.0,"a fox, in snow",7,4,64\n0.5,a lighthouse,8,4,64\n'))
     assert [r.arrival_s for r in requests] == [0.0, 0.5] and (steps, size) == (4, 64)
     assert prompts == {0: "a fox, in snow", 1: "a lighthouse"} and seeds == {0: 7, 1: 8}
@@ -57,13 +57,13 @@ def test_a_trace_gives_requests_prompts_and_seeds(tmp_path):
 ])
 def test_a_bad_trace_is_refused_naming_the_line(tmp_path, text, message):
     with pytest.raises(ValueError) as info:
-        load.read_trace(_trace(tmp_path, text))
+        arrivals.read_trace(_trace(tmp_path, text))
     assert message in str(info.value)
 
 
 def test_a_missing_trace_file_is_named(tmp_path):
     with pytest.raises(ValueError, match="cannot be read"):
-        load.read_trace(str(tmp_path / "none.csv"))
+        arrivals.read_trace(str(tmp_path / "none.csv"))
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -97,7 +97,7 @@ def test_the_plan_runs_every_policy_at_every_load_then_the_bursts(tmp_path):
                      min_seconds=2.0)
     cap = load.capacity(COST, 8)
     assert cap == pytest.approx(8 / 3.0)
-    plan = load.levels(cfg, cap)
+    plan = levels.levels(cfg, cap)
     assert [(lv.policy, lv.arrival, lv.clients) for lv in plan[6:]] == [
         (p, "burst", n) for n in (1, 4) for p in ("fifo", "batch", "stream")]
     light, full = plan[0], plan[3]
@@ -110,12 +110,12 @@ def test_the_plan_runs_every_policy_at_every_load_then_the_bursts(tmp_path):
 
 def test_the_prediction_is_the_simulation_of_the_level(tmp_path):
     cfg = LoadConfig(spool=str(tmp_path), max_batch=8, steps=2)
-    eight = load.Level("fifo", "burst", tuple(load.burst(8, 2)), clients=8)
+    eight = levels.Level("fifo", "burst", tuple(arrivals.burst(8, 2)), clients=8)
     fifo = load.predict(eight, cfg, COST)
     assert fifo["predicted_p99_s"] == pytest.approx(1.25 * (7 + 0.93))  # 99th of 1.25, 2.5, ..., 10: 6.93rd
-    batch = load.predict(load.Level("batch", "burst", tuple(load.burst(8, 2)), clients=8), cfg, COST)
+    batch = load.predict(levels.Level("batch", "burst", tuple(arrivals.burst(8, 2)), clients=8), cfg, COST)
     assert batch["predicted_p50_s"] == batch["predicted_p99_s"] == pytest.approx(COST.job(8))
-    closed = load.predict(load.Level("fifo", "closed", tuple(load.burst(2, 2)), clients=2, total=6), cfg, COST)
+    closed = load.predict(levels.Level("fifo", "closed", tuple(arrivals.burst(2, 2)), clients=2, total=6), cfg, COST)
     assert closed["predicted_rps"] == pytest.approx(1 / 1.25)  # the server never idles: one per job time
 
 
@@ -123,11 +123,9 @@ def test_the_prediction_is_the_simulation_of_the_level(tmp_path):
 def test_a_real_load_run_lands_in_the_warehouse(tmp_path):
     """generator load on the tiny model -> spool -> collector -> the load_latency view: every level, every
     request finished, the prediction beside the measurement."""
-    from collector.ingest import CollectorConfig, ingest_pending
-
     cfg = LoadConfig(loads=(0.5, 1.2), burst=3, max_batch=3, max_delay=0.02, min_requests=5, min_seconds=0.1,
                      steps=2, resolution=64, spool=str(tmp_path / "spool"))
-    written = load.run_load(cfg, progress=False)
+    written = run_load(cfg, progress=False)
     assert len(written) == 3 * 2 + 3 * 2 and not written.unwritten  # 3 policies x (2 loads + bursts of 1, 3)
     report = ingest_pending(CollectorConfig(spool=cfg.spool, db=str(tmp_path / "w.duckdb")))
     assert not report.quarantined

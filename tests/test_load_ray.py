@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import pytest
 
-from generator import load
-from generator.load import Level, LoadConfig
-from generator.router import ROUND_ROBIN, Served, level_records, round_robin
-from generator.scheduler import Done, LinearCost, Policy, Request, simulate
-from warehouse.explain import serving
+from collector.ingest import CollectorConfig, ingest_pending
+from generator.__main__ import main
+from generator.cluster.messages import RequestDone
+from generator.cluster.reach import actor_options
+from generator.cluster.servers import check_fits, run_on_ray
+from generator.serve import arrivals, load
+from generator.serve.levels import Level, LoadConfig
+from generator.serve.router import ROUND_ROBIN, Served, Work, level_records, round_robin
+from generator.serve.scheduler import Done, LinearCost, Policy, Request, simulate
 from warehouse import load as wload
+from warehouse.explain import serving
 from warehouse.queries import Warehouse
+
+from .conftest import ROOT
 
 COST = LinearCost(job_fixed_s=1.0, job_marginal_s=0.25, step_fixed_s=0.1, step_marginal_s=0.05)
 
@@ -55,8 +62,6 @@ def test_server_settings_are_refused_with_their_value(tmp_path, fields, message)
 
 
 def test_the_cli_refuses_several_servers_without_ray_before_any_work(tmp_path, capsys):
-    from generator.__main__ import main
-
     with pytest.raises(SystemExit) as exit_info:
         main(["load", "--servers", "1,2", "--spool", str(tmp_path / "s"), "--quiet"])
     assert exit_info.value.code == 2
@@ -82,9 +87,6 @@ class _Cluster:
 
 
 def test_server_counts_must_fit_the_cluster_and_split_its_cpus(tmp_path):
-    from generator.cluster import actor_options
-    from generator.servers import check_fits
-
     cfg = LoadConfig(spool=str(tmp_path), ray="local", servers=(1, 2, 4))
     with pytest.raises(ValueError, match="servers must fit the Ray cluster's 2 CPUs \\(one each at least\\), got 4"):
         check_fits(_Cluster(2), cfg)
@@ -101,7 +103,7 @@ def test_server_counts_must_fit_the_cluster_and_split_its_cpus(tmp_path):
 
 def test_n_servers_are_predicted_as_their_shares_simulated_apart_and_merged(tmp_path):
     cfg = LoadConfig(spool=str(tmp_path), max_batch=8, steps=2)
-    four = Level("fifo", "burst", tuple(load.burst(4, 2)), clients=4)
+    four = Level("fifo", "burst", tuple(arrivals.burst(4, 2)), clients=4)
     # One fifo server: 1.25, 2.5, 3.75, 5 s; two: each serves two, 1.25 and 2.5 s each.
     two = load.predict(four, cfg, COST, servers=2)
     assert two["predicted_p50_s"] == pytest.approx(1.875) and two["predicted_rps"] == pytest.approx(4 / 2.5)
@@ -123,11 +125,11 @@ def _served() -> tuple[Level, Served]:
     for k, share in enumerate(round_robin(requests, 2)):
         for r in share:
             served.ask(k, r)
-    served.worked(0, 0, "job", 0.00, 0.30, 1, 1)
+    served.worked(Work(0, 0, "job", 0.00, 0.30, 1, 1))
     served.finished(0, Done(requests[0], 0.0, 0.3, 1, 0))
-    served.worked(1, 0, "job", 0.10, 0.35, 1, 1)
+    served.worked(Work(1, 0, "job", 0.10, 0.35, 1, 1))
     served.finished(1, Done(requests[1], 0.1, 0.35, 1, 0))
-    served.worked(0, 1, "job", 0.30, 0.60, 1, 1)
+    served.worked(Work(0, 1, "job", 0.30, 0.60, 1, 1))
     served.finished(0, Done(requests[2], 0.3, 0.6, 1, 1))
     served.failed(1, "the Ray server was lost: killed")
     return level, served
@@ -252,9 +254,6 @@ def ray_run(ray_local, tmp_path_factory):
     """A real load run on a local Ray instance (2 CPUs): one server, then two behind the router, each at the same
     offered loads; server 1 killed in the level KILL once it reported its first request finished. Ingested by the
     real collector: (db path, sweep id, what the kill saw)."""
-    from collector.ingest import CollectorConfig, ingest_pending
-    from generator.servers import run_on_ray
-
     base = tmp_path_factory.mktemp("load-ray")
     cfg = LoadConfig(ray="local", servers=(1, 2), policies=("fifo", "batch"), loads=(0.5, 1.0), burst=32,
                      max_batch=4, max_delay=0.02, min_requests=8, min_seconds=0.0, steps=2, resolution=32,
@@ -262,9 +261,9 @@ def ray_run(ray_local, tmp_path_factory):
     killed = []
 
     def watch(share, server, message, actor):
-        if (share.policy, share.arrival, share.clients) == KILL and server == 1 and message[0] == "done" \
-                and not killed:
-            killed.append(message[1].request.id)
+        if (share.policy, share.arrival, share.clients) == KILL and server == 1 \
+                and isinstance(message, RequestDone) and not killed:
+            killed.append(message.done.request.id)
             ray_local.kill(actor, no_restart=True)
 
     written = run_on_ray(cfg, progress=False, sweep_id="sweep-load-ray", watch=watch)
@@ -341,8 +340,6 @@ def test_a_server_killed_mid_level_leaves_its_unfinished_requests_as_errors_and_
 @pytest.mark.slow
 def test_the_comparison_and_its_sentences_on_the_real_run(ray_run, monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
-
-    from .conftest import ROOT
 
     db_path, sweep, _ = ray_run
     levels = Warehouse(db_path).load_levels(sweep)

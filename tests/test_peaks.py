@@ -14,10 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from generator import metadata, peaks, telemetry
-from generator.metadata import RUN_FIELDS, math_mode, math_mode_from_flags, mps_device_name
-from generator.peaks import Gpu, find_gpu, gpu_peak, name_tokens
-from generator.telemetry import cuda_index, nvml_lookups, nvml_pci_bus_id, nvml_uuid
+from generator.sweep import metadata
+
+from generator.measure import peaks
+
+from generator.measure import telemetry
+from generator.sweep.metadata import RUN_FIELDS, math_mode, math_mode_from_flags, mps_device_name
+from generator.measure.peaks import Gpu, find_gpu, gpu_peak, name_tokens
+from generator.measure.telemetry import cuda_index, nvml_lookups, nvml_pci_bus_id, nvml_uuid
 
 ROOT = Path(__file__).resolve().parents[1]
 

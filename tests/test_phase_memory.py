@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from collector.ingest import CollectorConfig, ingest_pending
-from generator import batching, models
-from generator.batching import JobInputs
-from generator.config import SweepConfig
-from generator.sweep import run_sweep
-from generator.telemetry import PeakMemory
-from generator.timing import PipelineTimer, clock_for
+from generator.measure.telemetry import PeakMemory
+from generator.measure.timing import PipelineTimer, clock_for
+from generator.pipelines import batching, inputs, models
+from generator.pipelines.batching import JobInputs
+from generator.run import run_sweep
+from generator.sweep.config import SweepConfig
+from warehouse import db as warehouse_db
 from warehouse import invariance, memory
 from warehouse.queries import Warehouse
 
@@ -65,14 +66,12 @@ def test_sequential_mode_keeps_the_highest_peak_of_its_calls(tiny):
 
 
 def test_a_pipeline_without_a_text_encoder_prepares_from_the_start_of_the_call():
-    from generator.inputs import test_image, test_mask
-
     pipe, _ = models.load_pipeline("inpaint", arch="ldm-inpaint-tiny")
     assert not hasattr(pipe, "encode_prompt")
     mem = PeakMemory("cpu")
     timer = PipelineTimer(pipe, clock_for("cpu"), mem)
     job = JobInputs(task="inpaint", prompts=["", ""], seeds=[0, 1], height=64, width=64, steps=2, guidance=1.0,
-                    image=test_image(64, 64), masks=(test_mask(64, 64),) * 2)
+                    image=inputs.test_image(64, 64), masks=(inputs.test_mask(64, 64),) * 2)
     mem.reset()
     _, timing = batching.execute("static", pipe, timer, job)
     phases = {p["phase"]: p for p in timing.phases}
@@ -122,7 +121,6 @@ def test_the_warehouse_answers_did_batching_change_the_pictures(checked):
     assert {"batching", "repeat", "mode", "vae_slicing"} <= set(found)
     batching_ = found["batching"]
     # Every batch-3 job (warm-up and measured, of every run) holds its image 0 against batch 1 of its run.
-    from warehouse import db as warehouse_db
     jobs = warehouse_db.query_df(db, "SELECT count(*) AS n FROM jobs WHERE batch_size = 3 AND status = 'ok'")
     assert batching_.compared == int(jobs.n.iloc[0]) >= 4 and batching_.batch_sizes == (3,)
     assert batching_.worst.max_abs_diff == int(rows[rows.against == "batch_1"].max_abs_diff.max())

@@ -7,10 +7,9 @@ from collections import Counter
 
 import pytest
 
-from generator.config import AUTO
-from generator.metadata import RUN_FIELDS, run_record
-from generator.plan import JOB_KINDS, out_of_memory, plan, round_order, rotated
-from generator.sweep import SweepConfig
+from generator.sweep.config import AUTO, SweepConfig
+from generator.sweep.metadata import RUN_FIELDS, run_record
+from generator.sweep.plan import JOB_KINDS, out_of_memory, plan, round_order, rotated
 
 CONFIGS = [
     SweepConfig(),
@@ -190,7 +189,8 @@ def test_bad_round_settings_name_themselves(field, value, message):
 def test_a_run_record_is_the_sweeps_metadata_plus_the_runs_own_fields():
     cfg = CONFIGS[1]
     metadata = {"host": "h", "device": "cpu", "device_name": "cpu", "torch_version": "2", "diffusers_version": "0",
-                "model_id": "m", "model_params": 1, "scheduler": "DDIMScheduler", "threads": 2, "peak_flops": None,
+                "model_id": "m", "model_kind": "weights",
+                "model_params": 1, "scheduler": "DDIMScheduler", "threads": 2, "peak_flops": None,
                 "peak_flops_source": "none", "gpu_uuid": None, "math_mode": "float32", "tf32_matmul": None,
                 "tf32_cudnn": None, "ceiling_matmul_flops": 1e11, "ceiling_conv_flops": 1e11,
                 "ceiling_copy_bytes_per_s": 2e10, "unet_weight_bytes": 4_000_000, "cpu_count": 2,

@@ -6,9 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from generator import presets
-from generator.config import SweepConfig
-from generator.models import _quiet_imports, build_tokenizer
+from generator.pipelines import presets
+from generator.pipelines.models import count_params, load_pipeline
+from generator.pipelines.parts import build_tokenizer, quiet_imports
+from generator.sweep.config import SweepConfig
+
+from .conftest import ROOT
 
 # Exact counts of the components as built here, equal to the published checkpoints':
 # SD 1.5 UNet ~860M, CLIP ViT-L/14 text ~123M, SD VAE ~83.65M, SDXL UNet ~2.567B, OpenCLIP bigG text ~694.7M.
@@ -27,7 +30,7 @@ EXPECTED = {
 
 
 def _meta_counts(arch: str) -> dict[str, int]:
-    _quiet_imports()
+    quiet_imports()
     with torch.device("meta"):
         parts = presets.build_models(arch)
     assert all(p.is_meta for m in parts.values() for p in m.parameters())  # nothing was allocated
@@ -54,7 +57,7 @@ def test_counts_are_the_commonly_cited_figures(counts):
 
 
 def test_preset_configs_carry_the_published_settings():
-    _quiet_imports()
+    quiet_imports()
     with torch.device("meta"):
         sd15, sdxl = presets.build_models("sd15"), presets.build_models("sdxl")
     assert sd15["vae"].config.scaling_factor == 0.18215 and sdxl["vae"].config.scaling_factor == 0.13025
@@ -102,8 +105,6 @@ def test_arch_flag_refuses_a_bad_value_by_name(tmp_path):
     import subprocess
     import sys
 
-    from .conftest import ROOT
-
     done = subprocess.run([sys.executable, "-m", "generator", "sweep", "--arch", "sd3", "--spool",
                            str(tmp_path / "s"), "--out", str(tmp_path / "o")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
@@ -115,9 +116,7 @@ def test_arch_flag_refuses_a_bad_value_by_name(tmp_path):
                                              ("sd15-inpaint", "inpaint", "StableDiffusionInpaintPipeline"),
                                              ("sdxl", "txt2img", "StableDiffusionXLPipeline")])
 def test_presets_assemble_their_pipelines_on_the_meta_device(arch, task, cls):
-    from generator.models import count_params
-
-    _quiet_imports()
+    quiet_imports()
     with torch.device("meta"):
         pipe = presets.pipeline_class(arch, task)(**presets.build_components(arch))
     assert type(pipe).__name__ == cls and pipe.vae_scale_factor == 8
@@ -127,8 +126,6 @@ def test_presets_assemble_their_pipelines_on_the_meta_device(arch, task, cls):
 @pytest.mark.slow
 def test_sd15_preset_draws_one_small_image():
     """A real (non-meta) build of SD 1.5's shapes, ~4 GB in float32: one 64 px image, 2 steps."""
-    from generator.models import count_params, load_pipeline
-
     pipe, model_id = load_pipeline("txt2img", seed=0, arch="sd15")
     assert model_id == "preset-sd15-random-txt2img"
     assert count_params(pipe) == SD15_UNET + CLIP_L_TEXT + SD_VAE

@@ -7,8 +7,8 @@ import torch
 from torch.autograd import DeviceType
 from torch.autograd.profiler_util import FunctionEvent
 
-from generator import profiling
-from generator.models import load_pipeline
+from generator.measure import profiling
+from generator.pipelines.models import load_pipeline
 
 
 @pytest.mark.parametrize("intervals, length", [

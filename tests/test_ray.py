@@ -1,4 +1,4 @@
-"""Sweeps on Ray workers (generator/workers.py, generator/replicas.py) on a real local Ray instance with 2 CPUs:
+"""Sweeps on Ray workers (generator/cluster/workers.py, generator/cluster/replicas.py) on a real local Ray instance with 2 CPUs:
 the same records as without Ray, a worker killed mid-sweep, the replica sweep's records; and, without a
 cluster, the refusals before any work."""
 
@@ -15,9 +15,9 @@ import psutil
 import pytest
 
 from collector.ingest import CollectorConfig, ingest_pending
-from generator.config import SweepConfig
-from generator.plan import plan
-from generator.sweep import run_sweep
+from generator.run import run_sweep
+from generator.sweep.config import SweepConfig
+from generator.sweep.plan import plan
 from spool import SpoolWriter
 
 from .conftest import sql_rows, wait_until

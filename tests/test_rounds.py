@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import sweep as sweep_module
-from generator.config import AUTO, SweepConfig
-from generator.job import JobResult
-from generator.plan import plan
-import stats
-from generator.rounds import MIN_ROUNDS, Stop, interval_half_width, run_reason, settled, stop_rule
+from generator.sweep import loop as sweep_module
+from generator.sweep.config import AUTO, SweepConfig
+from generator.sweep.job import JobResult
+from generator.sweep.plan import plan
+from generator.sweep.rounds import MIN_ROUNDS, Stop, interval_half_width, run_reason, settled, stop_rule
 from spool import SpoolWriter, record
+import stats
 
 
 def _times(n: int, spread: float, seed: int = 1) -> list[float]:
@@ -190,7 +190,8 @@ def test_a_runs_reason_quotes_its_own_spread_and_says_the_stop_was_shared():
 # -- the runner following the rounds (a stand-in for the model) -------------------------------------
 
 METADATA = {"host": "h", "device": "cpu", "device_name": "cpu", "torch_version": "2", "diffusers_version": "0",
-            "model_id": "m", "model_params": 1, "scheduler": "DDIMScheduler", "threads": 2, "peak_flops": None,
+            "model_id": "m", "model_kind": "weights",
+            "model_params": 1, "scheduler": "DDIMScheduler", "threads": 2, "peak_flops": None,
             "peak_flops_source": "none", "gpu_uuid": None, "math_mode": "float32", "tf32_matmul": None,
             "tf32_cudnn": None, "unet_weight_bytes": 1, "cpu_count": 2, "device_memory_bytes": 2**33}
 
@@ -227,11 +228,11 @@ def _run_sizes(cfg: SweepConfig, tmp_path: Path, wall_s, monkeypatch) -> tuple[l
         return JobResult(job=rec, rows=[ctx.run, rec])
 
     monkeypatch.setattr(sweep_module, "run_job", fake_job)
-    monkeypatch.setattr("generator.telemetry.Sampler", _Sampler)
-    monkeypatch.setattr("generator.ceilings.measure_ceilings", lambda device, dtype: {
+    monkeypatch.setattr("generator.measure.telemetry.Sampler", _Sampler)
+    monkeypatch.setattr("generator.measure.ceilings.measure_ceilings", lambda device, dtype: {
         "ceiling_matmul_flops": None, "ceiling_conv_flops": None, "ceiling_copy_bytes_per_s": None})
     cfg = dataclasses.replace(cfg, spool=str(tmp_path / "spool"), out=str(tmp_path / "img"))
-    state = sweep_module._Sweep(cfg=cfg, pipe=None, timer=None, memory=None, writer=SpoolWriter(cfg.spool),
+    state = sweep_module.Sweep(cfg=cfg, pipe=None, timer=None, memory=None, writer=SpoolWriter(cfg.spool),
                                 metadata=METADATA, sweep_id="sweep-1", masks={})
     monkeypatch.setattr(state, "shared", lambda h, w: {"picture": None, "masks": (), "flops_per_row": None})
 
@@ -248,7 +249,7 @@ def _run_sizes(cfg: SweepConfig, tmp_path: Path, wall_s, monkeypatch) -> tuple[l
             pass
 
     for size in plan(cfg):
-        sweep_module._Size(state, size, Bar()).run()
+        sweep_module.Size(state, size, Bar()).run()
     records = [[json.loads(line) for line in Path(f).read_text().splitlines()] for f in state.outcome]
     jobs = [dict(rs[1], mode=rs[0]["mode"], samples=rs[2:]) for rs in records if rs[1:] and rs[1]["kind"] == "job"]
     ends = [dict(rs[0], samples=rs[1:]) for rs in records if not rs[1:] or rs[1]["kind"] != "job"]

@@ -1,11 +1,11 @@
 """The scheduling policies on a simulated clock with a synthetic cost: no sleeps, no wall clock
-(generator/scheduler.py)."""
+(generator/serve/scheduler.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from generator.scheduler import LinearCost, Policy, Request, percentile, simulate
+from generator.serve.scheduler import LinearCost, Policy, Request, SimClock, leaving, percentile, serve, simulate
 
 # A job of n requests: 1 s + 0.25 s per request; a step of r rows: 0.1 s + 0.05 s per row; decode: free.
 COST = LinearCost(job_fixed_s=1.0, job_marginal_s=0.25, step_fixed_s=0.1, step_marginal_s=0.05)
@@ -114,8 +114,6 @@ def test_a_closed_loop_client_asks_again_when_its_request_finishes():
 
 
 def test_serve_reports_every_unit_of_work_with_its_rows_and_who_left():
-    from generator.scheduler import SimClock, leaving, serve
-
     clock, policy, work = SimClock(), Policy("stream", max_batch=4), []
 
     def run(launch):

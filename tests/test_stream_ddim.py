@@ -9,8 +9,11 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, EulerDiscreteScheduler
 
-from generator import batching
-from generator.batching import JobInputs, check_stream_scheduler, ddim_update
+from generator.measure.timing import PipelineTimer, clock_for
+from generator.pipelines import batching
+from generator.pipelines.batching import JobInputs
+from generator.pipelines.models import load_pipeline
+from generator.pipelines.stream import check_stream_scheduler, ddim_update
 
 STEPS = 10
 # Rows at different steps of the schedule, the last one at the final step (previous timestep
@@ -217,9 +220,6 @@ def test_requires_set_timesteps():
 def test_stream_mode_matches_static_with_clipping_and_thresholding():
     # End to end on the embedded model: the pipeline's own step() (static) against stream mode's
     # ddim_update, with settings that change the images.
-    from generator.models import load_pipeline
-    from generator.timing import PipelineTimer, clock_for
-
     pipe, _ = load_pipeline("txt2img")
     timer = PipelineTimer(pipe, clock_for("cpu"))
     job = JobInputs("txt2img", ["a fox", "a ship", "a lamp", "a tree"], [3, 1, 4, 1], 64, 64, 3, 4.0)

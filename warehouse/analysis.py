@@ -334,12 +334,12 @@ class SweepSummary:
     guidance: tuple[float, ...]
 
 
-def uses_embedded_model(model_ids) -> bool:
-    """Whether any run used the embedded tiny model (random weights)."""
-    return any(str(m).startswith("embedded-") for m in model_ids)
+def uses_embedded_model(model_kinds) -> bool:
+    """Whether any run used the embedded tiny model (random weights): runs' `model_kind` column."""
+    return any(k == "embedded" for k in model_kinds)
 
 
-# Architecture presets (generator/presets.py; a run's model_id is "preset-<arch>-random-<task>"): those with a
+# Architecture presets (generator/pipelines/presets.py; a run's model_id is "preset-<arch>-random-<task>"): those with a
 # published model's shapes, and those at toy widths. tests/test_analysis.py holds the two against the
 # generator's list of presets, so a new preset must be placed in one of them.
 PRESETS_REAL_SHAPES = ("sd15", "sd15-inpaint", "sdxl", "ldm-inpaint")
@@ -360,9 +360,9 @@ def preset_arch(model_id) -> str | None:
     return found["arch"] if found else None
 
 
-def uses_preset(model_ids) -> bool:
-    """Whether any run used an architecture preset (--arch: random weights)."""
-    return any(preset_arch(m) is not None for m in model_ids)
+def uses_preset(model_kinds) -> bool:
+    """Whether any run used an architecture preset (--arch: random weights): runs' `model_kind` column."""
+    return any(k == "preset" for k in model_kinds)
 
 
 def presets_used(model_ids) -> PresetUse:

@@ -277,6 +277,17 @@ ALTER TABLE load_levels ADD COLUMN IF NOT EXISTS router VARCHAR;    -- how reque
 ALTER TABLE requests ADD COLUMN IF NOT EXISTS server INTEGER;       -- the server (0-based) that ran it
 ALTER TABLE server_steps ADD COLUMN IF NOT EXISTS server INTEGER;   -- the server (0-based) that ran this unit of work
 
+-- migration 10: the kind of model a run measured, a field of the run record (spool/contract.py MODEL_KINDS)
+-- embedded (the embedded tiny model), preset (an architecture preset, random weights) or weights (a local
+-- diffusers folder or CompVis checkpoint). A run written before the field existed gets it from its model_id,
+-- by model_kind_of: the one statement of that rule, used here for the runs already stored and by the
+-- collector for every run it stores without one (collector/ingest.py _fill_model_kind).
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_kind VARCHAR;
+CREATE OR REPLACE MACRO model_kind_of(model_id) AS
+    CASE WHEN model_id LIKE 'embedded-%' THEN 'embedded' WHEN model_id LIKE 'preset-%' THEN 'preset'
+         ELSE 'weights' END;
+UPDATE runs SET model_kind = model_kind_of(model_id) WHERE model_kind IS NULL;
+
 -- views
 
 -- The one definition of a measured job: not warm-up, not profiled (the profiler slows it), status ok.

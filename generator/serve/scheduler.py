@@ -16,7 +16,7 @@ A `Cost` gives the seconds of a unit of work: `job(n)` for n requests run togeth
 (fifo, batch), `step(rows)` for one UNet call of `rows` requests at whatever step each is, and
 `finish(n)` for decoding n requests that left at one step boundary (stream). `serve` is the server loop
 over any clock; `simulate` runs it on a simulated clock with such a cost, and the load generator
-(generator/load.py) on the real clock with the pipeline doing the work.
+(generator/serve/load.py) on the real clock with the pipeline doing the work.
 """
 
 from __future__ import annotations

@@ -11,24 +11,26 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
+from generator.measure import peaks, telemetry
+from generator.pipelines import models
+from generator.pipelines.parts import DTYPES
+from generator.records.ids import hostname
+from generator.sweep.config import SweepConfig
+from generator.sweep.plan import RunPlan
 from spool import record
-
-from .config import DTYPES, SweepConfig
-from .cluster import placement
-from .ids import hostname
-from .plan import RunPlan
 
 # The fields of a run record, in the order a spool file carries them.
 RUN_FIELDS = (
     "run_id", "sweep_id", "started_at", "host", "device", "device_name", "gpu_uuid", "torch_version",
-    "diffusers_version", "model_id", "model_params", "task", "mode", "height", "width", "steps", "guidance_scale",
-    "cfg", "dtype", "math_mode", "tf32_matmul", "tf32_cudnn", "scheduler", "seed", "threads", "peak_flops",
+    "diffusers_version", "model_id", "model_kind", "model_params", "task", "mode", "height", "width", "steps",
+    "guidance_scale", "cfg", "dtype", "math_mode", "tf32_matmul", "tf32_cudnn", "scheduler", "seed", "threads", "peak_flops",
     "peak_flops_source", "ceiling_matmul_flops", "ceiling_conv_flops", "ceiling_copy_bytes_per_s",
     "unet_weight_bytes", "cpu_count", "device_memory_bytes", "vae_slicing", "telemetry_gpu", "tags", "worker_id", "ray_node_id", "replicas",
     "replica_group", "replica_index",
 )
-# Fields of a run that only a Ray worker (placement) or a replica sweep (generator/replicas.py) sets: None
+# Fields of a run that only a Ray worker (placement) or a replica sweep (generator/cluster/replicas.py) sets: None
 # otherwise.
 REPLICA_FIELDS = ("replicas", "replica_group", "replica_index")
 OPTIONAL_FIELDS = ("worker_id", "ray_node_id", *REPLICA_FIELDS)
@@ -36,18 +38,30 @@ OPTIONAL_FIELDS = ("worker_id", "ray_node_id", *REPLICA_FIELDS)
 MPS_DEVICE_NAME = "Apple GPU (mps)"
 
 
+def placement() -> dict:
+    """Where this process runs, as a run records it: the Ray node and worker (None outside a Ray worker, also
+    in a driver that has Ray initialised)."""
+    ray = sys.modules.get("ray")  # a Ray worker has imported it; importing it here would cost a second
+    if ray is None or not ray.is_initialized():
+        return {"worker_id": None, "ray_node_id": None}
+    ctx = ray.get_runtime_context()
+    actor = ctx.get_actor_id()
+    if actor is None:
+        return {"worker_id": None, "ray_node_id": None}
+    return {"worker_id": actor, "ray_node_id": ctx.get_node_id()}
+
+
 def collect_metadata(cfg: SweepConfig, pipe, model_id: str) -> dict:
     """The machine and software of this sweep: the same for every run, so read once."""
     import torch
-
-    from . import models
 
     threads = torch.get_num_threads()
     mode = math_mode(cfg.device, cfg.dtype)
     return {
         "host": hostname(), "device": cfg.device, **_device_fields(cfg.device, mode["math_mode"], threads),
         "torch_version": torch.__version__, "diffusers_version": _version("diffusers"), "model_id": model_id,
-        "model_params": models.count_params(pipe), "unet_weight_bytes": models.weight_bytes(pipe.unet),
+        "model_kind": models.model_kind(cfg.model, cfg.arch), "model_params": models.count_params(pipe),
+        "unet_weight_bytes": models.weight_bytes(pipe.unet),
         "scheduler": type(pipe.scheduler).__name__, "threads": threads, "cpu_count": os.cpu_count(),
         "device_memory_bytes": device_memory_bytes(cfg.device), **mode, **placement(),
     }
@@ -104,14 +118,10 @@ def mps_device_name(cpu_brand: str | None) -> str:
 
 def _device_fields(device: str, precision: str, threads: int) -> dict:
     """device_name, gpu_uuid and the peak (for the math mode `precision`) of the run's device."""
-    from . import peaks
-
     if device.startswith("cuda"):
         import torch
 
-        from .telemetry import cuda_ids
-
-        ids = cuda_ids(device)
+        ids = telemetry.cuda_ids(device)
         name, uuid = torch.cuda.get_device_name(ids["index"]), ids["uuid"]
         peak, source = peaks.gpu_peak(name, precision)
     elif device == "mps":
@@ -129,9 +139,7 @@ def device_memory_bytes(device: str) -> int | None:
     if device.startswith("cuda"):
         import torch
 
-        from .telemetry import cuda_index
-
-        index = cuda_index(device)
+        index = telemetry.cuda_index(device)
         return int(torch.cuda.get_device_properties(torch.cuda.current_device() if index is None else index)
                    .total_memory)
     import psutil

@@ -17,15 +17,27 @@ within the level; a request's `group_index` is the number of the unit it started
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from .arrivals import ClosedLoop
-from .scheduler import Done, Policy, Request, serve
-
-if TYPE_CHECKING:
-    from .load import Level, LoadConfig
+from generator.serve.arrivals import ClosedLoop
+from generator.serve.levels import Level, LoadConfig
+from generator.serve.scheduler import Done, Policy, Request, serve
+from spool import record
 
 ROUND_ROBIN = "round_robin"
+
+
+@dataclass(frozen=True)
+class Work:
+    """One unit of work a server ran: its `index` in that server's order, `unit` (job or step), when it started
+    and ended on the level's clock, the rows it carried and how many requests left with it."""
+
+    server: int
+    index: int
+    unit: str
+    start_s: float
+    end_s: float
+    rows: int
+    left: int
 
 
 def round_robin(requests, n: int) -> list[tuple[Request, ...]]:
@@ -45,7 +57,7 @@ class Served:
     servers: int = 1
     done: list = field(default_factory=list)     # (server, Done)
     asked: dict = field(default_factory=dict)    # request id -> (server, Request): every request of the level
-    work: list = field(default_factory=list)     # (server, index on that server, unit, start_s, end_s, rows, left)
+    work: list = field(default_factory=list)     # Work, every server's
     errors: dict = field(default_factory=dict)   # server -> why its work ended before its share was done
 
     def finished(self, server: int, done: Done) -> None:
@@ -54,8 +66,8 @@ class Served:
     def ask(self, server: int, request: Request) -> None:
         self.asked[request.id] = (server, request)
 
-    def worked(self, server: int, index: int, unit: str, start: float, end: float, rows: int, left: int) -> None:
-        self.work.append((server, index, unit, start, end, rows, left))
+    def worked(self, work: Work) -> None:
+        self.work.append(work)
 
     def failed(self, server: int, reason: str) -> None:
         self.errors[server] = reason
@@ -77,22 +89,20 @@ def serve_share(level: Level, cfg: LoadConfig, clock, worker_for, sink, server: 
         return again
 
     serve(policy, list(level.requests), clock, worker_for(policy), on_finish=on_finish,
-          on_work=lambda i, launch, start, end, out: sink.worked(server, i, launch.kind, start, end,
-                                                                 len(launch.requests), len(out)))
+          on_work=lambda i, launch, start, end, out: sink.worked(Work(server, i, launch.kind, start, end,
+                                                                      len(launch.requests), len(out))))
 
 
 def level_records(level: Level, cfg: LoadConfig, shared: dict, served: Served, seed_of) -> list[dict]:
     """The records of a level: its load_level record, a request record per request (ok, or error with why),
     a server_step record per unit of work of any server (numbered in the order they started)."""
-    from spool import record
-
     level_id = served.level_id
     # 1. Every server's units of work, in one numbering: by start, then server, then the server's own order.
-    order = sorted(served.work, key=lambda w: (w[3], w[0], w[1]))
-    number = {(w[0], w[1]): i for i, w in enumerate(order)}
-    work = [record("server_step", level_id=level_id, step_index=i, unit=unit, start_s=start, duration_s=end - start,
-                   rows=rows, finished=left, server=server)
-            for i, (server, _, unit, start, end, rows, left) in enumerate(order)]
+    order = sorted(served.work, key=lambda w: (w.start_s, w.server, w.index))
+    number = {(w.server, w.index): i for i, w in enumerate(order)}
+    work = [record("server_step", level_id=level_id, step_index=i, unit=w.unit, start_s=w.start_s,
+                   duration_s=w.end_s - w.start_s, rows=w.rows, finished=w.left, server=w.server)
+            for i, w in enumerate(order)]
     # 2. The requests: those finished, then those not (with why their server stopped, or `not run`).
     finished = {d.request.id for _, d in served.done}
     requests = [record("request", level_id=level_id, request_id=d.request.id, seed=seed_of(d.request),

@@ -3,18 +3,20 @@
 `--arch sd15` builds a pipeline with the shapes of Stable Diffusion 1.5, `--arch sdxl` one
 with the shapes of SDXL base 1.0, and so on, from the same configs the published checkpoints
 carry (runwayml/stable-diffusion-v1-5, stabilityai/stable-diffusion-xl-base-1.0): nothing is
-downloaded, the tokenizer is the project's embedded one (models.build_tokenizer, 77 tokens).
+downloaded, the tokenizer is the project's embedded one (parts.build_tokenizer, 77 tokens).
 The weights are random, so the pictures are noise, but every layer has the real size, so a
 step takes as long as the real model's. "tiny" is the embedded model (models.py). "ldm-inpaint" is
 the CompVis latent-diffusion inpainting model (inpainting_big: a VQ f=4 first stage and an
 unconditional 7-channel UNet, no text) and "ldm-inpaint-tiny" the same family at toy widths; both
-run generator/ldm.py's LDMInpaintPipeline.
+run generator/pipelines/ldm.py's LDMInpaintPipeline.
 
 Each builder takes no seed: the caller seeds (torch.manual_seed) before construction, or builds
 on the meta device (`with torch.device("meta"):`) to count parameters without allocating.
 """
 
 from __future__ import annotations
+
+from generator.pipelines.parts import build_tokenizer, ddim_scheduler
 
 ARCHS = ("tiny", "sd15", "sd15-inpaint", "sdxl", "ldm-inpaint", "ldm-inpaint-tiny")
 LDM_ARCHS = ("ldm-inpaint", "ldm-inpaint-tiny")
@@ -112,7 +114,7 @@ def build_models(arch: str) -> dict:
     """The nn.Modules of a preset other than "tiny", built on the current default device, unseeded."""
     check_arch(arch)
     if arch in LDM_ARCHS:
-        from . import ldm
+        from generator.pipelines import ldm  # heavy: diffusers' LDM parts, imported only for an LDM preset
 
         unet_cfg, vq_cfg = ldm.CONFIGS[arch]
         return dict(unet=ldm.build_unet(unet_cfg), vae=ldm.build_vq(vq_cfg))
@@ -130,10 +132,8 @@ def build_components(arch: str, seed: int = 0) -> dict:
     (none for the LDM presets, which have no text encoder)."""
     import torch
 
-    from .models import build_tokenizer, ddim_scheduler
-
     if arch in LDM_ARCHS:
-        from .ldm import build_scheduler
+        from generator.pipelines.ldm import build_scheduler  # heavy: as above
 
         torch.manual_seed(seed)
         return dict(build_models(arch), scheduler=build_scheduler())
@@ -160,7 +160,7 @@ def pipeline_class(arch: str, task: str):
 
     check_arch(arch, task)
     if arch in LDM_ARCHS:
-        from .ldm import LDMInpaintPipeline
+        from generator.pipelines.ldm import LDMInpaintPipeline  # heavy: as above
 
         return LDMInpaintPipeline
     if arch == "sdxl":

@@ -13,7 +13,7 @@ import csv
 
 import numpy as np
 
-from .scheduler import Done, Request
+from generator.serve.scheduler import Done, Request
 
 TRACE_FIELDS = ("arrival_s", "prompt", "seed", "steps", "size")
 

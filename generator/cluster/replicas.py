@@ -12,20 +12,19 @@ workers close their runs and stop, and the next level begins with fresh ones.
 
 from __future__ import annotations
 
-from .ids import new_id
-from .plan import plan
+from generator.cluster.messages import Pending
+from generator.records.ids import new_id
+from generator.sweep.plan import plan
 
 
 def run_replicas(driver, sweep_id: str) -> None:
     """Every level of --replicas, size by size, batch size by batch size, on all its workers at once."""
-    from .workers import _Pending
-
     cfg = driver.cfg
     for n in cfg.replicas:
         # 1. The level's workers, their pipelines loaded; one level id names its replica groups.
         level = new_id("replicas")
         actors = driver.workers(n, sweep_id, name=level)
-        pending = {a: _Pending() for a in actors}
+        pending = {a: Pending() for a in actors}
         try:
             for s, _ in enumerate(plan(cfg)):
                 # 2. Open the size's runs on every worker, 3. each batch size on all at once, 4. close the runs.

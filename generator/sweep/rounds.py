@@ -25,9 +25,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from generator.sweep.config import SweepConfig
 import stats
-
-from .config import SweepConfig
 
 MIN_ROUNDS = stats.needed(stats.LEVEL)  # the first round with enough times (one a round) for a 95% interval
 

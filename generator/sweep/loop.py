@@ -1,11 +1,11 @@
 """A sweep, as plan -> run -> record: `plan(cfg)` lists the sizes, their runs and their
-jobs (generator/plan.py), `run_sweep` follows it, and each job ends as one spool file
-(generator/job.py builds its records), whether it succeeded or failed, so a crash
+jobs (generator/sweep/plan.py), `run_in_process` follows it, and each job ends as one spool file
+(generator/sweep/job.py builds its records), whether it succeeded or failed, so a crash
 loses at most the job in flight and a failed job is on record.
 
 The runs of a size are open together: warm-up until settled, then measured rounds
 that interleave them, then the profiled jobs. When warm-up has settled and when the
-rounds stop is generator/rounds.py's decision, asked as the size goes.
+rounds stop is generator/sweep/rounds.py's decision, asked as the size goes.
 
 One telemetry sampler runs per size; the samples drained after a job go into that
 job's spool file under its run's id. Each run ends with one more file: its run record
@@ -21,50 +21,39 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from pathlib import Path
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from spool import SpoolWriter, record
+import torch
+from tqdm import tqdm
 
-from .config import CFG_SETTINGS, DEVICES, DTYPES, SAVE_IMAGES, SweepConfig
-from .ids import new_id, utc_now_iso
-from .invariance import References
-from .job import JobContext, JobResult, error_line, run_job, unfinished_job
-from .metadata import collect_metadata, run_record
-from .plan import JobPlan, RunPlan, SizePlan, out_of_memory, plan
-from .rounds import Stop, run_reason, settled, stop_rule
-
-__all__ = ["CFG_SETTINGS", "DEVICES", "DTYPES", "SAVE_IMAGES", "SweepConfig", "SweepOutcome", "run_sweep"]
-
-
-class SweepOutcome(list):
-    """The spool files a sweep wrote, in order; `unwritten` holds one dict per spool file
-    it could not write: what it held (`what`), its `path` and the OS error (`reason`)."""
-
-    def __init__(self):
-        super().__init__()
-        self.unwritten: list[dict] = []
+from generator.measure import ceilings, telemetry
+from generator.measure.invariance import References
+from generator.measure.profiling import unet_flops_per_row
+from generator.measure.timing import PipelineTimer, clock_for
+from generator.pipelines import inputs, models
+from generator.records.ids import new_id, utc_now_iso
+from generator.records.outcome import Outcome, write_or_report
+from generator.sweep.config import SweepConfig
+from generator.sweep.job import JobContext, JobResult, run_job, unfinished_job
+from generator.sweep.metadata import collect_metadata, run_record
+from generator.sweep.plan import JobPlan, RunPlan, SizePlan, out_of_memory, plan
+from generator.sweep.rounds import Stop, run_reason, settled, stop_rule
+from spool import FILE_KINDS, SpoolWriter, record
 
 
-def run_sweep(cfg: SweepConfig, progress: bool = True, sweep_id: str | None = None) -> SweepOutcome:
-    """Run every job of the sweep; return the spool files written, in order (see SweepOutcome). `sweep_id`
-    joins the runs to a sweep begun by another call (the demo's parts); None begins a new one. With --ray
-    the jobs run on Ray workers (generator/workers.py), with --replicas on 1..N at once (generator/replicas.py)."""
-    from tqdm import tqdm
-
-    if cfg.ray is not None:
-        from .workers import run_on_ray
-
-        return run_on_ray(cfg, progress, sweep_id or new_id("sweep"))
+def run_in_process(cfg: SweepConfig, progress: bool, sweep_id: str) -> Outcome:
+    """Run every job of the sweep in this process; return the spool files written, in order (see
+    records.outcome.Outcome). generator/run.py's run_sweep chooses between this and Ray workers."""
     with torch_threads(cfg.threads):
         # 1-2. Check the device and the masks, load the pipeline, read the metadata (the threads with it).
-        sweep = open_sweep(cfg, sweep_id or new_id("sweep"), SpoolWriter(cfg.spool))
+        sweep = open_sweep(cfg, sweep_id, SpoolWriter(cfg.spool))
         # 3. Follow the plan size by size, job by job, one spool file per job.
         bar = tqdm(total=cfg.jobs_total(), unit="job", disable=not progress, file=sys.stderr)
         try:
             for size in plan(cfg):
-                _Size(sweep, size, bar).run()
+                Size(sweep, size, bar).run()
         finally:
             bar.close()
     return sweep.outcome
@@ -74,8 +63,6 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, sweep_id: str | None = No
 def torch_threads(threads: int | None):
     """PyTorch's CPU threads set to `threads` for the block (None: left as they are), then restored: they are
     the process's, and the next sweep in it (the demo's parts) sets its own."""
-    import torch
-
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -85,17 +72,11 @@ def torch_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-def open_sweep(cfg: SweepConfig, sweep_id: str, writer, announce=None) -> _Sweep:
+def open_sweep(cfg: SweepConfig, sweep_id: str, writer, announce=None) -> Sweep:
     """What every size of a sweep shares, ready to run: the pipeline (loaded once), its timer, the metadata.
 
     `writer` writes each spool file (a SpoolWriter, or a Ray worker's relay to its driver); `announce(run,
     job)`, when given, hears of each job before it runs, with the record it keeps if it never finishes."""
-    import torch
-
-    from . import inputs, models
-    from .telemetry import PeakMemory
-    from .timing import PipelineTimer, clock_for
-
     # 1. Validate what needs the machine or the files, before any work.
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device must be one that this machine has, got 'cuda' (no CUDA device found)")
@@ -103,14 +84,14 @@ def open_sweep(cfg: SweepConfig, sweep_id: str, writer, announce=None) -> _Sweep
     # 2. Load the pipeline once, hook the timer into it, and read the machine's metadata once.
     pipe, model_id = models.load_pipeline(cfg.task, cfg.model, seed=cfg.seed, device=cfg.device,
                                           dtype=getattr(torch, cfg.dtype), arch=cfg.arch)
-    memory = PeakMemory(cfg.device)
-    return _Sweep(cfg=cfg, pipe=pipe, timer=PipelineTimer(pipe, clock_for(cfg.device), memory), memory=memory,
+    memory = telemetry.PeakMemory(cfg.device)
+    return Sweep(cfg=cfg, pipe=pipe, timer=PipelineTimer(pipe, clock_for(cfg.device), memory), memory=memory,
                   writer=writer, metadata=collect_metadata(cfg, pipe, model_id), sweep_id=sweep_id, masks=masks,
                   announce=announce)
 
 
 @dataclass
-class _Sweep:
+class Sweep:
     """What the sizes of one sweep share: the pipeline and its instruments, the metadata, the writer."""
 
     cfg: SweepConfig
@@ -124,13 +105,11 @@ class _Sweep:
     announce: object = None  # announce(run record, unfinished job record) before each job; None: nobody asks
 
     def __post_init__(self):
-        self.outcome = SweepOutcome()
+        self.outcome = Outcome()
 
     def shared(self, height: int, width: int) -> dict:
         """The JobContext fields that depend on the size only: the picture and masks to inpaint, the UNet
         FLOPs per row."""
-        from . import inputs
-
         cfg = self.cfg
         return {
             "picture": inputs.test_image(height, width, cfg.seed) if cfg.task == "inpaint" else None,
@@ -140,8 +119,6 @@ class _Sweep:
 
     def _flops(self, height: int, width: int) -> float | None:
         """UNet FLOPs per latent row: they depend on the size only, not on CFG or mode."""
-        from .profiling import unet_flops_per_row
-
         try:
             return unet_flops_per_row(self.pipe, height, width, False)
         except Exception:  # FLOP counting is a nicety: never fail a sweep over it
@@ -149,24 +126,15 @@ class _Sweep:
 
     def write(self, run_id: str, name: str, rows: list[dict], what: str) -> None:
         """Write one spool file; if that fails, report it on stderr and in the outcome, and go on."""
-        from tqdm import tqdm
-
-        try:
-            self.outcome.append(self.writer.write(run_id, name, rows))
-        except OSError as exc:
-            path = Path(self.cfg.spool) / run_id / f"{name}.jsonl"
-            self.outcome.unwritten.append({"what": what, "path": str(path),
-                                           "reason": exc.strerror or error_line(exc)})
-            tqdm.write(f"error: {what} failed: spool file '{path}' could not be written: {error_line(exc)}; "
-                       "the spool cannot record a failure it cannot write, so it is reported only here",
-                       file=sys.stderr)
+        write_or_report(self.outcome, lambda: self.writer.write(run_id, name, rows),
+                        Path(self.cfg.spool) / run_id / f"{name}.jsonl", what)
 
 
 @dataclass
-class _Size:
+class Size:
     """The runs of one size, open together, and what the runner counts while following their jobs."""
 
-    sweep: _Sweep
+    sweep: Sweep
     plan: SizePlan
     bar: object                                               # tqdm
     contexts: dict[RunPlan, JobContext] = field(default_factory=dict)
@@ -190,22 +158,19 @@ class _Size:
 
     def open(self) -> None:
         """Time the ceilings, start the sampler, and make each run's record and job context."""
-        from .ceilings import measure_ceilings
-        from .telemetry import Sampler
-
         cfg = self.sweep.cfg
         # 1. What the device measurably reaches now: ceilings, timed once for the runs of the size, before the
         #    sampler starts.
         shared = self.sweep.shared(self.plan.height, self.plan.width)
-        ceilings = measure_ceilings(cfg.device, cfg.dtype)
+        ceilings_now = ceilings.measure_ceilings(cfg.device, cfg.dtype)
         # 2. One sampler for the size (its samples get the run id of the job they were drained after).
         ids = {run: {"run_id": new_id("run"), "sweep_id": self.sweep.sweep_id, "started_at": utc_now_iso(),
                      **(self.replica_fields(run) if self.replica else {})}
                for run in self.plan.runs}
-        self.sampler = Sampler(ids[self.plan.runs[0]]["run_id"], cfg.sample_hz, cfg.device).start()
+        self.sampler = telemetry.Sampler(ids[self.plan.runs[0]]["run_id"], cfg.sample_hz, cfg.device).start()
         # 3. Each run's record (first in each of its job files) and its job context.
         for run in self.plan.runs:
-            run_rec = run_record({**self.sweep.metadata, **ceilings}, cfg, run, ids[run],
+            run_rec = run_record({**self.sweep.metadata, **ceilings_now}, cfg, run, ids[run],
                                  telemetry_gpu=self.sampler.gpu)
             self.contexts[run] = JobContext(cfg=cfg, pipe=self.sweep.pipe, timer=self.sweep.timer,
                                             memory=self.sweep.memory, plan=run, run=run_rec, **shared)
@@ -278,7 +243,7 @@ class _Size:
         if out_of_memory(job, self.oom):
             return None
         ctx = self.contexts[job.run]
-        run_id, repeat, job_id = ctx.run["run_id"], self.repeats[job.slot], new_id("job")
+        run_id, repeat, job_id = ctx.run["run_id"], self.repeats[job.slot], new_id(FILE_KINDS["job"])
         self.bar.set_description(job.run.label(job))
         if self.sweep.announce is not None:
             self.sweep.announce(ctx.run, unfinished_job(ctx, job, repeat, job_id))
@@ -309,7 +274,7 @@ class _Size:
                       else f"interrupted after {self.rounds[run]} rounds")
             rows = [{**ctx.run, "rounds": self.rounds[run], "stop_reason": reason}]
             rows += [record("sample", **{**s, "run_id": run_id}) for s in mine]
-            self.sweep.write(run_id, new_id("stop"), rows, f"the end record of run {run_id}")
+            self.sweep.write(run_id, new_id(FILE_KINDS["run_end"]), rows, f"the end record of run {run_id}")
 
 
 def _describe(job: JobPlan, result: JobResult) -> str:

@@ -4,7 +4,7 @@ A run is one size, CFG setting, VAE slicing setting and mode. The runs of a size
 their jobs are planned for the size as a whole (a SizePlan):
 
 1. warm-up: one warm-up job per (run, batch size), in round 0's order; the runner
-   repeats each until its times settle (generator/rounds.py), at least --warmup times;
+   repeats each until its times settle (generator/sweep/rounds.py), at least --warmup times;
 2. measured rounds: round r runs every (run, batch size) of the size once, in the order
    `round_order` gives it (batch sizes rotated by r and, within each batch size, the runs
    rotated by r), so a slow spell spreads over every batch size and every run instead of
@@ -12,7 +12,7 @@ their jobs are planned for the size as a whole (a SizePlan):
    --max-rounds, the runner asking `rounds.stop_rule` after each whether to go on;
 3. profiled: one profiled job per (run, batch size) with --profile-ops, after the rounds.
 
-`plan(cfg)` is the one place that decides the order; the runner (generator/sweep.py)
+`plan(cfg)` is the one place that decides the order; the runner (generator/sweep/loop.py)
 follows it job by job. With --until-oom every run lists, after its listed batch sizes,
 the doubling candidates up to --max-batch (`extra` jobs); once a job of a run runs out
 of memory, the runner skips that batch size and the larger ones of that run from then
@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .config import SweepConfig
+from generator.sweep.config import SweepConfig
 
 JOB_KINDS = ("warmup", "measured", "profiled")
 

@@ -11,45 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from pathlib import Path
 
 import torch
 
-TASKS = ("txt2img", "inpaint")
+from generator.pipelines import presets
+from generator.pipelines.parts import TASKS, ModelLoadError, build_tokenizer, ddim_scheduler, quiet_imports
+
 EMBEDDED_MODEL_ID = "embedded-tiny-ldm"
-
-
-def _quiet_imports():
-    """Import diffusers/transformers with their import-time chatter silenced."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    with contextlib.redirect_stderr(io.StringIO()):
-        import diffusers  # noqa: F401
-        import transformers  # noqa: F401
-
-
-class ModelLoadError(ValueError):
-    """A model folder that is missing or is not a diffusers pipeline."""
-
-
-# 1. The tokenizer the project ships: a byte-level CLIP vocabulary, no merges.
-def build_tokenizer():
-    from tokenizers import pre_tokenizers
-    from transformers import CLIPTokenizer
-
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
-        for token in (ch, ch + "</w>"):
-            vocab.setdefault(token, len(vocab))
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
 # 2. The embedded components, each built from a config with seeded weights.
 def build_embedded_components(task: str = "txt2img", seed: int = 0) -> dict:
     """Tiny SD-shaped components: UNet widths 32/64, VAE widths 8/16/16/16 (factor 8)."""
-    _quiet_imports()
+    quiet_imports()
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -110,21 +85,6 @@ def build_embedded_components(task: str = "txt2img", seed: int = 0) -> dict:
     )
 
 
-def ddim_scheduler():
-    """The DDIM schedule of SD 1.5 (scaled-linear betas 0.00085..0.012), shared by every built model."""
-    _quiet_imports()
-    from diffusers import DDIMScheduler
-
-    return DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-
-
 def _pipeline_class(task: str):
     from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
@@ -132,14 +92,20 @@ def _pipeline_class(task: str):
 
 
 # 3. Load: the embedded model, or a local diffusers folder (never a hub download).
+def model_kind(model: str | None, arch: str) -> str:
+    """The kind (spool MODEL_KINDS) of the model load_pipeline loads for `model` and `arch`: local weights
+    when a model is given (it wins over arch), else a preset, or the embedded model for the default arch."""
+    if model is not None:
+        return "weights"
+    return "embedded" if arch == presets.DEFAULT_ARCH else "preset"
+
+
 def load_pipeline(task: str = "txt2img", model: str | None = None, seed: int = 0,
                   device: str = "cpu", dtype: torch.dtype = torch.float32, arch: str = "tiny"):
     """Return (pipeline, model_id). `model` is None for a model built from config (`arch`: the
-    embedded tiny model, or a preset of generator/presets.py) or a local folder, which wins over `arch`;
+    embedded tiny model, or a preset of generator/pipelines/presets.py) or a local folder, which wins over `arch`;
     with an LDM arch, `model` is a CompVis checkpoint file (last.ckpt) loaded into that arch's shapes."""
-    from . import presets
-
-    _quiet_imports()
+    quiet_imports()
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     cls = _pipeline_class(task)
@@ -156,7 +122,7 @@ def load_pipeline(task: str = "txt2img", model: str | None = None, seed: int = 0
         if not Path(model).is_file():
             raise ModelLoadError(f"arch {arch!r} loads a CompVis checkpoint file (models/ldm/inpainting_big/"
                                  f"last.ckpt), got {str(model)!r}, which is not a file")
-        from .ldm import load_compvis_checkpoint
+        from generator.pipelines.ldm import load_compvis_checkpoint  # heavy: diffusers' LDM parts, for a checkpoint
 
         with contextlib.redirect_stderr(io.StringIO()):
             pipe = load_compvis_checkpoint(str(model), arch)

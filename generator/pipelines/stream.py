@@ -1,58 +1,118 @@
-"""The server's work on a real pipeline: what `scheduler.serve` runs when the clock is the real one.
+"""Stream Batch (arXiv 2312.12491) on a diffusers pipeline: step-level continuous batching as state.
 
-`scheduler.py` decides what runs next and is pure; this module does the work on a diffusers pipeline:
-
-- `RealClock`: seconds since the clock was made; waiting for the next arrival sleeps.
-- `StreamEngine`: step-level continuous batching (Stream Batch, arXiv 2312.12491) as state: each
-  request's latent, next step and text embeddings by request id. Requests join at any step boundary,
-  one UNet call carries every chosen request at its own timestep (twice the rows with classifier-free
-  guidance), the vectorised DDIM update of batching.ddim_update advances all of them, and the ones done
-  are decoded together and leave. batching's stream mode is this engine under its own admission rule.
-- `Worker`: the txt2img work of one policy's launches: a whole job is one static pipeline call, a
-  stream step is one StreamEngine step and the decode of those it finishes.
-
-A request's image depends only on its prompt and seed: its initial noise comes from its own
-torch.Generator seeded with its seed (as batching._generators draws it), whatever it runs with.
+- `generators`: one torch.Generator per image, seeded with its seed, so an image depends only on its
+  prompt and seed whatever batch or mode it runs in (every way of calling a pipeline draws noise this way).
+- `ddim_update`: one vectorised deterministic DDIM step for rows at different timesteps; `check_stream_scheduler`
+  refuses a scheduler whose step() it does not reproduce.
+- `StreamEngine`: each request's latent, next step and text embeddings by request id. Requests join at any
+  step boundary, one UNet call carries every chosen request at its own timestep (twice the rows with
+  classifier-free guidance), `ddim_update` advances all of them, and the ones done are decoded together and
+  leave. batching's stream mode and the server's stream policy (generator/serve/engine.py) run it.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 
 import torch
 
-from .batching import (
-    JobInputs,
-    _generators,
-    _pipeline_call,
-    check_stream_scheduler,
-    ddim_update,
-)
-from .scheduler import Launch, Policy, Request, leaving
+
+def generators(seeds) -> list[torch.Generator]:
+    # One generator per image: image i is the same whatever batch or mode it is in.
+    return [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
 
 
-class RealClock:
-    """The real clock of a server: now() is seconds since the clock was made."""
-
-    def __init__(self):
-        self._t0 = time.perf_counter()
-
-    def now(self) -> float:
-        return time.perf_counter() - self._t0
-
-    def wait_until(self, t: float) -> None:
-        """Sleep until now() >= t (the next arrival, or a batch's deadline)."""
-        while (left := t - self.now()) > 0:
-            time.sleep(left)
+DDIM_PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 
 
-class _NoTimer:
-    """A diffusers callback_on_step_end that records nothing (load runs time work units, not steps)."""
+def check_stream_scheduler(scheduler) -> None:
+    """Refuse, with one clear line, a scheduler whose step() ddim_update does not reproduce.
 
-    @staticmethod
-    def on_step_end(pipe, step_index, timestep, callback_kwargs) -> dict:
-        return {}
+    Supported: diffusers' DDIMScheduler itself (or a subclass that keeps its step()), with any
+    betas / alphas (trained_betas, beta_schedule, rescale_betas_zero_snr), set_alpha_to_one,
+    timestep_spacing and steps_offset, prediction_type epsilon, sample or v_prediction, and
+    clip_sample (clip_sample_range) or thresholding (dynamic_thresholding_ratio, sample_max_value).
+    """
+    from diffusers import DDIMScheduler
+
+    if not isinstance(scheduler, DDIMScheduler):
+        raise ValueError(f"stream mode needs a DDIM scheduler (diffusers DDIMScheduler), "
+                         f"got {type(scheduler).__name__}")
+    if type(scheduler).step is not DDIMScheduler.step:
+        raise ValueError(f"stream mode reproduces DDIMScheduler.step; {type(scheduler).__name__} "
+                         "overrides step(), which is not supported")
+    prediction = scheduler.config.prediction_type
+    if prediction not in DDIM_PREDICTION_TYPES:
+        raise ValueError(f"stream mode: scheduler prediction_type {prediction!r} is not supported; "
+                         f"supported: {', '.join(DDIM_PREDICTION_TYPES)}")
+
+
+def _ddim_coefficients(scheduler, alphas: torch.Tensor, timesteps: torch.Tensor, ndim: int = 4):
+    """Per-row alpha-bar at t and at the previous timestep, as DDIMScheduler.step computes them:
+    previous = t - num_train_timesteps // num_inference_steps whatever the timestep_spacing (the
+    spacing and steps_offset only choose the timesteps, in set_timesteps), and final_alpha_cumprod
+    (1, or alphas_cumprod[0] without set_alpha_to_one) where that is negative. `alphas` is the
+    scheduler's alphas_cumprod on the device it should be read on; the result keeps its dtype,
+    shaped (rows, 1, ...) with `ndim` dimensions to scale a batch of latents."""
+    timesteps = timesteps.to(alphas.device)
+    prev = timesteps - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
+    a_t = alphas[timesteps]
+    final = scheduler.final_alpha_cumprod.to(device=alphas.device, dtype=alphas.dtype)
+    a_prev = torch.where(prev >= 0, alphas[prev.clamp(min=0)], final)
+    shape = (-1,) + (1,) * (ndim - 1)
+    return a_t.view(shape), a_prev.view(shape)
+
+
+def ddim_update(scheduler, alphas: torch.Tensor | None, x: torch.Tensor, model_output: torch.Tensor,
+                timesteps: torch.Tensor) -> torch.Tensor:
+    """One deterministic DDIM step (eta = 0) for a batch of latents, row i at timesteps[i].
+
+    Row i of the result is scheduler.step(model_output[i:i+1], timesteps[i], x[i:i+1],
+    eta=0).prev_sample: the same prediction_type, the same clip_sample (to +-clip_sample_range)
+    or dynamic thresholding (which wins over clipping, as in step()), applied to predicted x0
+    only, while the predicted noise stays unclipped (use_clipped_model_output=False, as the
+    pipelines call it). The scheduler must have had set_timesteps(). `alphas` is its
+    alphas_cumprod already on x's device (None: moved here). The coefficients are computed in
+    alphas_cumprod's dtype as step() does, and the update in at least that precision (a half
+    precision x is upcast, where step() would round every intermediate to half), then cast back
+    to x's dtype. Pure: neither the scheduler nor the inputs change.
+    """
+    check_stream_scheduler(scheduler)
+    if scheduler.num_inference_steps is None:
+        raise ValueError("ddim_update: call scheduler.set_timesteps() first")
+    config = scheduler.config
+    if alphas is None:
+        alphas = scheduler.alphas_cumprod.to(x.device)
+    timesteps = torch.as_tensor(timesteps).reshape(-1)
+    if timesteps.numel() != x.shape[0] or model_output.shape != x.shape:
+        raise ValueError(f"ddim_update: {timesteps.numel()} timesteps, latents {tuple(x.shape)} and "
+                         f"model output {tuple(model_output.shape)} must have one row each")
+    work = torch.promote_types(x.dtype, alphas.dtype)
+    sample, output = x.to(work), model_output.to(work)
+    alpha_prod_t, alpha_prod_t_prev = _ddim_coefficients(scheduler, alphas, timesteps, x.ndim)
+    beta_prod_t = 1 - alpha_prod_t
+    # Square roots in alphas_cumprod's dtype, as step() takes them of its 0-d float32 tensors.
+    sqrt_a_t, sqrt_b_t = (alpha_prod_t ** 0.5).to(work), (beta_prod_t ** 0.5).to(work)
+    sqrt_a_prev = (alpha_prod_t_prev ** 0.5).to(work)
+    sqrt_b_prev = ((1 - alpha_prod_t_prev) ** 0.5).to(work)  # eta = 0: std_dev_t = 0
+    # Predicted x0 and noise (step() 3).
+    if config.prediction_type == "epsilon":
+        x0 = (sample - sqrt_b_t * output) / sqrt_a_t
+        eps = output
+    elif config.prediction_type == "sample":
+        x0 = output
+        eps = (sample - sqrt_a_t * x0) / sqrt_b_t
+    else:  # v_prediction (check_stream_scheduler refused anything else)
+        x0 = sqrt_a_t * sample - sqrt_b_t * output
+        eps = sqrt_a_t * output + sqrt_b_t * sample
+    # Clip or threshold predicted x0 (step() 4); _threshold_sample works per row of a batch.
+    if config.thresholding:
+        x0 = scheduler._threshold_sample(x0)
+    elif config.clip_sample:
+        x0 = x0.clamp(-config.clip_sample_range, config.clip_sample_range)
+    # step() 6 and 7.
+    prev = sqrt_a_prev * x0 + sqrt_b_prev * eps
+    return prev.to(x.dtype)
 
 
 def check_stream_pipeline(pipe) -> None:
@@ -133,7 +193,7 @@ class StreamEngine:
         if again:
             raise ValueError(f"request {again[0]!r} is already in the stream engine")
         embeds, negative = self.pipe.encode_prompt(prompts, self.device, 1, self.cfg)
-        for row, (rid, generator) in enumerate(zip(ids, _generators(seeds))):
+        for row, (rid, generator) in enumerate(zip(ids, generators(seeds))):
             noise = randn_tensor(self._shape, generator=generator, device=self.device, dtype=self.dtype)
             self._latents[rid] = noise * self.scheduler.init_noise_sigma
             self._done[rid] = 0
@@ -192,71 +252,3 @@ class StreamEngine:
         for rid in ids:
             del self._latents[rid], self._done[rid], self._embeds[rid]
         return images
-
-
-class Worker:
-    """The txt2img work of the launches of one policy, one image per request: `run(policy, launch)`.
-
-    `prompt_of(request)` and `seed_of(request)` give a request's prompt and seed. A job is one static
-    pipeline call for all its requests; a stream step admits the requests new to the engine, runs one
-    step of every request in the launch, and decodes those whose last step it was. With `stream=True`
-    the stream engine is made (and a pipeline it cannot run refused) at construction; otherwise at the
-    first stream step. `keep_images=True` keeps each finished request's PIL image in `images` by id.
-    """
-
-    def __init__(self, pipe, *, height: int, width: int, steps: int, guidance: float, prompt_of, seed_of,
-                 device: str | torch.device = "cpu", keep_images: bool = False, stream: bool = False):
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
-        self.pipe, self.height, self.width, self.steps, self.guidance = pipe, height, width, steps, guidance
-        self.prompt_of, self.seed_of = prompt_of, seed_of
-        self.device = torch.device(device)
-        self.keep_images = keep_images
-        self.images: dict = {}
-        self.engine = self._new_engine() if stream else None
-
-    def _new_engine(self) -> StreamEngine:
-        return StreamEngine(self.pipe, height=self.height, width=self.width, steps=self.steps,
-                            guidance=self.guidance)
-
-    def run(self, policy: Policy, launch: Launch) -> tuple[Request, ...]:
-        """Do one unit of work; return the requests it finished (what scheduler.serve's `run` returns)."""
-        for r in launch.requests:
-            if r.steps != self.steps:
-                raise ValueError(f"request {r.id} asks for {r.steps} steps; this worker runs {self.steps}")
-        if launch.kind == "job":
-            finished, images = launch.requests, self._job(launch.requests)
-        elif launch.kind == "step":
-            finished, images = self._step(policy, launch)
-        else:
-            raise ValueError(f"launch kind must be 'job' or 'step', got {launch.kind!r}")
-        self._sync()
-        if self.keep_images:
-            self.images.update((r.id, image) for r, image in zip(finished, images))
-        return finished
-
-    def _job(self, requests) -> list:
-        """One static pipeline call for every request of the job."""
-        job = JobInputs("txt2img", [self.prompt_of(r) for r in requests], [self.seed_of(r) for r in requests],
-                        self.height, self.width, self.steps, self.guidance)
-        return _pipeline_call(self.pipe, _NoTimer(), job, range(len(requests)))
-
-    def _step(self, policy: Policy, launch: Launch) -> tuple[tuple[Request, ...], list]:
-        """One Stream Batch step of the launch's requests; the requests it finished and their images."""
-        # 1. The engine, and the requests new to it (prompts encoded together, noise drawn).
-        if self.engine is None:
-            self.engine = self._new_engine()
-        new = [r for r in launch.requests if r.id not in self.engine]
-        self.engine.add([r.id for r in new], [self.prompt_of(r) for r in new], [self.seed_of(r) for r in new])
-        # 2. One UNet call over every request of the launch.
-        self.engine.step([r.id for r in launch.requests])
-        # 3. The policy says who did their last step; those are decoded together and leave the engine.
-        finished = leaving(policy, launch)
-        return finished, self.engine.finish([r.id for r in finished])
-
-    def _sync(self) -> None:
-        """Wait for the device, so the real clock sees the work done."""
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        elif self.device.type == "mps":
-            torch.mps.synchronize()

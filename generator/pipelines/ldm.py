@@ -49,6 +49,8 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler, DiffusionPipeline, UNet2DModel, VQModel
 
+from generator.pipelines.parts import ModelLoadError
+
 # 1. The configs, in CompVis's own names ("norm_groups" is ours: CompVis always uses 32).
 INPAINT_BIG_UNET = dict(image_size=64, in_channels=7, out_channels=3, model_channels=256, channel_mult=(1, 2, 3, 4),
                         num_res_blocks=2, attention_resolutions=(8, 4, 2), num_heads=8, resblock_updown=True)
@@ -354,9 +356,7 @@ def _to_pil(array: np.ndarray):
 # 5. A CompVis checkpoint (last.ckpt) loaded into a preset's shapes.
 def load_compvis_checkpoint(path: str, arch: str) -> LDMInpaintPipeline:
     """Read `path` with torch.load(weights_only=True), map it (compvis_to_diffusers) and load it into the
-    preset `arch`; any missing, unexpected or misshapen tensor raises models.ModelLoadError naming some."""
-    from .models import ModelLoadError
-
+    preset `arch`; any missing, unexpected or misshapen tensor raises parts.ModelLoadError naming some."""
     # 1. Read the pickle: tensors and plain containers only, no code from the file is run.
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

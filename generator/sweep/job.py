@@ -15,13 +15,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from spool import record
-
-from . import batching
-from .batching import JobInputs
-from .config import SweepConfig
-from .ids import new_id, utc_now_iso
-from .plan import JobPlan, RunPlan
+from generator.measure.profiling import profile_unet
+from generator.pipelines import batching
+from generator.pipelines.batching import JobInputs
+from generator.pipelines.inputs import prompts_for
+from generator.pipelines.models import set_vae_slicing
+from generator.records.ids import new_id, utc_now_iso
+from generator.records.outcome import error_line
+from generator.sweep.config import SweepConfig
+from generator.sweep.plan import JobPlan, RunPlan
+from spool import FILE_KINDS, record
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ def run_job(ctx: JobContext, job: JobPlan, repeat: int, job_id: str | None = Non
     # 1. The images: one prompt, seed (and mask) each.
     inputs = job_inputs(ctx, job.batch_size)
     # 2. Execute the batch in the run's mode, timed (under the profiler for a profiled job).
-    execution = _execute(ctx, job, inputs, job_id or new_id("job"))
+    execution = _execute(ctx, job, inputs, job_id or new_id(FILE_KINDS["job"]))
     # 3. Save the images the plan keeps; an image that cannot be saved fails the job.
     execution = _keep_images(ctx, job, inputs, execution)
     # 4. The records of the job's spool file: the run, the job, its phases, steps, operators, images.
@@ -103,16 +106,11 @@ def job_inputs(ctx: JobContext, batch_size: int) -> JobInputs:
 
 
 def _default_prompts(batch_size: int) -> list[str]:
-    from .inputs import prompts_for
-
     return prompts_for(batch_size)
 
 
 def _execute(ctx: JobContext, job: JobPlan, inputs: JobInputs, job_id: str) -> _Execution:
     """Reset the memory peaks, then run the batch; an exception becomes the job's status and error."""
-    from .models import set_vae_slicing
-    from .profiling import profile_unet
-
     set_vae_slicing(ctx.pipe, ctx.plan.vae_slicing)
     execution = _Execution(job_id=job_id, started_at=utc_now_iso())
     ctx.memory.reset()
@@ -171,7 +169,7 @@ def _records(ctx: JobContext, job: JobPlan, repeat: int, execution: _Execution) 
 def unfinished_job(ctx: JobContext, job: JobPlan, repeat: int, job_id: str) -> dict:
     """The record of a job that is about to run, as it stands if it never finishes: status error, no images.
     A Ray worker hands it to the driver before the job runs; if the worker dies meanwhile, the driver writes
-    it with the reason (generator/workers.py), so the job is on record once, as failed."""
+    it with the reason (generator/cluster/workers.py), so the job is on record once, as failed."""
     return record(
         "job", job_id=job_id, run_id=ctx.run["run_id"], batch_size=job.batch_size,
         unet_batch=batching.unet_rows_per_call(ctx.plan.mode, job.batch_size, ctx.cfg.steps, ctx.plan.cfg),
@@ -201,12 +199,6 @@ def save_images(folder: Path, job_id: str, images: list, inputs: JobInputs) -> t
                 path.unlink(missing_ok=True)
         return rows, f"image '{path}' could not be saved: {error_line(exc)}"
     return rows, None
-
-
-def error_line(exc: BaseException) -> str:
-    """An exception as one line: its type and the first line of its message."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def is_oom(exc: BaseException) -> bool:

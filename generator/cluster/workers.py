@@ -25,16 +25,27 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from spool import SpoolWriter
-
-from .cluster import actor_options, cause, loss
-from .config import SweepConfig
-from .ids import new_id
-from .job import error_line
-from .sweep import SweepOutcome
+from generator.cluster.messages import FileToWrite, FileWritten, JobStarting, Pending, SweepMessage
+from generator.cluster.reach import (
+    TorchThread,
+    actor_options,
+    cause,
+    check_fits,
+    connect,
+    cpu_slots,
+    gpu_count,
+    initialised,
+    loss,
+)
+from generator.cluster.replicas import run_replicas
+from generator.records.ids import new_id
+from generator.records.outcome import Outcome, Unwritten, write_or_report
+from generator.sweep import plan
+from generator.sweep.config import SweepConfig
+from generator.sweep.loop import Size, open_sweep
+from spool import FILE_KINDS, SpoolWriter, file_kind
 
 RESTARTS = 1  # times Ray restarts a worker that died, before its shares go to the others
 
@@ -43,30 +54,25 @@ RESTARTS = 1  # times Ray restarts a worker that died, before its shares go to t
 
 class SweepWorker:
     """A Ray actor's body: `open_sweep` once, then shares (or, for a replica sweep, a size opened, followed
-    batch size by batch size, and closed), each call streaming back messages: ("start", run, job) before a
-    job, ("file", run_id, name, rows) for a spool file the driver writes, ("wrote", run_id, name, path) for one
-    the worker wrote itself (--ray-spool shared)."""
+    batch size by batch size, and closed), each call streaming back messages (cluster/messages.py): JobStarting
+    before a job, FileToWrite for a spool file the driver writes, FileWritten for one the worker wrote itself
+    (--ray-spool shared)."""
 
     def __init__(self, cfg: SweepConfig, sweep_id: str, threads: int | None, shared_spool: bool):
-        from . import plan
-        from .cluster import TorchThread
-
         self.torch = TorchThread()
         self._outbox: queue.Queue = queue.Queue()
         writer = _Shared(cfg.spool, self._outbox) if shared_spool else _Relay(self._outbox)
         self.sweep = self.torch.call(self._open, cfg, sweep_id, threads, writer)
         self.plans = plan.plan(cfg)
-        self.sizes: dict = {}  # size index -> sweep._Size opened by open_size
+        self.sizes: dict = {}  # size index -> sweep.loop.Size opened by open_size
 
     def _open(self, cfg: SweepConfig, sweep_id: str, threads: int | None, writer):
-        """On the torch thread: the worker's threads, then its pipeline (sweep.open_sweep)."""
+        """On the torch thread: the worker's threads, then its pipeline (sweep.loop.open_sweep)."""
         import torch
-
-        from .sweep import open_sweep
 
         if threads and cfg.device == "cpu":
             torch.set_num_threads(threads)
-        return open_sweep(cfg, sweep_id, writer, announce=lambda run, job: self._outbox.put(("start", run, job)))
+        return open_sweep(cfg, sweep_id, writer, announce=lambda run, job: self._outbox.put(JobStarting(run, job)))
 
     def ready(self) -> dict:
         """Where this worker runs (what its runs record), once its pipeline is loaded."""
@@ -76,16 +82,12 @@ class SweepWorker:
 
     def share(self, size: int, run: int):
         """One run of one size, start to end."""
-        from .sweep import _Size
-
         part = self.plans[size].only(runs={self.plans[size].runs[run]})
-        yield from self._stream(lambda: _Size(self.sweep, part, _NoBar()).run())
+        yield from self._stream(lambda: Size(self.sweep, part, _NoBar()).run())
 
     def open_size(self, size: int, replica: dict):
         """Open every run of a size for a replica sweep (`replica`: replicas, level, index)."""
-        from .sweep import _Size
-
-        self.sizes[size] = _Size(self.sweep, self.plans[size], _NoBar(), replica=replica)
+        self.sizes[size] = Size(self.sweep, self.plans[size], _NoBar(), replica=replica)
         yield from self._stream(self.sizes[size].open)
 
     def follow(self, size: int, batch_size: int):
@@ -110,7 +112,7 @@ class _Relay:
         self.outbox = outbox
 
     def write(self, run_id: str, name: str, rows: list[dict]) -> Path:
-        self.outbox.put(("file", run_id, name, rows))
+        self.outbox.put(FileToWrite(run_id, name, rows))
         return Path(run_id) / f"{name}.jsonl"
 
 
@@ -123,7 +125,7 @@ class _Shared(SpoolWriter):
 
     def write(self, run_id: str, name: str, rows: list[dict], replace: bool = True) -> Path:
         path = super().write(run_id, name, rows, replace)
-        self.outbox.put(("wrote", run_id, name, str(path)))
+        self.outbox.put(FileWritten(run_id, name, str(path)))
         return path
 
 
@@ -144,12 +146,10 @@ class _NoBar:
 
 # The driver side: the actors, the shares handed out, the records written, the workers lost.
 
-def run_on_ray(cfg: SweepConfig, progress: bool, sweep_id: str) -> SweepOutcome:
+def run_on_ray(cfg: SweepConfig, progress: bool, sweep_id: str) -> Outcome:
     """Run the sweep's shares on Ray workers (or, with --replicas, the replica sweep); return the spool files
     written. Ray missing or unreachable fails here with one line, before any work."""
     from tqdm import tqdm
-
-    from .cluster import connect, initialised
 
     # 1. Reach the cluster (one clear line if we cannot), and check it has the device asked for.
     started_here = not initialised()
@@ -160,8 +160,6 @@ def run_on_ray(cfg: SweepConfig, progress: bool, sweep_id: str) -> SweepOutcome:
         try:
             # 2. The replica sweep, or the shares of the plan handed out to the workers.
             if cfg.replicas:
-                from .replicas import run_replicas
-
                 run_replicas(driver, sweep_id)
             else:
                 driver.run_shares(sweep_id)
@@ -175,19 +173,7 @@ def run_on_ray(cfg: SweepConfig, progress: bool, sweep_id: str) -> SweepOutcome:
 
 def check_devices(ray, cfg: SweepConfig) -> None:
     """A CUDA sweep needs GPUs in the cluster; workers and replicas must fit in it."""
-    from .cluster import check_fits
-
     check_fits(ray, cfg.device, ([cfg.workers] if cfg.workers else []) + list(cfg.replicas or ()), "workers")
-
-
-@dataclass
-class _Pending:
-    """What the driver knows of a share in flight on one worker: its runs, the job announced and not yet
-    written, the runs already closed."""
-
-    runs: dict = field(default_factory=dict)      # run_id -> run record (from the announcements)
-    job: tuple | None = None                      # (run record, unfinished job record, when announced)
-    closed: set = field(default_factory=set)      # run ids whose end file came
 
 
 class Driver:
@@ -197,7 +183,7 @@ class Driver:
     def __init__(self, cfg: SweepConfig, ray, bar):
         self.cfg, self.ray, self.bar = cfg, ray, bar
         self.writer = SpoolWriter(cfg.spool)
-        self.outcome = SweepOutcome()
+        self.outcome = Outcome()
         self.lock = threading.Lock()
 
     # Workers.
@@ -221,8 +207,6 @@ class Driver:
 
     def run_shares(self, sweep_id: str) -> None:
         """Every run of every size as one share, handed out to the workers as they come free."""
-        from . import plan
-
         sizes = plan.plan(self.cfg)
         shares: queue.Queue = queue.Queue()
         for s, size in enumerate(sizes):
@@ -242,8 +226,8 @@ class Driver:
             left.append(shares.get())
         for s, r in left:  # every worker was lost: say which runs were never run
             run = sizes[s].runs[r]
-            self.outcome.unwritten.append({"what": f"run {run.mode} {run.height}x{run.width}", "path": "",
-                                           "reason": "every Ray worker was lost before it ran"})
+            self.outcome.unwritten.append(Unwritten(f"run {run.mode} {run.height}x{run.width}", "",
+                                                    "every Ray worker was lost before it ran"))
 
     def _serve_shares(self, actor, shares: queue.Queue) -> None:
         """One worker's loop: take a share, run it; after a loss, go on if Ray restarted the worker."""
@@ -295,11 +279,11 @@ class Driver:
 
     # Messages.
 
-    def call(self, method, *args, pending: _Pending | None = None) -> _Pending | None:
+    def call(self, method, *args, pending: Pending | None = None) -> Pending | None:
         """Call a streaming worker method and handle its messages; None when it ended well, else what was in
         flight when the worker was lost (already recorded as failed). `pending` carries a worker's open runs
         from one call to the next (a replica sweep opens a size in one call and closes it in another)."""
-        pending = pending if pending is not None else _Pending()
+        pending = pending if pending is not None else Pending()
         try:
             for ref in method.options(num_returns="streaming").remote(*args):
                 self.handle(self.ray.get(ref), pending)
@@ -311,43 +295,35 @@ class Driver:
             return pending
         return None
 
-    def handle(self, message: tuple, pending: _Pending) -> None:
-        kind = message[0]
-        if kind == "start":
-            _, run, job = message
-            pending.runs[run["run_id"]] = run
-            pending.job = (run, job, time.monotonic())
+    def handle(self, message: SweepMessage, pending: Pending) -> None:
+        if isinstance(message, JobStarting):
+            pending.runs[message.run["run_id"]] = message.run
+            pending.job = (message.run, message.job, time.monotonic())
             return
-        _, run_id, name, rows = message
+        run_id, name, kind = message.run_id, message.name, file_kind(message.name)
         if pending.job is not None and pending.job[1]["job_id"] == name:
             pending.job = None
-        if name.startswith("stop-"):
+        if kind == "run_end":
             pending.closed.add(run_id)
-        if kind == "file":
-            self.write(run_id, name, rows, f"spool file {name} of run {run_id}")
-        else:  # written by the worker on the shared spool
+        if isinstance(message, FileToWrite):
+            self.write(run_id, name, message.rows, f"spool file {name} of run {run_id}")
+        else:  # FileWritten: by the worker on the shared spool
             with self.lock:
-                self.outcome.append(Path(rows))
-        if name.startswith("job-"):
+                self.outcome.append(Path(message.path))
+        if kind == "job":
             with self.lock:
                 self.bar.update()
 
     def write(self, run_id: str, name: str, rows: list[dict], what: str, replace: bool = True) -> None:
         """Write one spool file here; a failure is reported (stderr and the outcome) and the sweep goes on."""
-        from tqdm import tqdm
-
         with self.lock:
             try:
-                self.outcome.append(self.writer.write(run_id, name, rows, replace=replace))
+                write_or_report(self.outcome, lambda: self.writer.write(run_id, name, rows, replace=replace),
+                                self.writer.spool_dir / run_id / f"{name}.jsonl", what)
             except FileExistsError:  # the worker's own file came first: it stands
                 pass
-            except OSError as exc:
-                path = self.writer.spool_dir / run_id / f"{name}.jsonl"
-                self.outcome.unwritten.append({"what": what, "path": str(path),
-                                               "reason": exc.strerror or error_line(exc)})
-                tqdm.write(f"error: {what} could not be written: {error_line(exc)}", file=sys.stderr)
 
-    def lost(self, pending: _Pending, reason: str) -> None:
+    def lost(self, pending: Pending, reason: str) -> None:
         """Record what a lost worker left: the job in flight as failed, and each open run's end with the
         reason."""
         from tqdm import tqdm
@@ -358,7 +334,7 @@ class Driver:
             self.write(run["run_id"], job["job_id"], [run, job], f"the lost job {job['job_id']}", replace=False)
         for run_id, run in pending.runs.items():
             if run_id not in pending.closed:
-                self.write(run_id, new_id("stop"), [{**run, "stop_reason": reason}],
+                self.write(run_id, new_id(FILE_KINDS["run_end"]), [{**run, "stop_reason": reason}],
                            f"the end record of run {run_id}")
         if pending.runs:
             tqdm.write(f"warning: {reason}; its job in flight is recorded as failed, the rest of the sweep goes on",
@@ -366,8 +342,6 @@ class Driver:
 
 
 def _slots(ray, cfg: SweepConfig) -> int:
-    from .cluster import cpu_slots, gpu_count
-
     return gpu_count(ray) if cfg.device == "cuda" else cpu_slots(ray)
 
 

@@ -1,6 +1,6 @@
 """Did batching change my images? Each image against the same seed elsewhere in the same sweep.
 
-Image i of a job is drawn from seed + i alone (batching._generators), so in exact arithmetic
+Image i of a job is drawn from seed + i alone (pipelines.stream.generators), so in exact arithmetic
 it is the same picture whatever the batch size, the mode or the VAE slicing. In floating
 point it need not be: a kernel may pick another algorithm, or sum in another order, for
 another batch shape. This module measures how far apart they come out, on the 8-bit

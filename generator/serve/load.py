@@ -3,8 +3,8 @@
 Requests (one image each) arrive by a Poisson process at a given rate, from a closed loop of N clients
 (each asks again the moment its image is back), from a trace file, or as a burst of N at once; an
 in-process server runs them on the sweep's pipelines under each scheduling policy of
-generator/scheduler.py (fifo, batch, stream), on the real clock, doing the work through
-generator/engine.py. Each (policy, load) pair is one **level**, written as one spool file at its end:
+generator/serve/scheduler.py (fifo, batch, stream), on the real clock, doing the work through
+generator/serve/engine.py. Each (policy, load) pair is one **level**, written as one spool file at its end:
 the level record, a record per request and one per unit of work (spool/contract.py; the tables
 load_levels, requests and server_steps of warehouse/README.md).
 
@@ -22,135 +22,29 @@ The plan of a load run:
    the same arrival times with the calibrated cost (`scheduler.simulate`), recorded in the level.
 
 With --ray every server is a Ray actor, and --servers N puts N of them behind a round-robin router at the
-same offered loads (generator/router.py: the router and a level's records; generator/servers.py: the actors).
+same offered loads (generator/serve/router.py: the router and a level's records; generator/cluster/servers.py:
+the actors).
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import sys
-from dataclasses import dataclass
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
-from settings import SPOOL_DIR, setting
-
-from .arrivals import TRACE_FIELDS, ClosedLoop, burst, poisson, read_trace  # noqa: F401  (load's own names too)
-from .router import Served, level_records, round_robin, serve_share
-from .scheduler import POLICIES, Done, LinearCost, Policy, Request, check_policy, percentile, serve, simulate
-
-ARRIVALS = ("poisson", "closed", "trace")
-
-
-@dataclass(frozen=True)
-class LoadConfig:
-    """Settings of one load run; each CLI flag of `python -m generator load` sets one field."""
-
-    policies: tuple[str, ...] = setting(
-        "Scheduling policies, one level each per load: fifo (one request at a time), batch (dynamic batching: "
-        "up to --max-batch, waiting at most --max-delay), stream (step-level continuous batching).",
-        ("fifo", "batch", "stream"))
-    arrival: str = setting(
-        "How requests arrive: poisson (at --loads times the predicted capacity), closed (--clients clients, "
-        "each asking again when its image is back) or trace (--trace file).", "poisson")
-    loads: tuple[float, ...] = setting(
-        "Poisson offered loads as multiples of the capacity the calibrated batch cost predicts at --max-batch "
-        "(requests/s), light to past capacity.", (0.25, 0.5, 0.75, 1.0, 1.25, 1.5))
-    clients: tuple[int, ...] = setting("Closed-loop client counts, one level each.", (1, 2, 4, 8))
-    trace: str | None = setting(
-        "A CSV file with a header arrival_s,prompt,seed,steps,size and one request per line (one size and "
-        "step count in a file: the server runs one).", None)
-    burst: int = setting(
-        "Also send bursts of 1 and of this many requests at once under each policy (0: none).", 8)
-    max_batch: int = setting("The most requests the batch and stream policies run together.", 8)
-    max_delay: float = setting(
-        "batch policy: the most seconds the oldest request waits for the batch to fill.", 0.05)
-    min_requests: int = setting("Requests per level, at least.", 24)
-    min_seconds: float = setting("Seconds of arrivals per level, at least (Poisson).", 5.0)
-    resolution: int = setting("Square image size in pixels (one per load run).", 64)
-    steps: int = setting("Denoising steps per request.", 10)
-    guidance: float = setting("Classifier-free guidance scale (above 1: CFG on, twice the UNet rows).", 1.0)
-    arch: str = setting("Model built from config when no --model is given (as the sweep's --arch; txt2img).",
-                        "tiny")
-    model: str | None = setting("A local diffusers txt2img pipeline folder; None builds --arch.", None)
-    device: str = setting("Where PyTorch runs: cpu, cuda or mps.", "cpu")
-    dtype: str = setting("Weights and activations: float32, float16 or bfloat16.", "float32")
-    seed: int = setting("Seed of the arrival times and of request i's image (seed + i).", 0)
-    spool: str = setting("Spool folder the collector ingests from.", env=SPOOL_DIR)
-    ray: str | None = setting(
-        "Serve on Ray: every server a Ray actor that loads the pipeline once: a cluster's address (host:port or "
-        "ray://host:port), auto (the cluster `ray start --head` began on this machine) or local (start Ray "
-        "here); None serves in this process.", None)
-    servers: tuple[int, ...] = setting(
-        "Server counts, one set of levels each, at the same offered loads: N servers behind a round-robin "
-        "router (request i of the arrival order to server i mod N); N > 1 needs --ray. On CPU the N servers "
-        "split the cluster's CPUs evenly.", (1,))
-
-    def __post_init__(self):
-        from .config import DEVICES, DTYPES
-        from .presets import check_arch
-
-        if not self.policies:
-            raise ValueError(f"policies must list at least one of {', '.join(POLICIES)}, got none")
-        for p in self.policies:
-            check_policy(p, self.max_batch, self.max_delay)
-        if self.arrival not in ARRIVALS:
-            raise ValueError(f"arrival must be one of {', '.join(ARRIVALS)}, got {self.arrival!r}")
-        if self.arrival == "poisson":
-            if not self.loads:
-                raise ValueError("loads must list at least one multiple of capacity, got none")
-            for x in self.loads:
-                if not x > 0:
-                    raise ValueError(f"load must be > 0 (a multiple of capacity, e.g. 0.5), got {x}")
-        if self.arrival == "closed":
-            for n in self.clients or (0,):
-                if n < 1:
-                    raise ValueError(f"clients must be >= 1, got {n}")
-        if self.arrival == "trace" and not self.trace:
-            raise ValueError("arrival 'trace' needs --trace FILE, got none")
-        if self.trace and self.arrival != "trace":
-            raise ValueError(f"--trace is for arrival 'trace', got arrival {self.arrival!r}")
-        for name in ("min_requests", "steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
-        if self.burst < 0:
-            raise ValueError(f"burst must be >= 0, got {self.burst}")
-        if self.min_seconds < 0:
-            raise ValueError(f"min seconds must be >= 0, got {self.min_seconds}")
-        if self.resolution < 8 or self.resolution % 8:
-            raise ValueError(f"resolution must be a positive multiple of 8, got {self.resolution}")
-        if self.guidance < 0:
-            raise ValueError(f"guidance must be >= 0, got {self.guidance}")
-        for name, value, allowed in [("device", self.device, DEVICES), ("dtype", self.dtype, DTYPES)]:
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        if self.model is None:
-            check_arch(self.arch, "txt2img")
-            if self.arch == "sdxl" and "stream" in self.policies:
-                raise ValueError("arch 'sdxl' has no stream engine; use policies fifo,batch, got policy 'stream'")
-        self._check_servers()
-
-    def _check_servers(self) -> None:
-        """--servers and --ray: counts >= 1, each once; more than one server only on Ray, and not for a
-        closed loop."""
-        listed = ",".join(map(str, self.servers))
-        if not self.servers:
-            raise ValueError("servers must list at least one server count, got none")
-        for n in self.servers:
-            if n < 1:
-                raise ValueError(f"servers must be >= 1 each, got {n}")
-        if len(set(self.servers)) < len(self.servers):
-            raise ValueError(f"servers must list each count once, got {listed}")
-        if self.ray is not None and not self.ray.strip():
-            raise ValueError("ray must be an address (host:port), auto or local, got ''")
-        many = max(self.servers) > 1
-        if many and self.ray is None:
-            raise ValueError(f"more than one server runs on Ray actors: --servers {listed} needs --ray (an "
-                             "address, auto or local), got none")
-        if many and self.arrival == "closed":
-            raise ValueError("arrival 'closed' runs on one server (a closed loop's next request exists only once "
-                             "one finishes; the router splits arrivals known before the level starts), got "
-                             f"--servers {listed}")
+from generator.pipelines import models
+from generator.pipelines.inputs import DEFAULT_PROMPTS
+from generator.records.ids import hostname, new_id, utc_now_iso
+from generator.records.outcome import Outcome, error_line, write_or_report
+from generator.serve.arrivals import ClosedLoop, burst, read_trace
+from generator.serve.engine import RealClock, Worker
+from generator.serve.levels import Level, LoadConfig, levels
+from generator.serve.router import Served, level_records, round_robin, serve_share
+from generator.serve.scheduler import Done, LinearCost, Policy, Request, percentile, serve, simulate
+from spool import FILE_KINDS, SpoolWriter
 
 
 # 2. Calibration: the batch cost of this model, size and device, fitted on short real runs.
@@ -179,8 +73,6 @@ def calibrate(worker_for, max_batch: int, steps: int, repeats: int = 3) -> Linea
     """Time jobs of 1 and max_batch requests and stream bursts of 1 and max_batch on the real clock, and fit
     the LinearCost the simulation predicts with. `worker_for(policy)` gives the function serve runs work
     with. A first run of each is warm-up, not fitted."""
-    from .engine import RealClock
-
     top = max(2, max_batch)
     jobs: dict[int, list[float]] = {1: [], top: []}
     stream: list[tuple[int, int, float]] = []
@@ -210,41 +102,6 @@ def capacity(cost: LinearCost, max_batch: int) -> float:
 
 # 3. A level: its arrivals, the measurement, the prediction, its records.
 
-@dataclass(frozen=True)
-class Level:
-    """One policy at one load: how requests arrive."""
-
-    policy: str
-    arrival: str                  # poisson | closed | trace | burst
-    requests: tuple[Request, ...]  # the first arrivals (a closed loop adds the rest as it goes)
-    offered_rps: float | None = None
-    clients: int | None = None
-    load_factor: float | None = None
-    total: int | None = None      # closed loop: requests asked in all
-
-
-def levels(cfg: LoadConfig, cap: float, trace: list[Request] | None = None) -> list[Level]:
-    """Every level of the run, in order: per load (or client count, or the trace) every policy, then the
-    bursts."""
-    out = []
-    if cfg.arrival == "poisson":
-        for k, x in enumerate(cfg.loads):
-            rate = x * cap
-            n = max(cfg.min_requests, math.ceil(rate * cfg.min_seconds))
-            arrivals = tuple(poisson(rate, n, cfg.steps, cfg.seed + k))
-            out += [Level(p, "poisson", arrivals, offered_rps=rate, load_factor=x) for p in cfg.policies]
-    elif cfg.arrival == "closed":
-        for n in cfg.clients:
-            out += [Level(p, "closed", tuple(burst(n, cfg.steps)), clients=n, total=max(cfg.min_requests, n))
-                    for p in cfg.policies]
-    else:
-        out += [Level(p, "trace", tuple(trace)) for p in cfg.policies]
-    if cfg.burst:
-        for n in sorted({1, cfg.burst}):
-            out += [Level(p, "burst", tuple(burst(n, cfg.steps)), clients=n) for p in cfg.policies]
-    return out
-
-
 def predict(level: Level, cfg: LoadConfig, cost: LinearCost, servers: int = 1) -> dict:
     """The simulated p50/p90/p99 latency and throughput of a level on the calibrated cost; with n servers,
     each server's round-robin share simulated on its own (`cost`: one server's), the requests merged."""
@@ -265,22 +122,10 @@ def summary(done: list[Done]) -> dict:
             "p99_s": percentile(latencies, 99), "rps": len(done) / span if span > 0 else None}
 
 
-def run_load(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = None) -> list:
-    """Calibrate, then run every level on the real clock into one spool file each; return the files written
-    (a sweep.SweepOutcome: with `unwritten`, the levels whose file could not be written). With --ray the
-    servers are Ray actors (generator/servers.py)."""
-    import torch
-    from tqdm import tqdm
-
-    from spool import SpoolWriter
-
-    from . import models
-    from .ids import new_id
-
-    if cfg.ray is not None:
-        from .servers import run_on_ray
-
-        return run_on_ray(cfg, progress, sweep_id)
+def run_in_process(cfg: LoadConfig, progress: bool, sweep_id: str) -> Outcome:
+    """Calibrate, then run every level on the real clock into one spool file each, in this process; return the
+    files written (with `unwritten`, the levels whose file could not be written). generator/run.py's run_load
+    chooses between this and Ray servers (generator/cluster/servers.py)."""
     # 1. Check the trace (before any work), load the pipeline, and make the work of each policy.
     cfg, trace, prompts, seeds = with_trace(cfg)
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -295,9 +140,7 @@ def run_load(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = None
     cap = capacity(cost, cfg.max_batch)
     plan = levels(cfg, cap, trace)
     # 3. Every level: measured on the real clock, predicted on the simulated one, one spool file.
-    from .sweep import SweepOutcome
-
-    writer, sweep_id, written = SpoolWriter(cfg.spool), sweep_id or new_id("sweep"), SweepOutcome()
+    writer, written = SpoolWriter(cfg.spool), Outcome()
     shared = shared_fields(cfg, here(cfg, model_id), cost, cap, sweep_id)
     bar = tqdm(plan, unit="level", disable=not progress, file=sys.stderr)
     for level in bar:
@@ -325,27 +168,17 @@ def describe(level: Level) -> str:
 
 def write_level(writer, written, rows: list[dict], level: Level) -> None:
     """Write a level's spool file; a failure is reported (here and in the outcome) and the run goes on."""
-    from tqdm import tqdm
-
     level_id = rows[0]["level_id"]
-    try:
-        written.append(writer.write(level_id, level_id, rows))
-    except OSError as exc:  # reported here and in the outcome; the next level may still be written
-        written.unwritten.append({"what": f"load level {level_id}", "path": str(writer.spool_dir / level_id),
-                                  "reason": exc.strerror or str(exc)})
-        tqdm.write(f"error: load level {level_id} ({level.policy} {level.arrival}) could not be written: "
-                   f"{exc}", file=sys.stderr)
+    write_or_report(written, lambda: writer.write(level_id, level_id, rows),
+                    writer.spool_dir / level_id / f"{level_id}.jsonl",
+                    f"load level {level_id} ({level.policy} {level.arrival})")
 
 
 def measure(level: Level, cfg: LoadConfig, worker_for, shared: dict) -> list[dict]:
     """Run one level on the real clock, in this process; its records: the level, each request, each unit of
     work. A failure (out of memory, say) ends the level: the requests not finished are recorded with the
     error."""
-    from .engine import RealClock
-    from .ids import new_id, utc_now_iso
-    from .job import error_line
-
-    served = Served(new_id("level"), utc_now_iso())
+    served = Served(new_id(FILE_KINDS["load_level"]), utc_now_iso())
     for r in level.requests:
         served.ask(0, r)
     try:
@@ -358,8 +191,6 @@ def measure(level: Level, cfg: LoadConfig, worker_for, shared: dict) -> list[dic
 def here(cfg: LoadConfig, model_id: str) -> dict:
     """Where this process serves: host, device name, torch threads, and the model it loaded."""
     import torch
-
-    from .ids import hostname
 
     name = torch.cuda.get_device_name() if cfg.device.startswith("cuda") else cfg.device
     return {"host": hostname(), "device_name": name, "threads": torch.get_num_threads(), "model_id": model_id}
@@ -381,15 +212,11 @@ class Workers:
     """The work function serve runs for a policy: a fresh engine per level, on the one pipeline."""
 
     def __init__(self, pipe, cfg: LoadConfig, prompts: dict, seeds: dict):
-        from .inputs import DEFAULT_PROMPTS
-
         self.pipe, self.cfg = pipe, cfg
         self.prompt_of = lambda r: prompts.get(r.id, DEFAULT_PROMPTS[r.id % len(DEFAULT_PROMPTS)])
         self.seed_of = lambda r: seeds.get(r.id, cfg.seed + r.id)
 
     def __call__(self, policy: Policy):
-        from .engine import Worker
-
         worker = Worker(self.pipe, height=self.cfg.resolution, width=self.cfg.resolution, steps=self.cfg.steps,
                         guidance=self.cfg.guidance, prompt_of=self.prompt_of, seed_of=self.seed_of,
                         device=self.cfg.device, stream=policy.name == "stream")
@@ -397,6 +224,4 @@ class Workers:
 
 
 def _with(cfg: LoadConfig, **changes) -> LoadConfig:
-    import dataclasses
-
     return dataclasses.replace(cfg, **changes)

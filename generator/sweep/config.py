@@ -1,8 +1,8 @@
 """Settings of one sweep: the SweepConfig dataclass, its choices and its checks.
 
 Each field is one flag of `python -m generator sweep`; a bad value raises ValueError
-that quotes it. What the sweep runs, in which order, is generator/plan.py's decision;
-when warm-up has settled and when rounds stop, generator/rounds.py's.
+that quotes it. What the sweep runs, in which order, is generator/sweep/plan.py's decision;
+when warm-up has settled and when rounds stop, generator/sweep/rounds.py's.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from generator.pipelines.batching import MODES
+from generator.pipelines.parts import DEVICES, DTYPES, TASKS
+from generator.pipelines.presets import check_arch
 from settings import OUTPUT_DIR, SPOOL_DIR, setting
 
-from .batching import MODES
-
 SAVE_IMAGES = ("first", "all", "none")
-DEVICES = ("cpu", "cuda", "mps")
-DTYPES = ("float32", "float16", "bfloat16")
 CFG_SETTINGS = ("off", "full")
 VAE_SLICING = ("off", "on")
 RAY_SPOOL = ("driver", "shared")
@@ -140,9 +139,6 @@ class SweepConfig:
         if not self.resolutions and self.height is None and self.width is None:
             raise ValueError("resolutions must list at least one size, got none")
         # 3. Choices and ranges.
-        from .models import TASKS
-        from .presets import check_arch
-
         check_arch(self.arch)  # names a bad preset and the allowed ones, --model given or not
 
         for name, value, allowed in [("task", self.task, TASKS), ("device", self.device, DEVICES),

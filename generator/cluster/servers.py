@@ -1,8 +1,8 @@
 """Load served on Ray: `python -m generator load --ray ADDRESS|auto|local [--servers 1,2]`.
 
 Every server is a Ray actor (`LoadServer`) that loads its pipeline once and serves with the policies of
-generator/scheduler.py, exactly as the in-process server does; --servers N puts N of them behind the
-round-robin router of generator/router.py. On cuda each server holds one GPU; on a CPU the N servers split
+generator/serve/scheduler.py, exactly as the in-process server does; --servers N puts N of them behind the
+round-robin router of generator/serve/router.py. On cuda each server holds one GPU; on a CPU the N servers split
 the cluster's CPUs evenly (cluster CPUs // N each, no more than the smallest node has), each running that
 many torch threads. Ray places the actors; we do not choose machines.
 
@@ -32,21 +32,25 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from .cluster import actor_options, cause, initialised, loss
-from .load import (
-    Level,
-    LoadConfig,
+from generator.cluster.messages import RequestAsked, RequestDone, ServerFailed, WorkDone
+from generator.cluster.reach import TorchThread, actor_options, cause, check_fits as fits, connect, initialised, loss
+from generator.pipelines import models
+from generator.records.ids import new_id
+from generator.records.outcome import Outcome, error_line
+from generator.serve.levels import Level, LoadConfig, levels
+from generator.serve.load import (
     Workers,
     calibrate,
     capacity,
     describe,
-    levels,
+    here,
     predict,
     shared_fields,
     with_trace,
     write_level,
 )
-from .router import Served, level_records, round_robin, serve_share
+from generator.serve.router import Served, Work, level_records, round_robin, serve_share
+from spool import FILE_KINDS, SpoolWriter
 
 # How far ahead of now the driver sets a level's t0: long enough for every server to hear of the level
 # before its first request arrives (a call to a live actor takes milliseconds).
@@ -74,20 +78,16 @@ class SharedClock:
 
 class LoadServer:
     """A Ray actor's body: one server. `ready` says where it runs, `calibrate` fits its batch cost, `serve`
-    serves one level's share, streaming back ("done", Done), ("asked", Request), ("work", index, unit, start,
-    end, rows, left) as they happen, and ("error", line) if its work raised."""
+    serves one level's share, streaming back RequestDone, RequestAsked and WorkDone (cluster/messages.py) as they
+    happen, and ServerFailed if its work raised."""
 
     def __init__(self, cfg: LoadConfig, threads: int | None, prompts: dict, seeds: dict):
-        from .cluster import TorchThread
-
         self.cfg = cfg
-        self.torch = TorchThread()  # every torch call of this server on one thread (cluster.TorchThread)
+        self.torch = TorchThread()  # every torch call of this server on one thread (cluster.reach.TorchThread)
         self.torch.call(self._load, threads, prompts, seeds)
 
     def _load(self, threads: int | None, prompts: dict, seeds: dict) -> None:
         import torch
-
-        from . import models
 
         cfg = self.cfg
         if threads:
@@ -100,8 +100,6 @@ class LoadServer:
 
     def ready(self) -> dict:
         """Where this server runs: host, device name, torch threads, model."""
-        from .load import here
-
         return self.torch.call(here, self.cfg, self.model_id)
 
     def calibrate(self):
@@ -109,15 +107,13 @@ class LoadServer:
 
     def serve(self, level: Level, server: int, t0: float):
         """Serve `level.requests` (this server's share) on the clock shared from t0; a generator of messages."""
-        from .job import error_line
-
         outbox: queue.Queue = queue.Queue()
 
         def work():
             try:
                 serve_share(level, self.cfg, SharedClock(t0), self.worker_for, _Outbox(outbox), server)
             except Exception as exc:  # its share ends here; the driver records the requests left with this line
-                outbox.put(("error", error_line(exc)))
+                outbox.put(ServerFailed(error_line(exc)))
 
         yield from self.torch.stream(work, outbox)
 
@@ -129,29 +125,23 @@ class _Outbox:
         self.outbox = outbox
 
     def finished(self, server, done) -> None:
-        self.outbox.put(("done", done))
+        self.outbox.put(RequestDone(done))
 
     def ask(self, server, request) -> None:
-        self.outbox.put(("asked", request))
+        self.outbox.put(RequestAsked(request))
 
-    def worked(self, server, *unit) -> None:
-        self.outbox.put(("work", *unit))
+    def worked(self, work: Work) -> None:
+        self.outbox.put(WorkDone(work))
 
 
 # The driver side: the servers, the levels, the records.
 
 def run_on_ray(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = None, watch=None):
     """Every level of the plan for every server count, on Ray actors; return the spool files written (a
-    sweep.SweepOutcome). Ray missing or unreachable, or a server count the cluster cannot hold, fails here with
+    records.outcome.Outcome). Ray missing or unreachable, or a server count the cluster cannot hold, fails here with
     one line before any work. `watch(share, server, message, actor)` hears every message a server sends, with the
     level's share it serves (tests use it to kill a server at a moment it reports)."""
     from tqdm import tqdm
-
-    from spool import SpoolWriter
-
-    from .cluster import connect
-    from .ids import new_id
-    from .sweep import SweepOutcome
 
     # 1. The trace (checked before any work), the cluster, and whether it holds the servers asked for.
     cfg, trace, prompts, seeds = with_trace(cfg)
@@ -169,7 +159,7 @@ def run_on_ray(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = No
         cap = capacity(base, cfg.max_batch)
         plan = levels(cfg, cap, trace)
         # 3. Per server count: its servers and their cost, then every level, one spool file each.
-        writer, sweep_id, written = SpoolWriter(cfg.spool), sweep_id or new_id("sweep"), SweepOutcome()
+        writer, sweep_id, written = SpoolWriter(cfg.spool), sweep_id or new_id("sweep"), Outcome()
         costs = {1: base}
         bar = tqdm(total=len(plan) * len(cfg.servers), unit="level", disable=not progress, file=sys.stderr)
         for n in cfg.servers:
@@ -196,8 +186,6 @@ def run_on_ray(cfg: LoadConfig, progress: bool = True, sweep_id: str | None = No
 
 def check_fits(ray, cfg: LoadConfig) -> None:
     """A cuda run needs GPUs in the cluster; each server count must fit it (one GPU, or one CPU, a server)."""
-    from .cluster import check_fits as fits
-
     fits(ray, cfg.device, cfg.servers, "servers")
 
 
@@ -259,11 +247,9 @@ class Pool:
     def serve(self, level: Level) -> Served:
         """One level: its requests split by the router, every share served at once on the shared clock; what
         the servers reported. A server lost meanwhile is named in `lost` (`mend` replaces it)."""
-        from .ids import new_id
-
         shares = round_robin(level.requests, self.n)
         t0 = time.time() + LEAD_S
-        served = Served(new_id("level"), datetime.fromtimestamp(t0, UTC).isoformat(), servers=self.n)
+        served = Served(new_id(FILE_KINDS["load_level"]), datetime.fromtimestamp(t0, UTC).isoformat(), servers=self.n)
         for k, share in enumerate(shares):
             for r in share:
                 served.ask(k, r)
@@ -292,15 +278,15 @@ class Pool:
         try:
             for ref in actor.serve.options(num_returns="streaming").remote(share, k, t0):
                 message = self.ray.get(ref)
-                kind = message[0]
-                if kind == "done":
-                    served.finished(k, message[1])
-                elif kind == "asked":
-                    served.ask(k, message[1])
-                elif kind == "work":
-                    served.worked(k, *message[1:])
-                else:
-                    served.failed(k, message[1])
+                match message:
+                    case RequestDone(done):
+                        served.finished(k, done)
+                    case RequestAsked(request):
+                        served.ask(k, request)
+                    case WorkDone(work):
+                        served.worked(work)
+                    case ServerFailed(error):
+                        served.failed(k, error)
                 if self.watch is not None:
                     self.watch(share, k, message, actor)
         except self.ray.exceptions.RayActorError as exc:

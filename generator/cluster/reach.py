@@ -2,7 +2,8 @@
 
 Ray schedules the workers (actors) on the cluster's GPUs or CPU slots; we do not schedule machines
 ourselves. `connect` fails with one clear line, before any work, when Ray is not installed or nothing
-answers at the address. `placement()` is what a run records of where it ran: the Ray node and worker.
+answers at the address. What a run records of where it ran (the Ray node and worker) is
+generator/sweep/metadata.py's `placement()`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import queue
 import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
+
+from generator.records.outcome import error_line
 
 # --ray values besides an address: `auto` joins the cluster that `ray start --head` began on this machine,
 # `local` starts a Ray instance in this process (stopped when it ends).
@@ -67,19 +70,6 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def placement() -> dict:
-    """Where this process runs, as a run records it: the Ray node and worker (None outside a Ray worker, also
-    in a driver that has Ray initialised)."""
-    ray = sys.modules.get("ray")  # a Ray worker has imported it; importing it here would cost a second
-    if ray is None or not ray.is_initialized():
-        return {"worker_id": None, "ray_node_id": None}
-    ctx = ray.get_runtime_context()
-    actor = ctx.get_actor_id()
-    if actor is None:
-        return {"worker_id": None, "ray_node_id": None}
-    return {"worker_id": actor, "ray_node_id": ctx.get_node_id()}
-
-
 def cpu_slots(ray) -> int:
     """The CPUs the cluster offers Ray (1 at least)."""
     return max(1, int(ray.cluster_resources().get("CPU", os.cpu_count() or 1)))
@@ -120,8 +110,6 @@ def actor_options(ray, device: str, n: int) -> tuple[dict, int | None]:
 
 def cause(exc: BaseException) -> str:
     """The line of a Ray error that says what went wrong (its cause's message, not Ray's traceback)."""
-    from .job import error_line
-
     inner = getattr(exc, "cause", None)
     if isinstance(inner, BaseException) and inner is not exc:
         return error_line(inner)
