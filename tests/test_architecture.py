@@ -203,17 +203,10 @@ def _in_function_imports(path: Path) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-# Product modules that still import our own modules inside a function (owned elsewhere; each to be moved up).
-KNOWN_IN_FUNCTION = {"pages/_shared.py"}
-
-
 @pytest.mark.parametrize("path", [p for p in _modules() if _part(p) not in ("tests", "benchmarks")],
                          ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_product_code_imports_our_own_modules_at_the_top(path):
     found = _in_function_imports(path)
-    if path.relative_to(ROOT).as_posix() in KNOWN_IN_FUNCTION:
-        assert found, f"{path.relative_to(ROOT)} has none left: take it off KNOWN_IN_FUNCTION"
-        pytest.xfail(f"known, to be moved to the top: {found}")
     assert not found, (f"{path.relative_to(ROOT)} imports our own modules inside a function (move them to the top, "
                        f"or give a heavy dependency a '# heavy: <reason>' comment): {found}")
 
