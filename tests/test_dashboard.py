@@ -12,10 +12,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import stats
-from warehouse import costmodel, db, queries
-from warehouse.explain import effects, scaling
-from warehouse.queries import Warehouse
+from collector.ingest import CollectorConfig, ingest_pending
+from generator.run import run_sweep
+from generator.sweep.config import SweepConfig
+from warehouse import costmodel, db, invariance, queries
 from warehouse.explain import answer as said_answer
+from warehouse.explain import effects, measured, scaling
+from warehouse.queries import Warehouse
 
 from .conftest import ROOT, sql_rows as _sql
 
@@ -91,6 +94,9 @@ def test_overview_states_the_fit_of_the_warehouse_numbers(rich, monkeypatch):
     notes = [m.value for m in at.markdown if m.value.startswith("- **")]
     assert all("/papers#" in e for e in notes)
     assert notes or effects.NO_EFFECTS in [c.value for c in at.caption]
+    # The runs' model kind (the run record's model_kind) brings the embedded model's note.
+    assert {kind for (kind,) in _sql(db_path, "SELECT DISTINCT model_kind FROM runs")} == {"embedded"}
+    assert measured.embedded_note(True) in [i.value for i in at.info]
 
 
 def test_throughput_table_is_the_view(rich, monkeypatch):
@@ -181,8 +187,6 @@ def test_memory_page_names_the_largest_batch_that_fitted(rich, monkeypatch):
 
 def _pairs(db_path: str, job_label: str):
     """The gallery's pairs for the job the page chose (by its label: run label · batch B)."""
-    from warehouse import invariance, queries
-
     jobs = Warehouse(db_path).jobs_with_images(list(Warehouse(db_path).runs().run_id))
     label, batch = job_label.rsplit(" · batch ", 1)
     job = jobs[(jobs.label == label) & (jobs.batch_size == int(batch))].job_id.iloc[0]
@@ -196,6 +200,7 @@ def test_gallery_shows_the_job_images_and_refuses_paths_outside_the_output_folde
     # The job's images, and each kept picture beside the one of the same seed it was held against.
     pairs = _pairs(db_path, job)
     assert len(pairs) > 0
+    assert measured.embedded_images_note(True) in [c.value for c in at.caption]
     assert len(at.get("image")) == int(re.search(r"batch (\d+)", job).group(1)) + 2 * len(pairs)
     # A warehouse row pointing elsewhere is refused, not read.
     copy = str(tmp_path / "copy.duckdb")
@@ -258,10 +263,6 @@ def test_gallery_refuses_a_symlink_in_the_output_folder_that_points_outside_it(r
 
 
 def test_gallery_shows_each_inpainted_image_with_its_mask(tmp_path, monkeypatch):
-    from collector.ingest import CollectorConfig, ingest_pending
-    from generator.run import run_sweep
-    from generator.sweep.config import SweepConfig
-
     cfg = SweepConfig(task="inpaint", batch_sizes=(2,), resolutions=(64,), steps=1, repeats=1, warmup=0,
                       spool=str(tmp_path / "spool"), out=str(tmp_path / "images"))
     run_sweep(cfg, progress=False)

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from collector.ingest import DONE, CollectorConfig, ingest_pending
 from spool import SpoolWriter, record
-from warehouse import load, queries
+from warehouse import db, load, queries
 from warehouse.explain import serving, states
 from warehouse.queries import Warehouse
 
@@ -380,8 +380,6 @@ def test_a_sweep_without_a_load_run_says_how_to_make_one(tmp_path, monkeypatch):
 
 
 def test_the_load_page_on_an_empty_warehouse_shows_the_empty_state(tmp_path, monkeypatch):
-    from warehouse import db
-
     with db.writer(tmp_path / "empty.duckdb"):
         pass  # schema, papers, no runs
     at = _page(monkeypatch, str(tmp_path / "empty.duckdb"), tmp_path)

@@ -4,7 +4,7 @@ import re
 
 import duckdb
 
-from warehouse import db
+from warehouse import db, queries
 from warehouse.queries import Warehouse
 
 from .conftest import ROOT
@@ -57,8 +57,6 @@ def test_the_measured_job_filter_is_written_once():
 
 
 def test_every_example_query_of_the_sql_page_runs(warehouse):
-    from warehouse import queries
-
     for name, sql in queries.EXAMPLE_QUERIES.items():
         result = Warehouse(warehouse).run_sql(sql, max_rows=50)
         assert len(result.frame.columns) > 0, name

@@ -1,6 +1,6 @@
 """Did batching change my images? The image_checks rows summed up per kind of comparison.
 
-Kinds (the generator's generator/invariance.py writes the rows):
+Kinds (the generator's generator/measure/invariance.py writes the rows):
 - batching: an image drawn at batch B > 1 against the same seed at batch 1 of the same run;
 - repeat: batch 1 run again against its first run (the device's own repeatability: when it
   differs, a difference under batching may be the device's noise, not the batch's);

@@ -219,7 +219,7 @@ class Warehouse:
     def run_samples(self, run_ids: list[str]) -> pd.DataFrame:
         """The telemetry samples of the given runs, with what the rest of the machine did (contention).
         A reading of other processes' CPU beyond every CPU of the machine (runs.cpu_count) is NULL: samplers
-        before the fix in generator/telemetry.py read one counter tick over a moment as many cores at a run's
+        before the fix in generator/measure/telemetry.py read one counter tick over a moment as many cores at a run's
         first sample."""
         return self.df("""
             SELECT s.run_id, s.t, s.cpu_util,
