@@ -71,10 +71,12 @@ def server_db_path(argv: list[str] | None = None) -> str:
     return given.warehouse or default_db_path()
 
 
-def no_warehouse(path: str) -> NoWarehouse:
-    """One message for a file that is missing and one that cannot be opened: neither tells the other apart."""
-    return NoWarehouse(f"no warehouse at {path!r} yet (or it cannot be read): run `python -m collector ingest` "
-                       "after a sweep")
+def require_readable(path: str) -> None:
+    """NoWarehouse unless `path` is a file this process may read, with one message for a file that is missing and
+    one that cannot be opened: neither tells the other apart."""
+    if not Path(path).is_file() or not os.access(path, os.R_OK):
+        raise NoWarehouse(f"no warehouse at {path!r} yet (or it cannot be read): run `python -m collector ingest` "
+                          "after a sweep")
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -189,8 +191,7 @@ def writer(path: str | os.PathLike, wait_s: float = 30.0):
 def reader(path: str | os.PathLike, wait_s: float = 2.0):
     """A short-lived read-only connection; WarehouseBusy after `wait_s` of lock conflicts."""
     path = str(path)
-    if not Path(path).is_file() or not os.access(path, os.R_OK):
-        raise no_warehouse(path)
+    require_readable(path)
     con = _connect_retrying(path, read_only=True, wait_s=wait_s)
     try:
         yield con

@@ -27,18 +27,16 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import pickle
 import re
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from .db import no_warehouse, open_retrying
+from .db import open_retrying, require_readable
 
 CATALOG = "warehouse"  # the name the attached file goes by: warehouse.main.jobs
 MEMORY_LIMIT = "1GB"
@@ -130,8 +128,7 @@ def check_sql(sql: str) -> None:
 def connect(db_path: str, memory_limit: str = MEMORY_LIMIT, wait_s: float = 2.0):
     """A locked-down connection that sees the warehouse read-only and nothing else; closed on exit."""
     path = str(db_path)
-    if not Path(path).is_file() or not os.access(path, os.R_OK):
-        raise no_warehouse(path)
+    require_readable(path)
     # 1. A private in-memory instance, its extension, replacement-scan and spilling settings fixed at start.
     con = duckdb.connect(":memory:", config={**CONNECT_CONFIG, "memory_limit": memory_limit})
     try:
