@@ -23,6 +23,7 @@ from collector.ingest import CollectorConfig, ingest_pending, pending_files, pru
 from collector.status import format_status, status
 from spool import TABLES
 from warehouse import db
+from warehouse.queries import Warehouse
 
 from .conftest import ROOT, holding, wait_until
 
@@ -339,6 +340,36 @@ def test_migrations_apply_once_in_order(tmp_path):
         db.schema_parts("-- migration 1: a\nSELECT 1;\n-- migration 3: c\nSELECT 1;\n")
 
 
+def test_a_held_block_keeps_the_file_open_for_its_queries_and_lets_it_go_at_the_end(warehouse, tmp_path):
+    wh = Warehouse(warehouse)
+    with wh.held():
+        assert not wh.sweeps().empty
+        with pytest.raises(db.WarehouseBusy):  # the collector waits while a page renders
+            with db.writer(warehouse, wait_s=0.2):
+                pass
+    with db.writer(warehouse, wait_s=5.0) as con:  # and writes once the block has ended
+        con.execute("SELECT 1")
+    missing = Warehouse(tmp_path / "none.duckdb")
+    with missing.held():  # nothing to hold: the block's own queries say so
+        with pytest.raises(db.NoWarehouse):
+            missing.sweeps()
+
+
+def test_views_and_papers_are_made_again_only_when_their_source_changed(tmp_path, monkeypatch):
+    path = str(tmp_path / "m.duckdb")
+    with db.writer(path) as con:
+        made = con.execute("SELECT fingerprint, applied_at FROM schema_state").fetchall()
+    with db.writer(path) as con:  # the same version: nothing made again
+        assert con.execute("SELECT fingerprint, applied_at FROM schema_state").fetchall() == made
+    papers = tmp_path / "papers.toml"
+    papers.write_text(db.PAPERS_PATH.read_text().replace('title = "', 'title = "Edited: ', 1))
+    monkeypatch.setattr(db, "PAPERS_PATH", papers)
+    with db.writer(path) as con:  # papers.toml changed: the papers are loaded again, under a new fingerprint
+        assert con.execute("SELECT count(*) FROM papers WHERE starts_with(title, 'Edited: ')").fetchone()[0] == 1
+        assert con.execute("SELECT fingerprint FROM schema_state").fetchall() == [(db.schema_fingerprint(),)]
+    assert made[0][0] != db.schema_fingerprint()
+
+
 def test_status_reports_pending_ingested_quarantined_and_lag(collector_cfg, spool):
     files = sorted(spool.rglob("*.jsonl"))
     files[0].write_text("garbage\n")
@@ -368,8 +399,9 @@ def test_retention_deletes_old_done_files_only(collector_cfg, spool):
 def test_collector_ingest_brings_an_older_warehouse_up_to_date_with_nothing_to_ingest(tmp_path):
     path, spool = tmp_path / "w.duckdb", tmp_path / "spool"
     spool.mkdir()
-    with db.writer(path) as con:   # a warehouse as an older version left it: one view not there yet
+    with db.writer(path) as con:   # a warehouse as an older version left it: one view not there yet, its fingerprint
         con.execute("DROP VIEW roofline_by_batch")
+        con.execute("UPDATE schema_state SET fingerprint = 'an older schema.sql'")
     views = "SELECT count(*) FROM duckdb_views() WHERE view_name = 'roofline_by_batch'"
     assert db.query_df(str(path), views).iloc[0, 0] == 0
     assert collector_main(["ingest", "--spool", str(spool), "--db", str(path)]) == 0

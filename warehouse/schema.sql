@@ -3,8 +3,8 @@
 -- times are seconds, memory bytes, power watts, clocks MHz, FLOPs counts.
 --
 -- Layout: numbered migrations, applied once each and in order (recorded in
--- schema_migrations), then the views, re-created every time the collector opens
--- the file. A change to a table is a new migration at the end; never edit an
+-- schema_migrations), then the views, re-created when the collector opens a file
+-- whose schema_state names another version of this file or of papers.toml. A change to a table is a new migration at the end; never edit an
 -- applied one.
 
 -- migration 1: the record tables and the collector's bookkeeping
@@ -130,7 +130,7 @@ CREATE TABLE IF NOT EXISTS quarantined_files (
     quarantined_at TIMESTAMPTZ NOT NULL
 );
 
--- migration 2: the paper library (rows loaded from papers.toml on every open)
+-- migration 2: the paper library (rows loaded from papers.toml: apply_schema, schema_state)
 CREATE TABLE IF NOT EXISTS papers (
     key      VARCHAR PRIMARY KEY,  -- stable id the dashboard links to
     title    VARCHAR NOT NULL,
@@ -287,6 +287,10 @@ CREATE OR REPLACE MACRO model_kind_of(model_id) AS
     CASE WHEN model_id LIKE 'embedded-%' THEN 'embedded' WHEN model_id LIKE 'preset-%' THEN 'preset'
          ELSE 'weights' END;
 UPDATE runs SET model_kind = model_kind_of(model_id) WHERE model_kind IS NULL;
+
+-- migration 11: the fingerprint of the views and papers last made (warehouse/db.py apply_schema)
+-- A hash of schema.sql and papers.toml: a writer that finds its own version's here does not make them again.
+CREATE TABLE IF NOT EXISTS schema_state (fingerprint VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL);
 
 -- views
 
