@@ -60,6 +60,11 @@ class Warehouse:
         """One read-only query: NoWarehouse, WarehouseBusy or CorruptWarehouse (warehouse/db.py) for the file."""
         return db.query_df(self.path, sql, params)
 
+    def held(self):
+        """A block in which this process keeps the file open read-only, so that its queries skip opening it
+        (db.held): `with wh.held(): page.run()`."""
+        return db.held(self.path)
+
     def run_sql(self, sql: str, max_rows: int = 1000, time_limit_s: float = 10.0) -> sandbox.SqlResult:
         """A person's own SQL, sandboxed (warehouse/sandbox.py): read-only, one statement, a time limit, a row cap."""
         return sandbox.run_sql(self.path, sql, max_rows, time_limit_s)
