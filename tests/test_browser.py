@@ -1,5 +1,6 @@
 """The dashboard in a real browser: `streamlit run` on a free port, every page opened in Chromium, on the
-default demo's sweep (`make demo`), which must fill every page: no "No ... in this sweep" notice anywhere.
+default demo's parts (`make demo`; conftest.demo runs them with fewer rounds), which must fill every page: no
+"No ... in this sweep" notice anywhere.
 
 Needs Debian's chromium at /usr/bin/chromium (`make test` installs it when run as root).
 Screenshots of every page go to test-output/screenshots/.
