@@ -109,6 +109,13 @@ def test_where_it_stops_says_none_was_seen_for_a_straight_line_and_up_to_where_o
                         None, single, "")[8] == "cannot be seen (too few sizes or jobs)"
 
 
+def test_a_run_recorded_without_its_cfg_field_is_a_row_with_cfg_off_not_an_error():
+    runs = _runs(("a", "A", "static", None, "txt2img", 64, 64)).astype({"cfg": "boolean"})  # DuckDB's NULL
+    assert runs.cfg.isna().all()
+    assert said.run_row("a", next(runs.itertuples()), _scaling(), None, None, "")[4] == "off"
+    assert said.run_row("a", next(runs.itertuples()), None, None, None, "")[4] == "off"
+
+
 SIZES = np.repeat([1, 2, 3, 4, 6, 8, 12, 16], 4)
 
 

@@ -180,7 +180,7 @@ def run_row(label: str, run, scaled, speed: Speedup | None, model: CostModel | N
             sure: str) -> list:
     """One row of the run table (strings), from a run row and its figures."""
     size = f"{int(run.height)}x{int(run.width)}"
-    cfg = "on" if bool(run.cfg) else "off"
+    cfg = "on" if pd.notna(run.cfg) and bool(run.cfg) else "off"  # NULL: a run record without the field
     if scaled is None:
         return [label, run.task, run.mode, size, cfg, "no measured jobs", "", "", "", sure]
     base = f"{scaled.base_batch / scaled.base_images_per_s:.3g} s (batch {scaled.base_batch})"
