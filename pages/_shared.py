@@ -92,14 +92,16 @@ def paper_href(key: str) -> str:
 
 
 def guarded(fn):
-    """Run a page body; a missing, damaged or busy warehouse becomes a message, not a traceback."""
+    """Run a page body, with the warehouse file held open for its queries (Warehouse.held); a missing, damaged or
+    busy warehouse becomes a message, not a traceback."""
     if "sweep_id" not in st.session_state:
         # A page's own URL opened first on a fresh server: Streamlit runs the page's file by itself (its
         # pages-folder fallback, until some session has run st.navigation). Run the app on the same page.
         PagesManager.uses_pages_directory = False
         st.rerun()
     try:
-        fn()
+        with warehouse().held():  # the file open read-only while the page renders: its queries skip opening it
+            fn()
     except NoWarehouse:
         st.info(states.EMPTY_STATE)
     except CorruptWarehouse as exc:
