@@ -228,13 +228,26 @@ class _Fitter:
             self.q_hinge = q_hinge[:, first].transpose(1, 0, 2).reshape(len(sizes), -1)   # (k, G * 3)
 
     def fit(self, times: np.ndarray) -> _Fits:
+        """Both models fitted to one series of times, or to each row of several."""
         tw = np.atleast_2d(times) * self.w                        # (R, n)
-        total = np.sum(tw * tw, axis=1)
-        sums = tw @ self.member                                   # (R, k): weighted sum at each size
+        return self._fits(tw @ self.member, np.sum(tw * tw, axis=1))
+
+    def fit_redrawn(self, centre: np.ndarray, dev: np.ndarray, idx: np.ndarray) -> _Fits:
+        """Both models fitted to every redraw at once: in redraw r, job j's weighted time is centre[j] +
+        dev[idx[r, j]] (_redraws). The projections need only each size's sum and the sum of squares, so the
+        redrawn times are never formed: the sums are the centre's plus the drawn deviations', and the sum of
+        squares expands as centre^2 + 2 centre.D + D^2 (one gather, three passes over it)."""
+        drawn = dev[idx]                                          # (R, n)
+        sums = (centre @ self.member)[None, :] + drawn @ self.member
+        total = float(centre @ centre) + 2.0 * (drawn @ centre) + np.einsum("ij,ij->i", drawn, drawn)
+        return self._fits(sums, total)
+
+    def _fits(self, sums: np.ndarray, total: np.ndarray) -> _Fits:
+        """The fits from each series' weighted sum at each size (R, k) and weighted sum of squares (R,)."""
         p_line = sums @ self.q_line                               # (R, 2)
         line = np.linalg.solve(self.r_line, p_line.T).T
         rss_line = np.maximum(total - np.sum(p_line * p_line, axis=1), 0.0)
-        rows = len(tw)
+        rows = len(sums)
         if not len(self.grid):
             nan = np.full(rows, np.nan)
             return _Fits(line, rss_line, np.full((rows, 3), np.nan), nan, np.full(rows, np.inf), np.empty((rows, 0)))
@@ -341,14 +354,24 @@ def _widening(df: int) -> float:
     return t_quantile(p, df) / NormalDist().inv_cdf(p)
 
 
-def _redraws(b, t, w, fitted, params, resamples) -> tuple[np.ndarray, str, int]:
-    """(R, n) redrawn times, what was redrawn, and the noise's degrees of freedom.
+@lru_cache(maxsize=8)
+def _resample_indices(n: int, resamples: int) -> np.ndarray:
+    """The bootstrap's (resamples, n) indices from the seeded generator: the same for every fit of n jobs (each
+    fit drew exactly these before), so the phases of a run and its whole jobs share one draw. Read-only."""
+    idx = np.random.default_rng(SEED).integers(0, n, size=(resamples, n))
+    idx.setflags(write=False)
+    return idx
+
+
+def _redraws(b, t, w, fitted, params) -> tuple[np.ndarray, np.ndarray, str, int]:
+    """What the bootstrap redraws, in weighted units (time x w): each job's centre and the deviations drawn
+    from (redraw r gives job j centre[j] + dev[idx[r, j]], idx from _resample_indices), what was redrawn, and
+    the noise's degrees of freedom.
 
     With repeats at every size, each size's mean plus noise drawn from every job's relative deviation
     from its size's mean (scaled by sqrt(r / (r - 1)), r the size's repeats: a deviation from a mean of r
     is that much smaller than the noise); otherwise (no bend can be claimed then) the line's fitted values
     plus its relative residuals (scaled by sqrt(n / (n - parameters)))."""
-    rng = np.random.default_rng(SEED)
     sizes, at, counts = np.unique(b, return_inverse=True, return_counts=True)
     if np.all(counts >= 2):
         centre = (np.bincount(at, weights=t) / counts)[at]
@@ -358,8 +381,7 @@ def _redraws(b, t, w, fitted, params, resamples) -> tuple[np.ndarray, str, int]:
         centre, df = fitted, len(t) - params
         dev = (t - fitted) * w * math.sqrt(len(t) / max(df, 1))
         method = "residuals"
-    idx = rng.integers(0, len(t), size=(resamples, len(t)))
-    return centre + dev[idx] / w, method, df
+    return centre * w, dev, method, df
 
 
 def fit_cost(batch_sizes, seconds, resamples: int = RESAMPLES) -> CostModel | NoModel:
@@ -385,8 +407,8 @@ def fit_cost(batch_sizes, seconds, resamples: int = RESAMPLES) -> CostModel | No
     kind = "hinge" if can_bend and bool(_choose_hinge(point, n, floor)[0]) else "line"
     # 3. Bootstrap: redraw (around each size's mean; around the line where a bend cannot be claimed and some
     #    size has a single job), refit both models.
-    draws, method, df = _redraws(b, t, w, _line_design(b) @ point.line[0], 2, resamples)
-    refit, widen = fitter.fit(draws), _widening(df)
+    centre, dev, method, df = _redraws(b, t, w, _line_design(b) @ point.line[0], 2)
+    refit, widen = fitter.fit_redrawn(centre, dev, _resample_indices(n, resamples)), _widening(df)
     tol = ZERO_RMS * float(np.mean(np.abs(t))) / max(sizes)
     # 4. A hinge with a slope below zero beyond its interval is time that falls to or from the knee: a bump
     #    the pairwise test missed, not a bend.
