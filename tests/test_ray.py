@@ -4,6 +4,7 @@ cluster, the refusals before any work."""
 
 from __future__ import annotations
 
+import queue
 import signal
 import subprocess
 import sys
@@ -15,6 +16,8 @@ import psutil
 import pytest
 
 from collector.ingest import CollectorConfig, ingest_pending
+from generator.cluster.messages import JobStarting
+from generator.cluster.workers import Driver
 from generator.run import run_sweep
 from generator.sweep.config import SweepConfig
 from generator.sweep.plan import plan
@@ -127,17 +130,24 @@ def test_a_sweep_over_two_workers_lands_like_the_same_sweep_in_one_process(ray_l
     assert sql_rows(alone, "SELECT count(*) FROM runs WHERE worker_id IS NOT NULL") == [(0,)]
 
 
-def _kill_actor(ray, sweep_id: str) -> None:
-    """Kill the first worker through Ray (it restarts the actor once)."""
-    ray.kill(ray.get_actor(f"{sweep_id}-worker-0"), no_restart=False)
+def _kill_actor(ray, actor_id: str) -> None:
+    """Kill the worker through Ray (it restarts the actor once)."""
+    ray.kill(_actor(ray, actor_id), no_restart=False)
 
 
-def _kill_process(ray, sweep_id: str) -> None:
-    """Kill one worker's process from outside (SIGKILL): among this test's own descendants (the local Ray
-    instance), the process whose title Ray set to the worker class."""
-    workers = [p for p in psutil.Process().children(recursive=True) if _title(p).startswith("ray::SweepWorker")]
-    assert workers, "no Ray worker process found"
-    workers[0].send_signal(signal.SIGKILL)
+def _kill_process(ray, actor_id: str) -> None:
+    """Kill the worker's process from outside (SIGKILL): the pid Ray's actor table gives for it, which must be
+    one of this test's own descendants (the local Ray instance) titled as the worker class."""
+    pid = ray._private.state.actors(actor_id)["Pid"]
+    workers = {p.pid: p for p in psutil.Process().children(recursive=True) if _title(p).startswith("ray::SweepWorker")}
+    assert pid in workers, f"the worker's process {pid} is not among this test's Ray workers {sorted(workers)}"
+    workers[pid].send_signal(signal.SIGKILL)
+
+
+def _actor(ray, actor_id: str):
+    """The sweep's worker actor of this id (they are named <sweep id>-worker-<i>)."""
+    actors = ray._private.state.actors(actor_id)
+    return ray.get_actor(actors["Name"])
 
 
 def _title(process) -> str:
@@ -149,19 +159,33 @@ def _title(process) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kill", [_kill_actor, _kill_process], ids=["ray.kill", "process"])
-def test_a_worker_killed_mid_sweep_leaves_its_job_once_as_failed_and_the_rest_goes_on(ray_local, tmp_path, kill):
+def test_a_worker_killed_mid_sweep_leaves_its_job_once_as_failed_and_the_rest_goes_on(ray_local, tmp_path, kill,
+                                                                                        monkeypatch):
     # Three runs for two workers: one of them takes a second share (the killed one, restarted, or the other).
     cfg = SweepConfig(**{**FIXED, "repeats": 6, "steps": 6, "batch_sizes": (2, 4),
                          "mode": ("static", "stream", "sequential")}, ray="local", workers=2,
                       spool=str(tmp_path / "spool"), out=str(tmp_path / "images"))
     sweep_id = f"sweep-kill-test-{kill.__name__.strip('_')}"
+    # Each job is announced before it runs: the driver's handling of the announcement says which worker has
+    # just started a job (observed, the driver's own handling unchanged).
+    announced, handle = queue.Queue(), Driver.handle
+
+    def observed(self, message, pending):
+        handle(self, message, pending)
+        if isinstance(message, JobStarting):
+            announced.put(message.run["worker_id"])
+
+    monkeypatch.setattr(Driver, "handle", observed)
     outcome = {}
     driver = threading.Thread(target=lambda: outcome.setdefault("files", _run(cfg, sweep_id)), daemon=True)
     driver.start()
-    # Once jobs are being written, kill a worker in the middle of one (each job is announced before it runs).
+    # Once jobs are being written, kill the worker that announced the next job, while that job runs (a worker
+    # picked otherwise may be between two jobs, with nothing in flight).
     spool = Path(cfg.spool)
     wait_until(lambda: len(list(spool.glob("*/job-*.jsonl"))) >= 2)
-    kill(ray_local, sweep_id)
+    while not announced.empty():
+        announced.get_nowait()
+    kill(ray_local, announced.get(timeout=300))
     driver.join()
     assert "files" in outcome and not outcome["files"].unwritten
     # The sweep gives its workers' CPUs back to the cluster when it ends (the restarted worker's too).
