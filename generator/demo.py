@@ -61,8 +61,10 @@ def demo_configs(**overrides) -> list[tuple[str, SweepConfig]]:
     return [(name, SweepConfig(**{**COMMON, **part, **overrides})) for name, part in PARTS]
 
 
-def run_demo(progress: bool = True, **overrides) -> list:
-    """Run every part under one sweep id; return the spool files written (an outcome per part, in order)."""
+def run_demo(progress: bool = True, load: dict | None = None, **overrides) -> list:
+    """Run every part under one sweep id; return the spool files written (an outcome per part, in order).
+    `overrides` change every sweep part's SweepConfig (spool, out, max_rounds, ...); `load` the load part's
+    LoadConfig fields (its spool is the sweep's)."""
     sweep_id, outcomes, parts = new_id("sweep"), [], len(PARTS) + 1
     for n, (name, cfg) in enumerate(demo_configs(**overrides), start=1):
         if progress:
@@ -71,7 +73,7 @@ def run_demo(progress: bool = True, **overrides) -> list:
     if progress:
         print(f"demo part {parts} of {parts}: serving under load", file=sys.stderr)
     spool = {"spool": overrides["spool"]} if "spool" in overrides else {}
-    outcomes.append(run_load(LoadConfig(**LOAD, **spool), progress=progress, sweep_id=sweep_id))
+    outcomes.append(run_load(LoadConfig(**{**LOAD, **(load or {}), **spool}), progress=progress, sweep_id=sweep_id))
     return outcomes
 
 
