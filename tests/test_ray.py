@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import queue
 import signal
-import subprocess
+import socket
 import sys
 import threading
 from collections import Counter
@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from collector.ingest import CollectorConfig, ingest_pending
+from generator.__main__ import main
 from generator.cluster.messages import JobStarting
 from generator.cluster.workers import Driver
 from generator.run import run_sweep
@@ -75,33 +76,37 @@ def test_a_share_is_one_run_and_the_shares_make_the_plan():
     (["--ray", "local", "--workers", "0"], "workers must be >= 1, got 0"),
     (["--ray", "local", "--replicas", "2", "--until-oom"], "replicas runs the listed batch sizes"),
 ])
-def test_bad_ray_settings_are_refused_naming_the_value(flags, message, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "generator", "sweep", *flags, "--spool", str(tmp_path / "s")],
-                         capture_output=True, text=True)
-    assert out.returncode == 2 and message in out.stderr
+def test_bad_ray_settings_are_refused_naming_the_value(flags, message, tmp_path, capsys):
+    code, err = _cli(["sweep", *flags, "--spool", str(tmp_path / "s")], capsys)
+    assert code == 2 and message in err
     assert not (tmp_path / "s").exists()
 
 
-def test_an_unreachable_cluster_is_one_line_before_any_work(tmp_path):
-    import socket
+def _cli(argv: list[str], capsys) -> tuple[int, str]:
+    """The CLI's own entry point run in this process: (exit code, what it wrote to stderr)."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's refusals
+        code = exc.code
+    return code, capsys.readouterr().err
 
+
+def test_an_unreachable_cluster_is_one_line_before_any_work(tmp_path, capsys):
     with socket.socket() as s:  # a port where nothing listens
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    out = subprocess.run([sys.executable, "-m", "generator", "sweep", "--ray", f"127.0.0.1:{port}",
-                          "--spool", str(tmp_path / "s")], capture_output=True, text=True)
-    assert out.returncode == 2
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    code, err = _cli(["sweep", "--ray", f"127.0.0.1:{port}", "--spool", str(tmp_path / "s")], capsys)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
     assert lines == [lines[-1]] and lines[0].startswith(f"error: no Ray cluster answers at --ray '127.0.0.1:{port}'")
     assert not (tmp_path / "s").exists()
 
 
-def test_ray_not_installed_is_one_line_before_any_work(tmp_path):
-    code = ("import sys; sys.modules['ray'] = None; from generator.__main__ import main; "
-            f"sys.exit(main(['sweep', '--ray', 'local', '--spool', {str(tmp_path / 's')!r}]))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 2
-    assert out.stderr.strip() == "error: --ray needs the ray package, which is not installed (pip install ray==2.60.0)"
+def test_ray_not_installed_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as it does where ray is not installed
+    code, err = _cli(["sweep", "--ray", "local", "--spool", str(tmp_path / "s")], capsys)
+    assert code == 2
+    assert err.strip() == "error: --ray needs the ray package, which is not installed (pip install ray==2.60.0)"
     assert not (tmp_path / "s").exists()
 
 
