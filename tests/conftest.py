@@ -29,11 +29,11 @@ SMALL = dict(batch_sizes=(1, 2), resolutions=(64,), steps=2, repeats=2, warmup=1
 # Ray tests go to one worker together (ONE_GROUP): each starts a local Ray instance, and one worker running them one
 # after the other never has two Ray instances share the cores. The files start in the order below, the longest
 # first, so that no long file starts last while the other workers sit idle.
-# Seconds on two cores, one worker (make test): browser 246 (the demo sweep 216), spool fuzz 165, Ray 61,
-# load on Ray 37, generator 32, collector 28, dashboard 25, presets 20; every other file under 15.
-LONGEST_FIRST = ("test_browser.py", "test_ray.py", "test_load_ray.py", "test_spool_fuzz.py", "test_generator.py",
-                 "test_collector.py", "test_dashboard.py", "test_presets.py", "test_collector_faults.py",
-                 "test_replicas_warehouse.py", "test_analysis.py", "test_sql_sandbox.py", "test_explain.py")
+# Seconds on two cores, three workers (make test): browser 303 (most of it the demo sweep), spool fuzz 190, SQL
+# sandbox 76, generator 46, Ray 42, dashboard 33, collector 31, load on Ray 26, presets 18; every other file under 15.
+LONGEST_FIRST = ("test_browser.py", "test_ray.py", "test_load_ray.py", "test_spool_fuzz.py", "test_sql_sandbox.py",
+                 "test_generator.py", "test_dashboard.py", "test_collector.py", "test_presets.py",
+                 "test_collector_faults.py", "test_replicas_warehouse.py", "test_analysis.py", "test_explain.py")
 ONE_GROUP = {"test_browser.py": "demo-and-ray", "test_ray.py": "demo-and-ray", "test_load_ray.py": "demo-and-ray"}
 
 
