@@ -62,7 +62,7 @@ class Warehouse:
 
     def held(self):
         """A block in which this process keeps the file open read-only, so that its queries skip opening it
-        (db.held): `with wh.held(): page.run()`."""
+        (db.held): `with wh.held(): render()` (pages/_shared.py guarded)."""
         return db.held(self.path)
 
     def run_sql(self, sql: str, max_rows: int = 1000, time_limit_s: float = 10.0) -> sandbox.SqlResult:
