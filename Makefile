@@ -15,7 +15,7 @@ export WAREHOUSE_DB ?= data/warehouse.duckdb
 export SPOOL_DIR    ?= data/spool
 export OUTPUT_DIR   ?= data/images
 
-.PHONY: demo test quick venv dashboard clean bench
+.PHONY: demo test quick venv dashboard clean bench reference
 
 venv: $(STAMP)
 
@@ -38,6 +38,15 @@ dashboard: $(STAMP)
 	@$(PY) -m collector watch & watcher=$$!; \
 	trap 'kill $$watcher 2>/dev/null; wait $$watcher 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m streamlit run dashboard.py --server.address 127.0.0.1 --server.port 8501
+
+# The GPU reference (examples/gpu-h200/: spool files of an H200) in a warehouse of its own, and the dashboard on it.
+# The spool is copied first: the collector moves what it ingests into done/.
+REFERENCE := data/gpu-h200
+reference: $(STAMP)
+	rm -rf $(REFERENCE) && mkdir -p $(REFERENCE) && cp -r examples/gpu-h200/spool $(REFERENCE)/spool
+	$(PY) -m collector ingest --spool $(REFERENCE)/spool --db $(REFERENCE)/warehouse.duckdb
+	@$(MAKE) --no-print-directory dashboard WAREHOUSE_DB=$(REFERENCE)/warehouse.duckdb SPOOL_DIR=$(REFERENCE)/spool \
+	  OUTPUT_DIR=$(REFERENCE)/images
 
 test: $(STAMP)
 	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -30,17 +30,17 @@ def _job(batch: int, size: int, steps: int) -> JobInputs:
     return JobInputs("txt2img", prompts_for(batch), list(range(batch)), size, size, steps, 1.0)
 
 
-def _plain_call(pipe, job: JobInputs) -> float:
-    generators = [torch.Generator().manual_seed(s) for s in job.seeds]
+def _plain_call(pipe, job: JobInputs, device: str = "cpu") -> float:
+    generators = [torch.Generator(device).manual_seed(s) for s in job.seeds]
     t0 = time.perf_counter()
     pipe(prompt=job.prompts, height=job.height, width=job.width, num_inference_steps=job.steps,
          guidance_scale=job.guidance, generator=generators, output_type="pil")
     return time.perf_counter() - t0
 
 
-def _instrumented_call(pipe, job: JobInputs, sampler_hz: float = 10.0) -> float:
+def _instrumented_call(pipe, job: JobInputs, sampler_hz: float = 10.0, device: str = "cpu") -> float:
     """What a sweep job adds: the timer's hooks and step callback, and (hz > 0) the sampler thread."""
-    timer = PipelineTimer(pipe, clock_for("cpu"))
+    timer = PipelineTimer(pipe, clock_for(device))
     sampler = Sampler("bench", hz=sampler_hz).start()
     t0 = time.perf_counter()
     batching.execute("static", pipe, timer, job)
@@ -50,14 +50,14 @@ def _instrumented_call(pipe, job: JobInputs, sampler_hz: float = 10.0) -> float:
     return wall
 
 
-def overhead(batches, size, steps, rounds) -> list[tuple]:
+def overhead(batches, size, steps, rounds, device="cpu", dtype=torch.float32, arch="tiny") -> list[tuple]:
     # One pipeline for every arm: two instances with equal weights differ by ~5% on their own
     # (memory layout), more than the effect measured. The hooks go in and out around each call.
-    pipe, _ = load_pipeline("txt2img", seed=0)
+    pipe, _ = load_pipeline("txt2img", seed=0, device=device, dtype=dtype, arch=arch)
     arms = {
-        "plain": lambda: _plain_call(pipe, job),
-        "hooks": lambda: _instrumented_call(pipe, job, sampler_hz=0),
-        "hooks+sampler": lambda: _instrumented_call(pipe, job, sampler_hz=10.0),
+        "plain": lambda: _plain_call(pipe, job, device),
+        "hooks": lambda: _instrumented_call(pipe, job, sampler_hz=0, device=device),
+        "hooks+sampler": lambda: _instrumented_call(pipe, job, sampler_hz=10.0, device=device),
     }
     rows = []
     for batch in batches:
@@ -110,19 +110,29 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=64, help="image size in pixels (default 64)")
     parser.add_argument("--steps", type=int, default=10, help="denoising steps (default 10)")
     parser.add_argument("--pairs", type=int, default=30, help="measuring rounds per batch size (default 30)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
+                        help="weights and activations (default float32)")
+    parser.add_argument("--arch", default="tiny", help="the model --arch builds (default tiny, the embedded model)")
+    parser.add_argument("--overhead-only", action="store_true", help="measure the overhead (1.) alone")
     args = parser.parse_args(argv)
+    dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
     results = Results()
 
     print(f"\n1. Instrumentation overhead: static job vs plain pipeline call on the same pipeline "
-          f"({args.size}px, {args.steps} steps, {args.pairs} rounds, order rotated; median of per-round ratios "
-          "and its middle half)")
+          f"({args.arch}, {args.device}, {args.dtype}, {args.size}px, {args.steps} steps, {args.pairs} rounds, "
+          "order rotated; median of per-round ratios and its middle half)")
     print(f"{'batch':>6} {'plain s':>9} {'hooks':>7} {'(middle half)':>15} {'hooks+sampler':>14} {'(middle half)':>15}"
           "  target <= 1.02 at batch >= 4")
-    for batch, plain, h, h1, h3, hs, hs1, hs3 in overhead((1, 4, 8), args.size, args.steps, args.pairs):
+    for batch, plain, h, h1, h3, hs, hs1, hs3 in overhead((1, 4, 8), args.size, args.steps, args.pairs,
+                                                               args.device, dtype, args.arch):
         print(f"{batch:>6} {plain:>9.4f} {h:>7.3f} {h1:>7.3f}..{h3:<6.3f} {hs:>14.3f} {hs1:>7.3f}..{hs3:<6.3f}")
         results.add(f"overhead hooks+sampler batch {batch}", hs, "ratio", "<= 1.02 at batch >= 4",
                     hs <= 1.02 if batch >= 4 else None)
+    if args.overhead_only:
+        results.save()
+        return
 
     print(f"\n2. Stream Batch vs sequential at equal steps ({args.size}px, {args.steps} steps, "
           f"{args.pairs} interleaved rounds): images per second")
