@@ -1,5 +1,6 @@
-"""CLI: `python -m generator sweep ...` (every flag sets one SweepConfig field) and `python -m generator demo`
-(the default demo's sweep: generator/demo.py)."""
+"""CLI: `python -m generator sweep ...` (every flag sets one SweepConfig field), `load` (LoadConfig), `serve`
+(ServeConfig: the OpenAI Images API server of generator/serve/api.py) and `demo` (the default demo's sweep:
+generator/demo.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import sys
 from generator.demo import describe, run_demo
 from generator.pipelines.parts import ModelLoadError
 from generator.run import run_load, run_sweep
+from generator.serve.api import serve
 from generator.serve.levels import LoadConfig
+from generator.serve.service import ServeConfig
 from generator.sweep.config import SweepConfig
 from settings import add_flags, from_flags, given_flags
 
@@ -25,6 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
                                        "policies, with the latency the batch cost predicts beside the measured")
     add_flags(load, LoadConfig)
     load.add_argument("--quiet", action="store_true", help="no progress bar")
+    server = sub.add_parser("serve", help="an image server speaking the OpenAI Images API (POST "
+                                          "/v1/images/generations) over one scheduling policy; every request it "
+                                          "takes is recorded in the spool")
+    add_flags(server, ServeConfig)
     demo = sub.add_parser("demo", help="the default demo: one sweep that shows every effect the dashboard explains, "
                                        "on the tiny models (a few minutes on 2 CPU cores)",
                           description=f"Parts: {describe()}.")
@@ -40,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         return _demo(args)
     if args.command == "load":
         return _load(parser, args)
+    if args.command == "serve":
+        return _serve(parser, args)
     try:
         cfg = from_flags(args, SweepConfig)
     except ValueError as exc:
@@ -58,6 +67,20 @@ def _load(parser, args) -> int:
         parser.error(str(exc))
     return _report(lambda: [run_load(cfg, progress=not args.quiet)], "load levels", cfg.spool,
                    "every level finished so far is in the spool")
+
+
+def _serve(parser, args) -> int:
+    """Serve until Ctrl-C; the traffic taken is in the spool (one load level per busy spell)."""
+    try:
+        cfg = from_flags(args, ServeConfig)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        serve(cfg)
+    except KeyboardInterrupt:
+        pass
+    print(f"stopped: the traffic served is in {cfg.spool}", file=sys.stderr)
+    return 0
 
 
 def _demo(args) -> int:

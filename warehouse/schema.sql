@@ -215,7 +215,7 @@ CREATE TABLE IF NOT EXISTS load_levels (
     policy            VARCHAR NOT NULL,   -- fifo | batch | stream
     max_batch         INTEGER NOT NULL,   -- the most requests batch and stream run together
     max_delay_s       DOUBLE,             -- batch: the most the oldest request waits for the batch to fill
-    arrival           VARCHAR NOT NULL,   -- poisson | closed | trace | burst
+    arrival           VARCHAR NOT NULL,   -- poisson | closed | trace | burst | http (traffic a server took)
     offered_rps       DOUBLE,             -- poisson: the arrival rate (requests/s); NULL otherwise
     clients           INTEGER,            -- closed and burst: N; NULL otherwise
     load_factor       DOUBLE,             -- offered_rps / capacity_rps (poisson); NULL otherwise
@@ -247,7 +247,7 @@ CREATE TABLE IF NOT EXISTS requests (
     latency_s      DOUBLE,            -- finish_s - arrival_s
     batch          INTEGER,           -- fifo, batch: requests run together; stream: the most rows it shared a call with
     group_index    INTEGER,           -- the batch or first step it ran in, 0-based
-    status         VARCHAR NOT NULL,  -- ok | error
+    status         VARCHAR NOT NULL,  -- ok | error | cancelled (a served request whose client went away)
     error          VARCHAR,
     schema_version INTEGER NOT NULL
 );

@@ -59,6 +59,7 @@ class Served:
     asked: dict = field(default_factory=dict)    # request id -> (server, Request): every request of the level
     work: list = field(default_factory=list)     # Work, every server's
     errors: dict = field(default_factory=dict)   # server -> why its work ended before its share was done
+    dropped: dict = field(default_factory=dict)  # request id -> (status, why): one request not finished
 
     def finished(self, server: int, done: Done) -> None:
         self.done.append((server, done))
@@ -71,6 +72,10 @@ class Served:
 
     def failed(self, server: int, reason: str) -> None:
         self.errors[server] = reason
+
+    def drop(self, request_id: int, status: str, reason: str) -> None:
+        """One request that will not finish: `cancelled` (its client went away) or `error` (its work failed)."""
+        self.dropped[request_id] = (status, reason)
 
 
 def serve_share(level: Level, cfg: LoadConfig, clock, worker_for, sink, server: int = 0) -> None:
@@ -109,9 +114,11 @@ def level_records(level: Level, cfg: LoadConfig, shared: dict, served: Served, s
                        steps=d.request.steps, arrival_s=d.request.arrival_s, start_s=d.start_s, finish_s=d.finish_s,
                        wait_s=d.wait_s, latency_s=d.latency_s, batch=d.batch, group_index=number.get((k, d.group)),
                        status="ok", error=None, server=k) for k, d in served.done]
+    unfinished = {rid: served.dropped.get(rid, ("error", served.errors.get(k) or "not run"))
+                  for rid, (k, _) in served.asked.items() if rid not in finished}
     requests += [record("request", level_id=level_id, request_id=r.id, seed=seed_of(r), steps=r.steps,
                         arrival_s=r.arrival_s, start_s=None, finish_s=None, wait_s=None, latency_s=None, batch=None,
-                        group_index=None, status="error", error=served.errors.get(k) or "not run", server=k)
+                        group_index=None, status=unfinished[rid][0], error=unfinished[rid][1], server=k)
                  for rid, (k, r) in sorted(served.asked.items()) if rid not in finished]
     # 3. The level: its settings, how many servers behind which router, and its span.
     first = min((r.arrival_s for _, r in served.asked.values()), default=0.0)
