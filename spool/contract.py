@@ -26,7 +26,9 @@ Schema history (a version changes only when a reader of the old one would misrea
   server_step record per unit of work the server ran (its `unit`: job or step). Run worker_id,
   ray_node_id (a sweep on Ray workers), replicas, replica_group, replica_index (a replica sweep);
   load_level servers, router, request server and server_step server (a load run over several servers;
-  migration 9: one file per level still, the units of work of all its servers in it). A job
+  migration 9: one file per level still, the units of work of all its servers in it). load_level endpoint
+  (migration 12): a level measured at the client over HTTP (`load --endpoint`), whose requests have no start,
+  batch or units of work; a level `generator serve` recorded has arrival http. A job
   a lost Ray worker left unfinished is written by the driver: its run record and its job record with
   status error and the reason.
 """

@@ -21,6 +21,8 @@ import pytest
 from PIL import Image
 
 from collector.ingest import CollectorConfig, ingest_pending
+from generator.run import run_load
+from generator.serve.levels import LoadConfig
 from .conftest import ROOT, sql_rows, wait_until
 
 KEY = "sk-local-test"
@@ -237,3 +239,34 @@ def test_serve_refuses_bad_flags_naming_them():
     done = subprocess.run([sys.executable, "-m", "generator", "serve", "--policy", "lifo"], cwd=ROOT,
                           capture_output=True, text=True, env={**os.environ})
     assert done.returncode == 2 and "policy must be one of fifo, batch, stream, got 'lifo'" in done.stderr
+
+
+def test_load_against_an_endpoint_sends_real_requests_and_records_what_the_client_saw(own_server, tmp_path):
+    server = own_server
+    before = server.metrics()
+    cfg = LoadConfig(endpoint=f"http://127.0.0.1:{server.port}/v1", api_key=KEY, loads=(0.5,), min_requests=6,
+                     min_seconds=0.5, burst=2, max_batch=2, steps=4, spool=str(tmp_path / "client"))
+    written = run_load(cfg, progress=False)
+    assert len(written) == 3 and not written.unwritten  # the Poisson level and bursts of 1 and 2
+    db = str(tmp_path / "client.duckdb")
+    assert ingest_pending(CollectorConfig(spool=cfg.spool, db=db)).quarantined == []
+    levels = sql_rows(db, "SELECT endpoint, model_id, policy, arrival, requests FROM load_levels ORDER BY arrival, requests")
+    assert {(e, m, p) for e, m, p, *_ in levels} == {(cfg.endpoint, "embedded-tiny-ldm-txt2img", "batch")}
+    assert [(a, n) for *_, a, n in levels if a == "burst"] == [("burst", 1), ("burst", 2)]
+    # Every request the client recorded as answered was drawn by the server (calibration's bursts besides);
+    # one refused says the server's answer.
+    rows = sql_rows(db, "SELECT status, error, latency_s, start_s FROM requests")
+    assert all(s == "ok" or e.startswith("HTTP 429") for s, e, *_ in rows), rows
+    assert all(lat > 0 and start is None for s, _, lat, start in rows if s == "ok")
+    ok = sum(s == "ok" for s, *_ in rows)
+    calibration = 4 * (1 + 2)  # 3 repeats and a warm-up, bursts of 1 and 2
+    assert server.metrics()["images_finished_total"] - before["images_finished_total"] == ok + calibration
+
+
+@pytest.mark.parametrize("endpoint, says", [
+    ("localhost:8000", "endpoint must be an http(s) URL"),
+    ("http://127.0.0.1:9/v1", "cannot be reached"),
+])
+def test_load_refuses_an_endpoint_it_cannot_use(tmp_path, endpoint, says):
+    with pytest.raises(ValueError, match=re.escape(says)):
+        run_load(LoadConfig(endpoint=endpoint, spool=str(tmp_path)), progress=False)

@@ -292,6 +292,10 @@ UPDATE runs SET model_kind = model_kind_of(model_id) WHERE model_kind IS NULL;
 -- A hash of schema.sql and papers.toml: a writer that finds its own version's here does not make them again.
 CREATE TABLE IF NOT EXISTS schema_state (fingerprint VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL);
 
+-- migration 12: load measured at the client, over HTTP (python -m generator load --endpoint URL)
+-- The server's URL on each level a client measured; NULL for a level served in process or recorded by a server.
+ALTER TABLE load_levels ADD COLUMN IF NOT EXISTS endpoint VARCHAR;
+
 -- views
 
 -- The one definition of a measured job: not warm-up, not profiled (the profiler slows it), status ok.

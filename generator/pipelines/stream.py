@@ -232,13 +232,13 @@ class StreamEngine:
             self._done[rid] += 1
         return t
 
-    @torch.no_grad()
     def drop(self, ids) -> None:
         """Forget requests whatever their steps (a client that went away): their slots are free again."""
         self._known(ids)
         for rid in ids:
             del self._latents[rid], self._done[rid], self._embeds[rid]
 
+    @torch.no_grad()
     def finish(self, ids) -> list:
         """Decode requests that did every step, together (as the static pipeline decodes its batch), and
         drop them; their PIL images, in the order of `ids`."""

@@ -180,7 +180,8 @@ def build_app(cfg: ServeConfig, service: Service | None = None) -> Starlette:
             return refusal
         return JSONResponse({"object": "list", "data": [
             {"id": service.model_id, "object": "model", "created": 0, "owned_by": "generator",
-             "policy": cfg.policy, "max_batch": service.policy.max_batch, "size": cfg.size, "steps": cfg.steps}]})
+             "policy": cfg.policy, "max_batch": service.policy.max_batch, "size": cfg.size, "steps": cfg.steps,
+             "device": cfg.device, "device_name": service.device_name}]})
 
     async def health(request: Request):
         refusal = not_ready()

@@ -56,6 +56,12 @@ class LoadConfig:
         "Serve on Ray: every server a Ray actor that loads the pipeline once: a cluster's address (host:port or "
         "ray://host:port), auto (the cluster `ray start --head` began on this machine) or local (start Ray "
         "here); None serves in this process.", None)
+    endpoint: str | None = setting(
+        "Measure a running server instead: the base URL of any OpenAI Images API server (e.g. "
+        "http://127.0.0.1:8000/v1, from `python -m generator serve`); the arrivals are sent to it as real "
+        "concurrent HTTP requests, its capacity calibrated from bursts of 1 and --max-batch. None: serve in "
+        "this process.", None)
+    api_key: str | None = setting("With --endpoint: the bearer token to send (Authorization: Bearer KEY).", None)
     servers: tuple[int, ...] = setting(
         "Server counts, one set of levels each, at the same offered loads: N servers behind a round-robin "
         "router (request i of the arrival order to server i mod N); N > 1 needs --ray. On CPU the N servers "
@@ -101,6 +107,10 @@ class LoadConfig:
             if self.arch == "sdxl" and "stream" in self.policies:
                 raise ValueError("arch 'sdxl' has no stream engine; use policies fifo,batch, got policy 'stream'")
         self._check_servers()
+        if self.endpoint is not None and (self.ray is not None or max(self.servers) > 1):
+            raise ValueError(f"--endpoint measures one running server from this process; it takes no --ray or "
+                             f"--servers, got endpoint {self.endpoint!r} with ray {self.ray!r}, servers "
+                             f"{','.join(map(str, self.servers))}")
 
     def _check_servers(self) -> None:
         """--servers and --ray: counts >= 1, each once; more than one server only on Ray, and not for a

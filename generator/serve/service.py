@@ -380,7 +380,7 @@ class Service:
         """The traffic since the last record, as one load level; then a new window on a new clock."""
         cfg, served = self.cfg, self.served
         shared = {"sweep_id": self.sweep_id, "host": hostname(), "device": cfg.device,
-                  "device_name": torch.cuda.get_device_name() if cfg.device.startswith("cuda") else cfg.device,
+                  "device_name": self.device_name,
                   "model_id": self.model_id, "task": "txt2img", "height": cfg.resolution, "width": cfg.resolution,
                   "steps": cfg.steps, "dtype": cfg.dtype, "threads": torch.get_num_threads(),
                   "max_batch": self.policy.max_batch, "max_delay_s": cfg.max_delay, "capacity_rps": None,
@@ -394,6 +394,10 @@ class Service:
         with self._lock:
             self.counters.levels += 1
         self._new_window()
+
+    @property
+    def device_name(self) -> str:
+        return torch.cuda.get_device_name() if self.cfg.device.startswith("cuda") else self.cfg.device
 
     @property
     def sweep_id(self) -> str:
