@@ -63,7 +63,7 @@ def render():
 
     # 6. Every level, and the latency of each request of one.
     st.subheader("Levels")
-    st.dataframe(levels[["policy", "servers", "arrival", "offered_rps", "clients", "load_factor", "requests", "requests_ok",
+    st.dataframe(levels[["policy", "servers", "endpoint", "arrival", "offered_rps", "clients", "load_factor", "requests", "requests_ok",
                          "p50_s", "p90_s", "p99_s", "predicted_p50_s", "predicted_p99_s", "throughput_rps",
                          "predicted_rps", "mean_wait_s", "mean_batch"]], hide_index=True, width="stretch")
     _request_latencies(levels)

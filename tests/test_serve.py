@@ -19,6 +19,7 @@ import threading
 import openai
 import pytest
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 
 from collector.ingest import CollectorConfig, ingest_pending
 from generator.run import run_load
@@ -241,7 +242,8 @@ def test_serve_refuses_bad_flags_naming_them():
     assert done.returncode == 2 and "policy must be one of fifo, batch, stream, got 'lifo'" in done.stderr
 
 
-def test_load_against_an_endpoint_sends_real_requests_and_records_what_the_client_saw(own_server, tmp_path):
+def test_load_against_an_endpoint_sends_real_requests_and_records_what_the_client_saw(own_server, tmp_path,
+                                                                                     monkeypatch):
     server = own_server
     before = server.metrics()
     cfg = LoadConfig(endpoint=f"http://127.0.0.1:{server.port}/v1", api_key=KEY, loads=(0.5,), min_requests=6,
@@ -261,6 +263,12 @@ def test_load_against_an_endpoint_sends_real_requests_and_records_what_the_clien
     ok = sum(s == "ok" for s, *_ in rows)
     calibration = 4 * (1 + 2)  # 3 repeats and a warm-up, bursts of 1 and 2
     assert server.metrics()["images_finished_total"] - before["images_finished_total"] == ok + calibration
+    # The Load page's table of levels names the endpoint each was measured at.
+    monkeypatch.setenv("WAREHOUSE_DB", db)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120).run()
+    at.switch_page("pages/load.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert set(at.dataframe[-1].value["endpoint"]) == {cfg.endpoint}
 
 
 @pytest.mark.parametrize("endpoint, says", [

@@ -516,7 +516,7 @@ WITH ok AS (
     GROUP BY level_id
 )
 SELECT l.level_id, l.sweep_id, l.started_at, l.model_id, l.height, l.width, l.steps, l.device,
-       l.host, l.threads, coalesce(l.servers, 1)            AS servers, l.router,
+       l.host, l.threads, coalesce(l.servers, 1)            AS servers, l.router, l.endpoint,
        l.policy, l.max_batch, l.max_delay_s, l.arrival, l.offered_rps, l.clients, l.load_factor, l.capacity_rps,
        l.requests,
        coalesce(o.requests_ok, 0)                          AS requests_ok,
