@@ -12,7 +12,7 @@ from generator.pipelines.parts import ModelLoadError
 from generator.run import run_load, run_sweep
 from generator.serve.api import serve
 from generator.serve.levels import LoadConfig
-from generator.serve.service import ServeConfig
+from generator.serve.config import ServeConfig
 from generator.sweep.config import SweepConfig
 from settings import add_flags, from_flags, given_flags
 

@@ -33,7 +33,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from generator.serve.service import QueueFull, ServeConfig, Service, Stopping
+from generator.serve.config import ServeConfig
+from generator.serve.service import QueueFull, Service, Stopping
 
 FIELDS = ("prompt", "n", "size", "response_format", "model", "seed", "steps", "guidance_scale", "user",
           "quality", "style", "output_format")

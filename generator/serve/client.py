@@ -32,7 +32,7 @@ from generator.records.ids import new_id, utc_now_iso
 from generator.records.outcome import Outcome, write_or_report
 from generator.serve.arrivals import burst
 from generator.serve.levels import Level, LoadConfig, levels
-from generator.serve.load import fit_job, summary, with_trace
+from generator.serve.load import fit_job, shared_fields, summary, with_trace
 from generator.serve.scheduler import LinearCost, Policy, Request, simulate
 from spool import FILE_KINDS, SpoolWriter, record
 
@@ -197,13 +197,12 @@ def run_against(cfg: LoadConfig, progress: bool, sweep_id: str) -> Outcome:
             for lv in levels(_one_policy(cfg), cap, trace)]
     # 3. Every level, sent for real.
     writer, written = SpoolWriter(cfg.spool), Outcome()
-    shared = {"sweep_id": sweep_id, "host": urlsplit(endpoint.url).hostname, "device": model.get("device") or "remote",
-              "device_name": model.get("device_name") or endpoint.url, "model_id": model.get("id") or "unknown",
-              "task": "txt2img", "height": cfg.resolution, "width": cfg.resolution, "steps": cfg.steps,
-              "dtype": None, "threads": None, "max_batch": model.get("max_batch") or cfg.max_batch,
-              "max_delay_s": None, "capacity_rps": cap, "job_fixed_s": cost.job_fixed_s,
-              "job_marginal_s": cost.job_marginal_s, "step_fixed_s": None, "step_marginal_s": None,
-              "finish_fixed_s": None, "finish_marginal_s": None, "endpoint": endpoint.url}
+    place = {"host": urlsplit(endpoint.url).hostname, "device_name": model.get("device_name") or endpoint.url,
+             "threads": None, "model_id": model.get("id") or "unknown"}
+    shared = dict(shared_fields(cfg, place, cost, cap, sweep_id), device=model.get("device") or "remote",
+                  dtype=None, max_batch=model.get("max_batch") or cfg.max_batch, max_delay_s=None,
+                  step_fixed_s=None, step_marginal_s=None, finish_fixed_s=None, finish_marginal_s=None,
+                  endpoint=endpoint.url)
     bar = tqdm(plan, unit="level", disable=not progress, file=sys.stderr)
     for level in bar:
         bar.set_description(f"{level.arrival} " + (f"{level.offered_rps:.3g}/s" if level.offered_rps

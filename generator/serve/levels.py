@@ -95,17 +95,7 @@ class LoadConfig:
             raise ValueError(f"burst must be >= 0, got {self.burst}")
         if self.min_seconds < 0:
             raise ValueError(f"min seconds must be >= 0, got {self.min_seconds}")
-        if self.resolution < 8 or self.resolution % 8:
-            raise ValueError(f"resolution must be a positive multiple of 8, got {self.resolution}")
-        if self.guidance < 0:
-            raise ValueError(f"guidance must be >= 0, got {self.guidance}")
-        for name, value, allowed in [("device", self.device, DEVICES), ("dtype", self.dtype, DTYPES)]:
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        if self.model is None:
-            check_arch(self.arch, "txt2img")
-            if self.arch == "sdxl" and "stream" in self.policies:
-                raise ValueError("arch 'sdxl' has no stream engine; use policies fifo,batch, got policy 'stream'")
+        check_served_model(self, self.policies)
         self._check_servers()
         if self.endpoint is not None and (self.ray is not None or max(self.servers) > 1):
             raise ValueError(f"--endpoint measures one running server from this process; it takes no --ray or "
@@ -135,6 +125,23 @@ class LoadConfig:
                              f"--servers {listed}")
 
 
+
+
+def check_served_model(cfg, policies) -> None:
+    """Raise ValueError naming a bad setting of the pipeline a server runs (a load run's or `generator serve`'s):
+    resolution, guidance, device, dtype, the arch without a --model, and the stream policy on a model without
+    a stream engine."""
+    if cfg.resolution < 8 or cfg.resolution % 8:
+        raise ValueError(f"resolution must be a positive multiple of 8, got {cfg.resolution}")
+    if cfg.guidance < 0:
+        raise ValueError(f"guidance must be >= 0, got {cfg.guidance}")
+    for name, value, allowed in [("device", cfg.device, DEVICES), ("dtype", cfg.dtype, DTYPES)]:
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    if cfg.model is None:
+        check_arch(cfg.arch, "txt2img")
+        if cfg.arch == "sdxl" and "stream" in policies:
+            raise ValueError("arch 'sdxl' has no stream engine; use policies fifo,batch, got policy 'stream'")
 
 
 @dataclass(frozen=True)

@@ -196,16 +196,19 @@ def here(cfg: LoadConfig, model_id: str) -> dict:
     return {"host": hostname(), "device_name": name, "threads": torch.get_num_threads(), "model_id": model_id}
 
 
-def shared_fields(cfg: LoadConfig, place: dict, cost: LinearCost, cap: float, sweep_id: str) -> dict:
+COST_FIELDS = ("job_fixed_s", "job_marginal_s", "step_fixed_s", "step_marginal_s", "finish_fixed_s",
+               "finish_marginal_s")
+
+
+def shared_fields(cfg, place: dict, cost: LinearCost | None, cap: float | None, sweep_id: str) -> dict:
     """The fields every level record of the run (of one server count) carries: `place` (host, device_name,
-    threads, model_id: see `here`), and the cost of one server."""
+    threads, model_id: see `here`), and the cost of one server (None: not calibrated, as `generator serve`'s
+    own record of its traffic). `cfg` is a LoadConfig or a ServeConfig."""
     return {"sweep_id": sweep_id, "host": place["host"], "device": cfg.device, "device_name": place["device_name"],
             "model_id": place["model_id"], "task": "txt2img", "height": cfg.resolution, "width": cfg.resolution,
             "steps": cfg.steps, "dtype": cfg.dtype, "threads": place["threads"],
             "max_batch": cfg.max_batch, "max_delay_s": cfg.max_delay, "capacity_rps": cap,
-            "job_fixed_s": cost.job_fixed_s, "job_marginal_s": cost.job_marginal_s,
-            "step_fixed_s": cost.step_fixed_s, "step_marginal_s": cost.step_marginal_s,
-            "finish_fixed_s": cost.finish_fixed_s, "finish_marginal_s": cost.finish_marginal_s}
+            **{name: None if cost is None else getattr(cost, name) for name in COST_FIELDS}}
 
 
 class Workers:

@@ -1,7 +1,7 @@
 """The image server's engine (`python -m generator serve`): one thread owns the pipeline and runs one scheduling
 policy of scheduler.py (fifo, batch, stream) over requests that HTTP handlers hand it while it works.
 
-- `ServeConfig`: the server's settings (each flag of `python -m generator serve` one field).
+- the server's settings: `ServeConfig` (config.py).
 - `Service`: `submit(prompts, seeds)` puts one request per image into a bounded queue and returns a `Ticket`
   (`QueueFull` when the images waiting would pass `queue_limit`); `cancel(ticket)` takes a client's images
   out: queued ones never run, a stream request's slot is freed at the next step boundary, an image inside a
@@ -24,73 +24,17 @@ from dataclasses import dataclass, field
 import torch
 
 from generator.pipelines import models
-from generator.pipelines.parts import DEVICES, DTYPES
-from generator.pipelines.presets import check_arch
 from generator.records.ids import hostname, new_id, utc_now_iso
 from generator.records.outcome import Outcome, error_line, write_or_report
+from generator.serve.config import ServeConfig
 from generator.serve.engine import RealClock, Worker
 from generator.serve.levels import Level
+from generator.serve.load import shared_fields
 from generator.serve.router import Served, Work, level_records
-from generator.serve.scheduler import Done, Launch, Policy, Request, Wait, check_policy
-from settings import SPOOL_DIR, setting
+from generator.serve.scheduler import Done, Launch, Policy, Request
 from spool import FILE_KINDS, SpoolWriter
 
 CANCELLED = "client disconnected"
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """Settings of one image server; each CLI flag of `python -m generator serve` sets one field."""
-
-    policy: str = setting("Scheduling policy: fifo (one image at a time), batch (dynamic batching: up to "
-                          "--max-batch, waiting at most --max-delay) or stream (step-level continuous batching).",
-                          "batch")
-    max_batch: int = setting("The most images the batch and stream policies run together.", 8)
-    max_delay: float = setting("batch policy: the most seconds the oldest image waits for the batch to fill.", 0.05)
-    queue_limit: int = setting("The most images waiting to start; a request that would pass it is refused "
-                               "(429, or 413 when its n alone passes it).", 64)
-    max_n: int = setting("The most images one request may ask for (n).", 8)
-    resolution: int = setting("Square image size in pixels: the one size the server draws (size WxH).", 64)
-    steps: int = setting("Denoising steps per image (a request may name only this number).", 10)
-    guidance: float = setting("Classifier-free guidance scale (a request may name only this number).", 1.0)
-    arch: str = setting("Model built from config when no --model is given (as the sweep's --arch; txt2img).",
-                        "tiny")
-    model: str | None = setting("A local diffusers txt2img pipeline folder; None builds --arch.", None)
-    device: str = setting("Where PyTorch runs: cpu, cuda or mps.", "cpu")
-    dtype: str = setting("Weights and activations: float32, float16 or bfloat16.", "float32")
-    seed: int = setting("Image i of the server's requests without a seed is drawn with seed + i.", 0)
-    host: str = setting("Address to listen on; 127.0.0.1 serves this machine only.", "127.0.0.1")
-    port: int = setting("Port to listen on.", 8000)
-    api_key: str | None = setting("A bearer token every /v1 request must carry (Authorization: Bearer KEY); "
-                                  "None: no token asked.", None)
-    record_idle: float = setting("Seconds the server is idle before the traffic since the last record is written "
-                                 "as one load level.", 2.0)
-    spool: str = setting("Spool folder the collector ingests from.", env=SPOOL_DIR)
-
-    def __post_init__(self):
-        check_policy(self.policy, self.max_batch, self.max_delay)
-        for name in ("queue_limit", "max_n", "steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
-        if self.resolution < 8 or self.resolution % 8:
-            raise ValueError(f"resolution must be a positive multiple of 8, got {self.resolution}")
-        if self.guidance < 0:
-            raise ValueError(f"guidance must be >= 0, got {self.guidance}")
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port must be 0-65535, got {self.port}")
-        if self.record_idle <= 0:
-            raise ValueError(f"record idle must be > 0 s, got {self.record_idle}")
-        for name, value, allowed in [("device", self.device, DEVICES), ("dtype", self.dtype, DTYPES)]:
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        if self.model is None:
-            check_arch(self.arch, "txt2img")
-            if self.arch == "sdxl" and self.policy == "stream":
-                raise ValueError("arch 'sdxl' has no stream engine; use policy fifo or batch, got 'stream'")
-
-    @property
-    def size(self) -> str:
-        return f"{self.resolution}x{self.resolution}"
 
 
 class QueueFull(Exception):
@@ -379,13 +323,9 @@ class Service:
     def _record(self) -> None:
         """The traffic since the last record, as one load level; then a new window on a new clock."""
         cfg, served = self.cfg, self.served
-        shared = {"sweep_id": self.sweep_id, "host": hostname(), "device": cfg.device,
-                  "device_name": self.device_name,
-                  "model_id": self.model_id, "task": "txt2img", "height": cfg.resolution, "width": cfg.resolution,
-                  "steps": cfg.steps, "dtype": cfg.dtype, "threads": torch.get_num_threads(),
-                  "max_batch": self.policy.max_batch, "max_delay_s": cfg.max_delay, "capacity_rps": None,
-                  "job_fixed_s": None, "job_marginal_s": None, "step_fixed_s": None, "step_marginal_s": None,
-                  "finish_fixed_s": None, "finish_marginal_s": None}
+        place = {"host": hostname(), "device_name": self.device_name, "threads": torch.get_num_threads(),
+                 "model_id": self.model_id}
+        shared = dict(shared_fields(cfg, place, None, None, self.sweep_id), max_batch=self.policy.max_batch)
         level = Level(cfg.policy, "http", ())
         rows = level_records(level, cfg, shared, served, lambda r: self._seed_log.get(r.id))
         write_or_report(self.written, lambda: self.writer.write(served.level_id, served.level_id, rows),
