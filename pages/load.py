@@ -55,7 +55,7 @@ def render():
     if said:
         st.markdown(said)
     goodput = warehouse().load_goodput(sweep_id(), float(objective))
-    poisson = goodput[goodput.arrival == "poisson"]
+    poisson = load.with_setup(goodput[goodput.arrival == "poisson"])
     if not poisson.empty:
         st.subheader("Goodput against offered load")
         st.altair_chart(_goodput_chart(poisson), width="stretch")
@@ -126,8 +126,8 @@ def _goodput_chart(goodput: pd.DataFrame) -> alt.Chart:
     base = alt.Chart(goodput).encode(
         x=alt.X("offered_rps:Q", title="offered load (requests/s)"),
         y=alt.Y("goodput_rps:Q", title="goodput (requests/s within the objective)"),
-        color=alt.Color("policy:N", title="policy"),
-        tooltip=["policy", alt.Tooltip("offered_rps:Q", format=".3g"), alt.Tooltip("goodput_rps:Q", format=".3g"),
+        color=alt.Color("setup:N", title="policy"),
+        tooltip=["setup", alt.Tooltip("offered_rps:Q", format=".3g"), alt.Tooltip("goodput_rps:Q", format=".3g"),
                  alt.Tooltip("share_within:Q", format=".0%"), "within", "requests"])
     return base.mark_line() + base.mark_point(filled=True, size=50)
 

@@ -291,6 +291,23 @@ def test_capacity_names_the_most_served_within_the_objective():
         load.capacity_at(rows, 0)
 
 
+def test_levels_measured_over_http_are_their_own_setup_one_per_server():
+    url = "http://127.0.0.1:8000/v1"
+    http = [{**_poisson("batch", 2.0, 0.9, 2.0), "endpoint": url}, {**_poisson("batch", 4.0, 3.0, 3.0), "endpoint": url},
+            {**_poisson("fifo", 2.0, 0.5, 2.0), "endpoint": "http://127.0.0.1:8001/v1"},
+            {**_burst("batch", 1, 0.5), "endpoint": url}, {**_burst("batch", 4, 0.8), "endpoint": url}]
+    rows = [_poisson("batch", 2.0, 0.8, 2.0), _poisson("batch", 4.0, 1.2, 3.9), _burst("batch", 1, 0.5),
+            _burst("batch", 4, 2.0)] + http
+    caps = load.capacity_at(rows, 2.0)
+    here, there = "batch over HTTP at 127.0.0.1:8000", "fifo over HTTP at 127.0.0.1:8001"
+    assert set(caps) == {"batch", here, there}
+    assert (caps["batch"].served_rps, caps[here].served_rps, caps[here].first_miss_rps) == (3.9, 2.0, 4.0)
+    assert {(b.policy, b.ratio) for b in load.burst(rows)} == {("batch", 4.0), (here, 1.6)}
+    assert set(load.latency_curves(rows).policy) == {"batch", here, there}
+    # The one-server-against-many comparison is of levels served in process only.
+    assert set(load.versus_curves(rows).setup) == {"1 server · batch"}
+
+
 def test_the_burst_sentence_needs_a_burst_of_one_and_one_of_many_that_all_finished():
     rows = [_burst("fifo", 1, 0.5), _burst("fifo", 8, 3.95), _burst("batch", 1, 0.5), _burst("batch", 8, 0.7),
             _burst("stream", 1, 0.5), _burst("stream", 8, 1.0),

@@ -11,7 +11,8 @@ rate, a closed loop of N clients, a trace, or a burst of N requests at once. Fro
 - one server with a batcher (batch or stream) against N servers without one (fifo, behind a round-robin
   router) at the same offered loads, and whether those N servers only split one machine's cores.
 
-A level served by N > 1 servers is its own setup ('2 servers · fifo'), never mixed with one server's.
+A level served by N > 1 servers is its own setup ('2 servers · fifo'), never mixed with one server's; so is a
+level measured at a client over HTTP ('batch over HTTP at 127.0.0.1:8000'), one per server it measured.
 
 Pure functions on plain data, no SQL: the rows come from Warehouse.load_levels (or are made by hand).
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -49,16 +51,24 @@ def servers_of(r: dict) -> int:
     return 1 if n is None else int(n)
 
 
-def setup(policy: str, servers: int, always: bool = False) -> str:
+def setup(policy: str, servers: int, always: bool = False, endpoint: str | None = None) -> str:
     """How a level was served, by name: the policy alone for one server ('batch'; with `always`,
-    '1 server · batch'), else '2 servers · fifo'."""
+    '1 server · batch'), else '2 servers · fifo'; a level measured at a client over HTTP names its server
+    ('batch over HTTP at 127.0.0.1:8000'; `policy` is what the server said of itself, or 'endpoint')."""
+    if endpoint:
+        return f"{policy} over HTTP at {urlsplit(endpoint).netloc or endpoint}"
     if servers == 1:
         return f"1 server · {policy}" if always else str(policy)
     return f"{servers} servers · {policy}"
 
 
+def _endpoint(r: dict) -> str | None:
+    e = r.get("endpoint")
+    return None if e is None or e is pd.NA or (isinstance(e, float) and math.isnan(e)) else str(e)
+
+
 def _who(r: dict) -> str:
-    return setup(str(r["policy"]), servers_of(r))
+    return setup(str(r["policy"]), servers_of(r), endpoint=_endpoint(r))
 
 
 def _poisson(rows: list[dict]) -> list[dict]:
@@ -267,7 +277,7 @@ def _complete(r: dict) -> bool:
 def _versus(r: dict) -> bool:
     """A level of the comparison: one server with a batcher, or several servers without one (fifo)."""
     n = servers_of(r)
-    return (n == 1 and r["policy"] in BATCHERS) or (n > 1 and r["policy"] == "fifo")
+    return _endpoint(r) is None and ((n == 1 and r["policy"] in BATCHERS) or (n > 1 and r["policy"] == "fifo"))
 
 
 @dataclass(frozen=True)
@@ -361,8 +371,7 @@ def versus_curves(levels) -> pd.DataFrame:
 
 
 def with_setup(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows (levels or requests, with policy and servers) with `setup`: the policy for one server, else
-    '2 servers · fifo'."""
+    """The rows (levels or requests, with policy, servers and endpoint) with `setup` (see `setup`)."""
     out = frame.copy()
     out["setup"] = [_who(r) for r in _rows(frame)] if len(frame) else pd.Series(dtype=str)
     return out

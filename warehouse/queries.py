@@ -332,11 +332,11 @@ class Warehouse:
         """, {"sweep_id": sweep_id})
 
     def load_requests(self, level_ids: list[str]) -> pd.DataFrame:
-        """Every request of the given load levels, with its level's policy, load and servers (1 for a level
-        recorded before servers existed)."""
+        """Every request of the given load levels, with its level's policy, load, servers (1 for a level
+        recorded before servers existed) and endpoint."""
         return self.df("""
             SELECT r.*, l.policy, l.arrival, l.offered_rps, l.clients, l.load_factor,
-                   coalesce(l.servers, 1) AS servers, l.router
+                   coalesce(l.servers, 1) AS servers, l.router, l.endpoint
             FROM requests r JOIN load_levels l USING (level_id)
             WHERE list_contains($level_ids, r.level_id)
             ORDER BY l.policy, l.arrival, l.offered_rps NULLS LAST, l.clients NULLS LAST, servers, r.level_id,
@@ -353,7 +353,8 @@ class Warehouse:
                        count(*) FILTER (WHERE status = 'ok' AND latency_s <= $objective_s) AS within
                 FROM requests GROUP BY level_id
             )
-            SELECT l.level_id, l.policy, l.arrival, l.offered_rps, l.clients, l.load_factor, l.requests,
+            SELECT l.level_id, l.policy, l.servers, l.endpoint, l.arrival, l.offered_rps, l.clients, l.load_factor,
+                   l.requests,
                    l.requests_ok, l.throughput_rps, l.p99_s,
                    $objective_s                                     AS objective_s,
                    coalesce(m.within, 0)                            AS within,
