@@ -9,7 +9,10 @@ Its parts share one sweep id, so the dashboard shows them as one sweep:
 4. inpainting: the tiny LDM-style inpainting model (7-channel UNet, VQ first stage with f=4);
 5. one worker or two: a replica sweep on a local Ray instance (generator/cluster/replicas.py), static at the small size;
 6. serving under load: fifo, batch and stream at light to past-capacity Poisson loads and bursts of 1
-   and 4 requests, with the latency the calibrated batch cost predicts (generator/serve/load.py).
+   and 4 requests, with the latency the calibrated batch cost predicts (generator/serve/load.py);
+7. over HTTP: `generator serve` (the batch policy) started in this process on a free local port, measured by
+   `load --endpoint` as any OpenAI Images API server would be (generator/serve/client.py); the server's own
+   record of that traffic joins the sweep too.
 Each sweep part keeps the first measured job's images of each batch size (the Gallery, and the image checks
 against batch 1) and stops its measured rounds at the interval target or the caps below. Parts 1-4 measure
 different settings (size, mode, CFG, task); part 5's one-worker run has part 1's settings on a Ray worker.
@@ -25,7 +28,10 @@ import sys
 
 from generator.records.ids import new_id
 from generator.run import run_load, run_sweep
+from generator.serve.api import running
+from generator.serve.config import ServeConfig
 from generator.serve.levels import LoadConfig
+from generator.serve.service import Service
 from generator.sweep.config import SweepConfig
 
 # What every part shares: 10 steps, at most 2 warm-ups per batch size (on a busy machine the job time may never
@@ -56,6 +62,12 @@ LOAD = dict(loads=(0.5, 1.0, 1.5), burst=4, max_batch=4, max_delay=0.05, min_req
             resolution=64, steps=10)
 
 
+# The HTTP part: the server batches as the load part's batch policy does; the client offers two loads of its
+# calibrated capacity and bursts of 1 and 4.
+SERVE = dict(policy="batch", max_batch=4, max_delay=0.05, resolution=64, steps=10, port=0)
+HTTP_LOAD = dict(loads=(0.5, 1.0), burst=4, max_batch=4, min_requests=16, min_seconds=2.0, resolution=64, steps=10)
+
+
 def demo_configs(**overrides) -> list[tuple[str, SweepConfig]]:
     """(name, SweepConfig) of each part, with `overrides` (spool, out, ...) applied to every one."""
     return [(name, SweepConfig(**{**COMMON, **part, **overrides})) for name, part in PARTS]
@@ -65,21 +77,28 @@ def run_demo(progress: bool = True, load: dict | None = None, **overrides) -> li
     """Run every part under one sweep id; return the spool files written (an outcome per part, in order).
     `overrides` change every sweep part's SweepConfig (spool, out, max_rounds, ...); `load` the load part's
     LoadConfig fields (its spool is the sweep's)."""
-    sweep_id, outcomes, parts = new_id("sweep"), [], len(PARTS) + 1
+    sweep_id, outcomes, parts = new_id("sweep"), [], len(PARTS) + 2
     for n, (name, cfg) in enumerate(demo_configs(**overrides), start=1):
         if progress:
             print(f"demo part {n} of {parts}: {name}", file=sys.stderr)
         outcomes.append(run_sweep(cfg, progress=progress, sweep_id=sweep_id))
     if progress:
-        print(f"demo part {parts} of {parts}: serving under load", file=sys.stderr)
+        print(f"demo part {parts - 1} of {parts}: serving under load", file=sys.stderr)
     spool = {"spool": overrides["spool"]} if "spool" in overrides else {}
     outcomes.append(run_load(LoadConfig(**{**LOAD, **(load or {}), **spool}), progress=progress, sweep_id=sweep_id))
+    if progress:
+        print(f"demo part {parts} of {parts}: an image server over HTTP, measured by a client", file=sys.stderr)
+    serve_cfg = ServeConfig(**SERVE, **spool)
+    with running(serve_cfg, Service(serve_cfg, sweep_id=sweep_id)) as url:
+        client = LoadConfig(**{**HTTP_LOAD, **(load or {}), **spool, "endpoint": url})
+        outcomes.append(run_load(client, progress=progress, sweep_id=sweep_id))
     return outcomes
 
 
 def describe() -> str:
     """The parts, one line each, for the CLI's help."""
-    parts = [*PARTS, ("serving under load (python -m generator load)", LOAD)]
+    parts = [*PARTS, ("serving under load (python -m generator load)", LOAD),
+             ("over HTTP (python -m generator serve, measured by load --endpoint)", {**SERVE, **HTTP_LOAD})]
     return "; ".join(f"{n}. {name}: " + ", ".join(f"{k}={v}" for k, v in part.items())
                      for n, (name, part) in enumerate(parts, start=1))
 

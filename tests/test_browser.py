@@ -110,6 +110,8 @@ def test_page_renders_in_a_real_browser(name, server, browser, demo):
         if name == "overview":  # the whole story: the effects, and whether batching changed the pictures
             assert "Did batching change the pictures?" in text and "Stream Batch" in text
             assert "Classifier-free guidance" in text and "Resolution" in text
+        if name == "load":  # the demo's HTTP part: our server measured by the client, its own setup
+            assert "over HTTP at 127.0.0.1:" in text
         if name == "throughput":  # the demo's replica part: the two ways to do more at once, side by side
             assert "Bigger batch or more workers" in text and "2 images at once" in text
     finally:

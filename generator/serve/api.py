@@ -24,6 +24,8 @@ import base64
 import contextlib
 import io
 import json
+import socket
+import threading
 import time
 
 import uvicorn
@@ -195,7 +197,6 @@ def build_app(cfg: ServeConfig, service: Service | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         service.start()
-        app.state.service = service
         try:
             yield
         finally:
@@ -225,6 +226,31 @@ async def _wait(request: Request, ticket, service: Service):
         return exc if exc is not None else done.result()
     service.cancel(ticket)
     return None
+
+
+@contextlib.contextmanager
+def running(cfg: ServeConfig, service: Service | None = None):
+    """The server on a thread of this process (the demo's and the bench's): yields its base URL
+    (http://host:port/v1) once it answers, on `cfg.port` (0: a free one, bound here before it starts); on leaving,
+    it stops as on Ctrl-C: the requests in flight finished, the last records written."""
+    service = service or Service(cfg)
+    sock = socket.create_server((cfg.host, cfg.port))
+    server = uvicorn.Server(uvicorn.Config(build_app(cfg, service), log_level="warning", timeout_graceful_shutdown=30))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="http", daemon=True)
+    thread.start()
+    try:
+        while not server.started:  # startup (the lifespan) done: the engine thread is loading the pipeline
+            if not thread.is_alive():
+                raise RuntimeError(f"the server on {cfg.host}:{sock.getsockname()[1]} stopped as it started")
+            time.sleep(0.01)
+        service.ready.wait()
+        if service.load_error:
+            raise ValueError(f"the server's model could not be loaded: {service.load_error}")
+        yield f"http://{cfg.host}:{sock.getsockname()[1]}/v1"
+    finally:
+        server.should_exit = True
+        thread.join()
+        sock.close()
 
 
 def serve(cfg: ServeConfig) -> None:

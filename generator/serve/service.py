@@ -75,8 +75,9 @@ class Service:
     """The engine thread and its queue. `start()` loads the pipeline in the thread (`ready` is set once it is
     loaded, `load_error` holds why it could not be); `submit`, `cancel`, `stop` from any thread."""
 
-    def __init__(self, cfg: ServeConfig):
+    def __init__(self, cfg: ServeConfig, sweep_id: str | None = None):
         self.cfg = cfg
+        self._sweep_id = sweep_id or new_id("serve")   # the records' sweep: its own, or one it joins (the demo)
         self.ready = threading.Event()
         self.load_error: str | None = None
         self.model_id: str | None = None
@@ -341,6 +342,4 @@ class Service:
 
     @property
     def sweep_id(self) -> str:
-        if not hasattr(self, "_sweep_id"):
-            self._sweep_id = new_id("serve")
         return self._sweep_id
