@@ -72,4 +72,5 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.bench_pages
 	$(PY) -m benchmarks.bench_reproducibility
 	$(PY) -m benchmarks.bench_load
+	$(PY) -m benchmarks.bench_http
 	$(PY) -m benchmarks.bench_ray
