@@ -20,6 +20,7 @@ def render():
     if levels.empty:
         st.info(serving.NO_LOAD)
         return
+    levels = load.with_intervals(levels, warehouse().load_latencies(sweep_id()))
 
     # 1. What a burst costs against one request.
     said = serving.load_burst(load.burst(levels))
@@ -63,9 +64,15 @@ def render():
 
     # 6. Every level, and the latency of each request of one.
     st.subheader("Levels")
-    st.dataframe(levels[["policy", "servers", "endpoint", "arrival", "offered_rps", "clients", "load_factor", "requests", "requests_ok",
-                         "p50_s", "p90_s", "p99_s", "predicted_p50_s", "predicted_p99_s", "throughput_rps",
-                         "predicted_rps", "mean_wait_s", "mean_batch"]], hide_index=True, width="stretch")
+    said = serving.load_tail(load.tail(levels))
+    if said:
+        st.markdown(said)
+    table = levels.assign(own_factor=[load.own_factor(r) for r in levels.to_dict("records")])
+    st.dataframe(table[["policy", "servers", "endpoint", "arrival", "offered_rps", "clients", "own_factor",
+                        "requests", "requests_ok", "p50_s", "p50_low", "p50_high", "p90_s", "p99_s", "p99_low",
+                        "p99_high", "predicted_p50_s", "predicted_p99_s", "throughput_rps", "predicted_rps",
+                        "mean_wait_s", "mean_batch"]], hide_index=True, width="stretch")
+    st.caption(serving.load_table_caption())
     _request_latencies(levels)
 
 
@@ -104,7 +111,8 @@ def _latency_chart(curves: pd.DataFrame) -> alt.Chart:
         color=alt.Color("policy:N", title="policy"),
         strokeDash=alt.StrokeDash("source:N", title="", sort=["measured", "predicted"]),
         tooltip=["policy", "percentile", "source", alt.Tooltip("offered_rps:Q", format=".3g"),
-                 alt.Tooltip("load_factor:Q", format=".2f"), alt.Tooltip("latency_s:Q", format=".3g")])
+                 alt.Tooltip("own_factor:Q", format=".2f", title="x its own capacity"),
+                 alt.Tooltip("latency_s:Q", format=".3g")])
     lines = base.mark_line()
     points = base.transform_filter(alt.datum.source == "measured").mark_point(filled=True, size=50)
     return alt.layer(lines, points).facet(column=alt.Column("percentile:N", title=None))

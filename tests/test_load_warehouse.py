@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import stats
 from collector.ingest import DONE, CollectorConfig, ingest_pending
 from spool import SpoolWriter, record
 from warehouse import db, load, queries
@@ -235,7 +236,8 @@ def test_the_analysis_of_the_ingested_run(load_run):
     assert caps["batch"].served_rps == pytest.approx(view.loc["level-batch-p2"].throughput_rps)
     assert caps["batch"].first_miss_rps is None
     assert caps["fifo"].served_rps == pytest.approx(view.loc["level-fifo-p0"].throughput_rps)
-    assert (caps["fifo"].first_miss_rps, caps["fifo"].first_miss_factor) == (4.0, 1.0)
+    # fifo's own capacity is one request per job(1) = 0.3 + 0.2 s: 2 requests/s, so 4 requests/s is twice it.
+    assert (caps["fifo"].first_miss_rps, caps["fifo"].first_miss_factor) == (4.0, 2.0)
     assert caps["stream"].served_rps is None and caps["stream"].first_miss_rps == 2.0
     bursts = load.burst(levels)
     assert [(b.policy, b.n, round(b.ratio, 9)) for b in bursts] == [("batch", 4, 1.4), ("stream", 4, 2.0),
@@ -247,7 +249,7 @@ def test_the_analysis_of_the_ingested_run(load_run):
                                           "`batch`, 2.0x under `stream`, 4.0x under `fifo`.")
     assert serving.load_prediction(load.prediction_gaps(levels)) == (
         "The simulation from the batch cost predicts p99 within 15% at every load for `batch` and `stream`; "
-        "for `fifo` it parts at 1x capacity: predicted 2.1 s, measured 3.0 s.")
+        "for `fifo` it parts at 4.0 requests/s (2.0x its capacity): predicted 2.1 s, measured 3.0 s.")
     curves = load.latency_curves(levels)
     assert len(curves) == 9 * 2 * 2 and set(curves.source) == {"measured", "predicted"}
     assert len(load.throughput_curves(levels)) == 9 * 2
@@ -277,11 +279,17 @@ def test_capacity_names_the_most_served_within_the_objective():
     assert (caps["batch"].served_rps, caps["batch"].served_offered_rps, caps["batch"].first_miss_rps) == (5.1, 6.0, 8.0)
     assert (caps["fifo"].served_rps, caps["fifo"].first_miss_rps) == (1.2, 4.0)
     assert (caps["stream"].served_rps, caps["stream"].first_miss_rps, caps["stream"].levels) == (None, 2.0, 2)
-    assert serving.load_capacity(caps) == ("Within a p99 of 2.0 s, `batch` served up to 5.1 requests/s; `fifo` "
-                                           "1.2 requests/s; `stream` missed it at every load measured.")
+    assert serving.load_capacity(caps) == ("Within a p99 of 2.0 s at that load and every lower one, `batch` served up "
+                                           "to 5.1 requests/s; `fifo` 1.2 requests/s; `stream` missed it at every "
+                                           "load measured.")
     # Another percentile, an objective under a second; every policy missing it.
     assert serving.load_capacity(load.capacity_at(rows, 0.35, "p50")) == (
-        "Within a p50 of 0.35 s, `batch`, `fifo` and `stream` missed it at every load measured.")
+        "Within a p50 of 0.35 s at that load and every lower one, `batch`, `fifo` and `stream` missed it at every "
+        "load measured.")
+    # A miss at a lower load ends the claim, whatever a higher load did: not 3.9 requests/s at 4.
+    dip = [_poisson("batch", 1.0, 0.3, 1.0), _poisson("batch", 2.0, 0.395, 2.0), _poisson("batch", 4.0, 0.36, 3.9)]
+    assert (load.capacity_at(dip, 0.37)["batch"].served_rps, load.capacity_at(dip, 0.37)["batch"].first_miss_rps) == (
+        1.0, 2.0)
     # No Poisson level: no claim.
     assert load.capacity_at([_burst("fifo", 1, 0.5)], 2.0) == {}
     assert serving.load_capacity({}) is None
@@ -328,10 +336,10 @@ def test_the_prediction_sentence_says_where_simulation_and_measurement_part():
     gaps = load.prediction_gaps(agree + fifo)
     assert [round(g.p99_gap, 6) for g in gaps] == [0.1, -0.1, 0.15, round(3.1 / 4.5 - 1, 6), round(3.5 / 9 - 1, 6)]
     assert serving.load_prediction(gaps) == ("The simulation from the batch cost predicts p99 within 15% at every load "
-                                             "for `batch`; for `fifo` it parts at 1.2x capacity: predicted 3.1 s, "
+                                             "for `batch`; for `fifo` it parts at 4.8 requests/s: predicted 3.1 s, "
                                              "measured 4.5 s.")
     assert serving.load_prediction(load.prediction_gaps(fifo)) == (
-        "The simulation from the batch cost and the measured p99 part by more than 15%: `fifo` at 1.2x capacity "
+        "The simulation from the batch cost and the measured p99 part by more than 15%: `fifo` at 4.8 requests/s "
         "(predicted 3.1 s, measured 4.5 s).")
     # A wider tolerance: they agree everywhere.
     assert serving.load_prediction(gaps, tolerance=0.7) == (
@@ -369,7 +377,8 @@ def test_the_load_page_shows_the_burst_capacity_and_prediction(load_run, monkeyp
     db_path, _ = load_run
     at = _page(monkeypatch, db_path, tmp_path)
     assert at.title[0].value == "Many requests at once"
-    levels = Warehouse(db_path).load_levels(SWEEP)
+    wh = Warehouse(db_path)
+    levels = load.with_intervals(wh.load_levels(SWEEP), wh.load_latencies(SWEEP))
     shown = _markdown(at)
     assert shown[0] == serving.load_burst(load.burst(levels))
     assert serving.load_prediction(load.prediction_gaps(levels)) in shown
@@ -418,3 +427,59 @@ def test_a_load_run_on_its_own_is_a_sweep_the_load_page_shows(tmp_path, monkeypa
     assert _markdown(at)[0] == serving.load_burst(load.burst(Warehouse(db_path).load_levels(SWEEP)))
     at.switch_page("pages/overview.py").run()
     assert not at.exception and [i.value for i in at.info] == [states.LOAD_ONLY]
+
+
+COST = dict(job_fixed_s=0.3, job_marginal_s=0.2, step_fixed_s=0.02, step_marginal_s=0.01, finish_fixed_s=0.05,
+            finish_marginal_s=0.02, max_batch=4, steps=10)
+
+
+def test_each_policy_is_measured_against_its_own_capacity():
+    fifo, batch, stream = ({**_poisson(p, 4.0, 1.0, 1.0), **COST} for p in ("fifo", "batch", "stream"))
+    assert load.own_capacity(fifo) == pytest.approx(1 / 0.5)                  # one job of one at a time
+    assert load.own_capacity(batch) == pytest.approx(4 / (0.3 + 0.2 * 4))    # jobs of 4
+    # stream, 4 rows of 10 steps: 0.4 requests leave a step, each step 0.06 s plus 0.4 of one decode (0.07 s)
+    assert load.own_capacity(stream) == pytest.approx(0.4 / (0.06 + 0.4 * 0.07))
+    assert load.own_factor(fifo) == pytest.approx(2.0)
+    assert load.own_capacity({**batch, "servers": 2}) == pytest.approx(2 * 4 / 1.1)
+    http = {**batch, "endpoint": "http://127.0.0.1:8000/v1", "capacity_rps": 5.0}
+    assert load.own_capacity(http) == 5.0 and load.own_factor(http) == pytest.approx(0.8)
+    assert load.own_capacity(_poisson("fifo", 4.0, 1.0, 1.0)) is None  # no cost recorded: nothing said
+    gap = load.prediction_gaps([{**fifo, "predicted_p99_s": 0.5}])
+    assert serving.load_prediction(gap) == ("The simulation from the batch cost and the measured p99 part by more "
+                                            "than 15%: `fifo` at 4.0 requests/s (2.0x its capacity) (predicted "
+                                            "0.5 s, measured 1.0 s).")
+
+
+def test_a_capacity_resting_on_an_interval_across_the_objective_or_on_too_few_requests_is_not_sure():
+    def level(offered, p99, low, high):
+        return {**_poisson("batch", offered, p99, offered), "p99_low": low, "p99_high": high}
+    sure = [level(1.0, 0.2, 0.18, 0.25), level(2.0, 0.3, 0.27, 0.33), level(4.0, 0.6, 0.5, 0.7)]
+    cap = load.capacity_at(sure, 0.4)["batch"]
+    assert (cap.served_rps, cap.first_miss_rps, cap.unsure_rps) == (2.0, 4.0, None)
+    crossing = [sure[0], level(2.0, 0.3, 0.27, 0.45), sure[2]]
+    cap = load.capacity_at(crossing, 0.4)["batch"]
+    assert (cap.served_rps, cap.unsure_rps, cap.too_few) == (2.0, 2.0, False)
+    assert serving.load_capacity({"batch": cap}) == (
+        "Within a p99 of 0.4 s at that load and every lower one, `batch` served up to 2.0 requests/s (not sure: at "
+        "2.0 requests/s the p99's 95% interval reaches across 0.4 s).")
+    short = [level(1.0, 0.2, float("nan"), float("nan")), sure[1], sure[2]]
+    cap = load.capacity_at(short, 0.4)["batch"]
+    assert (cap.unsure_rps, cap.too_few, cap.needed) == (1.0, True, 368)
+    assert "(not sure: at 1.0 requests/s too few requests for a 95% interval of the p99; 368 needed)" in (
+        serving.load_capacity({"batch": cap}))
+
+
+def test_the_ingested_run_gets_percentile_intervals_from_its_own_requests(load_run):
+    db_path, records = load_run
+    wh = Warehouse(db_path)
+    levels = load.with_intervals(wh.load_levels(SWEEP), wh.load_latencies(SWEEP)).set_index("level_id")
+    latencies = [r["latency_s"] for r in records["level-batch-p1"] if r["kind"] == "request"]
+    p50 = stats.quantile_interval(latencies, 0.5)
+    assert (levels.loc["level-batch-p1", "p50_low"], levels.loc["level-batch-p1", "p50_high"]) == (p50.low, p50.high)
+    assert levels.loc["level-batch-p1", "p50_low"] < levels.loc["level-batch-p1", "p50_s"] < p50.high
+    assert levels.p99_low.isna().all() and set(levels.p99_needed) == {368}  # 20 requests a level at most
+    t = load.tail(levels.reset_index())
+    assert (t.levels, t.too_few, t.most, t.needed) == (15, 15, 20, 368)
+    assert serving.load_tail(t) == ("A p99 needs 368 requests for a 95% interval; every level had fewer (at most "
+                                    "20), so their p99 is close to their slowest request and the table leaves its "
+                                    "interval empty. More requests per level: `--min-requests`.")

@@ -25,7 +25,10 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+import stats
+
 PERCENTILES = ("p50", "p90", "p99")
+QUANTILE = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 # A prediction parts from the measurement when they differ by more than this share of the measurement.
 TOLERANCE = 0.15
 
@@ -95,12 +98,19 @@ class Capacity:
     served_rps: float | None      # the highest measured throughput of a level within the objective; None: none was
     served_offered_rps: float | None  # that level's offered load
     first_miss_rps: float | None  # the lowest offered load whose percentile missed the objective; None: none did
-    first_miss_factor: float | None   # its load factor (offered / capacity), where known
+    first_miss_factor: float | None   # that load over the policy's own capacity (own_capacity), where known
+    unsure_rps: float | None = None   # the lowest load of those the claim rests on (the levels that held, and
+                                      # the first miss) whose percentile's 95% interval straddles the objective
+                                      # or does not exist; None: sure, or no intervals given
+    too_few: bool = False             # that level had too few requests for an interval of its percentile
+    needed: int | None = None         # requests a level needs for one
 
 
 def capacity_at(levels, objective_s: float, percentile: str = "p99") -> dict[str, Capacity]:
-    """Per policy with Poisson levels: the most it served within the objective, and where it first missed it.
-    A level with no measured percentile (no request ok) misses."""
+    """Per policy with Poisson levels: the most it served within the objective at a load where the objective held
+    at that load and at every lower one measured, and the lowest load where it first missed (a level with no
+    measured percentile, no request ok, misses). With intervals (`with_intervals`: `p99_low`, `p99_high`), the
+    claim is unsure where a level it rests on has an interval that reaches across the objective, or none."""
     if percentile not in PERCENTILES:
         raise ValueError(f"percentile must be one of {', '.join(PERCENTILES)}, got {percentile!r}")
     if not objective_s > 0:
@@ -108,20 +118,101 @@ def capacity_at(levels, objective_s: float, percentile: str = "p99") -> dict[str
     rows = _poisson(_rows(levels))
     out = {}
     for policy in _policies(rows):
-        mine = [r for r in rows if _who(r) == policy]
-        within = [_num(r.get(f"{percentile}_s")) is not None and _num(r[f"{percentile}_s"]) <= objective_s
-                  for r in mine]
-        met = [r for r, ok in zip(mine, within) if ok and _num(r.get("throughput_rps")) is not None]
-        missed = [r for r, ok in zip(mine, within) if not ok]
-        best = max(met, key=lambda r: _num(r["throughput_rps"]), default=None)
-        miss = missed[0] if missed else None
+        mine = [r for r in rows if _who(r) == policy]  # by offered load
+        value = [_num(r.get(f"{percentile}_s")) for r in mine]
+        k = next((i for i, v in enumerate(value) if v is None or v > objective_s), len(mine))
+        held, miss = mine[:k], (mine[k] if k < len(mine) else None)
+        best = max((r for r in held if _num(r.get("throughput_rps")) is not None),
+                   key=lambda r: _num(r["throughput_rps"]), default=None)
+        unsure = next((r for r in held + ([miss] if miss else []) if _straddles(r, percentile, objective_s)), None)
         out[policy] = Capacity(
             policy=policy, objective_s=float(objective_s), percentile=percentile, levels=len(mine),
             served_rps=_num(best["throughput_rps"]) if best else None,
             served_offered_rps=_num(best["offered_rps"]) if best else None,
             first_miss_rps=_num(miss["offered_rps"]) if miss else None,
-            first_miss_factor=_num(miss.get("load_factor")) if miss else None)
+            first_miss_factor=own_factor(miss) if miss else None,
+            unsure_rps=_num(unsure["offered_rps"]) if unsure else None,
+            too_few=bool(unsure) and _num(unsure.get(f"{percentile}_low")) is None,
+            needed=stats.quantile_needed(QUANTILE[percentile]) if unsure else None)
     return out
+
+
+def _straddles(r: dict, percentile: str, objective_s: float) -> bool:
+    """With intervals given: the level's interval of the percentile does not exist or reaches across the
+    objective (held or missed, it cannot be told at 95%). Without intervals: False (nothing to say)."""
+    if f"{percentile}_high" not in r:
+        return False
+    low, high = _num(r.get(f"{percentile}_low")), _num(r.get(f"{percentile}_high"))
+    return low is None or high is None or low <= objective_s < high
+
+
+# Each percentile's interval, from the level's own requests.
+
+def with_intervals(levels: pd.DataFrame, latencies: pd.DataFrame) -> pd.DataFrame:
+    """The levels with each percentile's 95% order-statistic interval (stats.quantile_interval) from the
+    latencies of their ok requests (`latencies`: level_id, latencies, as Warehouse.load_latencies gives):
+    `p50_low`, `p50_high`, ... NaN where the level's requests are too few (`p99_needed` says how many)."""
+    out = levels.copy()
+    by_level = dict(zip(latencies.level_id, latencies.latencies)) if len(latencies) else {}
+    for name, q in QUANTILE.items():
+        found = [stats.quantile_interval(by_level.get(level_id, []), q) for level_id in out.level_id]
+        out[f"{name}_low"] = [i.low for i in found]
+        out[f"{name}_high"] = [i.high for i in found]
+        out[f"{name}_needed"] = stats.quantile_needed(q)
+    return out
+
+
+@dataclass(frozen=True)
+class Tail:
+    """How many levels had requests enough for an interval of their p99."""
+
+    levels: int          # levels with a p99
+    too_few: int         # of them, with fewer requests than `needed`
+    most: int            # the most requests ok of those too few
+    needed: int
+
+
+def tail(levels) -> Tail | None:
+    """From `with_intervals` rows: the levels whose p99 has no interval (too few requests ok). None when every
+    level's has one, or no level has a p99."""
+    rows = [r for r in _rows(levels) if _num(r.get("p99_s")) is not None]
+    short = [r for r in rows if _num(r.get("p99_low")) is None]
+    if not short:
+        return None
+    return Tail(len(rows), len(short), int(max(_num(r.get("requests_ok")) or 0 for r in short)),
+                stats.quantile_needed(0.99))
+
+
+# Each policy's own capacity, from the cost calibrated at the start of its run.
+
+def own_capacity(r: dict) -> float | None:
+    """Requests/s the level's own policy sustains on its calibrated cost, times its servers: fifo 1 / job(1);
+    batch max_batch / job(max_batch); stream in steady state with max_batch rows, where max_batch / steps
+    requests leave per step on average and each step costs step(max_batch) plus their decode. A level measured
+    at a client: the capacity calibrated from the server's answers (capacity_rps). None without a cost."""
+    if _endpoint(r) is not None:
+        return _num(r.get("capacity_rps"))
+    cost = {k: _num(r.get(k)) for k in ("job_fixed_s", "job_marginal_s", "step_fixed_s", "step_marginal_s",
+                                         "finish_fixed_s", "finish_marginal_s", "max_batch", "steps")}
+    policy, b = r.get("policy"), cost["max_batch"]
+    if policy == "fifo" and None not in (cost["job_fixed_s"], cost["job_marginal_s"]):
+        one = 1 / (cost["job_fixed_s"] + cost["job_marginal_s"])
+    elif policy == "batch" and None not in (cost["job_fixed_s"], cost["job_marginal_s"], b):
+        one = b / (cost["job_fixed_s"] + cost["job_marginal_s"] * b)
+    elif policy == "stream" and None not in cost.values():
+        leaving = b / cost["steps"]                     # requests leaving per step, on average
+        at_once = max(1.0, leaving)                     # decoded together at one boundary
+        decode = leaving / at_once * (cost["finish_fixed_s"] + cost["finish_marginal_s"] * at_once)
+        one = leaving / (cost["step_fixed_s"] + cost["step_marginal_s"] * b + decode)
+    else:
+        return None
+    return one * servers_of(r) if one > 0 else None
+
+
+def own_factor(r: dict) -> float | None:
+    """The level's offered load over its own policy's capacity (own_capacity); None where either is unknown."""
+    offered, own = _num(r.get("offered_rps")), own_capacity(r)
+    return offered / own if offered is not None and own else None
 
 
 def default_objective(levels) -> float | None:
@@ -183,7 +274,7 @@ class Gap:
     policy: str                   # the policy, or '2 servers · fifo' for several servers
     arrival: str
     offered_rps: float | None
-    load_factor: float | None
+    own_factor: float | None      # offered over the policy's own capacity (own_capacity)
     clients: int | None
     p50_s: float | None
     predicted_p50_s: float | None
@@ -208,7 +299,7 @@ def prediction_gaps(levels) -> list[Gap]:
         pp50, pp99 = _num(r.get("predicted_p50_s")), _num(r.get("predicted_p99_s"))
         clients = _num(r.get("clients"))
         out.append(Gap(str(r.get("level_id")), _who(r), str(r.get("arrival")), _num(r.get("offered_rps")),
-                       _num(r.get("load_factor")), None if clients is None else int(clients),
+                       own_factor(r), None if clients is None else int(clients),
                        p50, pp50, _gap(pp50, p50), p99, pp99, _gap(pp99, p99)))
     return out
 
@@ -229,9 +320,9 @@ def latency_curves(levels) -> pd.DataFrame:
                 value = _num(r.get(column))
                 if value is not None:
                     rows.append({"policy": _who(r), "offered_rps": _num(r["offered_rps"]),
-                                 "load_factor": _num(r.get("load_factor")), "percentile": q, "source": source,
+                                 "own_factor": own_factor(r), "percentile": q, "source": source,
                                  "latency_s": value})
-    return pd.DataFrame(rows, columns=["policy", "offered_rps", "load_factor", "percentile", "source", "latency_s"])
+    return pd.DataFrame(rows, columns=["policy", "offered_rps", "own_factor", "percentile", "source", "latency_s"])
 
 
 def throughput_curves(levels) -> pd.DataFrame:

@@ -331,6 +331,15 @@ class Warehouse:
             ORDER BY policy, arrival, offered_rps NULLS LAST, clients NULLS LAST, servers, level_id
         """, {"sweep_id": sweep_id})
 
+    def load_latencies(self, sweep_id: str) -> pd.DataFrame:
+        """Per load level of a sweep: the latencies of its ok requests, smallest first (level_id, latencies)."""
+        return self.df("""
+            SELECT r.level_id, list(r.latency_s ORDER BY r.latency_s) AS latencies
+            FROM requests r JOIN load_levels l USING (level_id)
+            WHERE l.sweep_id = $sweep_id AND r.status = 'ok'
+            GROUP BY r.level_id
+        """, {"sweep_id": sweep_id})
+
     def load_requests(self, level_ids: list[str]) -> pd.DataFrame:
         """Every request of the given load levels, with its level's policy, load, servers (1 for a level
         recorded before servers existed) and endpoint."""

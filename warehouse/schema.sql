@@ -523,5 +523,6 @@ SELECT l.level_id, l.sweep_id, l.started_at, l.model_id, l.height, l.width, l.st
        o.p50_s, o.p90_s, o.p99_s, o.max_s, o.mean_wait_s, o.span_s,
        o.requests_ok / nullif(o.span_s, 0)                 AS throughput_rps,
        o.mean_batch,
-       l.predicted_p50_s, l.predicted_p90_s, l.predicted_p99_s, l.predicted_rps
+       l.predicted_p50_s, l.predicted_p90_s, l.predicted_p99_s, l.predicted_rps,
+       l.job_fixed_s, l.job_marginal_s, l.step_fixed_s, l.step_marginal_s, l.finish_fixed_s, l.finish_marginal_s
 FROM load_levels l LEFT JOIN ok o USING (level_id);

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..load import TOLERANCE, Burst, Capacity, Gap, SharedCores, Versus, parts_ways
+from ..load import TOLERANCE, Burst, Capacity, Gap, SharedCores, Tail, Versus, parts_ways
 
 NO_LOAD = "No load run in this sweep: run `python -m generator load`."
 
@@ -12,10 +12,11 @@ def _fig(x: float) -> str:
     return f"{x:.1f}" if abs(x) >= 1 else f"{x:.2g}"
 
 
-def _load(offered_rps: float | None, load_factor: float | None) -> str:
-    if load_factor is not None:
-        return f"{round(load_factor, 2):g}x capacity"
-    return f"{_fig(offered_rps)} requests/s"
+def _load(offered_rps: float, own_factor: float | None) -> str:
+    """An offered load in requests/s (the axis every policy shares), with what it is to the policy's own
+    capacity where that is known."""
+    said = f"{_fig(offered_rps)} requests/s"
+    return said + (f" ({own_factor:.1f}x its capacity)" if own_factor is not None else "")
 
 
 def _names(policies: list[str]) -> str:
@@ -46,10 +47,33 @@ def load_capacity(capacities: dict[str, Capacity]) -> str | None:
                     key=lambda c: (-c.served_rps, c.policy))
     missed = sorted(c.policy for c in capacities.values() if c.served_rps is None)
     clauses = [f"`{c.policy}` " + ("served up to " if i == 0 else "") + f"{_fig(c.served_rps)} requests/s"
-               for i, c in enumerate(served)]
+               + _unsure(c) for i, c in enumerate(served)]
     if missed:
-        clauses.append(f"{_names(missed)} missed it at every load measured")
-    return f"Within a {first.percentile} of {_fig(first.objective_s)} s, {'; '.join(clauses)}."
+        clauses.append(f"{_names(missed)} missed it at every load measured"
+                       + "".join(_unsure(c) for c in capacities.values() if c.served_rps is None and c.unsure_rps))
+    return (f"Within a {first.percentile} of {_fig(first.objective_s)} s at that load and every lower one, "
+            f"{'; '.join(clauses)}.")
+
+
+def _unsure(c: Capacity) -> str:
+    """Why a capacity is not sure at 95%, where it is not."""
+    if c.unsure_rps is None:
+        return ""
+    if c.too_few:
+        return (f" (not sure: at {_fig(c.unsure_rps)} requests/s too few requests for a 95% interval of the "
+                f"{c.percentile}; {c.needed} needed)")
+    return (f" (not sure: at {_fig(c.unsure_rps)} requests/s the {c.percentile}'s 95% interval reaches across "
+            f"{_fig(c.objective_s)} s)")
+
+
+def load_tail(t: Tail | None) -> str | None:
+    """Levels whose p99 rests on too few requests to be told from their slowest one (load.tail)."""
+    if t is None:
+        return None
+    which = "every level" if t.too_few == t.levels else f"{t.too_few} of {t.levels} levels"
+    return (f"A p99 needs {t.needed} requests for a 95% interval; {which} had fewer (at most {t.most}), so "
+            "their p99 is close to their slowest request and the table leaves its interval empty. "
+            "More requests per level: `--min-requests`.")
 
 
 def load_prediction(gaps: list[Gap], tolerance: float = TOLERANCE) -> str | None:
@@ -66,7 +90,7 @@ def load_prediction(gaps: list[Gap], tolerance: float = TOLERANCE) -> str | None
         if first is None:
             agree.append(policy)
         else:
-            parted.append((policy, _load(first.offered_rps, first.load_factor),
+            parted.append((policy, _load(first.offered_rps, first.own_factor),
                            f"predicted {_fig(first.predicted_p99_s)} s, measured {_fig(first.p99_s)} s"))
     within = f"{tolerance:.0%}"
     if agree:
@@ -74,6 +98,14 @@ def load_prediction(gaps: list[Gap], tolerance: float = TOLERANCE) -> str | None
                 + "".join(f"; for `{p}` it parts at {at}: {figures}" for p, at, figures in parted) + ".")
     return (f"The simulation from the batch cost and the measured p99 part by more than {within}: "
             + "; ".join(f"`{p}` at {at} ({figures})" for p, at, figures in parted) + ".")
+
+
+def load_table_caption() -> str:
+    return ("`own_factor`: the offered load over the policy's own capacity on the cost calibrated at the start of "
+            "the run (fifo one request at a time, batch at its largest batch, stream in steady state with its "
+            "largest batch; over HTTP, the capacity calibrated from the server's answers). `p50_low`-`p50_high`, "
+            "`p99_low`-`p99_high`: 95% order-statistic intervals of the percentile from the level's own requests; "
+            "empty where the requests are too few for one.")
 
 
 def load_latency_caption() -> str:
