@@ -93,8 +93,8 @@ def test_the_cost_fits_recover_a_known_line():
 
 
 def test_the_plan_runs_every_policy_at_every_load_then_the_bursts(tmp_path):
-    cfg = LoadConfig(spool=str(tmp_path), loads=(0.5, 1.0), burst=4, max_batch=8, min_requests=10,
-                     min_seconds=2.0)
+    cfg = LoadConfig(spool=str(tmp_path), loads=(0.5, 1.0), burst=4, burst_repeats=1, max_batch=8,
+                     min_requests=10, min_seconds=2.0)
     cap = load.capacity(COST, 8)
     assert cap == pytest.approx(8 / 3.0)
     plan = levels.levels(cfg, cap)
@@ -106,6 +106,11 @@ def test_the_plan_runs_every_policy_at_every_load_then_the_bursts(tmp_path):
     assert len(light.requests) == 10 and len(full.requests) == 10
     # The policies of one load see the same arrivals.
     assert plan[0].requests == plan[1].requests == plan[2].requests
+    # Repeated bursts come in turns, 1 then N, each size under every policy before the next.
+    again = levels.levels(LoadConfig(spool=str(tmp_path), loads=(0.5,), burst=4, burst_repeats=3, max_batch=8,
+                                     min_requests=10, policies=("fifo", "batch")), cap)
+    assert [(lv.policy, lv.clients) for lv in again if lv.arrival == "burst"] == [
+        (p, n) for _ in range(3) for n in (1, 4) for p in ("fifo", "batch")]
 
 
 def test_the_prediction_is_the_simulation_of_the_level(tmp_path):
@@ -123,8 +128,8 @@ def test_the_prediction_is_the_simulation_of_the_level(tmp_path):
 def test_a_real_load_run_lands_in_the_warehouse(tmp_path):
     """generator load on the tiny model -> spool -> collector -> the load_latency view: every level, every
     request finished, the prediction beside the measurement."""
-    cfg = LoadConfig(loads=(0.5, 1.2), burst=3, max_batch=3, max_delay=0.02, min_requests=5, min_seconds=0.1,
-                     steps=2, resolution=64, spool=str(tmp_path / "spool"))
+    cfg = LoadConfig(loads=(0.5, 1.2), burst=3, burst_repeats=1, max_batch=3, max_delay=0.02, min_requests=5,
+                     min_seconds=0.1, steps=2, resolution=64, spool=str(tmp_path / "spool"))
     written = run_load(cfg, progress=False)
     assert len(written) == 3 * 2 + 3 * 2 and not written.unwritten  # 3 policies x (2 loads + bursts of 1, 3)
     report = ingest_pending(CollectorConfig(spool=cfg.spool, db=str(tmp_path / "w.duckdb")))

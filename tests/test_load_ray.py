@@ -255,7 +255,7 @@ def ray_run(ray_local, tmp_path_factory):
     offered loads; server 1 killed in the level KILL once it reported its first request finished. Ingested by the
     real collector: (db path, sweep id, what the kill saw)."""
     base = tmp_path_factory.mktemp("load-ray")
-    cfg = LoadConfig(ray="local", servers=(1, 2), policies=("fifo", "batch"), loads=(0.5, 1.0), burst=32,
+    cfg = LoadConfig(ray="local", servers=(1, 2), policies=("fifo", "batch"), loads=(0.5, 1.0), burst=32, burst_repeats=1,
                      max_batch=4, max_delay=0.02, min_requests=8, min_seconds=0.0, steps=2, resolution=32,
                      spool=str(base / "spool"))
     killed = []

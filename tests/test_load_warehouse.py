@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import statistics
 
 import numpy as np
 import pandas as pd
@@ -246,7 +247,8 @@ def test_the_analysis_of_the_ingested_run(load_run):
     assert gaps["level-fifo-p1"].p99_gap == pytest.approx(-0.3) and load.parts_ways(gaps["level-fifo-p1"].p99_gap)
     assert gaps["level-batch-p1"].p50_gap == pytest.approx(0.05) and not load.parts_ways(gaps["level-batch-p1"].p99_gap)
     assert serving.load_burst(bursts) == ("**4 requests sent at once** finished in 1.4x the time of one under "
-                                          "`batch`, 2.0x under `stream`, 4.0x under `fifo`.")
+                                          "`batch`, 2.0x under `stream`, 4.0x under `fifo` (medians of 1 bursts of "
+                                          "each size: too few for a 95% interval, 6 needed; `--burst-repeats`).")
     assert serving.load_prediction(load.prediction_gaps(levels)) == (
         "The simulation from the batch cost predicts p99 within 15% at every load for `batch` and `stream`; "
         "for `fifo` it parts at 4.0 requests/s (2.0x its capacity): predicted 2.1 s, measured 3.0 s.")
@@ -322,7 +324,9 @@ def test_the_burst_sentence_needs_a_burst_of_one_and_one_of_many_that_all_finish
             _burst("mine", 8, 1.0),                                # no burst of one: left out
             _burst("other", 1, 0.5), _burst("other", 8, 0.6, ok=7)]  # one request of the eight failed: left out
     assert serving.load_burst(load.burst(rows)) == ("**8 requests sent at once** finished in 1.4x the time of one "
-                                                    "under `batch`, 2.0x under `stream`, 7.9x under `fifo`.")
+                                                    "under `batch`, 2.0x under `stream`, 7.9x under `fifo` (medians "
+                                                    "of 1 bursts of each size: too few for a 95% interval, 6 needed; "
+                                                    "`--burst-repeats`).")
     assert load.burst([_burst("fifo", 1, 0.5)]) == [] and serving.load_burst([]) is None
     assert load.burst(pd.DataFrame([_burst("fifo", 1, 0.5), _burst("fifo", 2, 1.0)]))[0].ratio == 2.0
 
@@ -483,3 +487,26 @@ def test_the_ingested_run_gets_percentile_intervals_from_its_own_requests(load_r
     assert serving.load_tail(t) == ("A p99 needs 368 requests for a 95% interval; every level had fewer (at most "
                                     "20), so their p99 is close to their slowest request and the table leaves its "
                                     "interval empty. More requests per level: `--min-requests`.")
+
+
+def test_repeated_bursts_give_the_ratio_an_interval_and_name_the_batchers_delay():
+    rng = np.random.default_rng(5)
+    ones = [{**_burst("batch", 1, 0.12 + 0.01 * rng.random()), "mean_wait_s": 0.05, "max_delay_s": 0.05}
+            for _ in range(6)]
+    fours = [{**_burst("batch", 4, 0.2 + 0.01 * rng.random()), "mean_wait_s": 0.0, "max_delay_s": 0.05}
+             for _ in range(6)]
+    b = load.burst(ones + fours)[0]
+    assert b.ratio == pytest.approx(statistics.median(r["max_s"] for r in fours)
+                                    / statistics.median(r["max_s"] for r in ones))
+    interval = stats.ratio_interval([r["max_s"] for r in fours], [r["max_s"] for r in ones])
+    assert (b.ratio_low, b.ratio_high, b.bursts) == (interval.low, interval.high, 6) and not b.too_few
+    said = serving.load_burst([b])
+    assert said.startswith(f"**4 requests sent at once** finished in {b.ratio:.1f}x [{b.ratio_low:.1f}x–"
+                           f"{b.ratio_high:.1f}x] the time of one under `batch`.")
+    assert f"waited the batcher's whole 0.05 s delay for a batch to fill, {0.05 / b.one_s:.0%} of its" in said
+    # Five bursts of each: no interval, and the sentence says so; a delay a tenth of the time is not named.
+    few = load.burst(ones[:5] + fours[:5])[0]
+    assert few.too_few and "too few for a 95% interval, 6 needed" in serving.load_burst([few])
+    short = [{**r, "max_delay_s": 0.01, "mean_wait_s": 0.01} for r in ones]
+    assert load.burst(short + fours)[0].waited_s is None
+

@@ -247,7 +247,7 @@ def test_load_against_an_endpoint_sends_real_requests_and_records_what_the_clien
     server = own_server
     before = server.metrics()
     cfg = LoadConfig(endpoint=f"http://127.0.0.1:{server.port}/v1", api_key=KEY, loads=(0.5,), min_requests=6,
-                     min_seconds=0.5, burst=2, max_batch=2, steps=4, spool=str(tmp_path / "client"))
+                     min_seconds=0.5, burst=2, burst_repeats=1, max_batch=2, steps=4, spool=str(tmp_path / "client"))
     written = run_load(cfg, progress=False)
     assert len(written) == 3 and not written.unwritten  # the Poisson level and bursts of 1 and 2
     db = str(tmp_path / "client.duckdb")

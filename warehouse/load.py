@@ -20,6 +20,7 @@ Pure functions on plain data, no SQL: the rows come from Warehouse.load_levels (
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -235,21 +236,33 @@ def default_objective(levels) -> float | None:
 
 @dataclass(frozen=True)
 class Burst:
-    """One policy: a burst of n requests at once, until the last finished, against one request alone."""
+    """One policy: bursts of n requests at once, until the last finished, against one request sent alone; the
+    medians over the repeated bursts of each size, and the 95% interval of their ratio."""
 
     policy: str    # the policy, or '2 servers · fifo' for several servers
     n: int
-    one_s: float   # latency of the one request sent alone
-    all_s: float   # the last finish of the burst of n (all arrived at 0: its longest latency)
+    one_s: float   # median latency of the one request sent alone
+    all_s: float   # median last finish of the bursts of n (all arrived at 0: their longest latency)
+    ratio_low: float = math.nan   # the 95% interval of all_s / one_s (stats.ratio_interval); NaN: too few bursts
+    ratio_high: float = math.nan
+    bursts: int = 1               # bursts of the fewer size
+    needed: int = 6               # bursts of each size a 95% interval needs
+    waited_s: float | None = None  # batch: the lone request waited the batcher's whole delay (this long)
 
     @property
     def ratio(self) -> float:
         return self.all_s / self.one_s
 
+    @property
+    def too_few(self) -> bool:
+        return math.isnan(self.ratio_low)
+
 
 def burst(levels) -> list[Burst]:
-    """Per policy with both a burst of 1 and a burst of N > 1 (the largest) whose every request finished ok:
-    the burst against the one, by ratio (smallest first)."""
+    """Per policy with bursts of 1 and of N > 1 (the largest) whose every request finished ok: the median time
+    of the bursts of N over that of the lone requests, with its interval, by ratio (smallest first). Under the
+    batch policy, when the lone requests waited (median) at least 90% of the batcher's delay and that delay is a
+    quarter or more of their time, it is named: the delay, not the work, set that part of the one request's time."""
     rows = [r for r in _rows(levels) if r.get("arrival") == "burst" and _num(r.get("clients")) is not None]
     out = []
     for policy in _policies(rows):
@@ -259,8 +272,16 @@ def burst(levels) -> list[Burst]:
         many = [r for r in mine if _num(r["clients"]) > 1]
         if not ones or not many:
             continue
-        top = max(many, key=lambda r: _num(r["clients"]))
-        out.append(Burst(policy, int(_num(top["clients"])), _num(ones[0]["max_s"]), _num(top["max_s"])))
+        n = max(_num(r["clients"]) for r in many)
+        tops = [r for r in many if _num(r["clients"]) == n]
+        interval = stats.ratio_interval([_num(r["max_s"]) for r in tops], [_num(r["max_s"]) for r in ones])
+        one_s = statistics.median(_num(r["max_s"]) for r in ones)
+        waits = [w for w in (_num(r.get("mean_wait_s")) for r in ones) if w is not None]
+        delay = _num(ones[0].get("max_delay_s"))
+        waited = (delay if ones[0].get("policy") == "batch" and delay and delay >= 0.25 * one_s and waits
+                  and statistics.median(waits) >= 0.9 * delay else None)
+        out.append(Burst(policy, int(n), one_s, statistics.median(_num(r["max_s"]) for r in tops),
+                         interval.low, interval.high, interval.n, interval.needed, waited))
     return sorted(out, key=lambda b: (b.ratio, b.policy))
 
 

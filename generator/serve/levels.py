@@ -37,6 +37,9 @@ class LoadConfig:
         "step count in a file: the server runs one).", None)
     burst: int = setting(
         "Also send bursts of 1 and of this many requests at once under each policy (0: none).", 8)
+    burst_repeats: int = setting(
+        "Bursts of each size per policy, taken in turns (1, N, 1, N, ...): 6 give the ratio of their median times a "
+        "95% interval.", 6)
     max_batch: int = setting("The most requests the batch and stream policies run together.", 8)
     max_delay: float = setting(
         "batch policy: the most seconds the oldest request waits for the batch to fill.", 0.05)
@@ -91,7 +94,7 @@ class LoadConfig:
             raise ValueError("arrival 'trace' needs --trace FILE, got none")
         if self.trace and self.arrival != "trace":
             raise ValueError(f"--trace is for arrival 'trace', got arrival {self.arrival!r}")
-        for name in ("min_requests", "steps"):
+        for name in ("min_requests", "steps", "burst_repeats"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
         if self.burst < 0:
@@ -177,6 +180,7 @@ def levels(cfg: LoadConfig, cap: float, trace: list[Request] | None = None) -> l
     else:
         out += [Level(p, "trace", tuple(trace)) for p in cfg.policies]
     if cfg.burst:
-        for n in sorted({1, cfg.burst}):
-            out += [Level(p, "burst", tuple(burst(n, cfg.steps)), clients=n) for p in cfg.policies]
+        for _ in range(cfg.burst_repeats):
+            for n in sorted({1, cfg.burst}):
+                out += [Level(p, "burst", tuple(burst(n, cfg.steps)), clients=n) for p in cfg.policies]
     return out

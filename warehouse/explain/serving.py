@@ -31,9 +31,18 @@ def load_burst(bursts: list[Burst]) -> str | None:
         return None
     sentences = []
     for n in sorted({b.n for b in bursts}):
-        clauses = [f"{b.ratio:.1f}x" + (" the time of one" if i == 0 else "") + f" under `{b.policy}`"
-                   for i, b in enumerate(b for b in bursts if b.n == n)]
-        sentences.append(f"**{n} requests sent at once** finished in {', '.join(clauses)}.")
+        mine = [b for b in bursts if b.n == n]
+        clauses = [f"{b.ratio:.1f}x" + ("" if b.too_few else f" [{b.ratio_low:.1f}x–{b.ratio_high:.1f}x]")
+                   + (" the time of one" if i == 0 else "") + f" under `{b.policy}`" for i, b in enumerate(mine)]
+        sentence = f"**{n} requests sent at once** finished in {', '.join(clauses)}"
+        few = [b for b in mine if b.too_few]
+        if few:
+            sentence += (f" (medians of {min(b.bursts for b in few)} bursts of each size: too few for a 95% "
+                         f"interval, {few[0].needed} needed; `--burst-repeats`)")
+        sentences.append(sentence + ".")
+        sentences += [f"Under `{b.policy}` the request sent alone waited the batcher's whole {_fig(b.waited_s)} s "
+                      f"delay for a batch to fill, {b.waited_s / b.one_s:.0%} of its {_fig(b.one_s)} s: the delay, "
+                      "not the work, set that part of the time of one." for b in mine if b.waited_s is not None]
     return " ".join(sentences)
 
 
