@@ -246,4 +246,15 @@ def test_a_replica_sweep_runs_each_batch_size_on_all_workers_at_once(ray_local, 
     for b in (1, 2):
         assert spans[(0, b)][0] < spans[(1, b)][1] and spans[(1, b)][0] < spans[(0, b)][1]
     assert max(spans[(0, 1)][1], spans[(1, 1)][1]) <= min(spans[(0, 2)][0], spans[(1, 2)][0])
+    # And round by round: each measured round's job on one worker overlapped the same round's on the other, and
+    # the next round began on neither before both had ended (a barrier per round).
+    rounds = {(i, b, r): (lo, hi) for i, b, r, lo, hi in sql_rows(
+        db, "SELECT r.replica_index, j.batch_size, j.round, epoch(j.started_at), epoch(j.started_at) + j.wall_s "
+            "FROM jobs j JOIN runs r USING (run_id) WHERE r.replicas = 2 AND NOT j.warmup")}
+    assert sorted({(b, r) for _, b, r in rounds}) == [(b, r) for b in (1, 2) for r in sorted({r for *_, r in rounds})]
+    for (i, b, r), (lo, hi) in rounds.items():
+        other = rounds[(1 - i, b, r)]
+        assert lo < other[1] and other[0] < hi, (i, b, r)
+        if (i, b, r + 1) in rounds:
+            assert max(hi, other[1]) <= min(rounds[(i, b, r + 1)][0], rounds[(1 - i, b, r + 1)][0]), (b, r)
 

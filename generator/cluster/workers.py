@@ -45,6 +45,7 @@ from generator.records.outcome import Outcome, Unwritten, write_or_report
 from generator.sweep import plan
 from generator.sweep.config import SweepConfig
 from generator.sweep.loop import Size, open_sweep
+from generator.sweep.rounds import Stop
 from spool import FILE_KINDS, SpoolWriter, file_kind
 
 RESTARTS = 1  # times Ray restarts a worker that died, before its shares go to the others
@@ -65,6 +66,7 @@ class SweepWorker:
         self.sweep = self.torch.call(self._open, cfg, sweep_id, threads, writer)
         self.plans = plan.plan(cfg)
         self.sizes: dict = {}  # size index -> sweep.loop.Size opened by open_size
+        self.stops: dict = {}  # size index -> (when its measured rounds began, the stop rule's last answer)
 
     def _open(self, cfg: SweepConfig, sweep_id: str, threads: int | None, writer):
         """On the torch thread: the worker's threads, then its pipeline (sweep.loop.open_sweep)."""
@@ -90,10 +92,32 @@ class SweepWorker:
         self.sizes[size] = Size(self.sweep, self.plans[size], _NoBar(), replica=replica)
         yield from self._stream(self.sizes[size].open)
 
-    def follow(self, size: int, batch_size: int):
-        """The warm-ups, rounds and profiled jobs of one batch size of an opened size."""
-        opened = self.sizes[size]
-        yield from self._stream(lambda: opened.follow(self.plans[size].only(batch_sizes={batch_size})))
+    def warm_ups(self, size: int, batch_size: int):
+        """The warm-ups of one batch size of an opened size; its measured rounds start next (`measure_round`)."""
+        opened, part = self.sizes[size], self.plans[size].only(batch_sizes={batch_size})
+        self.stops[size] = (None, None)
+        yield from self._stream(lambda: opened.warm_ups(part))
+
+    def measure_round(self, size: int, batch_size: int, r: int):
+        """Measured round r of one batch size of an opened size; what the stop rule says after it is kept
+        (`wants_more`)."""
+        opened, part = self.sizes[size], self.plans[size].only(batch_sizes={batch_size})
+        start = self.stops[size][0] if r else time.monotonic()  # the rounds' clock starts with the first
+
+        def work():
+            self.stops[size] = (start, opened.measure_round(part, r, start))
+        yield from self._stream(work)
+
+    def wants_more(self, size: int) -> bool:
+        """Whether this worker's stop rule asks for another round after its last one."""
+        stop = self.stops[size][1]
+        return stop is not None and not stop.stop
+
+    def finish(self, size: int, batch_size: int):
+        """After the measured rounds of one batch size: the reason they stopped, and its profiled jobs."""
+        opened, part = self.sizes[size], self.plans[size].only(batch_sizes={batch_size})
+        stop = self.stops.pop(size)[1] or Stop(True, "no measured rounds planned")
+        yield from self._stream(lambda: opened.finish(part, stop))
 
     def close_size(self, size: int):
         """Close an opened size's runs (their end files)."""

@@ -185,9 +185,16 @@ class Size:
     def follow(self, part: SizePlan) -> None:
         """Warm-up per (run, batch size) until settled, the measured rounds, the profiled jobs of `part` (the
         size's plan, or a part of it: SizePlan.only)."""
+        self.warm_ups(part)
+        self.finish(part, self.measure(part))
+
+    def warm_ups(self, part: SizePlan) -> None:
+        """The warm-ups of every (run, batch size) of `part`."""
         for job in part.warmups:
             self.warm_up(job)
-        stop = self.measure(part)
+
+    def finish(self, part: SizePlan, stop: Stop) -> None:
+        """After the measured rounds of `part`: why they stopped, for each of its runs; its profiled jobs."""
         for run in {job.run for jobs in part.rounds for job in jobs}:
             self.stops.setdefault(run, []).append(stop)
         for job in part.profiled:
@@ -218,19 +225,22 @@ class Size:
         """The measured rounds of `part`, in plan order, until rounds.stop_rule stops them; return its last Stop
         (why they stopped). A run's `rounds` is the most rounds it took part in in any part (a replica sweep
         measures each batch size in a part of its own)."""
-        start, stop, ran_in = time.monotonic(), Stop(True, "no measured rounds planned"), Counter()
-        try:
-            for r, jobs in enumerate(part.rounds):
-                ran_in.update({job.run for job in jobs if self.job(job) is not None})
-                stop = stop_rule(self.live_times(part), r + 1, time.monotonic() - start, self.sweep.cfg)
-                if stop.stop:
-                    self.bar.total -= sum(len(later) for later in part.rounds[r + 1:])
-                    self.bar.refresh()
-                    return stop
-            return stop
-        finally:
-            for run, n in ran_in.items():
-                self.rounds[run] = max(self.rounds[run], n)
+        start, stop = time.monotonic(), Stop(True, "no measured rounds planned")
+        for r in range(len(part.rounds)):
+            stop = self.measure_round(part, r, start)
+            if stop.stop:
+                self.bar.total -= sum(len(later) for later in part.rounds[r + 1:])
+                self.bar.refresh()
+                return stop
+        return stop
+
+    def measure_round(self, part: SizePlan, r: int, start: float) -> Stop:
+        """Measured round r of `part` (begun at `start`, time.monotonic), and what rounds.stop_rule says after it.
+        A replica sweep calls this round by round on all its workers at once (cluster/replicas.py)."""
+        ran = {job.run for job in part.rounds[r] if self.job(job) is not None}
+        for run in ran:
+            self.rounds[run] = max(self.rounds[run], r + 1)
+        return stop_rule(self.live_times(part), r + 1, time.monotonic() - start, self.sweep.cfg)
 
     def live_times(self, part: SizePlan) -> dict[str, list[float]]:
         """The measured times of each (run, batch size) still running, by name (its measured job's label)."""
