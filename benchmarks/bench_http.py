@@ -44,7 +44,7 @@ def over_http(endpoint: Endpoint, service: Service, n: int) -> tuple[list[float]
     """Latencies of n requests of one closed-loop client over HTTP, and the engine's own latency of each."""
     before = len(service.served.done)
     sent = send_level(endpoint, Level("fifo", "closed", (), clients=1, total=n))
-    client = [back - at for _, at, back, ok, _ in sorted(sent.rows.values(), key=lambda x: x[1]) if ok]
+    client = [s.latency_s for s in sorted(sent.seen.values(), key=lambda s: s.sent_s) if s.ok]
     engine = [d.latency_s for _, d in service.served.done[before:]]
     return client, engine
 

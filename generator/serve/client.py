@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx2
@@ -92,12 +93,28 @@ def _message(answer) -> str:
         return answer.text[:200]
 
 
+@dataclass(frozen=True)
+class Seen:
+    """One request as the client saw it: when it went (s from the level's start), when the answer came back,
+    and how it ended (ok, or the error)."""
+
+    request: Request
+    sent_s: float
+    back_s: float
+    ok: bool
+    error: str | None
+
+    @property
+    def latency_s(self) -> float:
+        return self.back_s - self.sent_s
+
+
 class Sent:
-    """What the client saw of one level's requests: request id -> (request, sent, back, ok, error)."""
+    """What the client saw of one level's requests, by request id (appended to from one thread per request)."""
 
     def __init__(self):
         self.t0 = time.perf_counter()
-        self.rows: dict[int, tuple] = {}
+        self.seen: dict[int, Seen] = {}
         self.lock = threading.Lock()
 
     def now(self) -> float:
@@ -108,7 +125,7 @@ class Sent:
         ok, why = endpoint.generate(r)
         back = self.now()
         with self.lock:
-            self.rows[r.id] = (r, sent, back, ok, why)
+            self.seen[r.id] = Seen(r, sent, back, ok, why)
 
 
 def send_level(endpoint: Endpoint, level: Level) -> Sent:
@@ -149,11 +166,11 @@ def calibrate(endpoint: Endpoint, max_batch: int, repeats: int = 3) -> LinearCos
     for k in range(repeats + 1):
         for n in (1, top):
             got = send_level(endpoint, Level(ENDPOINT_POLICY, "burst", tuple(burst(n, endpoint.steps)), clients=n))
-            failed = [why for *_, ok, why in got.rows.values() if not ok]
+            failed = [s.error for s in got.seen.values() if not s.ok]
             if failed:
                 raise ValueError(f"endpoint {endpoint.url} failed a calibration request: {failed[0]}")
             if k:
-                times[n].append(max(back for _, _, back, _, _ in got.rows.values()))
+                times[n].append(max(s.back_s for s in got.seen.values()))
     fixed, marginal = fit_job(times)
     return LinearCost(fixed, marginal, 0.0, 0.0)
 
@@ -161,19 +178,20 @@ def calibrate(endpoint: Endpoint, max_batch: int, repeats: int = 3) -> LinearCos
 def level_records(level: Level, cfg: LoadConfig, sent: Sent, shared: dict, cost: LinearCost, seed_of) -> list[dict]:
     """A level measured at the client: its load_level record (with the prediction) and a request record each."""
     level_id = new_id(FILE_KINDS["load_level"])
-    rows = sorted(sent.rows.values(), key=lambda x: x[0].id)
-    requests = [record("request", level_id=level_id, request_id=r.id, seed=seed_of(r.id),
-                       steps=r.steps, arrival_s=at, start_s=None, finish_s=back if ok else None, wait_s=None,
-                       latency_s=back - at if ok else None, batch=None, group_index=None,
-                       status="ok" if ok else "error", error=why, server=0)
-                for r, at, back, ok, why in rows]
-    predicted = simulate(Policy("batch", max(2, cfg.max_batch), 0.0), [Request(r.id, at, r.steps)
-                                                                       for r, at, *_ in rows], cost)
-    first = min((at for _, at, *_ in rows), default=0.0)
-    last = max((back for _, _, back, ok, _ in rows if ok), default=None)
+    seen = sorted(sent.seen.values(), key=lambda s: s.request.id)
+    requests = [record("request", level_id=level_id, request_id=s.request.id, seed=seed_of(s.request.id),
+                       steps=s.request.steps, arrival_s=s.sent_s, start_s=None,
+                       finish_s=s.back_s if s.ok else None, wait_s=None, latency_s=s.latency_s if s.ok else None,
+                       batch=None, group_index=None, status="ok" if s.ok else "error", error=s.error, server=0)
+                for s in seen]
+    # The prediction: a batcher of max_batch with no delay on the calibrated cost, at the times requests went.
+    predicted = simulate(Policy("batch", max(2, cfg.max_batch), 0.0),
+                         [Request(s.request.id, s.sent_s, s.request.steps) for s in seen], cost)
+    first = min((s.sent_s for s in seen), default=0.0)
+    last = max((s.back_s for s in seen if s.ok), default=None)
     head = record("load_level", level_id=level_id, started_at=shared["started_at"], policy=level.policy,
                   arrival=level.arrival, offered_rps=level.offered_rps, clients=level.clients,
-                  load_factor=level.load_factor, requests=len(rows),
+                  load_factor=level.load_factor, requests=len(seen),
                   duration_s=None if last is None else last - first, arrival_seed=cfg.seed, servers=1, router=None,
                   **{f"predicted_{k}": v for k, v in summary(predicted).items()},
                   **{k: v for k, v in shared.items() if k != "started_at"})
