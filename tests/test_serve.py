@@ -171,30 +171,70 @@ def test_metrics_are_prometheus_text_and_count_what_was_served(server):
         assert line.startswith("# ") or re.fullmatch(r"generator_\w+\{policy=\"batch\"\} -?[0-9.e+]+", line), line
 
 
-def test_ctrl_c_finishes_the_requests_in_flight_and_records_every_image_once(own_server):
-    server = own_server
-    # 1. Requests in flight from several clients at once, then Ctrl-C once the server has taken them.
-    answers: list = []
-    clients = [threading.Thread(target=lambda: answers.append(
-        server.call("POST", "/v1/images/generations", {"prompt": "a circle", "n": 2}))) for _ in range(2)]
-    for c in clients:
-        c.start()
-    wait_until(lambda: server.metrics()["images_taken_total"] + server.metrics()["requests_refused_total"] * 2 >= 4)
-    out = server.interrupt()
-    for c in clients:
-        c.join()
-    # 2. Each was answered in full or refused at the queue; none was cut off.
-    assert sorted(code for code, _ in answers) in ([200, 200], [200, 429]), answers
-    answered = sum(len(a["data"]) for code, a in answers if code == 200)
-    # 3. The spool holds every image taken, once, as ok; it ingests; the traffic is an http level.
-    requests = [r for r in server.records() if r["kind"] == "request"]
-    assert len(requests) == answered and {r["status"] for r in requests} == {"ok"}
-    assert "stopped: the traffic served is in" in out
-    db = str(server.spool.parent / "w.duckdb")
-    report = ingest_pending(CollectorConfig(spool=str(server.spool), db=db))
-    assert report.quarantined == []
-    assert sql_rows(db, "SELECT DISTINCT arrival, policy FROM load_levels") == [("http", "batch")]
-    assert sql_rows(db, "SELECT count(*) FROM requests WHERE status = 'ok'")[0][0] == answered
+def test_ctrl_c_finishes_the_requests_in_flight_and_records_every_image_once(tmp_path):
+    # 200 steps a job: the work outlasts the signal by far.
+    server = Server(tmp_path, "--steps", "200", "--max-batch", "2", "--max-delay", "0", "--record-idle", "0.2")
+    try:
+        wait_until(lambda: server.up() and server.call("GET", "/health")[0] == 200, limit_s=120)
+        # 1. Two clients' requests taken, the first job running, the images not yet drawn: then Ctrl-C.
+        answers: list = []
+        clients = [threading.Thread(target=lambda: answers.append(server.call(
+            "POST", "/v1/images/generations", {"prompt": "a circle", "n": 2, "steps": 200}))) for _ in range(2)]
+        for c in clients:
+            c.start()
+        wait_until(lambda: (m := server.metrics())["images_taken_total"] == 4 and m["launches_total"] >= 1)
+        at_signal = server.metrics()
+        assert at_signal["images_finished_total"] < 4  # work was in flight when the signal came
+        out = server.interrupt()
+        for c in clients:
+            c.join()
+        # 2. Each was answered in full; none was cut off.
+        assert [code for code, _ in answers] == [200, 200], answers
+        assert [len(a["data"]) for _, a in answers] == [2, 2]
+        # 3. The spool holds every image taken, once, as ok; it ingests; the traffic is an http level.
+        requests = [r for r in server.records() if r["kind"] == "request"]
+        assert len(requests) == 4 and {r["status"] for r in requests} == {"ok"}
+        assert "stopped: the traffic served is in" in out
+        db = str(server.spool.parent / "w.duckdb")
+        report = ingest_pending(CollectorConfig(spool=str(server.spool), db=db))
+        assert report.quarantined == []
+        assert sql_rows(db, "SELECT DISTINCT arrival, policy FROM load_levels") == [("http", "batch")]
+        assert sql_rows(db, "SELECT count(*) FROM requests WHERE status = 'ok'")[0][0] == 4
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+
+
+def test_a_stream_client_that_leaves_mid_generation_frees_its_slot_at_the_next_step(tmp_path):
+    """One slot (--max-batch 1) and 200 steps a request: the first client leaves while its image is drawn; the
+    second, queued behind it, starts at the next step boundary, not after the first's 200 steps."""
+    s = Server(tmp_path, "--policy", "stream", "--max-batch", "1", "--steps", "200", "--record-idle", "0.2")
+    try:
+        wait_until(lambda: s.up() and s.call("GET", "/health")[0] == 200, limit_s=120)
+        body = json.dumps({"prompt": "a", "steps": 200}).encode()
+        request = (b"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        leaving = socket.create_connection(("127.0.0.1", s.port))
+        leaving.sendall(request)
+        wait_until(lambda: s.metrics()["launches_total"] >= 3)  # its steps are running
+        answer: list = []
+        second = threading.Thread(target=lambda: answer.append(s.call("POST", "/v1/images/generations",
+                                                                       {"prompt": "b", "steps": 200})))
+        second.start()
+        wait_until(lambda: s.metrics()["queue_images"] == 1)  # queued behind the one slot
+        leaving.close()
+        second.join()
+        assert answer[0][0] == 200
+        s.interrupt()
+        records = s.records()
+        requests = sorted((r for r in records if r["kind"] == "request"), key=lambda r: r["request_id"])
+        assert [(r["status"], r["error"]) for r in requests] == [("cancelled", "client disconnected"), ("ok", None)]
+        # The first left early: fewer than 200 steps ran for it, so fewer than 400 in all.
+        steps = [r for r in records if r["kind"] == "server_step"]
+        assert 200 <= len(steps) < 400 and all(r["rows"] == 1 for r in steps)
+    finally:
+        if s.proc.poll() is None:
+            s.proc.kill()
 
 
 def test_a_full_queue_refuses_and_a_client_that_leaves_frees_its_place(tmp_path):
