@@ -104,7 +104,7 @@ class Service:
         with self._lock:
             if self._stopping:
                 raise Stopping("the server is shutting down")
-            if n > self.cfg.queue_limit or self._waiting + n > self.cfg.queue_limit:
+            if self._waiting + n > self.cfg.queue_limit:
                 self.counters.refused += 1
                 raise QueueFull(f"the queue holds at most {self.cfg.queue_limit} images waiting; {self._waiting} "
                                 f"wait now and this request asks for {n}", too_big=n > self.cfg.queue_limit)
