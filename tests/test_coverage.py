@@ -7,6 +7,8 @@ standard errors from every coverage found, so a pass is not luck."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -138,3 +140,27 @@ def test_a_percentile_from_too_few_values_has_no_interval_and_says_how_many():
     assert stats.quantile_needed(0.5) == stats.needed()  # the median's rule, met by the general one
     with pytest.raises(ValueError, match="quantile must lie strictly between 0 and 1"):
         stats.quantile_needed(99)
+
+
+@pytest.mark.parametrize("n", [1, 5, 16, 48])
+@pytest.mark.parametrize("p", [0.05, 0.5, 0.8, 0.97])
+def test_the_share_interval_holds_the_true_share_at_least_95_percent_of_the_time(p, n):
+    """Pictures right out of n, k ~ Binomial(n, p): the Clopper-Pearson interval of k/n holds p in >= 95% of
+    4,000 simulated counts (within 4 standard errors), at shares near 0, 1/2 and 1 and at 1 to 48 pictures."""
+    rng = np.random.default_rng(int(p * 1000) + n)
+    ks = rng.binomial(n, p, 4000)
+    cache = {k: stats.proportion_interval(int(k), n) for k in set(ks.tolist())}
+    held = np.mean([cache[k].low <= p <= cache[k].high for k in ks.tolist()])
+    assert held >= 0.95 - 4 * np.sqrt(0.95 * 0.05 / 4000), held
+
+
+def test_the_share_interval_is_not_wider_than_it_must_be():
+    """The lower bound is where the chance of 12 or more right of 16 is exactly 2.5%: the exact interval, not a
+    loose one that holds by being wide; and a count above the trials is refused, naming the rule."""
+    interval = stats.proportion_interval(12, 16)
+    assert (interval.value, interval.n) == (0.75, 16)
+    upper_tail = sum(math.comb(16, i) * interval.low ** i * (1 - interval.low) ** (16 - i)
+                     for i in range(12, 17))
+    assert upper_tail == pytest.approx(0.025, abs=1e-6)
+    with pytest.raises(ValueError, match="between 0 and the trials"):
+        stats.proportion_interval(17, 16)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from generator.measure import quality
+
 AGAINST = ("batch_1", "mode", "vae_slicing")
 
 
@@ -48,11 +50,20 @@ class _Reference:
     job_id: str
     seeds: list[int]
     images: list[np.ndarray]
+    shown: list  # what each picture shows (quality.read), None where its prompt is not a caption
+
+
+def _same_shown(a, b) -> bool | None:
+    """Whether two pictures show the same colours and shape (None unless both prompts are captions)."""
+    if a is None or b is None:
+        return None
+    return (a.colour, a.shape, a.background) == (b.colour, b.shape, b.background)
 
 
 def _differs_only_in(run, other) -> str | None:
     """What sets two runs of one size apart when it is one thing: 'mode' or 'vae_slicing'; else None."""
-    if run.guidance != other.guidance or (run.height, run.width) != (other.height, other.width):
+    if (run.guidance != other.guidance or (run.height, run.width) != (other.height, other.width)
+            or run.steps != other.steps):
         return None
     mode, slicing = run.mode != other.mode, run.vae_slicing != other.vae_slicing
     return "mode" if mode and not slicing else "vae_slicing" if slicing and not mode else None
@@ -64,12 +75,17 @@ class References:
 
     first: dict = field(default_factory=dict)  # (run, batch size) -> _Reference
 
-    def check(self, run, batch_size: int, job_id: str, seeds: list[int], images: list) -> list[dict]:
+    def check(self, run, batch_size: int, job_id: str, seeds: list[int], images: list,
+              prompts: list[str] | None = None) -> list[dict]:
         """Compare a finished job's images with the references there are; keep them if they are the first of
-        their (run, batch size). Returns one row per comparison (image_check fields but the job id)."""
+        their (run, batch size). Returns one row per comparison (image_check fields but the job id): the pixels,
+        and (`same_shown`) whether both show the same colours and shape, where `prompts` are given (the caller
+        gives them where the picture is drawn from its prompt: txt2img) and are captions of the shapes data set."""
         arrays = [pixels(img) for img in images]
         if not arrays or len(arrays) != len(seeds):  # a failed job: nothing to compare, nothing to keep
             return []
+        reads = [quality.read(a, p) if p is not None else None
+                 for a, p in zip(arrays, prompts or [None] * len(arrays))]
         rows = []
         # 1. Against batch 1 of the same run, seed by seed.
         ref = self.first.get((run, 1))
@@ -77,7 +93,8 @@ class References:
             for index, seed in enumerate(seeds):
                 if seed in ref.seeds:
                     j = ref.seeds.index(seed)
-                    rows.append(_row(index, seed, "batch_1", ref, j, compare(arrays[index], ref.images[j])))
+                    rows.append(_row(index, seed, "batch_1", ref, j, compare(arrays[index], ref.images[j]),
+                                     _same_shown(reads[index], ref.shown[j])))
         # 2. Against the same batch size in the runs that differ only in mode, or only in VAE slicing.
         for (other, b), ref in self.first.items():
             against = _differs_only_in(run, other) if b == batch_size else None
@@ -85,12 +102,14 @@ class References:
                 continue
             for index, seed in enumerate(seeds[: len(ref.seeds)]):
                 if ref.seeds[index] == seed:
-                    rows.append(_row(index, seed, against, ref, index, compare(arrays[index], ref.images[index])))
+                    rows.append(_row(index, seed, against, ref, index, compare(arrays[index], ref.images[index]),
+                                     _same_shown(reads[index], ref.shown[index])))
         # 3. The first successful job of its (run, batch size) becomes a reference.
-        self.first.setdefault((run, batch_size), _Reference(job_id, list(seeds), arrays))
+        self.first.setdefault((run, batch_size), _Reference(job_id, list(seeds), arrays, reads))
         return rows
 
 
-def _row(index: int, seed: int, against: str, ref: _Reference, ref_index: int, diff: dict) -> dict:
+def _row(index: int, seed: int, against: str, ref: _Reference, ref_index: int, diff: dict,
+         same_shown: bool | None) -> dict:
     return {"index": index, "seed": seed, "against": against, "ref_job_id": ref.job_id, "ref_index": ref_index,
-            **diff}
+            **diff, "same_shown": same_shown}
