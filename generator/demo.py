@@ -4,18 +4,23 @@ on two CPU cores (README: the demo's time).
 Its parts share one sweep id, so the dashboard shows them as one sweep:
 1. the main comparison: static, CFG off, at the small size, over batch sizes 1-16 finely enough for a bend to
    be placed (1, 2, 3, 4, 6, 8, 12, 16), with the most rounds: the demo's headline (batch 16 against batch 1);
-2. modes: sequential, static and stream side by side, with CFG on (against part 1's static run, CFG off);
-3. the second size: static at twice the side, with one profiled job per batch size (the Operators page);
-4. inpainting: the tiny LDM-style inpainting model (7-channel UNet, VQ first stage with f=4);
-5. one worker or two: a replica sweep on a local Ray instance (generator/cluster/replicas.py), static at the small size;
-6. serving under load: fifo, batch and stream at light to past-capacity Poisson loads and bursts of 1
+2. modes: sequential, static and stream side by side, with CFG on (against part 1's static run, CFG off: the
+   Gallery shows the same seeds without and with guidance);
+3. fewer steps: 2, 5 and 20 denoising steps at batch 1, 4 and 16 (part 1 is the 10), the other trade for speed
+   (the Throughput page: time per image against the share of pictures showing the asked colours);
+4. the second size: static at twice the side, with one profiled job per batch size (the Operators page);
+5. inpainting: the tiny LDM-style inpainting model (7-channel UNet, VQ first stage with f=4);
+6. one worker or two: a replica sweep on a local Ray instance (generator/cluster/replicas.py), static at the small size;
+7. serving under load: fifo, batch and stream at light to past-capacity Poisson loads and bursts of 1
    and 4 requests, with the latency the calibrated batch cost predicts (generator/serve/load.py);
-7. over HTTP: `generator serve` (the batch policy) started in this process on a free local port, measured by
+8. over HTTP: `generator serve` (the batch policy) started in this process on a free local port, measured by
    `load --endpoint` as any OpenAI Images API server would be (generator/serve/client.py); the server's own
    record of that traffic joins the sweep too.
 Each sweep part keeps the first measured job's images of each batch size (the Gallery, and the image checks
 against batch 1) and stops its measured rounds at the interval target or the caps below. Parts 1-4 measure
-different settings (size, mode, CFG, task); part 5's one-worker run has part 1's settings on a Ray worker.
+different settings (size, mode, CFG, steps, task); part 6's one-worker run has part 1's settings on a Ray worker.
+The models are the embedded ones with their shipped weights (pipelines/trained/), so the pictures show the
+prompts: captions of the shapes data set the model was not trained on (inputs.DEFAULT_PROMPTS).
 
 The in-process parts run torch on one thread (`threads`): on two shared cores a second thread waits on
 one the OS took away, and a job then takes many times its usual time (README: Threads).
@@ -48,6 +53,8 @@ PARTS = (
                                                                **ONE_THREAD)),
     ("modes, CFG on", dict(resolutions=(64,), mode=("sequential", "static", "stream"),
                            classifier_free_guidance=("full",), guidance=7.5, max_seconds=60.0, **ONE_THREAD)),
+    ("fewer steps", dict(resolutions=(64,), mode=("static",), steps=(2, 5, 20), batch_sizes=(1, 4, 16),
+                         max_seconds=40.0, **ONE_THREAD)),
     ("a second size, profiled", dict(resolutions=(128,), mode=("static",), profile_ops=True, **ONE_THREAD)),
     ("inpainting", dict(resolutions=(64,), mode=("static",), task="inpaint", arch="ldm-inpaint-tiny",
                         **ONE_THREAD)),

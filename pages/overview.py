@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from pages._shared import cost_models, guarded, paper, sweep_runs, warehouse
-from warehouse import analysis, answer, contention, costmodel, invariance, replicas
+from warehouse import analysis, answer, contention, costmodel, invariance, quality, replicas
 from warehouse.explain import effects, measured, pictures, scaling
 from warehouse.explain import answer as said_answer
 from warehouse.explain import workers as said_workers
@@ -25,7 +25,8 @@ def render():
               for run in runs.itertuples()}
     roof = warehouse().roofline(run_ids)
     ends = analysis.roofline_ends(roof, costs)
-    found = invariance.invariance(warehouse().image_checks(run_ids))
+    checks = warehouse().image_checks(run_ids)
+    found = invariance.invariance(checks)
     speed = {run_id: answer.speedup(s) for run_id, s in scaled.items() if s is not None}
     main = answer.answer(runs, scaled, models, ends, found)
     st.title(said_answer.title(main.verdict if main is not None else None))
@@ -59,7 +60,8 @@ def render():
     shared = {text for text in sure.values() if text}
     if len(shared) == 1 and len(sure) > 1:
         st.caption(shared.pop() + " _(The same for every run.)_")
-    for note in (measured.embedded_note(analysis.uses_embedded_model(runs.model_kind)),
+    for note in (measured.embedded_note(analysis.uses_embedded_model(runs)),
+                 measured.trained_note(analysis.uses_trained_model(runs)),
                  measured.preset_note(analysis.presets_used(runs.model_id))):
         if note:
             st.info(note)
@@ -108,6 +110,9 @@ def render():
             said = pictures.invariance(found.get(kind))
             if said:
                 st.markdown(said)
+        shown = pictures.batching_shown(quality.batching_shown(checks))
+        if shown:
+            st.markdown(shown)
         caveat = pictures.repeat_caveat(found)
         if caveat:
             st.caption(caveat)

@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from pages._shared import cost_models, guarded, sweep_id, warehouse
-from warehouse import analysis, db, replicas
-from warehouse.explain import states, throughput
+from warehouse import analysis, db, quality, replicas
+from warehouse.explain import pictures, states, throughput
 from warehouse.explain import workers as said_workers
 
 
@@ -60,6 +60,7 @@ def render():
         with cols[i % 2]:
             st.subheader(title)
             st.altair_chart(chart, width="stretch" if facet is None else "content")
+    _pictures_section(run_ids, tp)
     _workers_section()
 
     # 3. The cost model of each run, with its intervals (the same fit as the Overview's).
@@ -78,6 +79,41 @@ def render():
     st.dataframe(pd.concat([analysis.own_figures(tp, steps), analysis.published_figures(db.published_rows())],
                            ignore_index=True)
                  .round({"ms_per_image_step": 2, "speedup": 2}), hide_index=True, width="stretch")
+
+
+def _pictures_section(run_ids: list[str], tp: pd.DataFrame):
+    """Fewer steps or a bigger batch: time per image against the share of pictures showing the asked colours."""
+    st.subheader("Fewer steps or a bigger batch")
+    points = quality.tradeoff(warehouse().picture_reads(run_ids))
+    if points.empty:
+        st.caption(pictures.NO_TRADEOFF)
+        return
+    points = points.merge(tp[["run_id", "batch_size", "low_s", "high_s"]], on=["run_id", "batch_size"], how="left")
+    points = points.assign(s_low=points.low_s / points.batch_size, s_high=points.high_s / points.batch_size,
+                           order=points.steps.where(points.series == "steps", points.batch_size))
+    base = alt.Chart(points).encode(
+        x=alt.X("s_per_image:Q", scale=alt.Scale(type="log"), title="median s per image"),
+        color=alt.Color("series:N", title="what changes"),
+        tooltip=["setting", "series", "steps", "batch_size", "pictures", "colours_right",
+                 alt.Tooltip("share:Q", format=".0%"), alt.Tooltip("low:Q", format=".0%"),
+                 alt.Tooltip("high:Q", format=".0%"), alt.Tooltip("s_per_image:Q", format=".3g")])
+    y = alt.Y("share:Q", title="pictures showing the asked colours", axis=alt.Axis(format="%"),
+              scale=alt.Scale(domain=[0, 1]))
+    chart = (base.mark_line(point=True).encode(y=y, order="order:Q")
+             + base.mark_rule().encode(y="low:Q", y2="high:Q")
+             + base.mark_rule().encode(y="share:Q", x="s_low:Q", x2="s_high:Q")
+             + base.mark_text(dy=-10, fontSize=10).encode(
+                 y="share:Q", text=alt.Text("point_label:N")).transform_calculate(
+                 point_label="datum.series == 'steps' ? datum.steps + ' steps' : 'batch ' + datum.batch_size"))
+    if points.setting.nunique() > 1:
+        chart = chart.facet(row=alt.Row("setting:N", title=None))
+    st.altair_chart(chart, width="stretch")
+    st.caption(pictures.TRADEOFF_CAPTION)
+    for effect in quality.steps_effect(points):
+        st.markdown(pictures.steps_effect(effect))
+    said = pictures.batching_shown(quality.batching_shown(warehouse().image_checks(run_ids)))
+    if said:
+        st.markdown(said)
 
 
 def _workers_section():

@@ -28,7 +28,9 @@ Schema history (a version changes only when a reader of the old one would misrea
   load_level servers, router, request server and server_step server (a load run over several servers;
   migration 9: one file per level still, the units of work of all its servers in it). load_level endpoint
   (migration 12): a level measured at the client over HTTP (`load --endpoint`), whose requests have no start,
-  batch or units of work; a level `generator serve` recorded has arrival http. A job
+  batch or units of work; a level `generator serve` recorded has arrival http. Run weights_sha256, image
+  shown_colour, shown_shape, shown_background, colours_right, shape_right, input_path, image_check same_shown
+  (migration 13): the shipped weights a run loaded, and what a picture shows against its caption prompt. A job
   a lost Ray worker left unfinished is written by the driver: its run record and its job record with
   status error and the reason.
 """
@@ -49,7 +51,8 @@ LATE = {"run": ("rounds", "stop_reason")}
 # A spool file's kind -> the prefix of its name (the id it is written under, `<prefix>-<time>-<random>.jsonl`):
 # one job's records, a run's end (its run record with the LATE fields), one load level.
 FILE_KINDS = {"job": "job", "run_end": "stop", "load_level": "level"}
-# The kind of model a run measured (run `model_kind`, warehouse migration 10): the embedded tiny model, an
+# The kind of model a run measured (run `model_kind`, warehouse migration 10): an embedded model (trained here and
+# shipped; a run before migration 13, without weights_sha256, had random weights), an
 # architecture preset built from config with random weights, or local weights (a diffusers folder or a
 # CompVis checkpoint file). A run record written before the field existed gets it from its model_id when the
 # collector stores it (warehouse/schema.sql's model_kind_of, the one statement of that rule).

@@ -290,8 +290,18 @@ def test_sweep_summary(wh):
     s = analysis.sweep_summary(runs[runs.run_id.isin([a, b])], wh.throughput(a, b))
     assert (s.runs, s.sizes, s.modes, s.batch_sizes, s.guidance) == (
         2, ("64x64", "128x128"), ("static", "stream"), (1, 2, 4), (1.0, 3.0))
-    assert s.model_params == 2.5e6 and s.steps == 3 and analysis.uses_embedded_model(runs.model_kind)
-    assert not analysis.uses_embedded_model(["weights", "preset"])
+    assert s.model_params == 2.5e6 and s.steps == 3 and analysis.uses_embedded_model(runs)
+
+
+def test_random_and_trained_embedded_runs_are_told_apart_by_the_weights_hash():
+    runs = pd.DataFrame({"model_kind": ["embedded", "weights", "preset", "embedded"],
+                         "weights_sha256": [None, None, None, "ab12"]})
+    assert analysis.uses_embedded_model(runs.iloc[:1]) and not analysis.uses_trained_model(runs.iloc[:1])
+    assert analysis.uses_trained_model(runs.iloc[3:]) and not analysis.uses_embedded_model(runs.iloc[3:])
+    assert not analysis.draws_noise(runs.iloc[[1, 3]]) and analysis.draws_noise(runs.iloc[[2]])
+    assert analysis.draws_noise(runs.iloc[[0]])
+    old = pd.DataFrame({"model_kind": ["embedded"]})  # a warehouse read before migration 13: no hash column
+    assert analysis.uses_embedded_model(old) and not analysis.uses_trained_model(old)
 
 
 def test_every_preset_of_the_generator_is_placed_as_real_shapes_or_toy():

@@ -92,10 +92,11 @@ def test_the_rules_cover_every_part_that_has_code():
 # layer below; sweep and serve are side by side (neither imports the other). `__init__` files hold no code.
 LAYERS = {
     "records": 0,     # ids, what a run wrote and the one report of a spool file not written
-    "measure": 1,     # timing, profiling, telemetry, ceilings, peaks, image checks
+    "measure": 1,     # timing, profiling, telemetry, ceilings, peaks, image checks, the shapes data set and its reading
     "pipelines": 2,   # the models, presets, LDM, inputs, the ways of calling a pipeline, Stream Batch
     "sweep": 3,       # settings, plan, rounds, one job, the run record, the sweep loop
     "serve": 3,       # arrivals, policies, the server loop, load levels and runs, the router
+    "train": 3,       # training the embedded models on the shapes data set
     "cluster": 4,     # reaching Ray, the messages, sweep workers, load servers, replicas
     "run": 5,         # the one driver: in-process or on Ray
     "demo": 6,

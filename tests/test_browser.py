@@ -109,10 +109,16 @@ def test_page_renders_in_a_real_browser(name, server, browser, demo):
         assert not MISSING.search(text), f"the demo sweep leaves the {name} page without data: {MISSING.search(text)[0]}"
         if name == "overview":  # the whole story: the effects, and whether batching changed the pictures
             assert "Did batching change the pictures?" in text and "Stream Batch" in text
+            assert "Did batching change what the pictures show?" in text
             assert "Classifier-free guidance" in text and "Resolution" in text
         if name == "load":  # the demo's HTTP part: our server measured by the client, its own setup
             assert "over HTTP at 127.0.0.1:" in text
         if name == "throughput":  # the demo's replica part: the two ways to do more at once, side by side
             assert "Bigger batch or more workers" in text and "2 images at once" in text
+            # its steps part: fewer steps against a bigger batch, by what the pictures show
+            assert "Fewer steps or a bigger batch" in text and "pictures show the asked colours" in text
+        if name == "gallery":  # the inpainting part's pictures as given and filled; the same seed without CFG and with
+            assert "given" in text and "filled" in text
+            assert "The same seed without and with guidance" in text and "CFG off" in text
     finally:
         page.close()

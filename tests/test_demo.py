@@ -49,20 +49,24 @@ def test_the_demo_keeps_every_part_the_dashboard_needs():
     assert any(r[6] for r in runs), "profiled operators"
     assert any(r[0] == "inpaint" for r in runs)
     assert any(r[5] == (1, 2) for r in runs), "one Ray worker and two"
+    same = [(c.task, c.arch, c.sizes(), c.mode, c.guidances()) for c in CONFIGS.values()]
+    steps = {s for c, key in zip(CONFIGS.values(), same) if key == same[0] for s in c.steps}
+    assert len(steps) >= 3 and min(steps) <= 2, "fewer steps beside the main comparison's, one setting"
     assert LOAD["loads"] and LOAD["burst"] > 1
 
 
 def test_no_two_demo_parts_measure_the_same_thing():
-    """Pages group runs by size, mode, CFG and task: two parts with the same would be pooled into one figure. (The
-    Ray part's one-worker run differs from part 1 only in where it ran: its workers count.)"""
+    """Pages group runs by size, mode, CFG, task and steps: two parts with the same would be pooled into one
+    figure. (The Ray part's one-worker run differs from part 1 only in where it ran: its workers count.)"""
     seen = {}
     for name, c in CONFIGS.items():
         for h, w in c.sizes():
             for mode in c.mode:
                 for g in c.guidances():
-                    key = (c.task, c.arch, h, w, mode, g > 1, c.replicas)
-                    assert key not in seen, f"{name!r} measures {key} as {seen.get(key)!r} does"
-                    seen[key] = name
+                    for steps in c.steps:
+                        key = (c.task, c.arch, h, w, mode, g > 1, c.replicas, steps)
+                        assert key not in seen, f"{name!r} measures {key} as {seen.get(key)!r} does"
+                        seen[key] = name
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -250,8 +250,12 @@ def test_what_you_measured_quotes_the_sweep(wh):
 
 
 def test_embedded_notes_appear_only_for_the_embedded_model():
-    assert "embedded tiny model" in measured.embedded_note(analysis.uses_embedded_model(["embedded"]))
-    assert measured.embedded_note(analysis.uses_embedded_model(["weights"])) is None
+    random = pd.DataFrame({"model_kind": ["embedded"], "weights_sha256": [None]})
+    trained = pd.DataFrame({"model_kind": ["embedded"], "weights_sha256": ["ab12"]})
+    assert "noise" in measured.embedded_note(analysis.uses_embedded_model(random))
+    assert measured.embedded_note(analysis.uses_embedded_model(trained)) is None
+    assert "trained here on the shapes data set" in measured.trained_note(analysis.uses_trained_model(trained))
+    assert measured.trained_note(analysis.uses_trained_model(random)) is None
     assert "noise, by design" in measured.embedded_images_note(True)
     assert measured.embedded_images_note(False) is None
 

@@ -55,7 +55,7 @@ def test_every_mode_runs_with_its_own_number_of_unet_calls(modes_sweep):
     cfg, jobs = modes_sweep
     assert {(j["run"]["mode"], j["run"]["cfg"]) for j in jobs} == {
         (m, c) for m in cfg.mode for c in (False, True)}
-    steps = cfg.steps
+    (steps,) = cfg.steps
     for j in jobs:
         assert j["status"] == "ok", j["error"]
         b, mode = j["batch_size"], j["run"]["mode"]

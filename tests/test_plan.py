@@ -160,8 +160,21 @@ def test_the_plan_is_plain_frozen_data():
 def test_the_progress_label_names_the_run_and_the_job():
     cfg = SweepConfig(batch_sizes=(4,), resolutions=(64,), guidance=2.0, warmup=1, repeats=1)
     (size,) = plan(cfg)
-    assert [j.run.label(j) for j in size.jobs()] == ["static 64x64 cfg on batch 4 warmup",
-                                                     "static 64x64 cfg on batch 4"]
+    assert [j.run.label(j) for j in size.jobs()] == ["static 64x64 cfg on 10 steps batch 4 warmup",
+                                                     "static 64x64 cfg on 10 steps batch 4"]
+
+
+def test_each_step_count_is_a_run_of_its_own():
+    """--steps 2,5,10,20: one run per step count (outermost), each job of a run with that run's steps; a bare
+    number is one step count; a count below 1 is refused, naming it."""
+    cfg = SweepConfig(batch_sizes=(1, 4), resolutions=(64,), steps=(2, 20), mode=("static", "stream"), repeats=1,
+                      warmup=0)
+    (size,) = plan(cfg)
+    assert [(r.steps, r.mode) for r in size.runs] == [(2, "static"), (2, "stream"), (20, "static"), (20, "stream")]
+    assert cfg.jobs_total() == len(size.jobs()) == 8
+    assert SweepConfig(steps=7).steps == (7,)
+    with pytest.raises(ValueError, match=r"steps must list whole numbers >= 1, got \(5, 0\)"):
+        SweepConfig(steps=(5, 0))
 
 
 @pytest.mark.parametrize("given, expected", [(3, 3), ("3", 3), (" Auto ", AUTO), ("auto", AUTO)])
@@ -189,7 +202,7 @@ def test_bad_round_settings_name_themselves(field, value, message):
 def test_a_run_record_is_the_sweeps_metadata_plus_the_runs_own_fields():
     cfg = CONFIGS[1]
     metadata = {"host": "h", "device": "cpu", "device_name": "cpu", "torch_version": "2", "diffusers_version": "0",
-                "model_id": "m", "model_kind": "weights",
+                "model_id": "m", "model_kind": "weights", "weights_sha256": None,
                 "model_params": 1, "scheduler": "DDIMScheduler", "threads": 2, "peak_flops": None,
                 "peak_flops_source": "none", "gpu_uuid": None, "math_mode": "float32", "tf32_matmul": None,
                 "tf32_cudnn": None, "ceiling_matmul_flops": 1e11, "ceiling_conv_flops": 1e11,

@@ -125,7 +125,7 @@ def test_the_openai_client_gets_images_and_the_same_seed_draws_the_same_image(se
     assert _png(other.data[0].b64_json).tobytes() == images[1].tobytes()  # seed 8 is image 1 of the first
     assert images[0].tobytes() != images[1].tobytes()
     models = client.models.list()
-    assert [m.id for m in models.data] == ["embedded-tiny-ldm-txt2img"]
+    assert [m.id for m in models.data] == ["embedded-tiny-shapes-txt2img"]
 
 
 @pytest.mark.parametrize("body, status, param, says", [
@@ -140,7 +140,7 @@ def test_the_openai_client_gets_images_and_the_same_seed_draws_the_same_image(se
     ({"prompt": "a", "guidance_scale": 7.5}, 400, "guidance_scale", "guidance_scale must be 1.0"),
     ({"prompt": "a", "seed": -1}, 400, "seed", "seed must be a whole number >= 0"),
     ({"prompt": "a", "colour": "red"}, 400, "colour", "unknown field 'colour'"),
-    ({"prompt": "a", "model": "dall-e-3"}, 404, "model", "model must be 'embedded-tiny-ldm-txt2img'"),
+    ({"prompt": "a", "model": "dall-e-3"}, 404, "model", "model must be 'embedded-tiny-shapes-txt2img'"),
     ({"prompt": "word " * 200}, 400, "prompt", "the model's tokenizer takes at most 77"),
     ({"prompt": "a", "n": 5}, 413, "n", "the queue holds at most 4 images"),
 ])
@@ -293,7 +293,7 @@ def test_load_against_an_endpoint_sends_real_requests_and_records_what_the_clien
     db = str(tmp_path / "client.duckdb")
     assert ingest_pending(CollectorConfig(spool=cfg.spool, db=db)).quarantined == []
     levels = sql_rows(db, "SELECT endpoint, model_id, policy, arrival, requests FROM load_levels ORDER BY arrival, requests")
-    assert {(e, m, p) for e, m, p, *_ in levels} == {(cfg.endpoint, "embedded-tiny-ldm-txt2img", "batch")}
+    assert {(e, m, p) for e, m, p, *_ in levels} == {(cfg.endpoint, "embedded-tiny-shapes-txt2img", "batch")}
     assert [(a, n) for *_, a, n in levels if a == "burst"] == [("burst", 1), ("burst", 2)]
     # Every request the client recorded as answered was drawn by the server (calibration's bursts besides);
     # one refused says the server's answer.

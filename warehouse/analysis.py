@@ -334,16 +334,32 @@ class SweepSummary:
     guidance: tuple[float, ...]
 
 
-def uses_embedded_model(model_kinds) -> bool:
-    """Whether any run used the embedded tiny model (random weights): runs' `model_kind` column."""
-    return any(k == "embedded" for k in model_kinds)
+def _random_embedded(runs: pd.DataFrame) -> pd.Series:
+    sha = runs.weights_sha256 if "weights_sha256" in runs else pd.Series(None, index=runs.index)
+    return (runs.model_kind == "embedded") & sha.isna()
+
+
+def uses_embedded_model(runs: pd.DataFrame) -> bool:
+    """Whether any run used the embedded tiny model with random weights: a run recorded before the model was
+    trained (model_kind embedded without weights_sha256, migration 13)."""
+    return bool(_random_embedded(runs).any())
+
+
+def uses_trained_model(runs: pd.DataFrame) -> bool:
+    """Whether any run used an embedded model with the weights trained here (weights_sha256 recorded)."""
+    return bool(((runs.model_kind == "embedded") & ~_random_embedded(runs)).any())
+
+
+def draws_noise(runs: pd.DataFrame) -> bool:
+    """Whether any run's model had random weights (a preset, or the embedded model before it was trained)."""
+    return bool((runs.model_kind == "preset").any() or _random_embedded(runs).any())
 
 
 # Architecture presets (generator/pipelines/presets.py; a run's model_id is "preset-<arch>-random-<task>"): those with a
 # published model's shapes, and those at toy widths. tests/test_analysis.py holds the two against the
 # generator's list of presets, so a new preset must be placed in one of them.
 PRESETS_REAL_SHAPES = ("sd15", "sd15-inpaint", "sdxl", "ldm-inpaint")
-PRESETS_TOY = ("ldm-inpaint-tiny",)
+PRESETS_TOY = ("ldm-inpaint-tiny", "tiny-random", "ldm-inpaint-tiny-random")
 _PRESET_ID = re.compile(r"^preset-(?P<arch>.+)-random-[^-]+$")
 
 

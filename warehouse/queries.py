@@ -15,6 +15,9 @@ import pandas as pd
 from . import db, sandbox
 
 RUN_LABEL = ("r.task || ' ' || r.height || 'x' || r.width || ' ' || r.mode "
+             # the steps, where the run's sweep ran more than one step count (--steps 2,5,10,20)
+             "|| CASE WHEN (SELECT count(DISTINCT r2.steps) FROM runs r2 WHERE r2.sweep_id = r.sweep_id) > 1 "
+             "THEN ' ' || r.steps || ' steps' ELSE '' END "
              "|| CASE WHEN r.cfg THEN ' cfg ' || r.guidance_scale ELSE '' END "
              "|| CASE WHEN r.vae_slicing THEN ' vae slicing' ELSE '' END "
              "|| CASE WHEN r.replicas IS NOT NULL "
@@ -273,7 +276,7 @@ class Warehouse:
         same run kept of the same seed at the reference's batch size (`ref_path_same_job` says which)."""
         return self.df(f"""
             SELECT c.job_id, c."index", c.seed, c.against, c.ref_job_id, c.ref_index, c.max_abs_diff,
-                   c.mean_abs_diff, c.psnr_db, j.run_id, {RUN_LABEL} AS label, r.mode, r.vae_slicing, r.cfg,
+                   c.mean_abs_diff, c.psnr_db, c.same_shown, j.run_id, {RUN_LABEL} AS label, r.mode, r.vae_slicing, r.cfg,
                    r.height, r.width, r.task, j.batch_size, j.warmup,
                    rj.run_id AS ref_run_id, rr.mode AS ref_mode, rr.vae_slicing AS ref_vae_slicing,
                    rj.batch_size AS ref_batch_size, i.path,
@@ -301,9 +304,53 @@ class Warehouse:
         """, {"run_ids": list(run_ids)})
 
     def images(self, job_id: str) -> pd.DataFrame:
-        """The images of one job with their seed, prompt and path."""
-        return self.df('SELECT "index", seed, prompt, path, mask_path FROM images '
-                                    'WHERE job_id = $job_id ORDER BY "index"', {"job_id": job_id})
+        """The images of one job with their seed, prompt and path, and what each shows (migration 13)."""
+        return self.df('SELECT "index", seed, prompt, path, mask_path, input_path, shown_colour, shown_shape, '
+                       'shown_background, colours_right, shape_right FROM images WHERE job_id = $job_id '
+                       'ORDER BY "index"',
+                       {"job_id": job_id})
+
+    def cfg_pairs(self, run_ids: list[str], limit: int = 8) -> pd.DataFrame:
+        """The same seed and prompt drawn with CFG off and on: kept pictures of two runs that differ only in CFG
+        (same model, task, size, steps and mode), at the largest batch size both kept; one row per seed."""
+        return self.df("""
+            SELECT a.seed, a.prompt, a.path AS off_path, b.path AS on_path, rb.guidance_scale, ja.batch_size,
+                   ra.mode, ra.height, ra.width, ra.steps, a.colours_right AS off_right, b.colours_right AS on_right
+            FROM images a JOIN jobs ja ON ja.job_id = a.job_id JOIN runs ra ON ra.run_id = ja.run_id
+            JOIN images b ON b.seed = a.seed AND b.prompt = a.prompt
+            JOIN jobs jb ON jb.job_id = b.job_id AND jb.batch_size = ja.batch_size
+            JOIN runs rb ON rb.run_id = jb.run_id
+            WHERE list_contains($run_ids, ra.run_id) AND list_contains($run_ids, rb.run_id)
+              AND NOT coalesce(ra.cfg, false) AND rb.cfg AND ra.task = 'txt2img'
+              AND (ra.model_id, ra.task, ra.height, ra.width, ra.steps, ra.mode)
+                  = (rb.model_id, rb.task, rb.height, rb.width, rb.steps, rb.mode)
+            QUALIFY row_number() OVER (PARTITION BY a.seed, a.prompt
+                                       ORDER BY ja.batch_size DESC, ja.started_at, jb.started_at) = 1
+            ORDER BY a.seed
+            LIMIT $limit
+        """, {"run_ids": list(run_ids), "limit": limit})
+
+    def picture_reads(self, run_ids: list[str]) -> pd.DataFrame:
+        """Per run and batch size: how many pictures of its first job that kept them were read against a caption
+        prompt, and how many showed the asked colours and shape (images' shown_* reading), with the run's
+        settings and its median time per image (throughput_by_batch). One job per (run, batch size), so no seed
+        is counted twice (every job of a run draws the same seeds)."""
+        return self.df(f"""
+            WITH kept AS (
+                SELECT j.run_id, j.batch_size, arg_min(j.job_id, j.started_at) AS job_id
+                FROM jobs j WHERE list_contains($run_ids, j.run_id) AND NOT j.warmup AND j.status = 'ok'
+                  AND EXISTS (SELECT 1 FROM images i WHERE i.job_id = j.job_id AND i.colours_right IS NOT NULL)
+                GROUP BY ALL)
+            SELECT k.run_id, {RUN_LABEL} AS label, r.model_id, r.task, r.height, r.width, r.mode, r.cfg,
+                   r.guidance_scale, coalesce(r.vae_slicing, false) AS vae_slicing, r.steps, k.batch_size,
+                   t.s_per_image, count(*) AS pictures, count_if(i.colours_right) AS colours_right,
+                   count_if(i.shape_right) AS shape_right
+            FROM kept k JOIN runs r USING (run_id) JOIN images i ON i.job_id = k.job_id
+            LEFT JOIN throughput_by_batch t ON t.run_id = k.run_id AND t.batch_size = k.batch_size
+            WHERE i.colours_right IS NOT NULL
+            GROUP BY ALL
+            ORDER BY r.height, r.steps, k.run_id, k.batch_size
+        """, {"run_ids": list(run_ids)})
 
     def papers(self) -> pd.DataFrame:
         """The paper library (papers.toml, loaded into the warehouse)."""

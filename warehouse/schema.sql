@@ -296,6 +296,19 @@ CREATE TABLE IF NOT EXISTS schema_state (fingerprint VARCHAR NOT NULL, applied_a
 -- The server's URL on each level a client measured; NULL for a level served in process or recorded by a server.
 ALTER TABLE load_levels ADD COLUMN IF NOT EXISTS endpoint VARCHAR;
 
+-- migration 13: the embedded models draw (python -m generator.train; generator/measure/quality.py)
+-- The shipped weights file a run loaded (its SHA-256; NULL for random weights and for local weights, named by
+-- model_id); what each kept picture shows against its prompt, where the prompt is a caption of the shapes data
+-- set (txt2img only, else NULL); and whether a picture shows what its reference shows.
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS weights_sha256 VARCHAR;
+ALTER TABLE images ADD COLUMN IF NOT EXISTS shown_colour VARCHAR;       -- the shape's palette colour; NULL: none drawn
+ALTER TABLE images ADD COLUMN IF NOT EXISTS shown_shape VARCHAR;        -- circle | square | triangle
+ALTER TABLE images ADD COLUMN IF NOT EXISTS shown_background VARCHAR;   -- the border's palette colour
+ALTER TABLE images ADD COLUMN IF NOT EXISTS colours_right BOOLEAN;      -- shape and background colours as asked
+ALTER TABLE images ADD COLUMN IF NOT EXISTS shape_right BOOLEAN;        -- the shape as asked
+ALTER TABLE image_checks ADD COLUMN IF NOT EXISTS same_shown BOOLEAN;   -- same colours and shape as the reference
+ALTER TABLE images ADD COLUMN IF NOT EXISTS input_path VARCHAR;         -- inpaint: the picture given, its hole grey
+
 -- views
 
 -- The one definition of a measured job: not warm-up, not profiled (the profiler slows it), status ok.

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-DEFAULT_PROMPTS = (
-    "a watercolor painting of a lighthouse at dawn",
-    "a photo of a red fox in fresh snow",
-    "an isometric drawing of a tiny workshop",
-    "a bowl of ramen, studio lighting",
-)
+from generator.measure import shapes
+
+# Captions the embedded model was not trained on (shapes.HELD_OUT): what it draws for them is what it learned,
+# not what it saw. Any other model takes them as plain prompts.
+DEFAULT_PROMPTS = tuple(c.text for c in shapes.HELD_OUT[:8])
 
 
 def prompts_for(batch_size: int, prompts: tuple[str, ...] = DEFAULT_PROMPTS) -> list[str]:
@@ -18,19 +17,22 @@ def prompts_for(batch_size: int, prompts: tuple[str, ...] = DEFAULT_PROMPTS) -> 
     return [prompts[i % len(prompts)] for i in range(batch_size)]
 
 
-def test_image(height: int, width: int, seed: int = 0) -> Image.Image:
-    """A deterministic picture to inpaint: a colour gradient with a few shapes."""
+def _test_draw(seed: int) -> tuple[shapes.Caption, np.random.Generator]:
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    rgb = np.stack([x / max(width - 1, 1), y / max(height - 1, 1),
-                    np.full_like(x, 0.5, dtype=float)], axis=-1)
-    img = Image.fromarray((rgb * 255).astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    for _ in range(3):
-        x0, y0 = rng.integers(0, width // 2), rng.integers(0, height // 2)
-        x1, y1 = x0 + rng.integers(width // 8, width // 2), y0 + rng.integers(height // 8, height // 2)
-        draw.ellipse((int(x0), int(y0), int(x1), int(y1)), fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
-    return img
+    return shapes.TRAIN_CAPTIONS[int(rng.integers(len(shapes.TRAIN_CAPTIONS)))], rng
+
+
+def test_caption(seed: int = 0) -> shapes.Caption:
+    """What test_image(..., seed) shows: the default prompt of an inpainting job (the hole is filled to match)."""
+    return _test_draw(seed)[0]
+
+
+def test_image(height: int, width: int, seed: int = 0) -> Image.Image:
+    """A deterministic picture to inpaint: one of the shapes data set's (the embedded models were trained to
+    fill holes in such pictures), drawn at the larger side and resized to height x width."""
+    caption, rng = _test_draw(seed)
+    side = max(height, width)
+    return shapes.draw(caption, rng, side).resize((width, height), Image.Resampling.LANCZOS)
 
 
 def test_mask(height: int, width: int) -> Image.Image:

@@ -61,7 +61,8 @@ TINY_UNET = dict(image_size=16, in_channels=7, out_channels=3, model_channels=32
                  num_res_blocks=1, attention_resolutions=(2,), num_heads=4, resblock_updown=True, norm_groups=8)
 TINY_VQ = dict(embed_dim=3, n_embed=256, ch=8, ch_mult=(1, 2, 2), num_res_blocks=1, z_channels=3,
                in_channels=3, out_ch=3, resolution=64, attn_type="none", norm_groups=8)
-CONFIGS = {"ldm-inpaint": (INPAINT_BIG_UNET, INPAINT_BIG_VQ), "ldm-inpaint-tiny": (TINY_UNET, TINY_VQ)}
+CONFIGS = {"ldm-inpaint": (INPAINT_BIG_UNET, INPAINT_BIG_VQ), "ldm-inpaint-tiny": (TINY_UNET, TINY_VQ),
+           "ldm-inpaint-tiny-random": (TINY_UNET, TINY_VQ)}
 SCHEDULE_BUFFERS = ("betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
                     "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod",
                     "sqrt_recipm1_alphas_cumprod", "posterior_variance", "posterior_log_variance_clipped",

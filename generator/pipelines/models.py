@@ -1,10 +1,4 @@
-"""Pipelines: the embedded default model (offline, built from config) or real weights.
-
-The embedded model is a tiny latent-diffusion pipeline with the shape of Stable
-Diffusion (LDM, arXiv 2112.10752): a CLIP text encoder, a UNet that denoises a
-4-channel latent, and a VAE whose encoder/decoder downsample by 8 per side. Its
-weights are random but seeded, so it draws noise, quickly and reproducibly: the
-point is to measure where the time goes, not to make pictures.
+"""Pipelines: the embedded model (trained here, shipped; embedded.py), a preset built from config, or local weights.
 """
 
 from __future__ import annotations
@@ -15,74 +9,8 @@ from pathlib import Path
 
 import torch
 
-from generator.pipelines import presets
-from generator.pipelines.parts import TASKS, ModelLoadError, build_tokenizer, ddim_scheduler, quiet_imports
-
-EMBEDDED_MODEL_ID = "embedded-tiny-ldm"
-
-
-# 2. The embedded components, each built from a config with seeded weights.
-def build_embedded_components(task: str = "txt2img", seed: int = 0) -> dict:
-    """Tiny SD-shaped components: UNet widths 32/64, VAE widths 8/16/16/16 (factor 8)."""
-    quiet_imports()
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
-    tokenizer = build_tokenizer()
-    torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            max_position_embeddings=77,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-        )
-    )
-    torch.manual_seed(seed + 1)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        # txt2img: 4 latent channels; inpaint: 4 latent + 4 masked-image latent + 1 mask.
-        in_channels=4 if task == "txt2img" else 9,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
-    torch.manual_seed(seed + 2)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        # Four blocks, three of them downsampling: 2**3 = 8 pixels per latent per side.
-        block_out_channels=(8, 16, 16, 16),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=4,
-        layers_per_block=1,
-        norm_num_groups=8,
-        sample_size=64,
-    )
-    scheduler = ddim_scheduler()
-    return dict(
-        unet=unet,
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+from generator.pipelines import presets, weights
+from generator.pipelines.parts import TASKS, ModelLoadError, quiet_imports
 
 
 def _pipeline_class(task: str):
@@ -97,26 +25,35 @@ def model_kind(model: str | None, arch: str) -> str:
     when a model is given (it wins over arch), else a preset, or the embedded model for the default arch."""
     if model is not None:
         return "weights"
-    return "embedded" if arch == presets.DEFAULT_ARCH else "preset"
+    return "embedded" if arch in presets.TRAINED else "preset"
+
+
+def model_id_of(arch: str, task: str) -> str:
+    """The model_id of a model built from config: embedded-<arch>-shapes-<task> for shipped weights,
+    preset-<arch>-random-<task> for random ones."""
+    return f"embedded-{arch}-shapes-{task}" if arch in presets.TRAINED else f"preset-{arch}-random-{task}"
+
+
+def weights_sha256(model: str | None, arch: str) -> str | None:
+    """The SHA-256 of the shipped weights file a model built from config loads; None for random weights and for
+    local weights (whose path is the model_id)."""
+    return weights.read(presets.TRAINED[arch]).sha256 if model is None and arch in presets.TRAINED else None
 
 
 def load_pipeline(task: str = "txt2img", model: str | None = None, seed: int = 0,
                   device: str = "cpu", dtype: torch.dtype = torch.float32, arch: str = "tiny"):
     """Return (pipeline, model_id). `model` is None for a model built from config (`arch`: the
-    embedded tiny model, or a preset of generator/pipelines/presets.py) or a local folder, which wins over `arch`;
+    embedded tiny model, or another preset of generator/pipelines/presets.py) or a local folder, which wins over `arch`;
     with an LDM arch, `model` is a CompVis checkpoint file (last.ckpt) loaded into that arch's shapes."""
     quiet_imports()
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     cls = _pipeline_class(task)
-    if model is None and arch != presets.DEFAULT_ARCH:
+    if model is None:
         presets.check_arch(arch, task)
         with contextlib.redirect_stderr(io.StringIO()):
-            pipe = presets.pipeline_class(arch, task)(**presets.build_components(arch, seed))
-        model_id = f"preset-{arch}-random-{task}"
-    elif model is None:
-        pipe = cls(**build_embedded_components(task, seed))
-        model_id = f"{EMBEDDED_MODEL_ID}-{task}"
+            pipe = presets.pipeline_class(arch, task)(**presets.build_components(arch, seed, task))
+        model_id = model_id_of(arch, task)
     elif arch in presets.LDM_ARCHS:
         presets.check_arch(arch, task)
         if not Path(model).is_file():

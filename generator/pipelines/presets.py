@@ -5,10 +5,14 @@ with the shapes of SDXL base 1.0, and so on, from the same configs the published
 carry (runwayml/stable-diffusion-v1-5, stabilityai/stable-diffusion-xl-base-1.0): nothing is
 downloaded, the tokenizer is the project's embedded one (parts.build_tokenizer, 77 tokens).
 The weights are random, so the pictures are noise, but every layer has the real size, so a
-step takes as long as the real model's. "tiny" is the embedded model (models.py). "ldm-inpaint" is
+step takes as long as the real model's. "tiny" is the embedded model (embedded.py). "ldm-inpaint" is
 the CompVis latent-diffusion inpainting model (inpainting_big: a VQ f=4 first stage and an
 unconditional 7-channel UNet, no text) and "ldm-inpaint-tiny" the same family at toy widths; both
 run generator/pipelines/ldm.py's LDMInpaintPipeline.
+
+"tiny" and "ldm-inpaint-tiny" are the two toy models trained here (TRAINED: they load the shipped weights of
+pipelines/trained/ and draw the shapes data set); "tiny-random" and "ldm-inpaint-tiny-random" are the same
+architectures with random seeded weights, for timing alone (they cost the same and draw noise).
 
 Each builder takes no seed: the caller seeds (torch.manual_seed) before construction, or builds
 on the meta device (`with torch.device("meta"):`) to count parameters without allocating.
@@ -16,14 +20,21 @@ on the meta device (`with torch.device("meta"):`) to count parameters without al
 
 from __future__ import annotations
 
+from generator.pipelines import embedded, weights
 from generator.pipelines.parts import build_tokenizer, ddim_scheduler
 
-ARCHS = ("tiny", "sd15", "sd15-inpaint", "sdxl", "ldm-inpaint", "ldm-inpaint-tiny")
-LDM_ARCHS = ("ldm-inpaint", "ldm-inpaint-tiny")
+ARCHS = ("tiny", "tiny-random", "sd15", "sd15-inpaint", "sdxl", "ldm-inpaint", "ldm-inpaint-tiny",
+         "ldm-inpaint-tiny-random")
+LDM_ARCHS = ("ldm-inpaint", "ldm-inpaint-tiny", "ldm-inpaint-tiny-random")
+EMBEDDED_ARCHS = ("tiny", "tiny-random")
 DEFAULT_ARCH = "tiny"
+# The presets that load shipped weights (weights.FILES), and the file each loads.
+TRAINED = {"tiny": embedded.TRAINED, "ldm-inpaint-tiny": "ldm-inpaint-tiny-shapes"}
 # The tasks each preset builds (the UNet's input channels follow the task: 4, or 9 for inpainting).
 ARCH_TASKS = {
     "tiny": ("txt2img", "inpaint"),
+    "tiny-random": ("txt2img", "inpaint"),
+    "ldm-inpaint-tiny-random": ("inpaint",),
     "sd15": ("txt2img",),
     "sd15-inpaint": ("inpaint",),
     "sdxl": ("txt2img",),
@@ -111,7 +122,7 @@ def sd_vae(scaling_factor: float = 0.18215, sample_size: int = 512):
 
 # 2. The models of a preset, by pipeline component name (what the tests count on the meta device).
 def build_models(arch: str) -> dict:
-    """The nn.Modules of a preset other than "tiny", built on the current default device, unseeded."""
+    """The nn.Modules of a preset other than the embedded ones, built on the current default device, unseeded."""
     check_arch(arch)
     if arch in LDM_ARCHS:
         from generator.pipelines import ldm  # heavy: diffusers' LDM parts, imported only for an LDM preset
@@ -124,19 +135,28 @@ def build_models(arch: str) -> dict:
     if arch == "sdxl":
         return dict(unet=sdxl_unet(), text_encoder=clip_text_encoder(),
                     text_encoder_2=clip_bigg_text_encoder(), vae=sd_vae(scaling_factor=0.13025, sample_size=1024))
-    raise ValueError(f"arch {arch!r} is the embedded model: build it with models.build_embedded_components")
+    raise ValueError(f"arch {arch!r} is the embedded model: build it with embedded.components")
 
 
-def build_components(arch: str, seed: int = 0) -> dict:
-    """Keyword arguments of the preset's pipeline class: seeded random weights, embedded tokenizer(s)
-    (none for the LDM presets, which have no text encoder)."""
+def build_components(arch: str, seed: int = 0, task: str | None = None) -> dict:
+    """Keyword arguments of the preset's pipeline class for `task` (None: the preset's first): the shipped weights for a TRAINED preset,
+    else seeded random weights; embedded tokenizer(s) (none for the LDM presets, which have no text encoder)."""
     import torch
 
+    check_arch(arch, task)
+    if arch in EMBEDDED_ARCHS:
+        return embedded.components(task or "txt2img", seed, trained=arch in TRAINED)
     if arch in LDM_ARCHS:
         from generator.pipelines.ldm import build_scheduler  # heavy: as above
 
         torch.manual_seed(seed)
-        return dict(build_models(arch), scheduler=build_scheduler())
+        parts = dict(build_models(arch), scheduler=build_scheduler())
+        if arch in TRAINED:
+            shipped = weights.read(TRAINED[arch])
+            shipped.load_into("unet", parts["unet"])
+            shipped.load_into("vae", parts["vae"])
+            parts["vae"].register_to_config(scaling_factor=shipped.scaling_factor)
+        return parts
     tokenizer = build_tokenizer()
     if len(tokenizer) > CLIP_VOCAB:  # every id the tokenizer makes must have an embedding row
         raise ValueError(f"the embedded tokenizer has {len(tokenizer)} tokens, more than CLIP's {CLIP_VOCAB}")

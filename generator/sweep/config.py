@@ -35,7 +35,9 @@ class SweepConfig:
     width: int | None = setting("Image width in pixels; defaults to height when only height is given.", None)
     mode: tuple[str, ...] = setting(
         "Execution modes, one run each: sequential (batch-1 calls), static (one call), stream (Stream Batch).", ("static",))
-    steps: int = setting("Denoising steps per image (the same in every mode).", 10)
+    steps: tuple[int, ...] = setting(
+        "Denoising steps per image, one run each (the same in every mode): fewer steps is the other trade for "
+        "speed beside batching, and unlike batching it changes the pictures.", (10,))
     # Read as text by the flag builder (str first), made an int or AUTO by __post_init__.
     repeats: str | int = setting(
         "Measured rounds per size; each round runs every batch size of every run of the size once, in a rotating "
@@ -119,7 +121,11 @@ class SweepConfig:
         object.__setattr__(self, "repeats", parse_repeats(self.repeats))
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
-        for name in ("steps", "max_batch", "max_rounds"):
+        if isinstance(self.steps, int):
+            object.__setattr__(self, "steps", (self.steps,))
+        if not self.steps or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.steps):
+            raise ValueError(f"steps must list whole numbers >= 1, got {self.steps!r}")
+        for name in ("max_batch", "max_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
         for name in ("warmup", "warmup_max"):
@@ -239,7 +245,7 @@ class SweepConfig:
         """Jobs of the listed batch sizes with the fewest warm-ups and the most rounds (the progress bar's
         first total); settling warm-ups and --until-oom may run more, auto and out-of-memory fewer."""
         per_batch = self.warmup + self.rounds() + (1 if self.profile_ops else 0)
-        runs = len(self.sizes()) * len(self.mode) * len(self.guidances()) * len(self.vae_slicing)
+        runs = len(self.sizes()) * len(self.mode) * len(self.guidances()) * len(self.vae_slicing) * len(self.steps)
         return runs * len(self.batch_sizes) * per_batch * sum(self.replicas or (1,))
 
 

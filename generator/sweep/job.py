@@ -15,10 +15,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
+from generator.measure import quality
 from generator.measure.profiling import profile_unet
 from generator.pipelines import batching
 from generator.pipelines.batching import JobInputs
-from generator.pipelines.inputs import prompts_for
+from generator.pipelines.inputs import prompts_for, test_caption
 from generator.pipelines.models import set_vae_slicing
 from generator.records.ids import new_id, utc_now_iso
 from generator.records.outcome import error_line
@@ -51,6 +54,7 @@ class JobResult:
     rows: list[dict]
     images: list = dataclasses.field(default_factory=list)
     seeds: list = dataclasses.field(default_factory=list)
+    prompts: list = dataclasses.field(default_factory=list)
 
     @property
     def job_id(self) -> str:
@@ -91,16 +95,18 @@ def run_job(ctx: JobContext, job: JobPlan, repeat: int, job_id: str | None = Non
     execution = _keep_images(ctx, job, inputs, execution)
     # 4. The records of the job's spool file: the run, the job, its phases, steps, operators, images.
     result = _records(ctx, job, repeat, execution)
-    return dataclasses.replace(result, images=execution.images, seeds=inputs.seeds)
+    return dataclasses.replace(result, images=execution.images, seeds=inputs.seeds, prompts=inputs.prompts)
 
 
 def job_inputs(ctx: JobContext, batch_size: int) -> JobInputs:
     """What a job of `batch_size` images generates: image i has seed + i and mask i (cycling)."""
     cfg, run = ctx.cfg, ctx.plan
-    prompts = [cfg.prompt] * batch_size if cfg.prompt else _default_prompts(batch_size)
+    prompts = ([cfg.prompt] * batch_size if cfg.prompt else
+               [test_caption(cfg.seed).text] * batch_size if cfg.task == "inpaint" else
+               _default_prompts(batch_size))
     return JobInputs(
         task=cfg.task, prompts=prompts, seeds=[cfg.seed + i for i in range(batch_size)], height=run.height,
-        width=run.width, steps=cfg.steps, guidance=run.guidance, image=ctx.picture,
+        width=run.width, steps=run.steps, guidance=run.guidance, image=ctx.picture,
         masks=tuple(ctx.masks[i % len(ctx.masks)] for i in range(batch_size)) if ctx.masks else (),
     )
 
@@ -145,7 +151,7 @@ def _records(ctx: JobContext, job: JobPlan, repeat: int, execution: _Execution) 
     """The job record (by name) and every record of its spool file, the run's first."""
     cfg, mode, timing, ops = ctx.cfg, ctx.plan.mode, execution.timing, execution.ops
     job_id, rows_total = execution.job_id, (timing.unet_rows if timing else None)
-    rows_per_call = batching.unet_rows_per_call(mode, job.batch_size, cfg.steps, ctx.plan.cfg)
+    rows_per_call = batching.unet_rows_per_call(mode, job.batch_size, ctx.plan.steps, ctx.plan.cfg)
     flops_per_row = ctx.flops_per_row
     job_record = record(
         "job", job_id=job_id, run_id=ctx.run["run_id"], batch_size=job.batch_size, unet_batch=rows_per_call,
@@ -172,7 +178,7 @@ def unfinished_job(ctx: JobContext, job: JobPlan, repeat: int, job_id: str) -> d
     it with the reason (generator/cluster/workers.py), so the job is on record once, as failed."""
     return record(
         "job", job_id=job_id, run_id=ctx.run["run_id"], batch_size=job.batch_size,
-        unet_batch=batching.unet_rows_per_call(ctx.plan.mode, job.batch_size, ctx.cfg.steps, ctx.plan.cfg),
+        unet_batch=batching.unet_rows_per_call(ctx.plan.mode, job.batch_size, ctx.plan.steps, ctx.plan.cfg),
         repeat=repeat, warmup=job.warmup, profiled=job.profiled, started_at=utc_now_iso(), wall_s=0.0, images=0,
         status="error", error="the job did not finish", peak_mem_bytes=None, unet_calls=None, unet_rows=None,
         unet_flops_per_call=None, unet_flops_total=None, unet_profiled_s=None, round=job.round)
@@ -188,10 +194,15 @@ def save_images(folder: Path, job_id: str, images: list, inputs: JobInputs) -> t
             img.save(path)
             row = {"index": index, "seed": inputs.seeds[index], "prompt": inputs.prompts[index],
                    "path": str(path.resolve())}
-            if inputs.task == "inpaint":  # the mask this image was inpainted with, beside it
+            shown = quality.read(img, inputs.prompts[index]) if inputs.task == "txt2img" else None
+            row.update(shown.fields() if shown is not None else {})
+            if inputs.task == "inpaint":  # the mask this image was inpainted with, and the picture given, beside it
                 path = folder / f"{job_id}_{index:03d}_mask.png"
                 inputs.masks[index].save(path)
                 row["mask_path"] = str(path.resolve())
+                path = folder / f"{job_id}_{index:03d}_input.png"
+                masked_input(inputs.image, inputs.masks[index]).save(path)
+                row["input_path"] = str(path.resolve())
             rows.append(row)
     except Exception as exc:  # disk full, file too large: no half-written picture stays behind
         if path != folder:
@@ -199,6 +210,12 @@ def save_images(folder: Path, job_id: str, images: list, inputs: JobInputs) -> t
                 path.unlink(missing_ok=True)
         return rows, f"image '{path}' could not be saved: {error_line(exc)}"
     return rows, None
+
+
+def masked_input(picture, mask):
+    """The picture an inpainting model was given, as a person sees it: the hole (mask white) painted grey."""
+    grey = Image.new("RGB", picture.size, (128, 128, 128))
+    return Image.composite(grey, picture.convert("RGB"), mask.convert("L").resize(picture.size))
 
 
 def is_oom(exc: BaseException) -> bool:

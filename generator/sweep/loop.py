@@ -262,7 +262,8 @@ class Size:
         self.last = job.run
         checks = [] if result.status != "ok" else [
             record("image_check", job_id=result.job_id, **c)
-            for c in self.references.check(job.run, job.batch_size, result.job_id, result.seeds, result.images)]
+            for c in self.references.check(job.run, job.batch_size, result.job_id, result.seeds, result.images,
+                                                 result.prompts if self.sweep.cfg.task == "txt2img" else None)]
         samples = [record("sample", **{**s, "run_id": run_id}) for s in self.sampler.drain()]
         self.sweep.write(run_id, result.job_id, result.rows + checks + samples, _describe(job, result))
         self.bar.update()

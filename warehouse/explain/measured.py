@@ -7,12 +7,22 @@ from . import words
 
 
 def embedded_note(embedded: bool) -> str | None:
-    """When a run used the embedded tiny model: what it is for."""
+    """When a run used the embedded tiny model with random weights (recorded before it was trained): what it is."""
     if not embedded:
         return None
-    return ("These runs used the embedded tiny model: random, seeded weights that draw noise. "
-            "It is there to measure where the time goes, not to make pictures; point "
-            "`--model` at a local diffusers folder for real weights.")
+    return ("These runs used the embedded tiny model with random, seeded weights, as it was before it was trained: "
+            "its pictures are noise. It measures where the time goes; point `--model` at a local diffusers folder "
+            "for real weights.")
+
+
+def trained_note(trained: bool) -> str | None:
+    """When a run used an embedded model with the weights trained here: what it draws, and what it does not."""
+    if not trained:
+        return None
+    return ("These runs used the embedded tiny models with the weights trained here on the shapes data set "
+            "(`python -m generator.train`): they draw prompts such as \"a red circle on a blue background\" "
+            "(six colours, three shapes) and nothing else; each picture's colours and shape are read against its "
+            "prompt (Gallery). For other pictures, point `--model` at a local diffusers folder.")
 
 
 def preset_note(used: PresetUse) -> str | None:

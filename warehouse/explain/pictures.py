@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..invariance import Invariance
+from ..quality import BatchingShown, StepsEffect
+from . import words
 
 def _diff(worst) -> str:
     psnr = f", PSNR {worst.psnr_db:.1f} dB" if worst.psnr_db is not None else ""
@@ -71,6 +73,30 @@ def pair_caption(max_abs_diff: int, psnr_db: float | None, ref: str) -> str:
 
 NO_IMAGES = "No images kept in this sweep (`--save-images none`)."
 INPAINTING = "Inpainting: each image with the mask it was inpainted with (white = repainted)."
+INPAINTING_INPUT = "Inpainting: each picture as the model was given it (the hole grey), and as the model filled it."
+READING = ("Under each picture, what it shows read against its prompt (generator/measure/quality.py): the shape's "
+           "colour, the shape, and the border's colour, each the nearest of the palette.")
+
+
+def reading(colour, shape, background, colours_right, shape_right) -> str | None:
+    """What one picture shows, and whether it is what its prompt asked (None: the prompt is not a caption)."""
+    if background is None or pd.isna(background):
+        return None
+    drawn = "no shape" if colour is None or pd.isna(colour) else f"a {colour} {shape}"
+    verdict = ("as asked" if colours_right and shape_right else
+               "colours as asked, not the shape" if colours_right else "not the asked colours")
+    return f"shows {drawn} on {background}: {verdict}"
+
+
+def cfg_pair(seed: int, guidance: float, off_right, on_right) -> tuple[str, str]:
+    """Captions of the same seed with CFG off and on."""
+    def mark(right) -> str:
+        return "" if right is None or pd.isna(right) else (" · colours as asked" if right else " · not as asked")
+    return f"seed {seed}, CFG off{mark(off_right)}", f"seed {seed}, CFG {guidance:g}{mark(on_right)}"
+
+
+CFG_PAIRS = ("The same seed and prompt drawn without and with classifier-free guidance (CFG; arXiv 2207.12598): "
+             "guidance pushes each step away from the unconditional prediction, at twice the UNet rows.")
 
 
 def missing(caption: str) -> str:
@@ -86,3 +112,45 @@ def refused(paths: list[str], folder: str) -> str:
     """Image paths the warehouse holds outside the output folder: not read, and said so (the first three)."""
     return (f"{len(paths)} image path(s) lie outside the output folder {folder} and were not shown: "
             + ", ".join(paths[:3]))
+
+
+# What the pictures show (warehouse/quality.py): fewer steps against a bigger batch.
+def _share(right: int, n: int, interval) -> str:
+    return f"{right} of {n} ({words.pct(interval.value)} [{words.pct(interval.low)}–{words.pct(interval.high)}])"
+
+
+def steps_effect(e: StepsEffect) -> str:
+    """Fewer steps: the share of pictures showing the asked colours at the fewest and the most steps, and the time
+    per image each took; "cost" only where the two 95% intervals are apart, in the direction they are apart."""
+    time = ("" if pd.isna(e.few_s) or pd.isna(e.many_s) else
+            f"; the median time per image was {words.g(e.few_s)} s against {words.g(e.many_s)} s")
+    head = (f"**Fewer steps** ({e.setting}, batch {e.batch_size}): at {e.few} steps {_share(*e.few_counts, e.few_right)} "
+            f"pictures show the asked colours, at {e.many} steps {_share(*e.many_counts, e.many_right)}{time}.")
+    if not e.apart:
+        return head + " The two shares' 95% intervals overlap: these pictures cannot tell the two step counts apart."
+    if e.few_right.high < e.many_right.low:
+        return head + f" Going down to {e.few} steps cost pictures (the 95% intervals are apart)."
+    return head + f" At {e.few} steps more pictures were right (the 95% intervals are apart)."
+
+
+def batching_shown(b: BatchingShown | None) -> str | None:
+    """Batching and what the pictures show: pictures at batch 2+ against the same seed at batch 1."""
+    if b is None:
+        return None
+    sizes = span(b.batch_sizes)
+    if b.same == b.compared:
+        return (f"**Did batching change what the pictures show?** No: all {b.compared} pictures drawn at batch {sizes} "
+                f"show the same colours and shape as the same seed at batch 1 (95% interval of the share "
+                f"{words.pct(b.share.low)}–100%).")
+    return (f"**Did batching change what the pictures show?** In {b.compared - b.same} of {b.compared} pictures drawn "
+            f"at batch {sizes}: {_share(b.same, b.compared, b.share)} show the same colours and shape as the same seed "
+            "at batch 1.")
+
+
+TRADEOFF_CAPTION = ("Each point: the median time per image (bars: its 95% interval) against the share of pictures "
+                    "that show the colours their prompt asked for (bars: the 95% Clopper-Pearson interval of the "
+                    "share). `steps`: the same run setting at each step count, at one batch size; `batch size`: one of "
+                    "those runs at each of its batch sizes. Batching moves a point left; fewer steps move it left and, "
+                    "where the model needs the steps, down.")
+NO_TRADEOFF = ("No sweep here ran more than one step count with prompts the reading knows (the shapes data set's "
+               "captions, txt2img): run `python -m generator sweep --steps 2,5,10,20` on the embedded model.")
