@@ -290,7 +290,7 @@ def test_sweep_summary(wh):
     s = analysis.sweep_summary(runs[runs.run_id.isin([a, b])], wh.throughput(a, b))
     assert (s.runs, s.sizes, s.modes, s.batch_sizes, s.guidance) == (
         2, ("64x64", "128x128"), ("static", "stream"), (1, 2, 4), (1.0, 3.0))
-    assert s.model_params == 2.5e6 and s.steps == 3 and analysis.uses_embedded_model(runs)
+    assert s.model_params == 2.5e6 and s.steps == (3,) and analysis.uses_embedded_model(runs)
 
 
 def test_random_and_trained_embedded_runs_are_told_apart_by_the_weights_hash():

@@ -88,3 +88,25 @@ def test_the_batching_sentence_says_no_only_when_every_picture_shows_the_same():
     assert pictures.batching_shown(None) is None
     empty = pd.DataFrame({"against": ["batch_1"], "same_shown": [None], "batch_size": [4]})
     assert quality.batching_shown(empty) is None  # no reading on either side: nothing to say
+
+
+def test_a_pictures_reading_is_said_only_for_a_caption_and_names_what_is_wrong():
+    assert pictures.reading("red", "circle", "blue", True, True) == "shows a red circle on blue: as asked"
+    assert pictures.reading("red", "square", "blue", True, False).endswith("colours as asked, not the shape")
+    assert pictures.reading(None, None, "blue", False, False) == "shows no shape on blue: not the asked colours"
+    assert pictures.reading(None, None, None, None, None) is None  # the prompt was not a caption
+    off, on = pictures.cfg_pair(3, 7.5, False, True)
+    assert off == "seed 3, CFG off · not as asked" and on == "seed 3, CFG 7.5 · colours as asked"
+
+
+def test_the_gallery_finds_the_same_seed_without_and_with_guidance(tmp_path):
+    """Two real runs that differ only in CFG keep the same seeds: cfg_pairs pairs them seed by seed."""
+    cfg = SweepConfig(batch_sizes=(2,), resolutions=(64,), steps=2, repeats=1, warmup=0, threads=1,
+                      classifier_free_guidance=("off", "full"), guidance=5.0, spool=str(tmp_path / "spool"),
+                      out=str(tmp_path / "images"))
+    run_sweep(cfg, progress=False)
+    ingest_pending(CollectorConfig(spool=cfg.spool, db=str(tmp_path / "w.duckdb")))
+    wh = Warehouse(str(tmp_path / "w.duckdb"))
+    pairs = wh.cfg_pairs(list(wh.runs().run_id))
+    assert list(pairs.seed) == [0, 1] and set(pairs.guidance_scale) == {5.0}
+    assert (pairs.off_path != pairs.on_path).all() and pairs.off_right.notna().all()

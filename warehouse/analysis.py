@@ -330,7 +330,7 @@ class SweepSummary:
     sizes: tuple[str, ...]           # "HxW", smallest first
     modes: tuple[str, ...]
     batch_sizes: tuple[int, ...]     # measured (throughput rows)
-    steps: int
+    steps: tuple[int, ...]           # the step counts of the runs, fewest first
     guidance: tuple[float, ...]
 
 
@@ -402,7 +402,7 @@ def sweep_summary(runs: pd.DataFrame, tp: pd.DataFrame) -> SweepSummary:
         device_name=str(first["device_name"]), dtype=str(first["dtype"]), runs=len(runs),
         sizes=tuple(f"{h}x{w}" for h, w in sorted({(int(h), int(w)) for h, w in zip(runs.height, runs.width)})),
         modes=tuple(sorted(set(runs["mode"]))), batch_sizes=tuple(sorted({int(b) for b in tp.batch_size})),
-        steps=int(first["steps"]), guidance=tuple(sorted({float(g) for g in runs.guidance_scale.dropna()})))
+        steps=tuple(sorted({int(n) for n in runs.steps.dropna()})), guidance=tuple(sorted({float(g) for g in runs.guidance_scale.dropna()})))
 
 
 def phase_share_ends(phases: pd.DataFrame, phase: str) -> tuple[int, float, int, float] | None:

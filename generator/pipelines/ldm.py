@@ -114,10 +114,12 @@ def build_vq(cfg: dict) -> VQModel:
     )
 
 
-def build_scheduler() -> DDIMScheduler:
-    """inpainting_big's schedule, sampled as CompVis's DDIMSampler samples it (module docstring)."""
+def build_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
+    """inpainting_big's schedule, sampled as CompVis's DDIMSampler samples it (module docstring). CompVis's UNet
+    predicts the noise (epsilon); the toy model trained here predicts v (generator/train/stages.py says why)."""
     return DDIMScheduler(num_train_timesteps=1000, beta_start=0.0015, beta_end=0.0205, beta_schedule="scaled_linear",
-                         clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading")
+                         clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading",
+                         prediction_type=prediction_type)
 
 
 # 3. CompVis checkpoint names -> diffusers names.

@@ -22,7 +22,8 @@ def _pipeline_class(task: str):
 # 3. Load: the embedded model, or a local diffusers folder (never a hub download).
 def model_kind(model: str | None, arch: str) -> str:
     """The kind (spool MODEL_KINDS) of the model load_pipeline loads for `model` and `arch`: local weights
-    when a model is given (it wins over arch), else a preset, or the embedded model for the default arch."""
+    when a model is given (it wins over arch), else an embedded model with shipped weights (presets.TRAINED), or a
+    preset with random weights."""
     if model is not None:
         return "weights"
     return "embedded" if arch in presets.TRAINED else "preset"

@@ -156,6 +156,7 @@ def build_components(arch: str, seed: int = 0, task: str | None = None) -> dict:
             shipped.load_into("unet", parts["unet"])
             shipped.load_into("vae", parts["vae"])
             parts["vae"].register_to_config(scaling_factor=shipped.scaling_factor)
+            parts["scheduler"] = build_scheduler(shipped.prediction_type)
         return parts
     tokenizer = build_tokenizer()
     if len(tokenizer) > CLIP_VOCAB:  # every id the tokenizer makes must have an embedding row

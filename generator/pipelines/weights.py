@@ -2,7 +2,7 @@
 
 `python -m generator.train` writes them (generator/train/); the files are in the repository, so a fresh clone
 draws offline. Each file holds float16 tensors named `<part>.<parameter>` and, as metadata, the first stage's
-latent scale and how the weights were trained. A run records the file's SHA-256 (run `weights_sha256`) so a
+latent scale, what the UNet predicts (PREDICTION) and how the weights were trained. A run records the file's SHA-256 (run `weights_sha256`) so a
 figure can be traced to the weights it was measured with.
 """
 
@@ -25,15 +25,19 @@ FILES = {
     "embedded-shapes": {"vae": "vae", "text_encoder": "text_encoder", "unet": "unet", "inpaint_unet": "inpaint_unet"},
     "ldm-inpaint-tiny-shapes": {"vae": "vq", "unet": "ldm_unet"},
 }
+# What each file's UNet was trained to predict (diffusers' prediction_type; generator/train/stages.py).
+PREDICTION = {"embedded-shapes": "epsilon", "ldm-inpaint-tiny-shapes": "v_prediction"}
 
 
 @dataclass(frozen=True)
 class Shipped:
-    """One weights file read: its tensors by part, the first stage's latent scale, its hash and its story."""
+    """One weights file read: its tensors by part, the first stage's latent scale, what its UNet predicts (the
+    scheduler's prediction_type: epsilon or v_prediction), its hash and its story."""
 
     name: str
     parts: dict
     scaling_factor: float
+    prediction_type: str
     sha256: str
     training: dict
 
@@ -65,8 +69,8 @@ def read(name: str) -> Shipped:
         for key in f.keys():
             part, _, rest = key.partition(".")
             parts.setdefault(part, {})[rest] = f.get_tensor(key)
-    return Shipped(name, parts, float(meta.get("scaling_factor", 1.0)), sha256(path),
-                   json.loads(meta.get("training", "{}")))
+    return Shipped(name, parts, float(meta.get("scaling_factor", 1.0)), meta.get("prediction_type", "epsilon"),
+                   sha256(path), json.loads(meta.get("training", "{}")))
 
 
 def sha256(path: Path) -> str:

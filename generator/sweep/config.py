@@ -72,10 +72,12 @@ class SweepConfig:
         "A local diffusers pipeline folder (with --arch ldm-inpaint: the CompVis release's last.ckpt); None runs "
         "the model --arch builds (offline).", None)
     arch: str = setting(
-        "Model built from config with seeded random weights, offline, when no --model is given (--model wins): "
-        "tiny (the embedded model), sd15, sd15-inpaint (task inpaint), sdxl, ldm-inpaint (CompVis inpainting_big: "
-        "task inpaint, no text, no CFG) or ldm-inpaint-tiny (its shape at toy widths); the presets have the real "
-        "model's shapes, so they time like it but draw noise.", "tiny")
+        "Model built from config, offline, when no --model is given (--model wins): tiny (the embedded model, with "
+        "the weights trained here: it draws captions like 'a red circle on a blue background'), sd15, sd15-inpaint "
+        "(task inpaint), sdxl, ldm-inpaint (CompVis inpainting_big: task inpaint, no text, no CFG), ldm-inpaint-tiny "
+        "(its shape at toy widths, trained here too), or tiny-random and ldm-inpaint-tiny-random (the two toy "
+        "models with random weights: the same cost, noise). sd15, sdxl and ldm-inpaint have the real model's "
+        "shapes with seeded random weights, so they time like it but draw noise.", "tiny")
     device: str = setting("Where PyTorch runs: cpu, cuda or mps.", "cpu")
     dtype: str = setting("Weights and activations: float32, float16 or bfloat16.", "float32")
     threads: int | None = setting(

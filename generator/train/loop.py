@@ -152,7 +152,8 @@ def train(cfg: TrainConfig, only: tuple[str, ...] = stages.STAGES) -> TrainResul
 
 
 def write_weights(done: dict, cfg: TrainConfig, results: list[StageResult]) -> list[Path]:
-    """The two weights files, float16, with the latent scales and how they were trained as metadata."""
+    """The two weights files, float16, with the latent scales, what each UNet predicts and how they were trained
+    as metadata."""
     cfg.out.mkdir(parents=True, exist_ok=True)
     how = json.dumps({"seed": cfg.seed, "pictures": cfg.pictures,
                       "stages": {r.stage: {"steps": r.steps, "loss": round(r.loss, 5)} for r in results}})
@@ -163,7 +164,8 @@ def write_weights(done: dict, cfg: TrainConfig, results: list[StageResult]) -> l
         scale = done[parts["vae"]].config.scaling_factor
         path = cfg.out / f"{name}.safetensors"
         tmp = path.with_suffix(".tmp")
-        save_file(tensors, str(tmp), metadata={"scaling_factor": repr(scale), "training": how})
+        save_file(tensors, str(tmp), metadata={"scaling_factor": repr(scale), "training": how,
+                                               "prediction_type": weights.PREDICTION[name]})
         os.replace(tmp, path)
         files.append(path)
     return files

@@ -12,7 +12,11 @@ Stage order (each builds on the ones before; pipelines/models.py and ldm.py hold
 4. `vq`: the VQ first stage of ldm-inpaint-tiny (f = 4, codebook 256): reconstruction plus the codebook
    and commitment terms of VQ-VAE.
 5. `ldm`: ldm-inpaint-tiny's 7-channel unconditional UNet on the VQ latents, inputs cat([x_t, c, mask])
-   as CompVis's concat mode (ldm.py's module docstring), on its own schedule (ldm.build_scheduler).
+   as CompVis's concat mode (ldm.py's module docstring), on its own schedule (ldm.build_scheduler). It predicts
+   v = sqrt(a) eps - sqrt(1 - a) x0 (arXiv 2202.00512) where CompVis's predicts eps: that schedule ends at an
+   alpha-bar of 0.0006 by t = 901, where x0 read back from a predicted eps multiplies the eps error by
+   sqrt((1 - a) / a), about 40; a UNet this small trained with eps filled the hole with noise (mean error
+   85/255 in the hole), one step's prediction being fine (eps MSE 0.012) and the 10-step DDIM path not.
 
 Every stage keeps an exponential moving average of the weights it trains and ships the average.
 """
@@ -26,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from generator.measure import shapes
-from generator.pipelines import embedded, ldm
+from generator.pipelines import embedded, ldm, weights
 from generator.pipelines.parts import build_tokenizer, ddim_scheduler
 
 STAGES = ("vae", "txt2img", "inpaint", "vq", "ldm")
@@ -40,13 +44,16 @@ class StageSpec:
     ema: float = 0.999
 
 
-# Steps sized so that all five end within about 45 minutes on two cores (README: Training).
+# Steps sized so that all five end within about 50 minutes on two cores of their own (README: the embedded model).
+# The average of the weights (EMA) spans about 1 / (1 - ema) steps: 100 for the first stages, 1,000 for the text
+# UNets, 200 for the ldm UNet, since at 0.999 its average still held early steps after 2,000 (hole error 42/255
+# against the last weights' 36).
 SPECS = {
     "vae": StageSpec(steps=1500, batch=16, lr=2e-3, ema=0.99),
-    "txt2img": StageSpec(steps=4000, batch=64, lr=1e-3),
+    "txt2img": StageSpec(steps=6000, batch=64, lr=1e-3),
     "inpaint": StageSpec(steps=1000, batch=64, lr=5e-4),
     "vq": StageSpec(steps=1500, batch=16, lr=2e-3, ema=0.99),
-    "ldm": StageSpec(steps=2000, batch=64, lr=1e-3),
+    "ldm": StageSpec(steps=3000, batch=64, lr=1e-3, ema=0.995),
 }
 KL_WEIGHT = 1e-6
 DROP_CAPTION = 0.1
@@ -155,7 +162,8 @@ def ldm_loss(m: dict, frozen: dict, data: Data, idx: torch.Tensor, gen: torch.Ge
     x0, c = data.vq_x0[idx], data.vq_c[idx]  # ldm.py: the masked image's hole at -1
     small = F.interpolate(data.masks[idx] * 2 - 1, size=x0.shape[-2:])
     xt, eps, t = _noised(x0, frozen["scheduler"], gen)
-    return F.mse_loss(m["unet"](torch.cat([xt, c, small], 1), t).sample, eps)
+    target = frozen["scheduler"].get_velocity(x0, eps, t)
+    return F.mse_loss(m["unet"](torch.cat([xt, c, small], 1), t).sample, target)
 
 
 LOSSES = {"vae": vae_loss, "txt2img": txt2img_loss, "inpaint": inpaint_loss, "vq": vq_loss, "ldm": ldm_loss}
@@ -181,7 +189,8 @@ def build(stage: str, done: dict, seed: int) -> tuple[dict, dict]:
     unet_cfg, vq_cfg = ldm.CONFIGS["ldm-inpaint-tiny"]
     if stage == "vq":
         return {"vae": ldm.build_vq(vq_cfg)}, {}
-    return {"unet": ldm.build_unet(unet_cfg)}, {"vae": done["vq"], "scheduler": ldm.build_scheduler()}
+    return ({"unet": ldm.build_unet(unet_cfg)},
+            {"vae": done["vq"], "scheduler": ldm.build_scheduler(weights.PREDICTION["ldm-inpaint-tiny-shapes"])})
 
 
 @torch.no_grad()

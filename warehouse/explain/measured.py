@@ -59,7 +59,7 @@ def what_you_measured(s: SweepSummary) -> str:
     return (f"Batched latent-diffusion {' and '.join(one(*m) for m in models)} "
             f"on **{s.device_name}** ({s.dtype}): {s.runs} runs at {', '.join(s.sizes)} px, "
             f"modes {', '.join(s.modes)}, batch sizes {', '.join(map(str, s.batch_sizes))}, "
-            f"{s.steps} denoising steps, guidance {', '.join(f'{g:g}' for g in s.guidance)}.")
+            f"{', '.join(map(str, s.steps))} denoising steps, guidance {', '.join(f'{g:g}' for g in s.guidance)}.")
 
 
 def phase_label(ends: tuple[int, float, int, float] | None) -> str:
