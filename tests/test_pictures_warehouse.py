@@ -86,8 +86,15 @@ def test_the_batching_sentence_says_no_only_when_every_picture_shows_the_same():
     said = pictures.batching_shown(some)
     assert "In 1 of 7 pictures" in said and "No:" not in said
     assert pictures.batching_shown(None) is None
-    empty = pd.DataFrame({"against": ["batch_1"], "same_shown": [None], "batch_size": [4]})
+    empty = pd.DataFrame({"against": ["batch_1"], "same_shown": [None], "batch_size": [4], "run_id": ["r"],
+                          "seed": [0]})
     assert quality.batching_shown(empty) is None  # no reading on either side: nothing to say
+    # Every round draws seed 0 again: three drawings of one picture are one picture, not three, and it shows the
+    # same only if every drawing does.
+    rounds = pd.DataFrame({"against": ["batch_1"] * 4, "same_shown": [True, True, False, True],
+                           "batch_size": [4, 4, 4, 8], "run_id": ["r"] * 4, "seed": [0] * 4})
+    counted = quality.batching_shown(rounds)
+    assert (counted.same, counted.compared, counted.batch_sizes) == (1, 2, (4, 8))
 
 
 def test_a_pictures_reading_is_said_only_for_a_caption_and_names_what_is_wrong():

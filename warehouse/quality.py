@@ -109,12 +109,15 @@ class BatchingShown:
 
 
 def batching_shown(checks: pd.DataFrame) -> BatchingShown | None:
-    """From image_checks rows against batch 1 with a reading on both sides (same_shown not NULL); None without."""
+    """From image_checks rows against batch 1 with a reading on both sides (same_shown not NULL); None without.
+    A picture is one (run, batch size, seed): every round of a run draws it again, and those drawings are not
+    more pictures; it shows the same when every drawing of it does."""
     if checks.empty or "same_shown" not in checks:
         return None
     rows = checks[(checks.against == "batch_1") & checks.same_shown.notna() & (checks.batch_size > 1)]
     if rows.empty:
         return None
-    same = int(rows.same_shown.astype(bool).sum())
-    return BatchingShown(same, len(rows), stats.proportion_interval(same, len(rows)),
+    each = rows.assign(same=rows.same_shown.astype(bool)).groupby(["run_id", "batch_size", "seed"]).same.all()
+    same = int(each.sum())
+    return BatchingShown(same, len(each), stats.proportion_interval(same, len(each)),
                          tuple(sorted(int(b) for b in rows.batch_size.unique())))
