@@ -5,7 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages._shared import cost_models, guarded, sweep_id, warehouse
+from pages._shared import cost_models, guarded, paper, sweep_id, warehouse
 from warehouse import analysis, db, quality, replicas
 from warehouse.explain import pictures, states, throughput
 from warehouse.explain import workers as said_workers
@@ -110,7 +110,7 @@ def _pictures_section(run_ids: list[str], tp: pd.DataFrame):
     st.altair_chart(chart, width="stretch")
     st.caption(pictures.TRADEOFF_CAPTION)
     for effect in quality.steps_effect(points):
-        st.markdown(pictures.steps_effect(effect))
+        st.markdown(pictures.steps_effect(effect, paper))
     said = pictures.batching_shown(quality.batching_shown(warehouse().image_checks(run_ids)))
     if said:
         st.markdown(said)

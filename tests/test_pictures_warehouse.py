@@ -71,11 +71,12 @@ def _effect(few_k, many_k, n=16, few_s=0.01, many_s=0.05):
 
 
 def test_fewer_steps_are_said_to_cost_pictures_only_when_the_intervals_are_apart():
-    apart = pictures.steps_effect(_effect(2, 15))
+    apart = pictures.steps_effect(_effect(2, 15), cite=lambda key: f"<{key}>")
+    assert apart.startswith("**Fewer steps** (<perflow>; <instaflow> and <hipa> take it to one step; txt2img")
     assert "at 2 steps 2 of 16 (12% [" in apart and "cost pictures" in apart and "0.01 s against 0.05 s" in apart
-    close = pictures.steps_effect(_effect(11, 14))
+    close = pictures.steps_effect(_effect(11, 14), cite=str)
     assert "cost" not in close and "cannot tell the two step counts apart" in close
-    better = pictures.steps_effect(_effect(15, 2))
+    better = pictures.steps_effect(_effect(15, 2), cite=str)
     assert "more pictures were right" in better and "cost" not in better
 
 

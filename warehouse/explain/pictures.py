@@ -119,12 +119,13 @@ def _share(right: int, n: int, interval) -> str:
     return f"{right} of {n} ({words.pct(interval.value)} [{words.pct(interval.low)}–{words.pct(interval.high)}])"
 
 
-def steps_effect(e: StepsEffect) -> str:
+def steps_effect(e: StepsEffect, cite: words.Cite) -> str:
     """Fewer steps: the share of pictures showing the asked colours at the fewest and the most steps, and the time
     per image each took; "cost" only where the two 95% intervals are apart, in the direction they are apart."""
     time = ("" if pd.isna(e.few_s) or pd.isna(e.many_s) else
             f"; the median time per image was {words.g(e.few_s)} s against {words.g(e.many_s)} s")
-    head = (f"**Fewer steps** ({e.setting}, batch {e.batch_size}): at {e.few} steps {_share(*e.few_counts, e.few_right)} "
+    head = (f"**Fewer steps** ({cite('perflow')}; {cite('instaflow')} and {cite('hipa')} take it to one step; "
+            f"{e.setting}, batch {e.batch_size}): at {e.few} steps {_share(*e.few_counts, e.few_right)} "
             f"pictures show the asked colours, at {e.many} steps {_share(*e.many_counts, e.many_right)}{time}.")
     if not e.apart:
         return head + " The two shares' 95% intervals overlap: these pictures cannot tell the two step counts apart."
