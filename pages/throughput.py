@@ -82,12 +82,12 @@ def render():
 
 
 def _pictures_section(run_ids: list[str], tp: pd.DataFrame):
-    """Fewer steps or a bigger batch: time per image against the share of pictures showing the asked colours."""
-    st.subheader("Fewer steps or a bigger batch")
+    """Fewer steps or a bigger batch: time per image against the share of pictures showing the asked colours; only
+    where a sweep ran more than one step count with caption prompts (`--steps 2,5,10,20` on the embedded model)."""
     points = quality.tradeoff(warehouse().picture_reads(run_ids))
     if points.empty:
-        st.caption(pictures.NO_TRADEOFF)
         return
+    st.subheader("Fewer steps or a bigger batch")
     points = points.merge(tp[["run_id", "batch_size", "low_s", "high_s"]], on=["run_id", "batch_size"], how="left")
     points = points.assign(s_low=points.low_s / points.batch_size, s_high=points.high_s / points.batch_size,
                            order=points.steps.where(points.series == "steps", points.batch_size))

@@ -23,7 +23,7 @@ from .conftest import ROOT
 @pytest.mark.parametrize("argv, message", [
     (["--batch-sizes", "1,0"], "batch size must be >= 1, got 0"),
     (["--batch-sizes", "1,x"], "expected comma-separated whole numbers, got '1,x'"),
-    (["--steps", "0"], "steps must be >= 1, got 0"),
+    (["--steps", "0"], "steps must list whole numbers >= 1, got (0,)"),
     (["--height", "100"], "height must be a positive multiple of 8, got 100"),
     (["--width", "36"], "width must be a positive multiple of 8, got 36"),
     (["--resolutions", "64,65"], "resolution must be a positive multiple of 8, got 65"),

@@ -106,7 +106,7 @@ def test_overview_page_shows_the_warehouse_numbers(warehouse, monkeypatch):
     expected = (f"Batch 2 took {b2 / b1:.1f}x as long as batch 1: {2 * b1 / b2:.1f}x the images per second. "
                 f"_(Uncertain: {SMALL['repeats']} repeats: too few for a 95% interval (6 needed).)_")
     assert expected in text, expected
-    assert any("random, seeded weights" in i.value for i in at.info)
+    assert any("trained here on the shapes data set" in i.value for i in at.info)
     # The Throughput page shows the same medians as a table.
     at.switch_page("pages/throughput.py").run()
     table = at.dataframe[1].value

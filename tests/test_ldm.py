@@ -81,7 +81,7 @@ def big():
 @pytest.fixture(scope="module")
 def tiny():
     pipe, model_id = load_pipeline("inpaint", seed=0, arch="ldm-inpaint-tiny")
-    assert model_id == "preset-ldm-inpaint-tiny-random-inpaint"
+    assert model_id == "embedded-ldm-inpaint-tiny-shapes-inpaint"  # its shipped weights, trained here
     return pipe
 
 
@@ -257,5 +257,5 @@ def test_a_bad_arch_or_task_is_refused_by_name():
         presets.check_arch("ldm-inpaint", "txt2img")
     with pytest.raises(ValueError, match=r"arch 'ldm-inpaint-tiny' builds task inpaint, got task 'txt2img'"):
         load_pipeline("txt2img", arch="ldm-inpaint-tiny")
-    with pytest.raises(ValueError, match=r"arch must be one of .*ldm-inpaint, ldm-inpaint-tiny, got 'ldm-big'"):
+    with pytest.raises(ValueError, match=r"arch must be one of .*ldm-inpaint, ldm-inpaint-tiny, ldm-inpaint-tiny-random, got 'ldm-big'"):
         presets.check_arch("ldm-big")

@@ -338,7 +338,7 @@ class Warehouse:
         return self.df(f"""
             WITH kept AS (
                 SELECT j.run_id, j.batch_size, arg_min(j.job_id, j.started_at) AS job_id
-                FROM jobs j WHERE list_contains($run_ids, j.run_id) AND NOT j.warmup AND j.status = 'ok'
+                FROM measured_jobs j WHERE list_contains($run_ids, j.run_id)
                   AND EXISTS (SELECT 1 FROM images i WHERE i.job_id = j.job_id AND i.colours_right IS NOT NULL)
                 GROUP BY ALL)
             SELECT k.run_id, {RUN_LABEL} AS label, r.model_id, r.task, r.height, r.width, r.mode, r.cfg,

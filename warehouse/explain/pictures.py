@@ -153,5 +153,3 @@ TRADEOFF_CAPTION = ("Each point: the median time per image (bars: its 95% interv
                     "share). `steps`: the same run setting at each step count, at one batch size; `batch size`: one of "
                     "those runs at each of its batch sizes. Batching moves a point left; fewer steps move it left and, "
                     "where the model needs the steps, down.")
-NO_TRADEOFF = ("No sweep here ran more than one step count with prompts the reading knows (the shapes data set's "
-               "captions, txt2img): run `python -m generator sweep --steps 2,5,10,20` on the embedded model.")
