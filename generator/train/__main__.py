@@ -1,6 +1,6 @@
 """python -m generator.train: train the embedded models and write the weights the pipelines ship with.
 
-    python -m generator.train                     # every stage, about 35 minutes on two cores
+    python -m generator.train                     # every stage, about 40 minutes on two cores
     python -m generator.train --scale 0.05        # a quick look: a twentieth of every stage's steps
 
 A stopped run goes on from its checkpoints (--checkpoints) when started again with the same settings.

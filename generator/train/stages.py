@@ -44,7 +44,7 @@ class StageSpec:
     ema: float = 0.999
 
 
-# Steps sized so that all five end within about 50 minutes on two cores of their own (README: the embedded model).
+# Steps sized so that all five end within about 40 minutes on two cores of their own (README: the embedded model).
 # The average of the weights (EMA) spans about 1 / (1 - ema) steps: 100 for the first stages, 1,000 for the text
 # UNets, 200 for the ldm UNet, since at 0.999 its average still held early steps after 2,000 (hole error 42/255
 # against the last weights' 36).
