@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import openai
 import pytest
 from PIL import Image
@@ -121,8 +122,11 @@ def test_the_openai_client_gets_images_and_the_same_seed_draws_the_same_image(se
     assert len(first.data) == 2 and first.created > 0
     images = [_png(d.b64_json) for d in first.data]
     assert {im.size for im in images} == {(64, 64)}
-    assert _png(again.data[0].b64_json).tobytes() == images[0].tobytes()  # seed 7 is image 0 of both
-    assert _png(other.data[0].b64_json).tobytes() == images[1].tobytes()  # seed 8 is image 1 of the first
+    # Seed 7 is image 0 of both, drawn in a batch of 2 and alone: the same picture to within 1/255 a channel (the
+    # Overview's "not visibly"; the trained weights' float sums may differ in the last bit with the batch shape).
+    for alone, batched in ((again.data[0], images[0]), (other.data[0], images[1])):  # seed 8: image 1 of the first
+        diff = np.asarray(_png(alone.b64_json), np.int16) - np.asarray(batched, np.int16)
+        assert np.abs(diff).max() <= 1
     assert images[0].tobytes() != images[1].tobytes()
     models = client.models.list()
     assert [m.id for m in models.data] == ["embedded-tiny-shapes-txt2img"]
