@@ -1,14 +1,18 @@
 """The default demo: one sweep that shows every effect the dashboard explains, on the tiny models, in minutes
 on two CPU cores (README: the demo's time).
 
-Its parts share one sweep id, so the dashboard shows them as one sweep:
+First, in a sweep of its own, the transformer family: pixart-tiny (PixArt's transformer at toy widths, random
+weights) at the second size, profiled, with the fused attention kernel and the math path (the Operators page sets
+it beside part 4's UNet; a sweep of its own keeps its noise pictures off the other pages). Then the parts share one
+sweep id, so the dashboard shows them as one sweep:
 1. the main comparison: static, CFG off, at the small size, over batch sizes 1-16 finely enough for a bend to
    be placed (1, 2, 3, 4, 6, 8, 12, 16), with the most rounds: the demo's headline (batch 16 against batch 1);
 2. modes: sequential, static and stream side by side, with CFG on (against part 1's static run, CFG off: the
    Gallery shows the same seeds without and with guidance);
 3. fewer steps: 2, 5 and 20 denoising steps at batch 1, 4 and 16 (part 1 is the 10), the other trade for speed
    (the Throughput page: time per image against the share of pictures showing the asked colours);
-4. the second size: static at twice the side, with one profiled job per batch size (the Operators page);
+4. the second size: static at twice the side, with one profiled job per batch size, with the fused attention
+   kernel and the math path (the Operators page);
 5. inpainting: the tiny LDM-style inpainting model (7-channel UNet, VQ first stage with f=4);
 6. one worker or two: a replica sweep on a local Ray instance (generator/cluster/replicas.py), static at the small size;
 7. serving under load: fifo, batch and stream at light to past-capacity Poisson loads and bursts of 1
@@ -55,11 +59,18 @@ PARTS = (
                            classifier_free_guidance=("full",), guidance=7.5, max_seconds=60.0, **ONE_THREAD)),
     ("fewer steps", dict(resolutions=(64,), mode=("static",), steps=(2, 5, 20), batch_sizes=(1, 4, 16),
                          max_seconds=40.0, **ONE_THREAD)),
-    ("a second size, profiled", dict(resolutions=(128,), mode=("static",), profile_ops=True, **ONE_THREAD)),
+    ("a second size, profiled, two attention kernels", dict(resolutions=(128,), mode=("static",), profile_ops=True,
+                                                            attention=("sdpa", "math"), max_seconds=50.0,
+                                                            **ONE_THREAD)),
     ("inpainting", dict(resolutions=(64,), mode=("static",), task="inpaint", arch="ldm-inpaint-tiny",
                         **ONE_THREAD)),
     ("one worker or two (Ray)", dict(resolutions=(64,), mode=("static",), ray="local", replicas=(1, 2))),
 )
+
+# The transformer family beside part 4's UNet, in a sweep of its own (run first, so the main sweep is the newest).
+TRANSFORMER = ("a transformer beside the UNet (its own sweep)",
+               dict(resolutions=(128,), mode=("static",), arch="pixart-tiny", profile_ops=True,
+                    attention=("sdpa", "math"), max_seconds=40.0, **ONE_THREAD))
 
 
 # The load part: short levels (MLPerf-style minimums scaled down to a demo), small batches. A level lasts about
@@ -76,16 +87,26 @@ HTTP_LOAD = dict(loads=(0.5, 1.0), burst=4, max_batch=4, min_requests=16, min_se
 
 
 def demo_configs(**overrides) -> list[tuple[str, SweepConfig]]:
-    """(name, SweepConfig) of each part, with `overrides` (spool, out, ...) applied to every one."""
+    """(name, SweepConfig) of each part of the main sweep, with `overrides` (spool, out, ...) applied to every one."""
     return [(name, SweepConfig(**{**COMMON, **part, **overrides})) for name, part in PARTS]
 
 
+def transformer_config(**overrides) -> SweepConfig:
+    """The transformer part's SweepConfig, with `overrides` applied."""
+    return SweepConfig(**{**COMMON, **TRANSFORMER[1], **overrides})
+
+
 def run_demo(progress: bool = True, load: dict | None = None, **overrides) -> list:
-    """Run every part under one sweep id; return the spool files written (an outcome per part, in order).
+    """Run the transformer part, then every other part under one sweep id; return the spool files written (an
+    outcome per part, in order).
     `overrides` change every sweep part's SweepConfig (spool, out, max_rounds, ...); `load` the load part's
     LoadConfig fields (its spool is the sweep's)."""
-    sweep_id, outcomes, parts = new_id("sweep"), [], len(PARTS) + 2
-    for n, (name, cfg) in enumerate(demo_configs(**overrides), start=1):
+    outcomes, parts = [], len(PARTS) + 3
+    if progress:
+        print(f"demo part 1 of {parts}: {TRANSFORMER[0]}", file=sys.stderr)
+    outcomes.append(run_sweep(transformer_config(**overrides), progress=progress))
+    sweep_id = new_id("sweep")
+    for n, (name, cfg) in enumerate(demo_configs(**overrides), start=2):
         if progress:
             print(f"demo part {n} of {parts}: {name}", file=sys.stderr)
         outcomes.append(run_sweep(cfg, progress=progress, sweep_id=sweep_id))
@@ -104,7 +125,7 @@ def run_demo(progress: bool = True, load: dict | None = None, **overrides) -> li
 
 def describe() -> str:
     """The parts, one line each, for the CLI's help."""
-    parts = [*PARTS, ("serving under load (python -m generator load)", LOAD),
+    parts = [TRANSFORMER, *PARTS, ("serving under load (python -m generator load)", LOAD),
              ("over HTTP (python -m generator serve, measured by load --endpoint)", {**SERVE, **HTTP_LOAD})]
     return "; ".join(f"{n}. {name}: " + ", ".join(f"{k}={v}" for k, v in part.items())
                      for n, (name, part) in enumerate(parts, start=1))

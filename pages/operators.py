@@ -1,11 +1,12 @@
 """Operators: where UNet time goes by operator category, and achieved FLOP/s against the peak and the ceiling."""
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
-from pages._shared import guarded, paper, paper_href, sweep_runs, warehouse
-from warehouse import analysis
-from warehouse.explain import operators
+from pages._shared import cost_models, guarded, paper, paper_href, sweep_id, sweep_runs, warehouse
+from warehouse import analysis, kernels
+from warehouse.explain import families, operators
 
 
 def render():
@@ -51,6 +52,86 @@ def render():
         tooltip=["label", "batch_size", "of", alt.Tooltip("achieved_flops_per_s:Q", format=".3s"),
                  alt.Tooltip("share:Q", format=".2%")]), width="stretch")
     st.caption(operators.flops_caption(runs.peak_flops_source.iloc[0]))
+
+
+def render_families(runs):
+    st.subheader("UNet against transformer")
+    ids = warehouse().family_runs(sweep_id())
+    mix = warehouse().family_mix(ids)
+    if "transformer" in set(runs.get("family", [])) or "transformer" in set(mix.family):
+        st.caption(families.STAND_IN)
+    mixes = kernels.family_mixes(mix) if not mix.empty else []
+    if {m.family for m in mixes} < {"unet", "transformer"}:
+        st.info(families.NO_FAMILIES)
+    if not mixes:
+        return
+    rows = mix[mix.attention != kernels.PLAIN] if (mix.attention != kernels.PLAIN).any() else mix
+    rows = rows.assign(model=rows.model_id.map(kernels.model_name) + " (" + rows.family + ")")
+    bars = alt.Chart().mark_bar().encode(
+        x=alt.X("batch_size:O", title="batch size"),
+        y=alt.Y("share:Q", title="share of denoiser time", axis=alt.Axis(format="%")),
+        color=alt.Color("category:N"),
+        tooltip=["model", "label", "batch_size", "category", alt.Tooltip("share:Q", format=".1%"), "time_s"])
+    reported = [alt.Chart().mark_rule(color=shade, strokeDash=[5, 3]).encode(
+        y=alt.datum(share), href=alt.value(paper_href("beyond-llms")),
+        tooltip=alt.value(families.reported_tooltip(category)))
+        for (category, share), shade in zip(kernels.REPORTED.items(), ("black", "grey"))]
+    st.altair_chart(alt.layer(bars, *reported, data=rows).properties(width=220).facet(
+        column=alt.Column("model:N", title=None)), width="content")
+    for m in mixes:
+        st.markdown(families.family_mix(m))
+    both = families.families(mixes, cite=paper)
+    if both:
+        st.markdown(both)
+
+
+def render_kernels():
+    st.subheader("Fused attention kernel against math")
+    costs, _, _ = cost_models(tuple(warehouse().family_runs(sweep_id())))
+    gains = kernels.kernel_gains(costs)
+    if not gains:
+        st.info(families.NO_KERNELS)
+        return
+    frame = pd.DataFrame([{"model": f"{g.model} ({g.family}) {g.size}", "batch_size": g.batch, "ratio": g.ratio,
+                           "low": g.low, "high": g.high, "fused": g.fused} for g in gains])
+    base = alt.Chart(frame).encode(x=alt.X("batch_size:O", title="batch size"), color=alt.Color("model:N"))
+    points = base.mark_point(filled=True, size=60).encode(
+        y=alt.Y("ratio:Q", title="math time / fused time", scale=alt.Scale(zero=False)),
+        tooltip=["model", "fused", "batch_size", alt.Tooltip("ratio:Q", format=".3f"),
+                 alt.Tooltip("low:Q", format=".3f"), alt.Tooltip("high:Q", format=".3f")])
+    bars = base.mark_errorbar().encode(y="low:Q", y2="high:Q")
+    one = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(color="grey").encode(y="y:Q")
+    st.altair_chart(alt.layer(bars, points, one), width="stretch")
+    st.caption(families.kernels_caption())
+    groups: dict = {}
+    for g in gains:
+        groups.setdefault((g.family, g.model, g.size, g.fused), []).append(g)
+    for group in groups.values():
+        st.markdown(families.kernel_gain(group))
+    both = families.gain_by_family(gains, cite=paper)
+    if both:
+        st.markdown(both)
+
+
+def render_lengths(run_ids):
+    levels = warehouse().attention_levels(run_ids)
+    st.subheader("Attention by sequence length")
+    if levels.empty:
+        st.info(operators.NO_PROFILE)
+        return
+    found = kernels.attention_lengths(levels)
+    rows = levels[levels.batch_size == levels.groupby("run_id").batch_size.transform("max")]
+    rows = rows.assign(model=rows.model_id.map(kernels.model_name) + " (" + rows.family + ")",
+                       call=rows.query_tokens.astype(str) + " x " + rows.key_tokens.astype(str))
+    st.altair_chart(alt.Chart(rows).mark_bar().encode(
+        x=alt.X("query_tokens:O", title="query tokens per attention call", sort="descending"),
+        y=alt.Y("share_of_unet:Q", title="share of denoiser time", axis=alt.Axis(format="%")),
+        color=alt.Color("key_tokens:N", title="key tokens"),
+        column=alt.Column("model:N", title=None),
+        tooltip=["model", "label", "batch_size", "call", "kernel", "calls", alt.Tooltip("time_s:Q", format=".4f"),
+                 alt.Tooltip("flops:Q", format=".3s"), alt.Tooltip("share_of_unet:Q", format=".1%")]))
+    for a in found:
+        st.markdown(families.lengths(a))
 
 
 guarded(render)

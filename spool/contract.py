@@ -32,7 +32,10 @@ Schema history (a version changes only when a reader of the old one would misrea
   shown_colour, shown_shape, shown_background, colours_right, shape_right, input_path, image_check same_shown
   (migration 13): the shipped weights a run loaded, and what a picture shows against its caption prompt. A job
   a lost Ray worker left unfinished is written by the driver: its run record and its job record with
-  status error and the reason.
+  status error and the reason. Run family and attention, the kind attention (migration 14): the denoiser's
+  family (unet | transformer), the attention kernel a run asked for (`--attention`), and in a profiled job one
+  attention record per (query tokens, key tokens, heads, head width, kernel run) with its calls, time and FLOPs;
+  image_check against may be 'attention' (a run that differs only in its kernel).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ SCHEMA_VERSION = 1
 # Record kind -> the warehouse table its records land in.
 TABLES = {"run": "runs", "job": "jobs", "phase": "phases", "step": "steps",
           "op": "ops", "sample": "samples", "image": "images", "image_check": "image_checks",
-          "load_level": "load_levels", "request": "requests", "server_step": "server_steps"}
+          "load_level": "load_levels", "request": "requests", "server_step": "server_steps",
+          "attention": "attention_calls"}
 KINDS = tuple(TABLES)
 # Kinds that may repeat across files (every job file carries its run), kept once by this key.
 REPEATED = {"run": "run_id", "load_level": "level_id"}

@@ -193,8 +193,9 @@ def _stream_gain(h, w, cfg, stream: pd.DataFrame, seq: pd.DataFrame, static: pd.
 
 def _variant(rows: pd.DataFrame) -> list[str]:
     """The columns that make two runs a different thing to compare, besides size, mode and CFG: the model, the
-    task, the VAE slicing, and how the run ran (device, dtype, torch threads, steps), where the rows carry them."""
-    return [c for c in ("model_id", "task", "vae_slicing", "device", "dtype", "threads", "steps")
+    task, the VAE slicing, and how the run ran (device, dtype, torch threads, steps, attention kernel), where the rows
+    carry them."""
+    return [c for c in ("model_id", "task", "vae_slicing", "device", "dtype", "threads", "steps", "attention")
             if c in rows.columns]
 
 
@@ -358,8 +359,8 @@ def draws_noise(runs: pd.DataFrame) -> bool:
 # Architecture presets (generator/pipelines/presets.py; a run's model_id is "preset-<arch>-random-<task>"): those with a
 # published model's shapes, and those at toy widths. tests/test_analysis.py holds the two against the
 # generator's list of presets, so a new preset must be placed in one of them.
-PRESETS_REAL_SHAPES = ("sd15", "sd15-inpaint", "sdxl", "ldm-inpaint")
-PRESETS_TOY = ("ldm-inpaint-tiny", "tiny-random", "ldm-inpaint-tiny-random")
+PRESETS_REAL_SHAPES = ("sd15", "sd15-inpaint", "sdxl", "ldm-inpaint", "pixart")
+PRESETS_TOY = ("ldm-inpaint-tiny", "tiny-random", "ldm-inpaint-tiny-random", "pixart-tiny")
 _PRESET_ID = re.compile(r"^preset-(?P<arch>.+)-random-[^-]+$")
 
 

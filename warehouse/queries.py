@@ -20,6 +20,7 @@ RUN_LABEL = ("r.task || ' ' || r.height || 'x' || r.width || ' ' || r.mode "
              "THEN ' ' || r.steps || ' steps' ELSE '' END "
              "|| CASE WHEN r.cfg THEN ' cfg ' || r.guidance_scale ELSE '' END "
              "|| CASE WHEN r.vae_slicing THEN ' vae slicing' ELSE '' END "
+             "|| CASE WHEN coalesce(r.attention, 'sdpa') <> 'sdpa' THEN ' ' || r.attention || ' attention' ELSE '' END "
              "|| CASE WHEN r.replicas IS NOT NULL "
              "THEN ' · worker ' || (r.replica_index + 1) || ' of ' || r.replicas ELSE '' END "
              "|| ' (' || right(r.run_id, 8) || ')'")
@@ -162,6 +163,7 @@ class Warehouse:
             )
             SELECT j.run_id, {RUN_LABEL} AS label, r.mode, r.height, r.width, r.cfg, r.task, r.model_id,
                    coalesce(r.vae_slicing, false) AS vae_slicing, r.device, r.dtype, r.threads, r.steps,
+                   coalesce(r.attention, 'sdpa') AS attention, coalesce(r.family, 'unet') AS family,
                    j.job_id, j.batch_size,
                    j."repeat", j.wall_s, ph.encode_s, ph.denoise_s, ph.decode_s, st.step_s
             FROM mj j JOIN runs r USING (run_id) LEFT JOIN ph USING (job_id) LEFT JOIN st USING (job_id)
@@ -218,6 +220,54 @@ class Warehouse:
     def op_mix(self, run_ids: list[str]) -> pd.DataFrame:
         """UNet time by operator category per run and batch size (profiled jobs)."""
         return self._labelled("op_mix", run_ids, "v.run_id, v.batch_size, v.category")
+
+    def family_runs(self, sweep_id: str) -> list[str]:
+        """The runs of a sweep, and beside them the profiled runs of the other denoiser family (UNet or
+        transformer) at a size the sweep ran, on the same host and device: those of the newest such sweep."""
+        rows = self.df("""
+            WITH mine AS (SELECT * FROM runs WHERE sweep_id = $sweep_id),
+            partner AS (
+                SELECT r.run_id, r.sweep_id, r.started_at FROM runs r
+                WHERE r.sweep_id <> $sweep_id
+                  AND coalesce(r.family, 'unet') NOT IN (SELECT coalesce(family, 'unet') FROM mine)
+                  AND EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.run_id AND j.profiled AND j.status = 'ok')
+                  AND EXISTS (SELECT 1 FROM mine m WHERE m.height = r.height AND m.width = r.width
+                              AND m.host IS NOT DISTINCT FROM r.host AND m.device = r.device
+                              AND m.device_name IS NOT DISTINCT FROM r.device_name)
+            ),
+            newest AS (SELECT sweep_id FROM partner ORDER BY started_at DESC LIMIT 1)
+            SELECT run_id FROM mine
+            UNION ALL
+            SELECT run_id FROM partner WHERE sweep_id IN (SELECT sweep_id FROM newest)
+        """, {"sweep_id": sweep_id})
+        return list(rows.run_id)
+
+    def family_mix(self, run_ids: list[str]) -> pd.DataFrame:
+        """op_mix rows with each run's denoiser family, attention kernel, model and size (profiled jobs)."""
+        return self._labelled("op_mix", run_ids, "family, r.model_id, v.run_id, v.batch_size, v.category", """,
+            coalesce(r.family, 'unet') AS family, coalesce(r.attention, 'sdpa') AS attention, r.model_id,
+            r.height, r.width, r.sweep_id""")
+
+    def attention_levels(self, run_ids: list[str]) -> pd.DataFrame:
+        """Attention in profiled jobs by query and key length (tokens) and the kernel that ran, per run and batch
+        size: calls, time, FLOPs, and the shares of the job's attention time and of its UNet time."""
+        return self.df(f"""
+            WITH a AS (
+                SELECT j.run_id, j.batch_size, c.query_tokens, c.key_tokens, c.kernel,
+                       sum(c.calls) AS calls, sum(c.time_s) AS time_s, sum(c.flops) AS flops
+                FROM attention_calls c JOIN jobs j USING (job_id)
+                WHERE list_contains($run_ids, j.run_id) AND j.status = 'ok'
+                GROUP BY ALL
+            ), u AS (
+                SELECT run_id, batch_size, sum(time_s) AS unet_s FROM op_mix
+                WHERE list_contains($run_ids, run_id) GROUP BY ALL
+            )
+            SELECT a.*, a.time_s / sum(a.time_s) OVER (PARTITION BY a.run_id, a.batch_size) AS share_of_attention,
+                   a.time_s / u.unet_s AS share_of_unet, {RUN_LABEL} AS label,
+                   coalesce(r.family, 'unet') AS family, coalesce(r.attention, 'sdpa') AS attention, r.model_id, r.height, r.width
+            FROM a JOIN runs r USING (run_id) LEFT JOIN u USING (run_id, batch_size)
+            ORDER BY a.run_id, a.batch_size, a.query_tokens DESC, a.key_tokens
+        """, {"run_ids": list(run_ids)})
 
     def telemetry(self, run_id: str) -> pd.DataFrame:
         """The run's telemetry, one row per second."""

@@ -309,6 +309,27 @@ ALTER TABLE images ADD COLUMN IF NOT EXISTS shape_right BOOLEAN;        -- the s
 ALTER TABLE image_checks ADD COLUMN IF NOT EXISTS same_shown BOOLEAN;   -- same colours and shape as the reference
 ALTER TABLE images ADD COLUMN IF NOT EXISTS input_path VARCHAR;         -- inpaint: the picture given, its hole grey
 
+-- migration 14: a transformer family beside the UNet, and attention kernels (arXiv 2312.14385's system findings)
+-- The denoiser's family and the attention kernel a run asked for (--attention: sdpa is PyTorch's own pick); NULL
+-- on runs recorded before (a UNet, PyTorch's pick). One row per kind of attention call in a profiled job: its query
+-- and key lengths in tokens, heads and head width, the kernel PyTorch ran beneath scaled_dot_product_attention,
+-- how many calls, their time (CPU time, or device time on CUDA) and their FLOPs. image_checks.against may now also
+-- be attention: the same seed in a run that differs only in its attention kernel.
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS family VARCHAR;      -- unet | transformer
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS attention VARCHAR;   -- sdpa | flash | efficient | cudnn | math
+CREATE TABLE IF NOT EXISTS attention_calls (
+    job_id         VARCHAR NOT NULL,
+    query_tokens   INTEGER NOT NULL,  -- sequence length of the queries (latent positions at that level, or patches)
+    key_tokens     INTEGER NOT NULL,  -- of the keys: the same for self-attention, the text tokens for cross-attention
+    heads          INTEGER,
+    head_dim       INTEGER,
+    kernel         VARCHAR NOT NULL,  -- the aten operator that ran, e.g. aten::_scaled_dot_product_attention_math
+    calls          BIGINT NOT NULL,
+    time_s         DOUBLE,
+    flops          DOUBLE,
+    schema_version INTEGER NOT NULL
+);
+
 -- views
 
 -- The one definition of a measured job: not warm-up, not profiled (the profiler slows it), status ok.

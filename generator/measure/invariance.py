@@ -9,8 +9,8 @@ pixels a person sees:
 - against batch 1: image i of a job of batch B (seed s) and the image of seed s in the
   first job of batch 1 of the same run (`against` = 'batch_1');
 - against the other modes: image i and image i of the first job of the same batch size in
-  each run of the same size and guidance that differs only in its mode ('mode'), or only
-  in its VAE slicing ('vae_slicing').
+  each run of the same size and guidance that differs only in its mode ('mode'), only
+  in its VAE slicing ('vae_slicing'), or only in its attention kernel ('attention').
 
 A reference is the first job of its (run, batch size) that succeeded; a job is compared
 with every reference already there when it ends (the earlier of two runs is compared when
@@ -26,7 +26,7 @@ import numpy as np
 
 from generator.measure import quality
 
-AGAINST = ("batch_1", "mode", "vae_slicing")
+AGAINST = ("batch_1", "mode", "vae_slicing", "attention")
 
 
 def pixels(image) -> np.ndarray:
@@ -61,12 +61,14 @@ def _same_shown(a, b) -> bool | None:
 
 
 def _differs_only_in(run, other) -> str | None:
-    """What sets two runs of one size apart when it is one thing: 'mode' or 'vae_slicing'; else None."""
+    """What sets two runs of one size apart when it is one thing: 'mode', 'vae_slicing' or 'attention'; else None."""
     if (run.guidance != other.guidance or (run.height, run.width) != (other.height, other.width)
             or run.steps != other.steps):
         return None
-    mode, slicing = run.mode != other.mode, run.vae_slicing != other.vae_slicing
-    return "mode" if mode and not slicing else "vae_slicing" if slicing and not mode else None
+    apart = [name for name, differs in [("mode", run.mode != other.mode),
+                                        ("vae_slicing", run.vae_slicing != other.vae_slicing),
+                                        ("attention", run.attention != other.attention)] if differs]
+    return apart[0] if len(apart) == 1 else None
 
 
 @dataclass
@@ -95,7 +97,7 @@ class References:
                     j = ref.seeds.index(seed)
                     rows.append(_row(index, seed, "batch_1", ref, j, compare(arrays[index], ref.images[j]),
                                      _same_shown(reads[index], ref.shown[j])))
-        # 2. Against the same batch size in the runs that differ only in mode, or only in VAE slicing.
+        # 2. Against the same batch size in the runs that differ only in mode, VAE slicing or attention kernel.
         for (other, b), ref in self.first.items():
             against = _differs_only_in(run, other) if b == batch_size else None
             if against is None:

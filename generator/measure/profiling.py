@@ -7,6 +7,11 @@ convolution at up to 44% of diffusion UNet time: the dashboard compares.
 
 FLOPs come from FlopCounterMode with the attention kernels it lacks added
 (`ATTENTION_FLOPS`): without them attention on a CPU counts 0.
+
+Attention is also read call by call (`attention_calls`): each scaled_dot_product_attention under the range,
+by its query and key lengths (tokens: a UNet's levels work at different latent sizes, arXiv 2312.14385 sees
+the length vary up to 4x inside one model) and the kernel PyTorch ran for it (the operator beneath it:
+the CPU's flash kernel, CUDA's flash, memory-efficient or cuDNN kernel, or the plain math path).
 """
 
 from __future__ import annotations
@@ -16,24 +21,39 @@ import contextlib
 
 import torch
 
+from generator.measure.timing import denoiser
+
 # "overhead" is UNet time outside every operator. On a CPU: Python and framework dispatch
 # (and the profiler's own bookkeeping), large for a tiny model. On CUDA: the time the GPU
 # sat idle inside a UNet call (launch gaps, waiting for the CPU), which kernel times miss.
-CATEGORIES = ("conv", "attention", "linear", "norm", "elementwise", "other", "overhead")
+# "layout" is moving data without arithmetic: views, reshapes, copies, concatenation, new tensors (a transformer
+# reshapes between patches and heads at every layer; PixArt also rebuilds its position table each call off its
+# sample size).
+CATEGORIES = ("conv", "attention", "linear", "norm", "elementwise", "layout", "other", "overhead")
+_LAYOUT = frozenset((
+    "view", "reshape", "_reshape_alias", "transpose", "permute", "slice", "select", "squeeze", "unsqueeze", "flatten",
+    "unflatten", "expand", "expand_as", "stack", "cat", "concat", "concatenate", "repeat", "repeat_interleave",
+    "arange", "linspace", "meshgrid", "narrow", "t", "contiguous", "clone", "copy_", "chunk", "split",
+    "split_with_sizes", "unbind", "empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones", "ones_like",
+    "full", "full_like", "as_strided", "detach", "alias", "lift_fresh", "to", "_to_copy", "index_select", "gather",
+    "pad", "constant_pad_nd", "roll", "flip",
+))
 _RULES = (
     ("attention", ("scaled_dot_product", "attention", "bmm", "baddbmm", "softmax", "flash", "efficient_attention")),
     ("conv", ("conv", "mkldnn_convolution", "cudnn_convolution")),
-    ("linear", ("linear", "addmm", "matmul", "mm")),
+    ("linear", ("linear", "addmm", "matmul", "mm", "einsum")),
     ("norm", ("norm",)),
-    ("elementwise", ("add", "mul", "sub", "div", "silu", "gelu", "sigmoid", "tanh", "relu", "exp", "pow",
-                     "sqrt", "rsqrt", "neg", "cat", "copy_", "to", "clone", "contiguous", "chunk",
-                     "split", "upsample", "interpolate", "sin", "cos", "where", "fill_", "zero_")),
+    ("elementwise", ("add", "mul", "sub", "rsub", "div", "silu", "gelu", "sigmoid", "tanh", "relu", "exp", "pow",
+                     "sqrt", "rsqrt", "reciprocal", "neg", "outer", "dropout", "upsample", "interpolate", "sin",
+                     "cos", "where", "fill_", "zero_", "clamp", "abs", "mean", "sum")),
 )
 
 
 def categorize(op_name: str) -> str:
     """Category of an aten operator name, e.g. 'aten::conv2d' -> 'conv'."""
     name = op_name.split("::")[-1].lower()
+    if name in _LAYOUT:
+        return "layout"
     for category, keys in _RULES:
         if any(key == name or name.startswith(key) or f"_{key}" in name or key in name.split("_")
                for key in keys):
@@ -95,8 +115,8 @@ def profile_unet(pipe, device: str):
     if on_cuda:
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     result: dict = {}
-    marker = UnetRange(pipe.unet, cuda_events=on_cuda)
-    prof = torch.profiler.profile(activities=activities)
+    marker = UnetRange(denoiser(pipe), cuda_events=on_cuda)
+    prof = torch.profiler.profile(activities=activities, record_shapes=True)  # shapes: attention_calls
     try:
         with _native_stderr_silenced():  # the profiler's start line, written by native code
             prof.__enter__()
@@ -165,7 +185,43 @@ def mix_of(events, on_device: bool = False, call_times_s: list[float] | None = N
         overhead = max(unet_s - in_ops, 0.0)
     rows["overhead"]["self_time_s"] = overhead
     rows["overhead"]["calls"] = len(calls)
-    return {"ops": [r for r in rows.values() if r["calls"]], "unet_s": unet_s, "in_ops_s": in_ops}
+    return {"ops": [r for r in rows.values() if r["calls"]], "unet_s": unet_s, "in_ops_s": in_ops,
+            "attention": attention_calls(calls, on_device)}
+
+
+SDPA = "aten::scaled_dot_product_attention"
+
+
+def attention_calls(calls, on_device: bool = False) -> list[dict]:
+    """Rows of the attention calls inside the 'unet' events `calls`, one per (query tokens, key tokens, heads,
+    head width, kernel): calls, time_s (CPU time, or device time with `on_device`) and flops (attention_flops).
+    The kernel is the operator PyTorch ran beneath scaled_dot_product_attention; the call's own name where
+    nothing ran beneath it (a profile without that detail)."""
+    rows: dict = {}
+    for call in calls:
+        for event in _descendants(call, SDPA):
+            shapes = list(event.input_shapes or [])[:3]
+            if len(shapes) < 3 or any(len(s) < 2 for s in shapes):
+                continue
+            query, key, value = shapes
+            kernel = event.cpu_children[0].name if event.cpu_children else event.name
+            heads = query[-3] if len(query) >= 3 else 1
+            row = rows.setdefault((query[-2], key[-2], heads, query[-1], kernel), {
+                "query_tokens": query[-2], "key_tokens": key[-2], "heads": heads, "head_dim": query[-1],
+                "kernel": kernel, "calls": 0, "time_s": 0.0, "flops": 0.0})
+            row["calls"] += 1
+            row["time_s"] += (event.device_time_total if on_device else event.cpu_time_total) / 1e6
+            row["flops"] += float(attention_flops(query, key, value))
+    return list(rows.values())
+
+
+def _descendants(event, name: str):
+    """The events named `name` beneath `event`, not looking inside one found."""
+    for child in event.cpu_children:
+        if child.name == name:
+            yield child
+        else:
+            yield from _descendants(child, name)
 
 
 def unet_calls(events) -> list:
@@ -301,21 +357,27 @@ def flop_counter():
 
 
 def unet_flops_per_row(pipe, height: int, width: int, cfg: bool) -> float:
-    """FLOPs of one latent row through the UNet (a batch-1 call; CFG doubles the rows, not this).
+    """FLOPs of one latent row through the UNet, or the transformer (a batch-1 call; CFG doubles the rows, not this).
 
     Counted by `flop_counter()`: torch's formulas (2 per multiply-add of convolutions, matrix
     products and attention) with the attention kernels torch lacks added.
     """
-    unet = pipe.unet
-    latent = torch.zeros(1, unet.config.in_channels, height // pipe.vae_scale_factor,
-                         width // pipe.vae_scale_factor, device=unet.device, dtype=unet.dtype)
-    timestep = torch.tensor([500], device=unet.device)
+    net = denoiser(pipe)
+    latent = torch.zeros(1, net.config.in_channels, height // pipe.vae_scale_factor,
+                         width // pipe.vae_scale_factor, device=net.device, dtype=net.dtype)
+    timestep = torch.tensor([500], device=net.device)
     kwargs = {}
-    if unet.config.get("cross_attention_dim") is not None:  # an unconditional UNet (UNet2DModel) has no text
+    if net.config.get("caption_channels") is not None:  # PixArt: T5 caption features, and its size conditioning
+        kwargs["encoder_hidden_states"] = torch.zeros(1, pipe.tokenizer.model_max_length, net.config.caption_channels,
+                                                      device=net.device, dtype=net.dtype)
+        size = torch.tensor([[height, width]], device=net.device, dtype=net.dtype)
+        kwargs["added_cond_kwargs"] = ({"resolution": size, "aspect_ratio": size[:, :1] / size[:, 1:]}
+                                       if net.use_additional_conditions else {"resolution": None, "aspect_ratio": None})
+    elif net.config.get("cross_attention_dim") is not None:  # an unconditional UNet (UNet2DModel) has no text
         tokens = pipe.tokenizer.model_max_length
-        kwargs["encoder_hidden_states"] = torch.zeros(1, tokens, unet.config.cross_attention_dim,
-                                                      device=unet.device, dtype=unet.dtype)
+        kwargs["encoder_hidden_states"] = torch.zeros(1, tokens, net.config.cross_attention_dim,
+                                                      device=net.device, dtype=net.dtype)
     counter = flop_counter()
     with torch.no_grad(), counter:
-        unet(latent, timestep, return_dict=False, **kwargs)
+        net(latent, timestep=timestep, return_dict=False, **kwargs)
     return float(counter.get_total_flops())

@@ -57,6 +57,13 @@ class CudaClock:
         return start.elapsed_time(stop) / 1000.0  # elapsed_time is in milliseconds
 
 
+def denoiser(pipe):
+    """The network a pipeline calls once per denoising step: its UNet, or its transformer (PixArt). The spool
+    and the warehouse name it `unet` whichever it is (unet_calls, unet_flops_per_call, the profiler's 'unet' range)."""
+    net = getattr(pipe, "unet", None)
+    return net if net is not None else pipe.transformer
+
+
 def clock_for(device: str | torch.device):
     kind = torch.device(device).type
     if kind == "cuda":
@@ -93,7 +100,7 @@ class PipelineTimer:
             pipe.encode_prompt = timed_encode
         # 2. Denoising starts with the first UNet call; every UNet call is counted.
         self._pipe = pipe
-        self._hook = pipe.unet.register_forward_pre_hook(self._on_unet_call)
+        self._hook = denoiser(pipe).register_forward_pre_hook(self._on_unet_call)
         # 3. Decoding: wrap the VAE's decode.
         decode = pipe.vae.decode
 

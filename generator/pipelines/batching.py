@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -72,9 +73,13 @@ def pipeline_call(pipe, timer, job: JobInputs, rows) -> list:
         num_inference_steps=job.steps,
         guidance_scale=job.guidance,
         generator=generators([job.seeds[i] for i in rows]),
-        callback_on_step_end=timer.on_step_end,
         output_type="pil",
     )
+    if "callback_on_step_end" in inspect.signature(pipe.__call__).parameters:
+        kwargs.update(callback_on_step_end=timer.on_step_end)
+    else:  # PixArtAlphaPipeline: the older per-step callback; sizes as asked (no aspect-ratio binning), captions as given
+        kwargs.update(callback=lambda step, t, latents: timer.on_step_end(pipe, step, t, {}),
+                      use_resolution_binning=False, clean_caption=False)
     if job.task == "inpaint":
         # One picture for every prompt; one mask per image (the pipeline takes a list).
         kwargs.update(image=[job.image] * len(rows), mask_image=[job.masks[i] for i in rows])

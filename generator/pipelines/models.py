@@ -111,7 +111,12 @@ def weight_bytes(module) -> int:
     return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
 
 
+def family(pipe) -> str:
+    """The denoiser's family (presets.FAMILIES): 'unet', or 'transformer' for a pipeline that denoises with one."""
+    return "unet" if getattr(pipe, "unet", None) is not None else "transformer"
+
+
 def count_params(pipe) -> int:
-    """Parameters of the UNet, text encoder(s) and VAE together (SDXL has a second text encoder)."""
-    return sum(p.numel() for name in ("unet", "text_encoder", "text_encoder_2", "vae")
+    """Parameters of the UNet (or transformer), text encoder(s) and VAE together (SDXL has a second text encoder)."""
+    return sum(p.numel() for name in ("unet", "transformer", "text_encoder", "text_encoder_2", "vae")
                if getattr(pipe, name, None) is not None for p in getattr(pipe, name).parameters())

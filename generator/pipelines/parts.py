@@ -28,7 +28,8 @@ class ModelLoadError(ValueError):
 
 
 # 1. The tokenizer the project ships: a byte-level CLIP vocabulary, no merges.
-def build_tokenizer():
+def build_tokenizer(max_length: int = 77):
+    """Byte-level CLIP tokenizer padding to `max_length` tokens (77: CLIP's; 120: PixArt's T5 length)."""
     from tokenizers import pre_tokenizers
     from transformers import CLIPTokenizer
 
@@ -36,7 +37,7 @@ def build_tokenizer():
     for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
         for token in (ch, ch + "</w>"):
             vocab.setdefault(token, len(vocab))
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
 def ddim_scheduler():

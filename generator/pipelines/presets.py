@@ -8,7 +8,12 @@ The weights are random, so the pictures are noise, but every layer has the real 
 step takes as long as the real model's. "tiny" is the embedded model (embedded.py). "ldm-inpaint" is
 the CompVis latent-diffusion inpainting model (inpainting_big: a VQ f=4 first stage and an
 unconditional 7-channel UNet, no text) and "ldm-inpaint-tiny" the same family at toy widths; both
-run generator/pipelines/ldm.py's LDMInpaintPipeline.
+run generator/pipelines/ldm.py's LDMInpaintPipeline. "pixart" is the transformer family: PixArt-α XL-2's
+denoiser (PixArtTransformer2DModel as in PixArt-alpha/PixArt-XL-2-1024-MS: 28 layers, 16 heads of 72, patch 2,
+611 M parameters; arXiv 2310.00426) on the SD VAE, run by diffusers' PixArtAlphaPipeline. Its text encoder,
+T5-XXL (4.76 B parameters), is too large to build here: T5_STAND_IN gives the same output (120 tokens x 4096)
+from one thin layer (6.3 M parameters), so a pixart run's text encoding is not the real model's cost.
+"pixart-tiny" is the same family at toy widths (for tests and the demo).
 
 "tiny" and "ldm-inpaint-tiny" are the two toy models trained here (TRAINED: they load the shipped weights of
 pipelines/trained/ and draw the shapes data set); "tiny-random" and "ldm-inpaint-tiny-random" are the same
@@ -24,7 +29,8 @@ from generator.pipelines import embedded, weights
 from generator.pipelines.parts import build_tokenizer, ddim_scheduler
 
 ARCHS = ("tiny", "tiny-random", "sd15", "sd15-inpaint", "sdxl", "ldm-inpaint", "ldm-inpaint-tiny",
-         "ldm-inpaint-tiny-random")
+         "ldm-inpaint-tiny-random", "pixart", "pixart-tiny")
+PIXART_ARCHS = ("pixart", "pixart-tiny")
 LDM_ARCHS = ("ldm-inpaint", "ldm-inpaint-tiny", "ldm-inpaint-tiny-random")
 EMBEDDED_ARCHS = ("tiny", "tiny-random")
 DEFAULT_ARCH = "tiny"
@@ -40,7 +46,21 @@ ARCH_TASKS = {
     "sdxl": ("txt2img",),
     "ldm-inpaint": ("inpaint",),
     "ldm-inpaint-tiny": ("inpaint",),
+    "pixart": ("txt2img",),
+    "pixart-tiny": ("txt2img",),
 }
+# The denoiser's family (run `family`): a UNet of convolutions with attention at some levels, or a transformer
+# of patches, every layer at one sequence length (arXiv 2312.14385 compares the two).
+FAMILIES = ("unet", "transformer")
+T5_TOKENS = 120  # PixArt-α's caption length (max_sequence_length)
+T5_WIDTH = 4096  # T5-XXL's width: the caption features PixArt reads (caption_channels)
+# The text-encoder stand-in of the pixart presets: T5's class at T5-XXL's width, one layer of one 64-wide head.
+T5_STAND_IN = dict(d_model=T5_WIDTH, d_kv=64, d_ff=256, num_layers=1, num_heads=1)
+
+
+def family(arch: str) -> str:
+    """'transformer' for a PixArt preset, else 'unet'."""
+    return "transformer" if arch in PIXART_ARCHS else "unet"
 CLIP_VOCAB = 49408  # the real CLIP BPE vocabulary: kept so the parameter count matches the real model
 
 
@@ -50,6 +70,7 @@ def check_arch(arch: str, task: str | None = None) -> None:
         raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
     if task is not None and task not in ARCH_TASKS[arch]:
         hint = {"sd15": "; use --arch sd15-inpaint for inpaint", "sd15-inpaint": "; use --arch sd15 for txt2img",
+                "pixart": "; use --arch sd15-inpaint for inpaint", "pixart-tiny": "; use --arch tiny for inpaint",
                 **{a: " (the CompVis LDM inpainting model has no text; use --arch sd15 for txt2img)"
                    for a in LDM_ARCHS}}
         raise ValueError(f"arch {arch!r} builds task {' or '.join(ARCH_TASKS[arch])}, got task {task!r}"
@@ -120,6 +141,38 @@ def sd_vae(scaling_factor: float = 0.18215, sample_size: int = 512):
     )
 
 
+def pixart_transformer(tiny: bool = False):
+    """PixArt-α XL-2's transformer (PixArt-XL-2-1024-MS: sample size 128 with the resolution and aspect-ratio
+    embeddings, 8 output channels for the learned variance), or its toy-width copy (2 layers, 2 heads of 24)."""
+    from diffusers import PixArtTransformer2DModel
+
+    layers, heads, head_dim = (2, 2, 24) if tiny else (28, 16, 72)  # the width a multiple of 3: the size embeddings
+    return PixArtTransformer2DModel(
+        sample_size=128, in_channels=4, out_channels=8, num_layers=layers, num_attention_heads=heads,
+        attention_head_dim=head_dim, cross_attention_dim=heads * head_dim, patch_size=2,
+        caption_channels=T5_WIDTH, activation_fn="gelu-approximate", attention_bias=True,
+        norm_type="ada_norm_single", norm_elementwise_affine=False, norm_eps=1e-6, num_embeds_ada_norm=1000,
+    )
+
+
+def t5_stand_in(vocab_size: int):
+    """The text encoder of the pixart presets: T5EncoderModel at T5-XXL's width with one thin layer (T5_STAND_IN),
+    120 x 4096 out like T5-XXL's, from the embedded byte tokenizer's ids."""
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(vocab_size=vocab_size, feed_forward_proj="gated-gelu", is_encoder_decoder=False,
+                                   use_cache=False, **T5_STAND_IN))
+
+
+def tiny_sd_vae():
+    """An SD-shaped VAE at toy widths (8x downsampling, 4 latent channels), for pixart-tiny."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 16, 32, 32),
+                         layers_per_block=1, down_block_types=("DownEncoderBlock2D",) * 4,
+                         up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=8, sample_size=64)
+
+
 # 2. The models of a preset, by pipeline component name (what the tests count on the meta device).
 def build_models(arch: str) -> dict:
     """The nn.Modules of a preset other than the embedded ones, built on the current default device, unseeded."""
@@ -135,6 +188,10 @@ def build_models(arch: str) -> dict:
     if arch == "sdxl":
         return dict(unet=sdxl_unet(), text_encoder=clip_text_encoder(),
                     text_encoder_2=clip_bigg_text_encoder(), vae=sd_vae(scaling_factor=0.13025, sample_size=1024))
+    if arch in PIXART_ARCHS:
+        tiny = arch == "pixart-tiny"
+        return dict(transformer=pixart_transformer(tiny), text_encoder=t5_stand_in(len(build_tokenizer())),
+                    vae=tiny_sd_vae() if tiny else sd_vae(sample_size=1024))
     raise ValueError(f"arch {arch!r} is the embedded model: build it with embedded.components")
 
 
@@ -158,7 +215,7 @@ def build_components(arch: str, seed: int = 0, task: str | None = None) -> dict:
             parts["vae"].register_to_config(scaling_factor=shipped.scaling_factor)
             parts["scheduler"] = build_scheduler(shipped.prediction_type)
         return parts
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(T5_TOKENS if arch in PIXART_ARCHS else 77)
     if len(tokenizer) > CLIP_VOCAB:  # every id the tokenizer makes must have an embedding row
         raise ValueError(f"the embedded tokenizer has {len(tokenizer)} tokens, more than CLIP's {CLIP_VOCAB}")
     torch.manual_seed(seed)
@@ -166,7 +223,7 @@ def build_components(arch: str, seed: int = 0, task: str | None = None) -> dict:
     parts.update(tokenizer=tokenizer, scheduler=ddim_scheduler())
     if arch == "sdxl":
         parts.update(tokenizer_2=build_tokenizer(), add_watermarker=False)
-    else:
+    elif arch not in PIXART_ARCHS:
         parts.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     return parts
 
@@ -174,6 +231,7 @@ def build_components(arch: str, seed: int = 0, task: str | None = None) -> dict:
 def pipeline_class(arch: str, task: str):
     """The diffusers pipeline class a preset runs for a task."""
     from diffusers import (
+        PixArtAlphaPipeline,
         StableDiffusionInpaintPipeline,
         StableDiffusionPipeline,
         StableDiffusionXLPipeline,
@@ -186,4 +244,6 @@ def pipeline_class(arch: str, task: str):
         return LDMInpaintPipeline
     if arch == "sdxl":
         return StableDiffusionXLPipeline
+    if arch in PIXART_ARCHS:
+        return PixArtAlphaPipeline
     return StableDiffusionPipeline if task == "txt2img" else StableDiffusionInpaintPipeline

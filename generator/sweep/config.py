@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from generator.pipelines import attention
 from generator.pipelines.batching import MODES
 from generator.pipelines.parts import DEVICES, DTYPES, TASKS
-from generator.pipelines.presets import check_arch
+from generator.pipelines.presets import PIXART_ARCHS, check_arch
 from settings import OUTPUT_DIR, SPOOL_DIR, setting
 
 SAVE_IMAGES = ("first", "all", "none")
@@ -67,6 +68,10 @@ class SweepConfig:
     vae_slicing: tuple[str, ...] = setting(
         "VAE slicing settings, one run each: off (decode the batch in one call) or on (one image at a time, "
         "diffusers' enable_slicing: less decode memory, the same pictures).", ("off",))
+    attention: tuple[str, ...] = setting(
+        "Attention kernels, one run each, through PyTorch's kernel selection: sdpa (PyTorch's own pick: a fused "
+        "kernel where one fits), flash, efficient, cudnn (CUDA's fused kernels; a CPU offers flash) or math (the plain "
+        "path: the attention matrix written out). The Operators page compares the fused kernel with math.", ("sdpa",))
     seed: int = setting("Image i of every job is drawn with seed + i.", 0)
     model: str | None = setting(
         "A local diffusers pipeline folder (with --arch ldm-inpaint: the CompVis release's last.ckpt); None runs "
@@ -76,7 +81,9 @@ class SweepConfig:
         "the weights trained here: it draws captions like 'a red circle on a blue background'), sd15, sd15-inpaint "
         "(task inpaint), sdxl, ldm-inpaint (CompVis inpainting_big: task inpaint, no text, no CFG), ldm-inpaint-tiny "
         "(its shape at toy widths, trained here too), or tiny-random and ldm-inpaint-tiny-random (the two toy "
-        "models with random weights: the same cost, noise). sd15, sdxl and ldm-inpaint have the real model's "
+        "models with random weights: the same cost, noise), pixart (PixArt-α XL-2's transformer, 611 M parameters, with a "
+        "thin stand-in for its T5-XXL text encoder) or pixart-tiny (that family at toy widths). sd15, sdxl, "
+        "ldm-inpaint and pixart have the real model's "
         "shapes with seeded random weights, so they time like it but draw noise.", "tiny")
     device: str = setting("Where PyTorch runs: cpu, cuda or mps.", "cpu")
     dtype: str = setting("Weights and activations: float32, float16 or bfloat16.", "float32")
@@ -162,6 +169,9 @@ class SweepConfig:
                                                         else f"guidance {self.guidance}"))
         if self.model is None:  # the preset builds this task (--model wins over --arch)
             check_arch(self.arch, self.task)
+            if self.arch in PIXART_ARCHS and "stream" in self.mode:
+                raise ValueError(f"arch {self.arch!r} runs sequential and static modes (Stream Batch drives a UNet), "
+                                 "got mode 'stream'")
             if self.arch == "sdxl" and ("stream" in self.mode or self.profile_ops):
                 raise ValueError("arch 'sdxl' runs sequential and static modes without --profile-ops, got "
                                  + ("mode 'stream'" if "stream" in self.mode else "--profile-ops"))
@@ -179,6 +189,9 @@ class SweepConfig:
                 raise ValueError(f"cfg must be one of {', '.join(CFG_SETTINGS)}, got {c!r}")
         if "full" in (self.classifier_free_guidance or ()) and self.guidance <= 1.0:
             raise ValueError(f"cfg full needs guidance > 1, got {self.guidance}")
+        if isinstance(self.attention, str):
+            object.__setattr__(self, "attention", tuple(self.attention.split(",")))
+        attention.check(tuple(self.attention), self.device)
         if not self.vae_slicing:
             raise ValueError(f"vae slicing must list at least one of {', '.join(VAE_SLICING)}, got none")
         for v in self.vae_slicing:
@@ -247,7 +260,8 @@ class SweepConfig:
         """Jobs of the listed batch sizes with the fewest warm-ups and the most rounds (the progress bar's
         first total); settling warm-ups and --until-oom may run more, auto and out-of-memory fewer."""
         per_batch = self.warmup + self.rounds() + (1 if self.profile_ops else 0)
-        runs = len(self.sizes()) * len(self.mode) * len(self.guidances()) * len(self.vae_slicing) * len(self.steps)
+        runs = (len(self.sizes()) * len(self.mode) * len(self.guidances()) * len(self.vae_slicing) * len(self.steps)
+                * len(self.attention))
         return runs * len(self.batch_sizes) * per_batch * sum(self.replicas or (1,))
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from generator.measure import quality
 from generator.measure.profiling import profile_unet
-from generator.pipelines import batching
+from generator.pipelines import attention, batching
 from generator.pipelines.batching import JobInputs
 from generator.pipelines.inputs import prompts_for, test_caption
 from generator.pipelines.models import set_vae_slicing
@@ -123,12 +123,13 @@ def _execute(ctx: JobContext, job: JobPlan, inputs: JobInputs, job_id: str) -> _
     mode, ops = ctx.plan.mode, None
     t0 = time.perf_counter()
     try:
-        if job.profiled:
-            with profile_unet(ctx.pipe, ctx.cfg.device) as profile:
+        with attention.selected(ctx.plan.attention):
+            if job.profiled:
+                with profile_unet(ctx.pipe, ctx.cfg.device) as profile:
+                    images, timing = batching.execute(mode, ctx.pipe, ctx.timer, inputs)
+                ops = profile
+            else:
                 images, timing = batching.execute(mode, ctx.pipe, ctx.timer, inputs)
-            ops = profile
-        else:
-            images, timing = batching.execute(mode, ctx.pipe, ctx.timer, inputs)
     except Exception as exc:  # recorded with its message; the sweep goes on
         ctx.timer.abandon()
         return dataclasses.replace(execution, status="oom" if is_oom(exc) else "error", error=error_line(exc),
@@ -168,6 +169,7 @@ def _records(ctx: JobContext, job: JobPlan, repeat: int, execution: _Execution) 
         rows += [record("phase", job_id=job_id, **p) for p in timing.phases]
         rows += [record("step", job_id=job_id, **{"call_index": 0, **s}) for s in timing.steps]
     rows += [record("op", job_id=job_id, **o, flops=None) for o in (ops or {}).get("ops", [])]
+    rows += [record("attention", job_id=job_id, **a) for a in (ops or {}).get("attention", [])]
     rows += [record("image", job_id=job_id, **i) for i in execution.image_rows]
     return JobResult(job=job_record, rows=rows)
 

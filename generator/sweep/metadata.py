@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 from generator.measure import peaks, telemetry
+from generator.measure.timing import denoiser
 from generator.pipelines import models
 from generator.pipelines.parts import DTYPES
 from generator.records.ids import hostname
@@ -24,7 +25,7 @@ from spool import record
 # The fields of a run record, in the order a spool file carries them.
 RUN_FIELDS = (
     "run_id", "sweep_id", "started_at", "host", "device", "device_name", "gpu_uuid", "torch_version",
-    "diffusers_version", "model_id", "model_kind", "weights_sha256", "model_params", "task", "mode", "height", "width", "steps",
+    "diffusers_version", "model_id", "model_kind", "weights_sha256", "family", "attention", "model_params", "task", "mode", "height", "width", "steps",
     "guidance_scale", "cfg", "dtype", "math_mode", "tf32_matmul", "tf32_cudnn", "scheduler", "seed", "threads", "peak_flops",
     "peak_flops_source", "ceiling_matmul_flops", "ceiling_conv_flops", "ceiling_copy_bytes_per_s",
     "unet_weight_bytes", "cpu_count", "device_memory_bytes", "vae_slicing", "telemetry_gpu", "tags", "worker_id", "ray_node_id", "replicas",
@@ -61,8 +62,8 @@ def collect_metadata(cfg: SweepConfig, pipe, model_id: str) -> dict:
         "host": hostname(), "device": cfg.device, **_device_fields(cfg.device, mode["math_mode"], threads),
         "torch_version": torch.__version__, "diffusers_version": _version("diffusers"), "model_id": model_id,
         "model_kind": models.model_kind(cfg.model, cfg.arch), "weights_sha256": models.weights_sha256(cfg.model, cfg.arch),
-        "model_params": models.count_params(pipe),
-        "unet_weight_bytes": models.weight_bytes(pipe.unet),
+        "model_params": models.count_params(pipe), "family": models.family(pipe),
+        "unet_weight_bytes": models.weight_bytes(denoiser(pipe)),
         "scheduler": type(pipe.scheduler).__name__, "threads": threads, "cpu_count": os.cpu_count(),
         "device_memory_bytes": device_memory_bytes(cfg.device), **mode, **placement(),
     }
@@ -165,7 +166,7 @@ def run_record(metadata: dict, cfg: SweepConfig, run: RunPlan, ids: dict, teleme
     fields = {
         **dict.fromkeys(OPTIONAL_FIELDS),
         **metadata, **ids, "task": cfg.task, "mode": run.mode, "height": run.height, "width": run.width,
-        "steps": run.steps, "guidance_scale": run.guidance, "cfg": run.cfg, "vae_slicing": run.vae_slicing, "dtype": cfg.dtype, "seed": cfg.seed,
+        "steps": run.steps, "guidance_scale": run.guidance, "cfg": run.cfg, "vae_slicing": run.vae_slicing, "attention": run.attention, "dtype": cfg.dtype, "seed": cfg.seed,
         "telemetry_gpu": telemetry_gpu, "tags": {"threads": metadata["threads"]},
     }
     missing = [name for name in RUN_FIELDS if name not in fields]

@@ -1,6 +1,6 @@
 """The plan of a sweep: which runs, which jobs, in which order, as plain data.
 
-A run is one size, step count, CFG setting, VAE slicing setting and mode. The runs of a size are open together, and
+A run is one size, step count, CFG setting, VAE slicing setting, attention kernel and mode. The runs of a size are open together, and
 their jobs are planned for the size as a whole (a SizePlan):
 
 1. warm-up: one warm-up job per (run, batch size), in round 0's order; the runner
@@ -32,7 +32,8 @@ JOB_KINDS = ("warmup", "measured", "profiled")
 
 @dataclass(frozen=True)
 class RunPlan:
-    """One run: a size, a guidance scale, a mode, whether the VAE decodes one image at a time, and the steps."""
+    """One run: a size, a guidance scale, a mode, whether the VAE decodes one image at a time, the steps, and the
+    attention kernel (generator/pipelines/attention.py)."""
 
     height: int
     width: int
@@ -40,6 +41,7 @@ class RunPlan:
     mode: str
     vae_slicing: bool = False
     steps: int = 10
+    attention: str = "sdpa"
 
     @property
     def cfg(self) -> bool:
@@ -49,7 +51,8 @@ class RunPlan:
     def label(self, job: JobPlan) -> str:
         """How the progress bar (and a stop reason) names a job of this run."""
         return (f"{self.mode} {self.height}x{self.width} cfg {'on' if self.cfg else 'off'}"
-                + (" vae slicing" if self.vae_slicing else "") + f" {self.steps} steps batch {job.batch_size}"
+                + (" vae slicing" if self.vae_slicing else "") + f" {self.steps} steps"
+                + ("" if self.attention == "sdpa" else f" {self.attention} attention") + f" batch {job.batch_size}"
                 + ("" if job.kind == "measured" else f" {job.kind}"))
 
 
@@ -141,9 +144,9 @@ def _job(cfg: SweepConfig, run: RunPlan, b: int, extra: bool, kind: str, round_:
 
 def size_plan(cfg: SweepConfig, height: int, width: int) -> SizePlan:
     """The jobs of one size: warm-ups in round 0's order, cfg.rounds() rotated rounds, then the profiled jobs."""
-    runs = tuple(RunPlan(height, width, guidance, mode, slicing == "on", steps)
+    runs = tuple(RunPlan(height, width, guidance, mode, slicing == "on", steps, kernel)
                  for steps in cfg.steps for guidance in cfg.guidances() for slicing in cfg.vae_slicing
-                 for mode in cfg.mode)
+                 for kernel in cfg.attention for mode in cfg.mode)
     sizes = batch_sizes(cfg)
     first = round_order(runs, sizes, 0)
     return SizePlan(
@@ -156,7 +159,7 @@ def size_plan(cfg: SweepConfig, height: int, width: int) -> SizePlan:
 
 
 def plan(cfg: SweepConfig) -> tuple[SizePlan, ...]:
-    """Every size of the sweep with its runs (steps, CFG setting, VAE slicing, then mode) and their jobs, in the order
+    """Every size of the sweep with its runs (steps, CFG setting, VAE slicing, attention kernel, then mode) and their jobs, in the order
     they run."""
     return tuple(size_plan(cfg, height, width) for height, width in cfg.sizes())
 

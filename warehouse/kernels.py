@@ -1,0 +1,169 @@
+"""The seed paper's system findings, on a person's own runs (Generative AI Beyond LLMs, arXiv 2312.14385):
+
+- the operator mix per denoiser family: convolution takes up to 44% of a UNet text-to-image model's time,
+  linear layers up to 49% of a transformer one's (`family_mixes`);
+- the fused attention kernel against the plain math path, per family and batch size (`kernel_gains`); the paper
+  finds UNets gain 1.1-2.5x more from Flash Attention than transformer models;
+- attention's sequence length inside one model: a UNet's levels work at different latent sizes, so the tokens per
+  attention call vary (up to 4x in the paper's models); a transformer's layers all see one length
+  (`attention_lengths`).
+
+Pure functions over the warehouse's rows (Warehouse.family_mix, job_costs, attention_levels), returning data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+import stats
+
+from .analysis import CONV_SHARE_REPORTED, _variant, preset_arch
+
+LINEAR_SHARE_REPORTED = 0.49  # linear layers' share of transformer text-to-image time, at most (arXiv 2312.14385)
+FLASH_GAIN_REPORTED = (1.1, 2.5)  # how much more UNets gain from Flash Attention than transformers (ibid.)
+LENGTH_SPREAD_REPORTED = 4.0  # attention's sequence length varies up to this factor inside one model (ibid.)
+REPORTED = {"conv": CONV_SHARE_REPORTED, "linear": LINEAR_SHARE_REPORTED}
+PLAIN = "math"  # the attention setting every fused kernel is held against
+
+
+def model_name(model_id: str) -> str:
+    """The preset a model_id names ('preset-pixart-random-txt2img' -> 'pixart'), the embedded model's
+    ('embedded-tiny-shapes-txt2img' -> 'tiny'), else the model_id itself."""
+    arch = preset_arch(model_id)
+    if arch is not None:
+        return arch
+    text = str(model_id)
+    if text.startswith("embedded-") and "-shapes-" in text:
+        return text.removeprefix("embedded-").split("-shapes-")[0]
+    return text
+
+
+@dataclass(frozen=True)
+class FamilyMix:
+    """One model's operator mix over its profiled batch sizes (the fused-kernel runs): each category's share of
+    denoiser time as (median, lowest, highest) over the batch sizes."""
+    family: str
+    model: str
+    size: str
+    batch_sizes: tuple[int, ...]
+    shares: dict  # category -> (median, low, high)
+
+    @property
+    def top(self) -> str | None:
+        """The category that took the most time at every batch size: its lowest share above every other
+        category's highest; None when two trade places."""
+        ranked = sorted(self.shares.items(), key=lambda kv: kv[1][0], reverse=True)
+        if not ranked:
+            return None
+        if len(ranked) == 1 or ranked[0][1][1] > max(high for _, (_, _, high) in ranked[1:]):
+            return ranked[0][0]
+        return None
+
+    def share(self, category: str) -> tuple[float, float, float]:
+        return self.shares.get(category, (0.0, 0.0, 0.0))
+
+
+def family_mixes(mix: pd.DataFrame) -> list[FamilyMix]:
+    """From Warehouse.family_mix rows: one FamilyMix per (family, model, size), over the runs that did not ask for
+    the plain math kernel (the mix a person runs by default), UNets first."""
+    rows = mix[mix.attention != PLAIN] if (mix.attention != PLAIN).any() else mix
+    out = []
+    for (family, model_id, h, w), g in rows.groupby(["family", "model_id", "height", "width"], sort=True):
+        per_batch = g.groupby(["batch_size", "category"]).time_s.sum().unstack(fill_value=0.0)
+        shares = per_batch.div(per_batch.sum(axis=1), axis=0)
+        out.append(FamilyMix(
+            family=str(family), model=model_name(model_id), size=f"{h}x{w}",
+            batch_sizes=tuple(int(b) for b in shares.index),
+            shares={c: (float(shares[c].median()), float(shares[c].min()), float(shares[c].max()))
+                    for c in shares.columns}))
+    return sorted(out, key=lambda m: (m.family != "unet", m.model, m.size))
+
+
+@dataclass(frozen=True)
+class KernelGain:
+    """How much faster a fused-kernel run denoised than the same setting on the plain math path, at one batch
+    size: median math time over median fused time (above 1: the fused kernel was faster) and its 95% interval
+    (stats.ratio_interval; NaN with too few jobs)."""
+    family: str
+    model: str
+    size: str
+    batch: int
+    fused: str
+    ratio: float
+    low: float
+    high: float
+    jobs: int
+    needed: int
+
+    @property
+    def too_few(self) -> bool:
+        return not (np.isfinite(self.low) and np.isfinite(self.high))
+
+    @property
+    def verdict(self) -> str | None:
+        """'faster' or 'slower' when the interval lies wholly above or below 1; None when it holds 1 or is
+        missing."""
+        if self.too_few:
+            return None
+        return "faster" if self.low > 1 else "slower" if self.high < 1 else None
+
+
+def kernel_gains(costs: pd.DataFrame) -> list[KernelGain]:
+    """From job_costs rows: for each run on the math path and each run of the same setting (model, size, mode,
+    CFG, steps, device...) with a fused kernel, one KernelGain per batch size both measured. Denoising time where
+    the jobs have it, else the whole job's."""
+    if costs.empty or "attention" not in costs.columns:
+        return []
+    keys = ["height", "width", "mode", "cfg", *[c for c in _variant(costs) if c != "attention"]]
+    out = []
+    for _, g in costs.groupby(keys, dropna=False, sort=False):
+        plain, fused = g[g.attention == PLAIN], g[g.attention != PLAIN]
+        for kernel, f in fused.groupby("attention", sort=True):
+            for b in sorted(set(plain.batch_size) & set(f.batch_size)):
+                a, c = plain[plain.batch_size == b], f[f.batch_size == b]
+                column = "denoise_s" if a.denoise_s.notna().all() and c.denoise_s.notna().all() else "wall_s"
+                r = stats.ratio_interval(a[column], c[column])
+                first = f.iloc[0]
+                out.append(KernelGain(family=str(first.family), model=model_name(first.model_id),
+                                      size=f"{first.height}x{first.width}", batch=int(b), fused=str(kernel),
+                                      ratio=float(r.value), low=float(r.low), high=float(r.high), jobs=int(r.n),
+                                      needed=int(r.needed)))
+    return out
+
+
+@dataclass(frozen=True)
+class AttentionLengths:
+    """One profiled run's attention at its largest profiled batch: the query lengths (tokens per attention call)
+    it ran, longest first, with each one's share of the attention time."""
+    family: str
+    model: str
+    size: str
+    batch: int
+    lengths: tuple[int, ...]
+    shares: tuple[float, ...]
+
+    @property
+    def spread(self) -> float:
+        """The longest query length over the shortest (1: one length throughout)."""
+        return self.lengths[0] / self.lengths[-1]
+
+
+def attention_lengths(levels: pd.DataFrame) -> list[AttentionLengths]:
+    """From Warehouse.attention_levels rows: one per run (fused-kernel runs where there are any), UNets first."""
+    if levels.empty:
+        return []
+    rows = levels[levels.attention != PLAIN] if (levels.attention != PLAIN).any() else levels
+    out = []
+    for run_id, g in rows.groupby("run_id", sort=False):
+        g = g[g.batch_size == g.batch_size.max()]
+        by_length = g.groupby("query_tokens").time_s.sum().sort_index(ascending=False)
+        total = float(by_length.sum())
+        first = g.iloc[0]
+        out.append(AttentionLengths(
+            family=str(first.family), model=model_name(first.model_id), size=f"{first.height}x{first.width}",
+            batch=int(first.batch_size), lengths=tuple(int(n) for n in by_length.index),
+            shares=tuple(float(t / total) if total > 0 else np.nan for t in by_length)))
+    return sorted(out, key=lambda a: (a.family != "unet", a.model, a.size))
