@@ -45,7 +45,8 @@ METADATA = {"host": "h", "device": "cpu", "device_name": "cpu", "torch_version":
             "peak_flops_source": "none", "gpu_uuid": None, "math_mode": "float32", "tf32_matmul": None,
             "tf32_cudnn": None, "ceiling_matmul_flops": 1e11, "ceiling_conv_flops": 1e11,
             "ceiling_copy_bytes_per_s": 2e10, "unet_weight_bytes": 4_000_000, "cpu_count": 2,
-            "device_memory_bytes": 8 * 2**30, "worker_id": None, "ray_node_id": None, "weights_sha256": None}
+            "device_memory_bytes": 8 * 2**30, "worker_id": None, "ray_node_id": None, "weights_sha256": None,
+            "family": "unet"}
 
 
 def _run(model_id: str, model_kind: str | None, n: int) -> dict:

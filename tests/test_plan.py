@@ -202,7 +202,7 @@ def test_bad_round_settings_name_themselves(field, value, message):
 def test_a_run_record_is_the_sweeps_metadata_plus_the_runs_own_fields():
     cfg = CONFIGS[1]
     metadata = {"host": "h", "device": "cpu", "device_name": "cpu", "torch_version": "2", "diffusers_version": "0",
-                "model_id": "m", "model_kind": "weights", "weights_sha256": None,
+                "model_id": "m", "model_kind": "weights", "weights_sha256": None, "family": "unet",
                 "model_params": 1, "scheduler": "DDIMScheduler", "threads": 2, "peak_flops": None,
                 "peak_flops_source": "none", "gpu_uuid": None, "math_mode": "float32", "tf32_matmul": None,
                 "tf32_cudnn": None, "ceiling_matmul_flops": 1e11, "ceiling_conv_flops": 1e11,
@@ -214,8 +214,8 @@ def test_a_run_record_is_the_sweeps_metadata_plus_the_runs_own_fields():
     for rec, run in zip(records, runs):
         assert list(rec) == ["kind", "schema_version", *RUN_FIELDS]
         assert {k: rec[k] for k in metadata} == metadata
-        assert (rec["mode"], rec["height"], rec["guidance_scale"], rec["cfg"], rec["vae_slicing"]) == (
-            run.mode, run.height, run.guidance, run.cfg, run.vae_slicing)
+        assert (rec["mode"], rec["height"], rec["guidance_scale"], rec["cfg"], rec["vae_slicing"], rec["attention"]) == (
+            run.mode, run.height, run.guidance, run.cfg, run.vae_slicing, run.attention)
         assert rec["tags"] == {"threads": 2}
         assert (rec["replicas"], rec["replica_group"], rec["replica_index"]) == (None, None, None)  # not a replica run
     replica = run_record(metadata, cfg, runs[0], {**ids, "replicas": 2, "replica_group": "g", "replica_index": 1},

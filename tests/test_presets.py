@@ -81,7 +81,7 @@ def test_embedded_tokenizer_fits_the_clip_vocabulary():
 def test_arch_setting_defaults_to_tiny_and_refuses_bad_values(tmp_path):
     dirs = dict(spool=str(tmp_path / "s"), out=str(tmp_path / "o"))
     assert SweepConfig(**dirs).arch == "tiny"
-    with pytest.raises(ValueError, match=r"arch must be one of tiny, tiny-random, sd15, sd15-inpaint, sdxl, ldm-inpaint, ldm-inpaint-tiny, ldm-inpaint-tiny-random, got 'sd3'"):
+    with pytest.raises(ValueError, match=r"arch must be one of tiny, tiny-random, sd15, sd15-inpaint, sdxl, ldm-inpaint, ldm-inpaint-tiny, ldm-inpaint-tiny-random, pixart, pixart-tiny, got 'sd3'"):
         SweepConfig(arch="sd3", **dirs)
     with pytest.raises(ValueError, match=r"sd15-inpaint"):
         SweepConfig(arch="sd15", task="inpaint", **dirs)
@@ -109,7 +109,7 @@ def test_arch_flag_refuses_a_bad_value_by_name(tmp_path):
                            str(tmp_path / "s"), "--out", str(tmp_path / "o")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode != 0
-    assert "arch must be one of tiny, tiny-random, sd15, sd15-inpaint, sdxl, ldm-inpaint, ldm-inpaint-tiny, ldm-inpaint-tiny-random, got 'sd3'" in done.stderr
+    assert "arch must be one of tiny, tiny-random, sd15, sd15-inpaint, sdxl, ldm-inpaint, ldm-inpaint-tiny, ldm-inpaint-tiny-random, pixart, pixart-tiny, got 'sd3'" in done.stderr
 
 
 @pytest.mark.parametrize("arch, task, cls", [("sd15", "txt2img", "StableDiffusionPipeline"),

@@ -190,7 +190,7 @@ def test_a_runs_reason_quotes_its_own_spread_and_says_the_stop_was_shared():
 # -- the runner following the rounds (a stand-in for the model) -------------------------------------
 
 METADATA = {"host": "h", "device": "cpu", "device_name": "cpu", "torch_version": "2", "diffusers_version": "0",
-            "model_id": "m", "model_kind": "weights", "weights_sha256": None,
+            "model_id": "m", "model_kind": "weights", "weights_sha256": None, "family": "unet",
             "model_params": 1, "scheduler": "DDIMScheduler", "threads": 2, "peak_flops": None,
             "peak_flops_source": "none", "gpu_uuid": None, "math_mode": "float32", "tf32_matmul": None,
             "tf32_cudnn": None, "unet_weight_bytes": 1, "cpu_count": 2, "device_memory_bytes": 2**33}
