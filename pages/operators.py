@@ -36,7 +36,14 @@ def render():
         if conv:
             st.markdown(conv)
 
-    # 2. Achieved FLOP/s as a share of the datasheet peak and of the ceiling measured on the run's device.
+    # 2. UNet against transformer: the operator mix of each family at one size, the paper's figures beside it.
+    render_families(runs)
+    # 3. The fused attention kernel against the math path, per family and batch size.
+    render_kernels()
+    # 4. Attention by sequence length: tokens per attention call at each level.
+    render_lengths(warehouse().family_runs(sweep_id()))
+
+    # 5. Achieved FLOP/s as a share of the datasheet peak and of the ceiling measured on the run's device.
     tp = warehouse().throughput(run_ids)
     st.subheader("Achieved FLOP/s against batch size")
     if tp.achieved_flops_per_s.isna().all():
@@ -59,7 +66,7 @@ def render_families(runs):
     ids = warehouse().family_runs(sweep_id())
     mix = warehouse().family_mix(ids)
     if "transformer" in set(runs.get("family", [])) or "transformer" in set(mix.family):
-        st.caption(families.STAND_IN)
+        st.caption(families.stand_in(cite=paper))
     mixes = kernels.family_mixes(mix) if not mix.empty else []
     if {m.family for m in mixes} < {"unet", "transformer"}:
         st.info(families.NO_FAMILIES)
@@ -87,11 +94,13 @@ def render_families(runs):
 
 def render_kernels():
     st.subheader("Fused attention kernel against math")
-    costs, _, _ = cost_models(tuple(warehouse().family_runs(sweep_id())))
+    ids = warehouse().family_runs(sweep_id())
+    costs, _, _ = cost_models(tuple(ids))
     gains = kernels.kernel_gains(costs)
     if not gains:
         st.info(families.NO_KERNELS)
         return
+    st.markdown(families.kernels_intro(cite=paper))
     frame = pd.DataFrame([{"model": f"{g.model} ({g.family}) {g.size}", "batch_size": g.batch, "ratio": g.ratio,
                            "low": g.low, "high": g.high, "fused": g.fused} for g in gains])
     base = alt.Chart(frame).encode(x=alt.X("batch_size:O", title="batch size"), color=alt.Color("model:N"))
@@ -111,6 +120,8 @@ def render_kernels():
     both = families.gain_by_family(gains, cite=paper)
     if both:
         st.markdown(both)
+    for pictures in kernels.kernel_pictures(warehouse().image_checks(ids)):
+        st.markdown(families.kernel_pictures(pictures))
 
 
 def render_lengths(run_ids):

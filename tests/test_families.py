@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 
 from collector.ingest import CollectorConfig, ingest_pending
 from generator.measure import invariance, profiling
@@ -27,7 +28,7 @@ from warehouse import kernels
 from warehouse.explain import families
 from warehouse.queries import Warehouse
 
-from .conftest import sql_rows
+from .conftest import ROOT, sql_rows
 
 # PixArt-α: "0.6B parameters" (arXiv 2310.00426, Table 2); the XL-2 1024-MS transformer as diffusers builds it.
 PIXART_PUBLISHED = 0.6e9
@@ -270,6 +271,17 @@ def test_the_length_sentence_says_how_far_apart_the_levels_are():
     assert "as in the up to 4x" in families.lengths(two)
 
 
+def test_the_picture_sentence_says_how_far_the_kernels_pictures_came_apart():
+    same = kernels.KernelPictures(family="unet", model="tiny", comparisons=12, max_abs_diff=0, mean_abs_diff=0.0)
+    assert families.kernel_pictures(same) == ("**tiny**: the same seeds drawn under the two kernels were identical "
+                                              "(12 pictures compared).")
+    one = kernels.KernelPictures(family="unet", model="tiny", comparisons=1, max_abs_diff=1, mean_abs_diff=0.01)
+    assert "differed by at most 1/255 in a pixel channel (1 picture compared)" in families.kernel_pictures(one)
+    four = kernels.KernelPictures(family="transformer", model="pixart-tiny", comparisons=9, max_abs_diff=4,
+                                  mean_abs_diff=0.25)
+    assert "differed by up to 4/255 in a pixel channel (mean 0.25/255)" in families.kernel_pictures(four)
+
+
 def test_model_names_are_read_from_model_ids():
     assert kernels.model_name("preset-pixart-tiny-random-txt2img") == "pixart-tiny"
     assert kernels.model_name("embedded-tiny-shapes-txt2img") == "tiny"
@@ -284,3 +296,21 @@ def test_family_mixes_prefer_the_fused_kernel_runs():
         for c, t in times.items()])
     (mix,) = kernels.family_mixes(rows)
     assert mix.share("attention")[0] == pytest.approx(0.25)
+
+
+# 6. The Operators page, through Streamlit's AppTest, on the two families' warehouse.
+def test_the_operators_page_sets_the_families_and_kernels_side_by_side(two_families, monkeypatch, tmp_path):
+    db, _ = two_families
+    monkeypatch.setenv("WAREHOUSE_DB", db)
+    monkeypatch.setenv("OUTPUT_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120).run()
+    at.switch_page("pages/operators.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = " ".join(m.value for m in at.markdown) + " " + " ".join(c.value for c in at.caption)
+    headings = [s.value for s in at.subheader]
+    assert {"UNet against transformer", "Fused attention kernel against math", "Attention by sequence length"} <= set(headings)
+    assert "Text encoding for `pixart` is a stand-in" in text and "[PixArt-α](/papers#pixart)" in text
+    assert "**tiny** (UNet, 64x64, batch sizes 1–2)" in text and "**pixart-tiny** (transformer, 64x64" in text
+    assert "reports convolution at up to 44%" in text and "math time over sdpa time" in text
+    assert "**tiny**: the same seeds drawn under the two kernels" in text
+    assert not [i.value for i in at.info if i.value in (families.NO_FAMILIES, families.NO_KERNELS)]

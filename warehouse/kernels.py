@@ -135,6 +135,27 @@ def kernel_gains(costs: pd.DataFrame) -> list[KernelGain]:
 
 
 @dataclass(frozen=True)
+class KernelPictures:
+    """One model's pictures drawn under two attention kernels, seed by seed (image_checks against 'attention'):
+    how many comparisons, and the largest and the mean difference of a pixel channel (0-255)."""
+    family: str
+    model: str
+    comparisons: int
+    max_abs_diff: int
+    mean_abs_diff: float
+
+
+def kernel_pictures(checks: pd.DataFrame) -> list[KernelPictures]:
+    """From Warehouse.image_checks rows: one per model whose runs differed only in their attention kernel."""
+    rows = checks[checks.against == "attention"] if not checks.empty else checks
+    out = []
+    for (family, model_id), g in rows.groupby(["family", "model_id"], sort=True):
+        out.append(KernelPictures(family=str(family), model=model_name(model_id), comparisons=len(g),
+                                  max_abs_diff=int(g.max_abs_diff.max()), mean_abs_diff=float(g.mean_abs_diff.mean())))
+    return sorted(out, key=lambda p: (p.family != "unet", p.model))
+
+
+@dataclass(frozen=True)
 class AttentionLengths:
     """One profiled run's attention at its largest profiled batch: the query lengths (tokens per attention call)
     it ran, longest first, with each one's share of the attention time."""

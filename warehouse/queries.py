@@ -327,6 +327,7 @@ class Warehouse:
         return self.df(f"""
             SELECT c.job_id, c."index", c.seed, c.against, c.ref_job_id, c.ref_index, c.max_abs_diff,
                    c.mean_abs_diff, c.psnr_db, c.same_shown, j.run_id, {RUN_LABEL} AS label, r.mode, r.vae_slicing, r.cfg,
+                   r.model_id, coalesce(r.family, 'unet') AS family,
                    r.height, r.width, r.task, j.batch_size, j.warmup,
                    rj.run_id AS ref_run_id, rr.mode AS ref_mode, rr.vae_slicing AS ref_vae_slicing,
                    rj.batch_size AS ref_batch_size, i.path,

@@ -11,6 +11,7 @@ from ..kernels import (
     AttentionLengths,
     FamilyMix,
     KernelGain,
+    KernelPictures,
 )
 from ..analysis import CONV_SHARE_REPORTED
 from . import words
@@ -50,6 +51,10 @@ def family_mix(m: FamilyMix) -> str:
     return text + f"; {CATEGORY_NAME.get(top, top)} took the most at every batch size."
 
 
+def stand_in(cite: words.Cite) -> str:
+    return STAND_IN.replace("PixArt-α XL-2's shape", f"PixArt-α XL-2's shape ({cite('pixart')})")
+
+
 def families(mixes: list[FamilyMix], cite: words.Cite) -> str | None:
     """The paper's two figures against each family here; None unless both families are present."""
     kinds = {m.family for m in mixes}
@@ -86,6 +91,20 @@ def kernel_gain(gains: list[KernelGain]) -> str | None:
         end = "it differed with the batch size (see each interval)."
     return (f"**{first.model}** ({FAMILY_NAME.get(first.family, first.family)}, {first.size}): math time over "
             f"{first.fused} time, median denoising — {each}: {end}")
+
+
+def kernels_intro(cite: words.Cite) -> str:
+    return (f"The fused kernel ({cite('flashattention')}) computes attention in tiles without writing the attention "
+            "matrix out; the math path writes it out. The arithmetic is the same up to rounding.")
+
+
+def kernel_pictures(p: KernelPictures) -> str:
+    """How far the same seeds' pictures came apart under the two kernels."""
+    diff = ("were identical" if p.max_abs_diff == 0 else
+            "differed by at most 1/255 in a pixel channel" if p.max_abs_diff == 1 else
+            f"differed by up to {p.max_abs_diff}/255 in a pixel channel (mean {p.mean_abs_diff:.2f}/255)")
+    return (f"**{p.model}**: the same seeds drawn under the two kernels {diff} "
+            f"({p.comparisons} {'picture' if p.comparisons == 1 else 'pictures'} compared).")
 
 
 def gain_by_family(gains: list[KernelGain], cite: words.Cite) -> str | None:
