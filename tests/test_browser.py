@@ -117,6 +117,12 @@ def test_page_renders_in_a_real_browser(name, server, browser, demo):
             assert "Bigger batch or more workers" in text and "2 images at once" in text
             # its steps part: fewer steps against a bigger batch, by what the pictures show
             assert "Fewer steps or a bigger batch" in text and "pictures show the asked colours" in text
+        if name == "operators":  # the demo's transformer sweep beside its profiled UNet, both under two kernels
+            assert "UNet against transformer" in text and "**" not in text
+            assert "tiny (UNet, 128x128" in text and "pixart-tiny (transformer, 128x128" in text
+            assert "reports convolution at up to 44%" in text and "math time over sdpa time" in text
+            assert "Attention by sequence length" in text and "query tokens" in text
+            assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 5
         if name == "gallery":  # the inpainting part's pictures as given and filled; the same seed without CFG and with
             assert "given" in text and "filled" in text
             assert "The same seed without and with guidance" in text and "CFG off" in text

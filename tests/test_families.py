@@ -274,9 +274,9 @@ def test_the_length_sentence_says_how_far_apart_the_levels_are():
 def test_the_picture_sentence_says_how_far_the_kernels_pictures_came_apart():
     same = kernels.KernelPictures(family="unet", model="tiny", comparisons=12, max_abs_diff=0, mean_abs_diff=0.0)
     assert families.kernel_pictures(same) == ("**tiny**: the same seeds drawn under the two kernels were identical "
-                                              "(12 pictures compared).")
+                                              "(12 comparisons of a picture with its pair).")
     one = kernels.KernelPictures(family="unet", model="tiny", comparisons=1, max_abs_diff=1, mean_abs_diff=0.01)
-    assert "differed by at most 1/255 in a pixel channel (1 picture compared)" in families.kernel_pictures(one)
+    assert "differed by at most 1/255 in a pixel channel (1 comparison of a picture with its pair)" in families.kernel_pictures(one)
     four = kernels.KernelPictures(family="transformer", model="pixart-tiny", comparisons=9, max_abs_diff=4,
                                   mean_abs_diff=0.25)
     assert "differed by up to 4/255 in a pixel channel (mean 0.25/255)" in families.kernel_pictures(four)

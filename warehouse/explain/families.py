@@ -104,7 +104,7 @@ def kernel_pictures(p: KernelPictures) -> str:
             "differed by at most 1/255 in a pixel channel" if p.max_abs_diff == 1 else
             f"differed by up to {p.max_abs_diff}/255 in a pixel channel (mean {p.mean_abs_diff:.2f}/255)")
     return (f"**{p.model}**: the same seeds drawn under the two kernels {diff} "
-            f"({p.comparisons} {'picture' if p.comparisons == 1 else 'pictures'} compared).")
+            f"({p.comparisons} {'comparison' if p.comparisons == 1 else 'comparisons'} of a picture with its pair).")
 
 
 def gain_by_family(gains: list[KernelGain], cite: words.Cite) -> str | None:
