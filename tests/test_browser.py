@@ -121,7 +121,7 @@ def test_page_renders_in_a_real_browser(name, server, browser, demo):
             assert "UNet against transformer" in text and "**" not in text
             assert "tiny (UNet, 128x128" in text and "pixart-tiny (transformer, 128x128" in text
             assert "reports convolution at up to 44%" in text and "math time over sdpa time" in text
-            assert "Attention by sequence length" in text and "query tokens" in text
+            assert "Attention by sequence length" in text and "64 tokens of query: one length throughout" in text
             assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 5
         if name == "gallery":  # the inpainting part's pictures as given and filled; the same seed without CFG and with
             assert "given" in text and "filled" in text

@@ -9,6 +9,7 @@ into a real DuckDB file, and the warehouse's figures and sentences are read back
 from __future__ import annotations
 
 import json
+import types
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from generator.pipelines import attention, presets
 from generator.pipelines.models import count_params, load_pipeline
 from generator.pipelines.parts import quiet_imports
 from generator.run import run_sweep
+from generator.serve.levels import check_served_model
 from generator.sweep.config import SweepConfig
 from warehouse import kernels
 from warehouse.explain import families
@@ -81,6 +83,11 @@ def test_pixart_and_the_refusals_of_what_it_does_not_run(tmp_path):
     with pytest.raises(ValueError, match=r"attention lists a kernel twice"):
         SweepConfig(attention=("math", "math"), **dirs)
     assert SweepConfig(attention="sdpa,math", **dirs).attention == ("sdpa", "math")
+    served = types.SimpleNamespace(resolution=64, guidance=1.0, device="cpu", dtype="float32", model=None,
+                                   arch="pixart-tiny")
+    with pytest.raises(ValueError, match=r"arch 'pixart-tiny' has no stream engine; use policies fifo,batch"):
+        check_served_model(served, ("batch", "stream"))
+    check_served_model(served, ("fifo", "batch"))
     assert SweepConfig(attention=("efficient", "cudnn"), device="cuda", **dirs).attention == ("efficient", "cudnn")
 
 
@@ -261,10 +268,11 @@ def test_the_kernel_sentences_claim_only_what_the_intervals_say():
 
 
 def test_the_length_sentence_says_how_far_apart_the_levels_are():
-    sd15 = kernels.AttentionLengths(family="unet", model="sd15", size="64x64", batch=1, lengths=(64, 16, 4),
-                                    shares=(0.5, 0.3, 0.2))
+    sd15 = kernels.AttentionLengths(family="unet", model="sd15", size="64x64", batch=1, lengths=(64, 16, 4, 1),
+                                    shares=(0.5, 0.25, 0.2, 0.05))
     text = families.lengths(sd15)
-    assert "the longest is 16x the shortest, more than the up to 4x the paper reports" in text
+    assert "the longest is 64x the shortest, more than the up to 4x the paper reports" in text
+    assert "1 token (5% of attention time)" in text
     assert "64 tokens (50% of attention time)" in text
     two = kernels.AttentionLengths(family="unet", model="tiny", size="128x128", batch=1, lengths=(64, 16),
                                    shares=(0.7, 0.3))

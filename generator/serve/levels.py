@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 
 from generator.pipelines.parts import DEVICES, DTYPES
-from generator.pipelines.presets import check_arch
+from generator.pipelines.presets import PIXART_ARCHS, check_arch
 from generator.serve.arrivals import burst, poisson
 from generator.serve.scheduler import POLICIES, Request, check_policy
 from settings import SPOOL_DIR, setting
@@ -146,8 +146,8 @@ def check_served_model(cfg, policies) -> None:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     if cfg.model is None:
         check_arch(cfg.arch, "txt2img")
-        if cfg.arch == "sdxl" and "stream" in policies:
-            raise ValueError("arch 'sdxl' has no stream engine; use policies fifo,batch, got policy 'stream'")
+        if cfg.arch in ("sdxl", *PIXART_ARCHS) and "stream" in policies:
+            raise ValueError(f"arch {cfg.arch!r} has no stream engine; use policies fifo,batch, got policy 'stream'")
 
 
 @dataclass(frozen=True)

@@ -128,13 +128,17 @@ def gain_by_family(gains: list[KernelGain], cite: words.Cite) -> str | None:
     return text + ": the intervals overlap, so no difference between the families is shown."
 
 
+def _tokens(n: int) -> str:
+    return f"{n} token" if n == 1 else f"{n} tokens"
+
+
 def lengths(a: AttentionLengths) -> str:
     """The query lengths one model's attention ran at, and how far apart."""
     spread = a.spread
     head = f"**{a.model}** ({FAMILY_NAME.get(a.family, a.family)}, {a.size}, batch {a.batch}): "
     if len(a.lengths) == 1:
-        return head + f"every attention call had {a.lengths[0]} query tokens: one length throughout."
-    parts = ", ".join(f"{n} tokens ({words.pct(s)} of attention time)" for n, s in zip(a.lengths, a.shares))
+        return head + f"every attention call had {_tokens(a.lengths[0])} of query: one length throughout."
+    parts = ", ".join(f"{_tokens(n)} ({words.pct(s)} of attention time)" for n, s in zip(a.lengths, a.shares))
     versus = ("more than" if spread > LENGTH_SPREAD_REPORTED else "within" if spread < LENGTH_SPREAD_REPORTED
               else "as in")
     return head + (f"attention ran at {parts}: the longest is {spread:g}x the shortest, {versus} the up to "
