@@ -103,12 +103,13 @@ def render_kernels():
     st.markdown(families.kernels_intro(cite=paper))
     frame = pd.DataFrame([{"model": f"{g.model} ({g.family}) {g.size}", "batch_size": g.batch, "ratio": g.ratio,
                            "low": g.low, "high": g.high, "fused": g.fused} for g in gains])
-    base = alt.Chart(frame).encode(x=alt.X("batch_size:O", title="batch size"), color=alt.Color("model:N"))
+    base = alt.Chart(frame).encode(x=alt.X("batch_size:O", title="batch size"), xOffset=alt.XOffset("model:N"),
+                                   color=alt.Color("model:N"))
     points = base.mark_point(filled=True, size=60).encode(
         y=alt.Y("ratio:Q", title="math time / fused time", scale=alt.Scale(zero=False)),
         tooltip=["model", "fused", "batch_size", alt.Tooltip("ratio:Q", format=".3f"),
                  alt.Tooltip("low:Q", format=".3f"), alt.Tooltip("high:Q", format=".3f")])
-    bars = base.mark_errorbar().encode(y="low:Q", y2="high:Q")
+    bars = base.mark_errorbar().encode(y=alt.Y("low:Q", title="math time / fused time"), y2="high:Q")
     one = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(color="grey").encode(y="y:Q")
     st.altair_chart(alt.layer(bars, points, one), width="stretch")
     st.caption(families.kernels_caption())
@@ -131,11 +132,12 @@ def render_lengths(run_ids):
         st.info(operators.NO_PROFILE)
         return
     found = kernels.attention_lengths(levels)
-    rows = levels[levels.batch_size == levels.groupby("run_id").batch_size.transform("max")]
+    fused = levels[levels.attention != kernels.PLAIN] if (levels.attention != kernels.PLAIN).any() else levels
+    rows = fused[fused.batch_size == fused.groupby("run_id").batch_size.transform("max")]
     rows = rows.assign(model=rows.model_id.map(kernels.model_name) + " (" + rows.family + ")",
                        call=rows.query_tokens.astype(str) + " x " + rows.key_tokens.astype(str))
-    st.altair_chart(alt.Chart(rows).mark_bar().encode(
-        x=alt.X("query_tokens:O", title="query tokens per attention call", sort="descending"),
+    st.altair_chart(alt.Chart(rows).mark_bar().properties(width=max(120, 60 * rows.query_tokens.nunique())).encode(
+        x=alt.X("query_tokens:O", title="query tokens per call", sort="descending"),
         y=alt.Y("share_of_unet:Q", title="share of denoiser time", axis=alt.Axis(format="%")),
         color=alt.Color("key_tokens:N", title="key tokens"),
         column=alt.Column("model:N", title=None),

@@ -48,7 +48,8 @@ def family_mix(m: FamilyMix) -> str:
     top = m.top
     if top is None:
         return text + "; no one category led at every batch size."
-    return text + f"; {CATEGORY_NAME.get(top, top)} took the most at every batch size."
+    where = "" if len(m.batch_sizes) == 1 else " at every batch size"
+    return text + f"; {CATEGORY_NAME.get(top, top)} took the most{where}."
 
 
 def stand_in(cite: words.Cite) -> str:
