@@ -1,7 +1,6 @@
 """Operators: where UNet time goes by operator category, and achieved FLOP/s against the peak and the ceiling."""
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 from pages._shared import cost_models, guarded, paper, paper_href, sweep_id, sweep_runs, warehouse
@@ -72,8 +71,7 @@ def render_families(runs):
         st.info(families.NO_FAMILIES)
     if not mixes:
         return
-    rows = mix[mix.attention != kernels.PLAIN] if (mix.attention != kernels.PLAIN).any() else mix
-    rows = rows.assign(model=rows.model_id.map(kernels.model_name) + " (" + rows.family + ")")
+    rows = kernels.mix_rows(mix)
     bars = alt.Chart().mark_bar().encode(
         x=alt.X("batch_size:O", title="batch size"),
         y=alt.Y("share:Q", title="share of denoiser time", axis=alt.Axis(format="%")),
@@ -101,22 +99,18 @@ def render_kernels():
         st.info(families.NO_KERNELS)
         return
     st.markdown(families.kernels_intro(cite=paper))
-    frame = pd.DataFrame([{"model": f"{g.model} ({g.family}) {g.size}", "batch_size": g.batch, "ratio": g.ratio,
-                           "low": g.low, "high": g.high, "fused": g.fused} for g in gains])
-    base = alt.Chart(frame).encode(x=alt.X("batch_size:O", title="batch size"), xOffset=alt.XOffset("model:N"),
-                                   color=alt.Color("model:N"))
+    frame = kernels.gain_rows(gains)
+    base = alt.Chart().encode(x=alt.X("batch_size:O", title="batch size"), xOffset=alt.XOffset("model:N"),
+                              color=alt.Color("model:N"))
     points = base.mark_point(filled=True, size=60).encode(
         y=alt.Y("ratio:Q", title="math time / fused time", scale=alt.Scale(zero=False)),
         tooltip=["model", "fused", "batch_size", alt.Tooltip("ratio:Q", format=".3f"),
                  alt.Tooltip("low:Q", format=".3f"), alt.Tooltip("high:Q", format=".3f")])
     bars = base.mark_errorbar().encode(y=alt.Y("low:Q", title="math time / fused time"), y2="high:Q")
-    one = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(color="grey").encode(y="y:Q")
-    st.altair_chart(alt.layer(bars, points, one), width="stretch")
+    one = alt.Chart().mark_rule(color="grey").encode(y=alt.datum(1.0))
+    st.altair_chart(alt.layer(bars, points, one, data=frame), width="stretch")
     st.caption(families.kernels_caption())
-    groups: dict = {}
-    for g in gains:
-        groups.setdefault((g.family, g.model, g.size, g.fused), []).append(g)
-    for group in groups.values():
+    for group in kernels.by_setting(gains):
         st.markdown(families.kernel_gain(group))
     both = families.gain_by_family(gains, cite=paper)
     if both:
@@ -132,10 +126,7 @@ def render_lengths(run_ids):
         st.info(operators.NO_PROFILE)
         return
     found = kernels.attention_lengths(levels)
-    fused = levels[levels.attention != kernels.PLAIN] if (levels.attention != kernels.PLAIN).any() else levels
-    rows = fused[fused.batch_size == fused.groupby("run_id").batch_size.transform("max")]
-    rows = rows.assign(model=rows.model_id.map(kernels.model_name) + " (" + rows.family + ")",
-                       call=rows.query_tokens.astype(str) + " x " + rows.key_tokens.astype(str))
+    rows = kernels.length_rows(levels)
     st.altair_chart(alt.Chart(rows).mark_bar().properties(width=max(120, 60 * rows.query_tokens.nunique())).encode(
         x=alt.X("query_tokens:O", title="query tokens per call", sort="descending"),
         y=alt.Y("share_of_unet:Q", title="share of denoiser time", axis=alt.Axis(format="%")),

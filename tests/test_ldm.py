@@ -257,5 +257,5 @@ def test_a_bad_arch_or_task_is_refused_by_name():
         presets.check_arch("ldm-inpaint", "txt2img")
     with pytest.raises(ValueError, match=r"arch 'ldm-inpaint-tiny' builds task inpaint, got task 'txt2img'"):
         load_pipeline("txt2img", arch="ldm-inpaint-tiny")
-    with pytest.raises(ValueError, match=r"arch must be one of .*ldm-inpaint, ldm-inpaint-tiny, ldm-inpaint-tiny-random, got 'ldm-big'"):
+    with pytest.raises(ValueError, match=r"arch must be one of .*ldm-inpaint, ldm-inpaint-tiny, ldm-inpaint-tiny-random, pixart, pixart-tiny, got 'ldm-big'"):
         presets.check_arch("ldm-big")

@@ -160,7 +160,7 @@ def stream_over_sequential(costs: pd.DataFrame) -> list[StreamGain]:
     """From job_costs rows: one gain per stream run and sequential run of one size, CFG setting and run settings
     (and per static run of that setting, where there is one)."""
     out = []
-    for (h, w, cfg, *_), g in costs.groupby(["height", "width", "cfg", *_variant(costs)], dropna=False):
+    for (h, w, cfg, *_), g in costs.groupby(["height", "width", "cfg", *variant_columns(costs)], dropna=False):
         runs = {m: [r for _, r in g[g["mode"] == m].groupby("run_id", sort=False)]
                 for m in ("stream", "sequential", "static")}
         # Run against run: several runs of a mode (of one setting) are each compared, never pooled.
@@ -191,7 +191,7 @@ def _stream_gain(h, w, cfg, stream: pd.DataFrame, seq: pd.DataFrame, static: pd.
                       denoise=denoise, end_to_end_range=end_range, denoise_range=denoise_range, **versus)
 
 
-def _variant(rows: pd.DataFrame) -> list[str]:
+def variant_columns(rows: pd.DataFrame) -> list[str]:
     """The columns that make two runs a different thing to compare, besides size, mode and CFG: the model, the
     task, the VAE slicing, and how the run ran (device, dtype, torch threads, steps, attention kernel), where the rows
     carry them."""
@@ -237,7 +237,7 @@ def resolution_gain(costs: pd.DataFrame) -> list[ResolutionGain]:
     smallest height and one at the largest, that measured two batch sizes or more in common. Run against run:
     no figure is a median over runs."""
     out = []
-    for (mode, cfg, *_), g in costs.groupby(["mode", "cfg", *_variant(costs)], dropna=False):
+    for (mode, cfg, *_), g in costs.groupby(["mode", "cfg", *variant_columns(costs)], dropna=False):
         if g.height.nunique() < 2:
             continue
         small, large = g[g.height == g.height.min()], g[g.height == g.height.max()]

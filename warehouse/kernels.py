@@ -20,7 +20,7 @@ import pandas as pd
 
 import stats
 
-from .analysis import CONV_SHARE_REPORTED, _variant, preset_arch
+from .analysis import CONV_SHARE_REPORTED, preset_arch, variant_columns
 
 LINEAR_SHARE_REPORTED = 0.49  # linear layers' share of transformer text-to-image time, at most (arXiv 2312.14385)
 FLASH_GAIN_REPORTED = (1.1, 2.5)  # how much more UNets gain from Flash Attention than transformers (ibid.)
@@ -66,10 +66,25 @@ class FamilyMix:
         return self.shares.get(category, (0.0, 0.0, 0.0))
 
 
+def _fused(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of runs with a fused kernel where there are any (the mix a person runs by default), else all."""
+    return rows[rows.attention != PLAIN] if (rows.attention != PLAIN).any() else rows
+
+
+def _named(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` with a `model` column: the model's name and its family, 'pixart (transformer)'."""
+    return rows.assign(model=rows.model_id.map(model_name) + " (" + rows.family + ")")
+
+
+def mix_rows(mix: pd.DataFrame) -> pd.DataFrame:
+    """Warehouse.family_mix rows of the fused-kernel runs, each named by its model (the page's bars)."""
+    return _named(_fused(mix))
+
+
 def family_mixes(mix: pd.DataFrame) -> list[FamilyMix]:
     """From Warehouse.family_mix rows: one FamilyMix per (family, model, size), over the runs that did not ask for
     the plain math kernel (the mix a person runs by default), UNets first."""
-    rows = mix[mix.attention != PLAIN] if (mix.attention != PLAIN).any() else mix
+    rows = _fused(mix)
     out = []
     for (family, model_id, h, w), g in rows.groupby(["family", "model_id", "height", "width"], sort=True):
         per_batch = g.groupby(["batch_size", "category"]).time_s.sum().unstack(fill_value=0.0)
@@ -117,7 +132,7 @@ def kernel_gains(costs: pd.DataFrame) -> list[KernelGain]:
     the jobs have it, else the whole job's."""
     if costs.empty or "attention" not in costs.columns:
         return []
-    keys = ["height", "width", "mode", "cfg", *[c for c in _variant(costs) if c != "attention"]]
+    keys = ["height", "width", "mode", "cfg", *[c for c in variant_columns(costs) if c != "attention"]]
     out = []
     for _, g in costs.groupby(keys, dropna=False, sort=False):
         plain, fused = g[g.attention == PLAIN], g[g.attention != PLAIN]
@@ -132,6 +147,20 @@ def kernel_gains(costs: pd.DataFrame) -> list[KernelGain]:
                                       ratio=float(r.value), low=float(r.low), high=float(r.high), jobs=int(r.n),
                                       needed=int(r.needed)))
     return out
+
+
+def by_setting(gains: list[KernelGain]) -> list[list[KernelGain]]:
+    """The gains grouped by family, model, size and fused kernel, each group in batch order (one sentence each)."""
+    groups: dict = {}
+    for g in gains:
+        groups.setdefault((g.family, g.model, g.size, g.fused), []).append(g)
+    return [sorted(group, key=lambda g: g.batch) for group in groups.values()]
+
+
+def gain_rows(gains: list[KernelGain]) -> pd.DataFrame:
+    """One row per KernelGain (the page's points and intervals), each named by its model, family and size."""
+    return pd.DataFrame([{"model": f"{g.model} ({g.family}) {g.size}", "batch_size": g.batch, "ratio": g.ratio,
+                          "low": g.low, "high": g.high, "fused": g.fused} for g in gains])
 
 
 @dataclass(frozen=True)
@@ -176,9 +205,8 @@ def attention_lengths(levels: pd.DataFrame) -> list[AttentionLengths]:
     """From Warehouse.attention_levels rows: one per run (fused-kernel runs where there are any), UNets first."""
     if levels.empty:
         return []
-    rows = levels[levels.attention != PLAIN] if (levels.attention != PLAIN).any() else levels
     out = []
-    for run_id, g in rows.groupby("run_id", sort=False):
+    for run_id, g in _fused(levels).groupby("run_id", sort=False):
         g = g[g.batch_size == g.batch_size.max()]
         by_length = g.groupby("query_tokens").time_s.sum().sort_index(ascending=False)
         total = float(by_length.sum())
@@ -188,3 +216,11 @@ def attention_lengths(levels: pd.DataFrame) -> list[AttentionLengths]:
             batch=int(first.batch_size), lengths=tuple(int(n) for n in by_length.index),
             shares=tuple(float(t / total) if total > 0 else np.nan for t in by_length)))
     return sorted(out, key=lambda a: (a.family != "unet", a.model, a.size))
+
+
+def length_rows(levels: pd.DataFrame) -> pd.DataFrame:
+    """Warehouse.attention_levels rows of the fused-kernel runs at each run's largest profiled batch (what
+    attention_lengths reads), each named by its model, with its call as 'query x key' tokens (the page's bars)."""
+    fused = _fused(levels)
+    rows = fused[fused.batch_size == fused.groupby("run_id").batch_size.transform("max")]
+    return _named(rows).assign(call=rows.query_tokens.astype(str) + " x " + rows.key_tokens.astype(str))

@@ -3,6 +3,7 @@ conclusion of a test on the numbers it quotes (warehouse/kernels.py)."""
 
 from __future__ import annotations
 
+from ..analysis import CONV_SHARE_REPORTED
 from ..kernels import (
     FLASH_GAIN_REPORTED,
     LENGTH_SPREAD_REPORTED,
@@ -13,7 +14,6 @@ from ..kernels import (
     KernelGain,
     KernelPictures,
 )
-from ..analysis import CONV_SHARE_REPORTED
 from . import words
 
 FAMILY_NAME = {"unet": "UNet", "transformer": "transformer"}
