@@ -17,7 +17,8 @@ def render():
 
     # 1. Operator mix against batch size.
     mix = warehouse().op_mix(run_ids)
-    st.subheader("UNet time by operator category")
+    unets = runs.family.fillna("unet").eq("unet").any() if "family" in runs else True
+    st.subheader(operators.mix_heading(unets))
     if mix.empty:
         st.info(operators.NO_PROFILE)
     else:
@@ -31,7 +32,7 @@ def render():
             tooltip=alt.value(operators.conv_rule_tooltip()))
         st.altair_chart(alt.layer(bars, rule, data=mix).properties(width=220).facet(
             column=alt.Column("label:N", title=None)), width="content")
-        conv = operators.conv_share(analysis.conv_share(mix), cite=paper)
+        conv = operators.conv_share(analysis.conv_share(mix), cite=paper) if unets else None
         if conv:
             st.markdown(conv)
 

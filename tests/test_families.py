@@ -316,7 +316,9 @@ def test_the_operators_page_sets_the_families_and_kernels_side_by_side(two_famil
     assert not at.exception, [e.value for e in at.exception]
     text = " ".join(m.value for m in at.markdown) + " " + " ".join(c.value for c in at.caption)
     headings = [s.value for s in at.subheader]
-    assert {"UNet against transformer", "Fused attention kernel against math", "Attention by sequence length"} <= set(headings)
+    assert {"UNet against transformer", "Fused attention kernel against math", "Attention by sequence length",
+            "Transformer time by operator category"} <= set(headings)  # the newest sweep is the transformer's
+    assert "Convolution took" not in text  # the UNet's claim is not made of a transformer's sweep
     assert "Text encoding for `pixart` is a stand-in" in text and "[PixArt-α](/papers#pixart)" in text
     assert "**tiny** (UNet, 64x64, batch sizes 1–2)" in text and "**pixart-tiny** (transformer, 64x64" in text
     assert "reports convolution at up to 44%" in text and "math time over sdpa time" in text

@@ -23,6 +23,11 @@ def conv_share(c: ConvShare | None, cite: words.Cite) -> str | None:
     return text + ": it did not shrink as the batch grew."
 
 
+def mix_heading(unets: bool) -> str:
+    """The operator mix's heading: the sweep's denoiser is a UNet (in some run), or a transformer throughout."""
+    return "UNet time by operator category" if unets else "Transformer time by operator category"
+
+
 def flops_caption(peak_source: str) -> str:
     return ("UNet FLOPs (torch.utils.flop_counter, attention included) over denoising time, as a share of the "
             f"datasheet peak ({peak_source}) and of the ceiling measured at the start of each run (the higher of a "
