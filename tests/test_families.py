@@ -269,14 +269,13 @@ def test_the_kernel_sentences_claim_only_what_the_intervals_say():
 
 def test_the_length_sentence_says_how_far_apart_the_levels_are():
     sd15 = kernels.AttentionLengths(family="unet", model="sd15", size="64x64", batch=1, lengths=(64, 16, 4, 1),
-                                    shares=(0.5, 0.25, 0.2, 0.05))
+                                    shares=(0.5, 0.25, 0.2, 0.05), flop_shares=(0.9, 0.08, 0.02, 0.0))
     text = families.lengths(sd15)
     assert "the longest is 64x the shortest, more than the up to 4x the paper reports" in text
-    assert "1 token (5% of attention time)" in text
-    assert "64 tokens (50% of attention time)" in text
+    assert "64 tokens (50% of attention time, 90% of its FLOPs)" in text and "1 token (5% of attention time" in text
     two = kernels.AttentionLengths(family="unet", model="tiny", size="128x128", batch=1, lengths=(64, 16),
                                    shares=(0.7, 0.3))
-    assert "as in the up to 4x" in families.lengths(two)
+    assert "as in the up to 4x" in families.lengths(two) and "64 tokens (70% of attention time)" in families.lengths(two)
 
 
 def test_the_picture_sentence_says_how_far_the_kernels_pictures_came_apart():

@@ -187,13 +187,14 @@ def kernel_pictures(checks: pd.DataFrame) -> list[KernelPictures]:
 @dataclass(frozen=True)
 class AttentionLengths:
     """One profiled run's attention at its largest profiled batch: the query lengths (tokens per attention call)
-    it ran, longest first, with each one's share of the attention time."""
+    it ran, longest first, with each one's share of the attention time and of the attention FLOPs."""
     family: str
     model: str
     size: str
     batch: int
     lengths: tuple[int, ...]
     shares: tuple[float, ...]
+    flop_shares: tuple[float, ...] = ()
 
     @property
     def spread(self) -> float:
@@ -209,12 +210,14 @@ def attention_lengths(levels: pd.DataFrame) -> list[AttentionLengths]:
     for run_id, g in _fused(levels).groupby("run_id", sort=False):
         g = g[g.batch_size == g.batch_size.max()]
         by_length = g.groupby("query_tokens").time_s.sum().sort_index(ascending=False)
-        total = float(by_length.sum())
+        flops = g.groupby("query_tokens").flops.sum().reindex(by_length.index)
+        total, total_flops = float(by_length.sum()), float(flops.sum())
         first = g.iloc[0]
         out.append(AttentionLengths(
             family=str(first.family), model=model_name(first.model_id), size=f"{first.height}x{first.width}",
             batch=int(first.batch_size), lengths=tuple(int(n) for n in by_length.index),
-            shares=tuple(float(t / total) if total > 0 else np.nan for t in by_length)))
+            shares=tuple(float(t / total) if total > 0 else np.nan for t in by_length),
+            flop_shares=tuple(float(f / total_flops) if total_flops > 0 else np.nan for f in flops)))
     return sorted(out, key=lambda a: (a.family != "unet", a.model, a.size))
 
 

@@ -139,7 +139,10 @@ def lengths(a: AttentionLengths) -> str:
     head = f"**{a.model}** ({FAMILY_NAME.get(a.family, a.family)}, {a.size}, batch {a.batch}): "
     if len(a.lengths) == 1:
         return head + f"every attention call had {_tokens(a.lengths[0])} of query: one length throughout."
-    parts = ", ".join(f"{_tokens(n)} ({words.pct(s)} of attention time)" for n, s in zip(a.lengths, a.shares))
+    flops = a.flop_shares or (None,) * len(a.lengths)
+    parts = ", ".join(f"{_tokens(n)} ({words.pct(s)} of attention time"
+                      + (f", {words.pct(f)} of its FLOPs)" if f is not None else ")")
+                      for n, s, f in zip(a.lengths, a.shares, flops))
     versus = ("more than" if spread > LENGTH_SPREAD_REPORTED else "within" if spread < LENGTH_SPREAD_REPORTED
               else "as in")
     return head + (f"attention ran at {parts}: the longest is {spread:g}x the shortest, {versus} the up to "
