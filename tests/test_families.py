@@ -22,6 +22,7 @@ from generator.measure import invariance, profiling
 from generator.measure.timing import denoiser
 from generator.pipelines import attention, presets
 from generator.pipelines.models import count_params, load_pipeline
+from generator.pipelines.models import family as denoiser_family
 from generator.pipelines.parts import quiet_imports
 from generator.run import run_sweep
 from generator.serve.levels import check_served_model
@@ -56,12 +57,16 @@ def test_pixart_has_the_published_shape_and_parameter_count():
     # The stand-in is a known, small fraction of T5-XXL's encoder, with its width.
     assert counts["text_encoder"] < T5_XXL_ENCODER / 500
     assert parts["text_encoder"].config.d_model == 4096
-    assert presets.family("pixart") == "transformer" and presets.family("sd15") == "unet"
 
 
 @pytest.fixture(scope="module")
 def pixart_tiny():
     return load_pipeline("txt2img", arch="pixart-tiny")[0]
+
+
+def test_a_pixart_pipeline_is_of_the_transformer_family(pixart_tiny):
+    assert denoiser_family(pixart_tiny) == "transformer"
+    assert denoiser_family(load_pipeline("txt2img", arch="tiny")[0]) == "unet"
 
 
 def test_the_stand_in_gives_t5_xxl_output_shape(pixart_tiny):

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 
@@ -75,7 +76,7 @@ def pipeline_call(pipe, timer, job: JobInputs, rows) -> list:
         generator=generators([job.seeds[i] for i in rows]),
         output_type="pil",
     )
-    if "callback_on_step_end" in inspect.signature(pipe.__call__).parameters:
+    if _takes_step_end(type(pipe)):
         kwargs.update(callback_on_step_end=timer.on_step_end)
     else:  # PixArtAlphaPipeline: the older per-step callback; sizes as asked (no aspect-ratio binning), captions as given
         kwargs.update(callback=lambda step, t, latents: timer.on_step_end(pipe, step, t, {}),
@@ -84,6 +85,12 @@ def pipeline_call(pipe, timer, job: JobInputs, rows) -> list:
         # One picture for every prompt; one mask per image (the pipeline takes a list).
         kwargs.update(image=[job.image] * len(rows), mask_image=[job.masks[i] for i in rows])
     return pipe(**kwargs).images
+
+
+@functools.cache
+def _takes_step_end(pipeline_class) -> bool:
+    """Whether a pipeline class takes diffusers' `callback_on_step_end` (read once per class, outside any job's time)."""
+    return "callback_on_step_end" in inspect.signature(pipeline_class.__call__).parameters
 
 
 def _stream_batch(pipe, timer, job: JobInputs) -> list:

@@ -49,18 +49,10 @@ ARCH_TASKS = {
     "pixart": ("txt2img",),
     "pixart-tiny": ("txt2img",),
 }
-# The denoiser's family (run `family`): a UNet of convolutions with attention at some levels, or a transformer
-# of patches, every layer at one sequence length (arXiv 2312.14385 compares the two).
-FAMILIES = ("unet", "transformer")
 T5_TOKENS = 120  # PixArt-α's caption length (max_sequence_length)
 T5_WIDTH = 4096  # T5-XXL's width: the caption features PixArt reads (caption_channels)
 # The text-encoder stand-in of the pixart presets: T5's class at T5-XXL's width, one layer of one 64-wide head.
 T5_STAND_IN = dict(d_model=T5_WIDTH, d_kv=64, d_ff=256, num_layers=1, num_heads=1)
-
-
-def family(arch: str) -> str:
-    """'transformer' for a PixArt preset, else 'unet'."""
-    return "transformer" if arch in PIXART_ARCHS else "unet"
 CLIP_VOCAB = 49408  # the real CLIP BPE vocabulary: kept so the parameter count matches the real model
 
 
